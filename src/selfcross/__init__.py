@@ -1,0 +1,12 @@
+"""selfcross: self- vs cross-attention for multimodal emotion recognition.
+
+A faithful reimplementation of Rajan, Brutti & Cavallaro, "Is cross-attention preferable
+to self-attention for multi-modal emotion recognition?" (ICASSP 2022), as a toolkit:
+models, fold reader, synthetic benchmark, training, experiment grid, reports.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

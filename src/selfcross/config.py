@@ -1,0 +1,243 @@
+"""Typed configuration: model, training and run configs, the presets, JSON in and out.
+
+Why dataclasses and not dicts: a run folder's ``config.json`` must rebuild the exact model
+and rerun the exact training, years later. Every field has a type, a default (the paper's
+value) and a docstring line; unknown keys in a JSON file are an error, not silently ignored.
+
+Presets:
+    ``paper``    the authors' computation, quirks included (padding attended and averaged,
+                 raw MFCC values), in float32 by default (``dtype="float64"`` is their precision).
+    ``improved`` the same architecture with documented fixes switched on (masks, length-aware
+                 GRUs, masked means, train-split standardization, AMP on CUDA).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from selfcross.errors import ConfigError
+from selfcross.labels import MODALITIES, parse_modalities
+
+MODEL_KINDS: tuple[str, ...] = ("self", "cross", "self+cross")
+POOLINGS: tuple[str, ...] = ("stat", "concat", "mean")
+PRESETS: tuple[str, ...] = ("paper", "improved")
+
+
+@dataclass
+class ModalityShape:
+    """Input shape of one modality and the length its time-mixing convolution maps it to.
+
+    Attributes:
+        seq_len: time steps of the padded input (the Conv1d's *channel* axis).
+        feat_dim: features per time step.
+        mixed_len: output time steps of the 1x1 time-mixing Conv1d; ``None`` = no
+            convolution (the paper's text branch).
+    """
+
+    seq_len: int
+    feat_dim: int
+    mixed_len: int | None
+
+
+def paper_shapes() -> dict[str, ModalityShape]:
+    """The paper's input shapes: audio 1000x120 -> 500, video 32x2048 -> 25, text 128x300."""
+    return {
+        "audio": ModalityShape(1000, 120, 500),
+        "video": ModalityShape(32, 2048, 25),
+        "text": ModalityShape(128, 300, None),
+    }
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to build a :class:`selfcross.models.FusionModel`.
+
+    Attributes:
+        kind: ``self`` (attention inside each modality), ``cross`` (every ordered pair,
+            target queries source) or ``self+cross`` (both sets of vectors pooled together).
+        modalities: canonical modality names used by the model.
+        pooling: ``stat`` = the paper's statistical pooling ([std, mean] across attention
+            vectors, 2*H wide); ``concat`` = noSP replacement (vectors concatenated, n*H wide);
+            ``mean`` = noSP alternative (mean only, H wide). Ignored (identity) when the
+            model has a single attention vector (uni-modal self), where SP is undefined.
+        shapes: per-modality input shapes (paper values by default).
+        hidden: GRU units per direction (attention width is ``2 * hidden``).
+        heads: attention heads.
+        attn_dropout: dropout on attention weights (part of the model; on in training).
+        text_dropout: dropout on word vectors (training only).
+        head_hidden: width of the first linear layer of the head.
+        n_classes: number of output classes.
+        mask_padding: improved: zero padded input frames, key-padding masks in attention.
+        packed_gru: improved: length-aware GRU (packed sequences) where time is not mixed.
+        masked_mean: improved: temporal mean over valid steps only.
+    """
+
+    kind: str = "self"
+    modalities: tuple[str, ...] = MODALITIES
+    pooling: str = "stat"
+    shapes: dict[str, ModalityShape] = field(default_factory=paper_shapes)
+    hidden: int = 60
+    heads: int = 6
+    attn_dropout: float = 0.1
+    text_dropout: float = 0.25
+    head_hidden: int = 60
+    n_classes: int = 7
+    mask_padding: bool = False
+    packed_gru: bool = False
+    masked_mean: bool = False
+
+    def __post_init__(self) -> None:
+        self.modalities = parse_modalities(tuple(self.modalities))
+        self.shapes = {
+            k: (v if isinstance(v, ModalityShape) else ModalityShape(**v)) for k, v in self.shapes.items()
+        }
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` with a reason if the combination cannot be built."""
+        if self.kind not in MODEL_KINDS:
+            raise ConfigError(f"model kind {self.kind!r} is not one of {', '.join(MODEL_KINDS)}")
+        if self.kind in ("cross", "self+cross") and len(self.modalities) < 2:
+            raise ConfigError(
+                f"a {self.kind!r} model needs at least two modalities: cross-attention lets one "
+                f"modality query another, and {self.modalities[0]!r} has no partner"
+            )
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
+        missing = [m for m in self.modalities if m not in self.shapes]
+        if missing:
+            raise ConfigError(f"no input shape given for modalities {missing}")
+        if (2 * self.hidden) % self.heads:
+            raise ConfigError(f"attention width {2 * self.hidden} is not divisible by {self.heads} heads")
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of every attention vector (bidirectional GRU output)."""
+        return 2 * self.hidden
+
+
+@dataclass
+class TrainConfig:
+    """The training protocol; defaults are the authors' (FACTS.md §3).
+
+    Attributes:
+        seed: seeds torch, numpy and Python's ``random`` and the batch order.
+        lr: Adam learning rate.
+        batch_size: training batch size (shuffled every epoch).
+        max_epochs: hard cap on epochs (early stopping usually ends sooner).
+        patience: epochs without a dev-accuracy improvement before stopping.
+        plateau_patience: ReduceLROnPlateau patience on dev loss.
+        plateau_factor: ReduceLROnPlateau factor.
+        dtype: ``float32`` (fast default) or ``float64`` (the authors' precision).
+        device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``/``cuda:N``.
+        num_threads: torch intra-op threads; ``None`` leaves torch's default.
+        standardize: improved: per-feature standardization fitted on the training split.
+        amp: improved: automatic mixed precision (bf16) on CUDA; ignored on CPU.
+        eval_batch_size: batch size for dev/test evaluation (no effect on results).
+    """
+
+    seed: int = 1
+    lr: float = 1e-3
+    batch_size: int = 32
+    max_epochs: int = 100
+    patience: int = 10
+    plateau_patience: int = 10
+    plateau_factor: float = 0.1
+    dtype: str = "float32"
+    device: str = "auto"
+    num_threads: int | None = None
+    standardize: bool = False
+    amp: bool = False
+    eval_batch_size: int = 128
+
+    def __post_init__(self) -> None:
+        if self.dtype not in ("float32", "float64"):
+            raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
+        if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
+            raise ConfigError("batch_size, max_epochs and patience must be positive")
+
+
+@dataclass
+class RunConfig:
+    """One training run: what to build, how to train it, on what data, and where it ran.
+
+    ``data`` and ``environment`` are filled in by the trainer (data path and fingerprint;
+    package/torch versions, device, threads) so that ``config.json`` alone says how to
+    reproduce the run.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = "paper"
+    class_names: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ConfigError`."""
+        d = dict(d)
+        model = _build(ModelConfig, d.pop("model", {}))
+        train = _build(TrainConfig, d.pop("train", {}))
+        out = _build(cls, d)
+        out.model, out.train = model, train
+        out.class_names = tuple(out.class_names)
+        return out
+
+    def save(self, path: str | Path) -> None:
+        """Write as indented JSON."""
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> RunConfig:
+        """Read a ``config.json``; a malformed file raises :class:`ConfigError` naming it."""
+        path = Path(path)
+        try:
+            d = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        try:
+            return cls.from_dict(d)
+        except ConfigError as e:
+            raise ConfigError(f"{path}: {e}") from None
+
+
+T = TypeVar("T")
+
+
+def _build(cls: type[T], d: dict[str, Any]) -> T:
+    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(d) - names)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+    if cls is ModelConfig and "modalities" in d:
+        d = {**d, "modalities": tuple(d["modalities"])}
+    return cls(**d)
+
+
+def apply_preset(config: RunConfig, preset: str) -> RunConfig:
+    """Set the switches of a preset on ``config`` (in place) and return it.
+
+    ``paper`` turns every fix off; ``improved`` turns them all on. Individual switches can
+    be changed afterwards; ``config.preset`` records the starting point.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
+    on = preset == "improved"
+    config.preset = preset
+    config.model.mask_padding = on
+    config.model.packed_gru = on
+    config.model.masked_mean = on
+    config.train.standardize = on
+    config.train.amp = on
+    return config
