@@ -6,14 +6,14 @@ DEMO_OUT ?= demo-output
 
 .PHONY: demo test setup setup-full lint clean
 
-.venv/.installed: requirements/base.txt pyproject.toml
+.venv/.installed: requirements/common.txt requirements/base.txt pyproject.toml
 	$(PYTHON) -m venv .venv
 	.venv/bin/python -m pip install -q --upgrade pip
 	.venv/bin/python -m pip install -q -r requirements/base.txt
 	.venv/bin/python -m pip install -q --no-deps -e .
 	touch $@
 
-.venv-full/.installed: requirements/base.txt requirements/full.txt pyproject.toml
+.venv-full/.installed: requirements/common.txt requirements/full.txt pyproject.toml
 	$(PYTHON) -m venv .venv-full
 	.venv-full/bin/python -m pip install -q --upgrade pip
 	.venv-full/bin/python -m pip install -q -r requirements/full.txt
