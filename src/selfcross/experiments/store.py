@@ -1,0 +1,478 @@
+"""The results store: one SQLite file per study, written by the grid driver only.
+
+Why SQLite (stdlib ``sqlite3``): a study of hundreds of runs must survive ``kill -9`` at any
+moment, be resumable, and be queried later (tables, significance tests on per-utterance
+predictions). SQLite gives atomic transactions and a single portable file; WAL mode lets a
+report be generated while a grid is still writing.
+
+Rules this module enforces:
+
+* **One writer.** Only the grid driver process writes; workers send results back to it.
+  :meth:`ResultsStore.open` with ``lock=True`` takes an exclusive ``flock`` on
+  ``<db>.lock`` so a second driver on the same file fails with :class:`StoreError`.
+* **No half rows.** A run's result (metrics, scalar columns, every prediction row) is written
+  in ONE transaction (:meth:`ResultsStore.record_done`); a crash leaves either the old row
+  (``running``) or the complete new one.
+* **Never overwrite what we do not understand.** Opening a file that is not SQLite, or a
+  store whose ``schema_version`` is newer than :data:`SCHEMA_VERSION`, raises
+  :class:`StoreError` before anything is written.
+
+The schema is documented in ``docs/results-store.md`` and in :data:`SCHEMA_SQL`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfcross.errors import StoreError
+
+try:  # POSIX only; on other systems the one-writer rule is by convention only
+    import fcntl
+except ImportError:  # pragma: no cover
+    fcntl = None  # type: ignore[assignment]
+
+#: Version of the schema below; bump on any incompatible change (and migrate older files).
+SCHEMA_VERSION = 1
+
+#: Run status values.
+STATUSES: tuple[str, ...] = ("running", "done", "failed")
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id                      INTEGER PRIMARY KEY,
+    run_key                 TEXT NOT NULL,     -- e.g. self-atv-stat-paper-f01-s01
+    model_kind              TEXT NOT NULL,     -- self | cross | self+cross
+    modalities              TEXT NOT NULL,     -- modality code in canonical order: a, vt, atv
+    pooling                 TEXT NOT NULL,     -- stat | concat | mean
+    preset                  TEXT NOT NULL,     -- paper | improved
+    fold                    INTEGER NOT NULL,  -- 1-based fold number (fold01 = 1)
+    seed                    INTEGER NOT NULL,
+    config_json             TEXT NOT NULL,     -- RunConfig.to_dict() as submitted
+    config_hash             TEXT NOT NULL,     -- sha256 of the result-relevant config
+    data_fingerprint        TEXT NOT NULL,     -- selfcross.data.fingerprint(fold_dir)
+    status                  TEXT NOT NULL CHECK (status IN ('running', 'done', 'failed')),
+    error                   TEXT,              -- failed runs: the error text
+    attempts                INTEGER NOT NULL DEFAULT 0,
+    started_at              TEXT,              -- ISO 8601 UTC
+    finished_at             TEXT,
+    wall_time_s             REAL,
+    run_dir                 TEXT,              -- the run folder (config.json, model.safetensors, ...)
+    class_names             TEXT,              -- JSON list, label order
+    dev_metrics             TEXT,              -- JSON: classification_metrics() on dev
+    test_metrics            TEXT,              -- JSON: classification_metrics() on test
+    dev_accuracy            REAL,
+    dev_balanced_accuracy   REAL,
+    test_accuracy           REAL,
+    test_balanced_accuracy  REAL,
+    test_f1_macro           REAL,
+    best_epoch              INTEGER,
+    epochs_run              INTEGER,
+    UNIQUE (run_key, config_hash, data_fingerprint)
+);
+CREATE INDEX IF NOT EXISTS runs_cell ON runs (model_kind, modalities, pooling, preset, status);
+CREATE TABLE IF NOT EXISTS predictions (
+    run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    idx           INTEGER NOT NULL,   -- position in the fold's test split
+    utterance_id  TEXT,               -- S_ids.txt entry when the fold has one
+    y_true        INTEGER NOT NULL,
+    y_pred        INTEGER NOT NULL,
+    probs         TEXT NOT NULL,      -- JSON list of class probabilities (label order)
+    PRIMARY KEY (run_id, idx)
+);
+"""
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """The identity of one grid cell x fold x seed (what a run *is*, not how it was configured)."""
+
+    model_kind: str
+    modalities: str
+    pooling: str
+    preset: str
+    fold: int
+    seed: int
+
+    def __str__(self) -> str:
+        kind = self.model_kind.replace("+", "_")
+        return f"{kind}-{self.modalities}-{self.pooling}-{self.preset}-f{self.fold:02d}-s{self.seed:02d}"
+
+
+@dataclass
+class RunRow:
+    """One row of ``runs`` (metrics decoded from JSON)."""
+
+    id: int
+    run_key: str
+    model_kind: str
+    modalities: str
+    pooling: str
+    preset: str
+    fold: int
+    seed: int
+    config: dict[str, Any]
+    config_hash: str
+    data_fingerprint: str
+    status: str
+    error: str | None
+    attempts: int
+    started_at: str | None
+    finished_at: str | None
+    wall_time_s: float | None
+    run_dir: str | None
+    class_names: list[str]
+    dev_metrics: dict[str, Any]
+    test_metrics: dict[str, Any]
+    test_accuracy: float | None
+    test_balanced_accuracy: float | None
+
+
+@dataclass
+class Predictions:
+    """Per-utterance test predictions of one run.
+
+    Attributes:
+        y_true: int64 [N]; y_pred: int64 [N]; probs: float64 [N, C]; ids: N strings or ``None``.
+    """
+
+    y_true: np.ndarray
+    y_pred: np.ndarray
+    probs: np.ndarray
+    ids: list[str] | None
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _check_sqlite_file(path: Path) -> None:
+    """Refuse a non-empty file whose header is not SQLite's (so we never write into it)."""
+    if not path.exists():
+        return
+    if path.is_dir():
+        raise StoreError(f"{path}: is a folder, not a results database")
+    if path.stat().st_size == 0:
+        return
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if head != b"SQLite format 3\x00":
+        raise StoreError(f"{path}: not an SQLite database (refusing to touch it; give another --db path)")
+
+
+class ResultsStore:
+    """A results database. Use :meth:`open` (or :func:`open_store`), then :meth:`close`.
+
+    Reading methods work on any store; writing methods are for the single driver process.
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, lock_fd: int | None) -> None:
+        self.path = path
+        self._conn = conn
+        self._lock_fd = lock_fd
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def open(cls, path: str | Path, create: bool = True, lock: bool = False) -> ResultsStore:
+        """Open (and with ``create`` initialise) the store at ``path``.
+
+        Args:
+            path: the SQLite file.
+            create: create the file and schema if absent; ``False`` = it must exist.
+            lock: take the exclusive writer lock (``<path>.lock``); the grid driver does.
+
+        Raises:
+            StoreError: not an SQLite file, newer schema version, missing file with
+                ``create=False``, or another driver holds the lock.
+        """
+        path = Path(path)
+        if not path.exists() and not create:
+            raise StoreError(f"{path}: no such results database")
+        _check_sqlite_file(path)
+        if create:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        lock_fd = _take_lock(path) if lock else None
+        try:
+            conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            try:
+                _check_version(path, conn)
+                conn.execute("PRAGMA foreign_keys = ON")
+                if create:
+                    conn.execute("PRAGMA journal_mode = WAL")
+                    conn.execute("PRAGMA synchronous = NORMAL")
+                    _init_schema(path, conn)
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                raise StoreError(f"{path}: cannot be used as a results database ({e})") from None
+            except StoreError:
+                conn.close()
+                raise
+        except BaseException:
+            _release_lock(lock_fd)
+            raise
+        return cls(path, conn, lock_fd)
+
+    def close(self) -> None:
+        """Close the connection and release the writer lock."""
+        self._conn.close()
+        _release_lock(self._lock_fd)
+        self._lock_fd = None
+
+    def __enter__(self) -> ResultsStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all statements inside commit together or not at all."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------ writing
+    def record_started(
+        self, key: RunKey, config: dict[str, Any], config_hash: str, data_fingerprint: str, run_dir: str
+    ) -> int:
+        """Mark a run ``running`` (new row, or reuse of a stale running/failed row); return its id.
+
+        Any predictions of a reused row are deleted in the same transaction.
+        """
+        with self._tx() as c:
+            row = c.execute(
+                "SELECT id, status FROM runs WHERE run_key=? AND config_hash=? AND data_fingerprint=?",
+                (str(key), config_hash, data_fingerprint),
+            ).fetchone()
+            if row is not None and row["status"] == "done":
+                raise StoreError(f"{self.path}: run {key} is already done; refusing to restart it")
+            values = (
+                key.model_kind, key.modalities, key.pooling, key.preset, key.fold, key.seed,
+                json.dumps(config, sort_keys=True), now_iso(), run_dir,
+            )
+            if row is None:
+                cur = c.execute(
+                    "INSERT INTO runs (run_key, config_hash, data_fingerprint, model_kind, modalities, "
+                    "pooling, preset, fold, seed, config_json, started_at, run_dir, status, attempts) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1)",
+                    (str(key), config_hash, data_fingerprint, *values),
+                )
+                return int(cur.lastrowid)
+            run_id = int(row["id"])
+            c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
+            c.execute(
+                "UPDATE runs SET model_kind=?, modalities=?, pooling=?, preset=?, fold=?, seed=?, "
+                "config_json=?, started_at=?, run_dir=?, status='running', error=NULL, "
+                "finished_at=NULL, wall_time_s=NULL, dev_metrics=NULL, test_metrics=NULL, "
+                "dev_accuracy=NULL, dev_balanced_accuracy=NULL, test_accuracy=NULL, "
+                "test_balanced_accuracy=NULL, test_f1_macro=NULL, best_epoch=NULL, epochs_run=NULL, "
+                "attempts=attempts+1 WHERE id=?",
+                (*values, run_id),
+            )
+            return run_id
+
+    def record_done(
+        self,
+        run_id: int,
+        metrics: dict[str, Any],
+        predictions: Predictions,
+        class_names: Sequence[str],
+        wall_time_s: float,
+    ) -> None:
+        """Store a finished run: metrics, scalar columns and all predictions in ONE transaction.
+
+        Args:
+            metrics: ``metrics.json`` content (``dev``, ``test``, ``best_epoch``, ``epochs_run``).
+            predictions: the test split's predictions (``probs`` [N, C]).
+        """
+        dev, test = metrics.get("dev", {}), metrics.get("test", {})
+        n = len(predictions.y_true)
+        if len(predictions.y_pred) != n or len(predictions.probs) != n:
+            raise StoreError(f"run {run_id}: y_true, y_pred and probs have different lengths")
+        ids = predictions.ids if predictions.ids is not None else [None] * n
+        rows = [
+            (run_id, i, None if ids[i] is None else str(ids[i]), int(predictions.y_true[i]),
+             int(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
+            for i in range(n)
+        ]
+        with self._tx() as c:
+            c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
+            c.executemany(
+                "INSERT INTO predictions (run_id, idx, utterance_id, y_true, y_pred, probs) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            c.execute(
+                "UPDATE runs SET status='done', error=NULL, finished_at=?, wall_time_s=?, class_names=?, "
+                "dev_metrics=?, test_metrics=?, dev_accuracy=?, dev_balanced_accuracy=?, test_accuracy=?, "
+                "test_balanced_accuracy=?, test_f1_macro=?, best_epoch=?, epochs_run=? WHERE id=?",
+                (
+                    now_iso(), float(wall_time_s), json.dumps(list(class_names)),
+                    json.dumps(dev, sort_keys=True), json.dumps(test, sort_keys=True),
+                    _num(dev.get("accuracy")), _num(dev.get("balanced_accuracy")),
+                    _num(test.get("accuracy")), _num(test.get("balanced_accuracy")),
+                    _num(test.get("f1_macro")), metrics.get("best_epoch"), metrics.get("epochs_run"),
+                    run_id,
+                ),
+            )
+
+    def record_failed(self, run_id: int, error: str, wall_time_s: float | None = None) -> None:
+        """Mark a run ``failed`` with its error text (it is retried only with ``retry_failed``)."""
+        with self._tx() as c:
+            c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
+            c.execute(
+                "UPDATE runs SET status='failed', error=?, finished_at=?, wall_time_s=? WHERE id=?",
+                (error, now_iso(), wall_time_s, run_id),
+            )
+
+    # ------------------------------------------------------------------ reading
+    def status_of(self, key: RunKey, config_hash: str, data_fingerprint: str) -> str | None:
+        """Status of this exact run (key + config hash + data fingerprint), ``None`` if never started."""
+        row = self._conn.execute(
+            "SELECT status FROM runs WHERE run_key=? AND config_hash=? AND data_fingerprint=?",
+            (str(key), config_hash, data_fingerprint),
+        ).fetchone()
+        return None if row is None else str(row["status"])
+
+    def runs(self, status: str | None = "done") -> list[RunRow]:
+        """All runs (``status=None``) or those with one status, oldest first."""
+        sql = "SELECT * FROM runs"
+        args: tuple[Any, ...] = ()
+        if status is not None:
+            sql += " WHERE status=?"
+            args = (status,)
+        return [_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
+
+    def predictions(self, run_id: int) -> Predictions:
+        """The stored test predictions of one run, in split order."""
+        rows = self._conn.execute(
+            "SELECT utterance_id, y_true, y_pred, probs FROM predictions WHERE run_id=? ORDER BY idx",
+            (run_id,),
+        ).fetchall()
+        ids = [r["utterance_id"] for r in rows]
+        return Predictions(
+            y_true=np.array([r["y_true"] for r in rows], dtype=np.int64),
+            y_pred=np.array([r["y_pred"] for r in rows], dtype=np.int64),
+            probs=np.array([json.loads(r["probs"]) for r in rows], dtype=np.float64),
+            ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Number of runs per status."""
+        out = dict.fromkeys(STATUSES, 0)
+        for r in self._conn.execute("SELECT status, COUNT(*) AS n FROM runs GROUP BY status"):
+            out[str(r["status"])] = int(r["n"])
+        return out
+
+    def schema_version(self) -> int:
+        """The file's schema version."""
+        row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row["value"])
+
+
+def open_store(path: str | Path, create: bool = True, lock: bool = False) -> ResultsStore:
+    """Shorthand for :meth:`ResultsStore.open`."""
+    return ResultsStore.open(path, create=create, lock=lock)
+
+
+def _num(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
+def _row(r: sqlite3.Row) -> RunRow:
+    return RunRow(
+        id=int(r["id"]), run_key=r["run_key"], model_kind=r["model_kind"], modalities=r["modalities"],
+        pooling=r["pooling"], preset=r["preset"], fold=int(r["fold"]), seed=int(r["seed"]),
+        config=json.loads(r["config_json"]), config_hash=r["config_hash"],
+        data_fingerprint=r["data_fingerprint"], status=r["status"], error=r["error"],
+        attempts=int(r["attempts"]), started_at=r["started_at"], finished_at=r["finished_at"],
+        wall_time_s=r["wall_time_s"], run_dir=r["run_dir"],
+        class_names=json.loads(r["class_names"]) if r["class_names"] else [],
+        dev_metrics=json.loads(r["dev_metrics"]) if r["dev_metrics"] else {},
+        test_metrics=json.loads(r["test_metrics"]) if r["test_metrics"] else {},
+        test_accuracy=r["test_accuracy"], test_balanced_accuracy=r["test_balanced_accuracy"],
+    )
+
+
+def _check_version(path: Path, conn: sqlite3.Connection) -> None:
+    """Raise StoreError if the file holds tables but not ours, or a newer schema version."""
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    if not tables:
+        return
+    if "meta" not in tables:
+        raise StoreError(f"{path}: an SQLite file, but not a selfcross results database (no meta table)")
+    row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+    if row is None:
+        raise StoreError(f"{path}: results database without a schema_version")
+    try:
+        version = int(row[0])
+    except ValueError:
+        raise StoreError(f"{path}: unreadable schema_version {row[0]!r}") from None
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: schema version {version} is newer than this selfcross understands "
+            f"({SCHEMA_VERSION}); upgrade selfcross (the file was not modified)"
+        )
+    if version < SCHEMA_VERSION:  # pragma: no cover - no older version exists yet
+        raise StoreError(f"{path}: schema version {version} is older and has no migration")
+
+
+def _init_schema(path: Path, conn: sqlite3.Connection) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for stmt in SCHEMA_SQL.split(";"):
+            if stmt.strip():
+                conn.execute(stmt)
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+        )
+        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('created_at', ?)", (now_iso(),))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _take_lock(path: Path) -> int | None:
+    if fcntl is None:  # pragma: no cover
+        return None
+    lock_path = path.with_name(path.name + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(
+            f"{path}: another selfcross grid is writing to this database (lock {lock_path}); "
+            "only one driver may write at a time"
+        ) from None
+    return fd
+
+
+def _release_lock(fd: int | None) -> None:
+    if fd is None or fcntl is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
