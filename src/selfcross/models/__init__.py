@@ -1,1 +1,13 @@
-"""models stage."""
+"""Models: per-modality encoders, attention blocks, pooling and the fusion model.
+
+Public API: :class:`FusionModel` (built from a :class:`selfcross.config.ModelConfig`),
+:func:`attention_pairs`, and the parts :class:`ModalityEncoder`, :class:`Attention`,
+:class:`Pooling`.
+"""
+
+from selfcross.models.attention import Attention
+from selfcross.models.encoders import ModalityEncoder
+from selfcross.models.model import FusionModel, attention_pairs
+from selfcross.models.pooling import Pooling
+
+__all__ = ["Attention", "FusionModel", "ModalityEncoder", "Pooling", "attention_pairs"]

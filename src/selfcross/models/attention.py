@@ -1,0 +1,45 @@
+"""One attention block: a thin wrapper around ``nn.MultiheadAttention``.
+
+Why a separate class: it is the hot spot of the model and will be optimized on its own
+(fused kernels, other back-ends) without touching the model. Its contract is small:
+``(query [B, Tq, E], source [B, Tk, E], key_padding_mask [B, Tk] | None) -> [B, Tq, E]``.
+Attention weights are never requested (``need_weights=False``), which lets PyTorch use
+its fused scaled-dot-product kernel.
+
+Parameter names (``mha.in_proj_weight`` [3E, E], ``mha.in_proj_bias`` [3E],
+``mha.out_proj.weight`` [E, E], ``mha.out_proj.bias`` [E]) are part of the checkpoint
+format (``selfcross.compat`` maps the authors' names onto them).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Attention(nn.Module):
+    """Multi-head attention where ``query`` attends to ``source`` (keys = values = source).
+
+    Args:
+        embed_dim: vector width ``E`` (``2 * hidden`` for a BiGRU encoder).
+        heads: number of heads (must divide ``embed_dim``).
+        dropout: dropout on the attention weights (training only).
+    """
+
+    def __init__(self, embed_dim: int, heads: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(embed_dim, heads, dropout=dropout, batch_first=True)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        source: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """``query [B, Tq, E]``, ``source [B, Tk, E]`` -> ``[B, Tq, E]``.
+
+        ``key_padding_mask [B, Tk]`` is ``True`` at positions to ignore; every row must
+        keep at least one key (else the softmax is undefined).
+        """
+        out, _ = self.mha(query, source, source, key_padding_mask=key_padding_mask, need_weights=False)
+        return out

@@ -1,0 +1,191 @@
+"""The fusion model: encoders -> attention -> temporal means -> pooling -> linear head.
+
+One class covers every model of the paper (and the combinations it infers): any non-empty
+modality set, attention ``self`` / ``cross`` / ``self+cross``, pooling ``stat`` / ``concat`` /
+``mean``. With the ``paper`` switches it computes exactly what the authors' ``TVAModel_Self``
+and ``TVAModel_Cross`` compute (checked against their outputs in ``tests/test_compat.py``).
+
+Shapes (paper values): audio ``[B, 1000, 120]`` -> conv -> ``[B, 500, 120]`` -> BiGRU ->
+``[B, 500, 120]``; video ``[B, 32, 2048]`` -> ``[B, 25, 2048]`` -> ``[B, 25, 120]``; text
+``[B, 128, 300]`` -> ``[B, 128, 120]``. Each attention output ``[B, Tq, 120]`` is averaged
+over time -> ``[B, 120]``; the ``N`` vectors are stacked ``[B, N, 120]`` and pooled
+(``stat``: ``[B, 240]``); head ``Linear(240, 60) -> Linear(60, 7)`` with no non-linearity.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from selfcross.config import ModelConfig
+from selfcross.errors import ConfigError, DataError
+from selfcross.labels import MODALITIES
+from selfcross.models.attention import Attention
+from selfcross.models.encoders import ModalityEncoder, valid_mask
+from selfcross.models.pooling import Pooling
+
+
+def attention_pairs(config: ModelConfig) -> list[tuple[str, str, str]]:
+    """``(name, target, source)`` of every attention block, in canonical (stacking) order.
+
+    Self blocks ``"self_<m>"`` (target = source = m) in ``MODALITIES`` order, then cross
+    blocks ``"<target>_from_<source>"`` for target in ``MODALITIES``, source in ``MODALITIES``.
+    """
+    mods = [m for m in MODALITIES if m in config.modalities]
+    pairs: list[tuple[str, str, str]] = []
+    if config.kind in ("self", "self+cross"):
+        pairs += [(f"self_{m}", m, m) for m in mods]
+    if config.kind in ("cross", "self+cross"):
+        pairs += [(f"{t}_from_{s}", t, s) for t in mods for s in mods if s != t]
+    return pairs
+
+
+class FusionModel(nn.Module):
+    """Multimodal emotion classifier built from one :class:`~selfcross.config.ModelConfig`.
+
+    Sub-modules: ``encoders`` (``ModuleDict`` modality -> :class:`ModalityEncoder`),
+    ``attentions`` (``ModuleDict`` name -> :class:`Attention`, see :func:`attention_pairs`),
+    ``pooling`` (:class:`Pooling`), ``head`` (``Sequential(Linear, Linear)``).
+
+    Inputs are cast to the model's floating dtype (so a float64 model accepts float32
+    arrays, as the authors' training does); they must already be on the model's device.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+        self.modalities: tuple[str, ...] = tuple(config.modalities)
+        self.encoders = nn.ModuleDict()
+        for m in self.modalities:
+            shape = config.shapes[m]
+            self.encoders[m] = ModalityEncoder(
+                shape.seq_len,
+                shape.feat_dim,
+                shape.mixed_len,
+                config.hidden,
+                input_dropout=config.text_dropout if m == "text" else 0.0,
+                mask_padding=config.mask_padding,
+                packed_gru=config.packed_gru,
+            )
+        self.pairs = attention_pairs(config)
+        self.attentions = nn.ModuleDict(
+            {name: Attention(config.embed_dim, config.heads, config.attn_dropout) for name, *_ in self.pairs}
+        )
+        self.pooling = Pooling(config.pooling, len(self.pairs), config.embed_dim)
+        self.head = nn.Sequential(
+            nn.Linear(self.pooling.out_dim, config.head_hidden),
+            nn.Linear(config.head_hidden, config.n_classes),
+        )
+
+    # ------------------------------------------------------------------ inputs
+    def _check_inputs(
+        self, inputs: dict[str, torch.Tensor | None], lengths: dict[str, torch.Tensor] | None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None]]:
+        given = {m: x for m, x in inputs.items() if x is not None}
+        missing = [m for m in self.modalities if m not in given]
+        extra = [m for m in given if m not in self.modalities]
+        if missing:
+            raise ConfigError(
+                f"the model uses {', '.join(self.modalities)} but got no {', '.join(missing)} input"
+            )
+        if extra:
+            raise ConfigError(
+                f"the model uses only {', '.join(self.modalities)}; unexpected input: {', '.join(extra)}"
+            )
+        dtype = next(self.parameters()).dtype
+        batch: int | None = None
+        xs: dict[str, torch.Tensor] = {}
+        for m in self.modalities:
+            x = given[m]
+            if not isinstance(x, torch.Tensor):
+                raise DataError(None, f"{m} input must be a torch.Tensor, got {type(x).__name__}")
+            shape = self.config.shapes[m]
+            if x.dim() != 3 or tuple(x.shape[1:]) != (shape.seq_len, shape.feat_dim):
+                raise DataError(
+                    None,
+                    f"{m} input has shape {tuple(x.shape)}; expected [batch, {shape.seq_len}, "
+                    f"{shape.feat_dim}]",
+                )
+            if batch is None:
+                batch = x.shape[0]
+            elif x.shape[0] != batch:
+                raise DataError(None, f"{m} input has batch size {x.shape[0]}, other inputs have {batch}")
+            xs[m] = x if x.dtype == dtype else x.to(dtype)
+        lens: dict[str, torch.Tensor | None] = {}
+        for m in self.modalities:
+            ln = None if lengths is None else lengths.get(m)
+            uses = self.encoders[m].needs_lengths() or (self.config.masked_mean and not self._mixes(m))
+            if ln is None:
+                if uses:
+                    raise ConfigError(
+                        f"the improved switches (mask_padding/packed_gru/masked_mean) need the valid "
+                        f"length of every {m} sequence: pass lengths={{'{m}': LongTensor[batch]}}"
+                    )
+                lens[m] = None
+                continue
+            ln = torch.as_tensor(ln, device=xs[m].device)
+            steps = self.config.shapes[m].seq_len
+            if ln.shape != (batch,) or ln.dtype.is_floating_point:
+                raise DataError(None, f"{m} lengths must be an integer tensor of shape [{batch}]")
+            if bool((ln < 0).any()) or bool((ln > steps).any()):
+                raise DataError(None, f"{m} lengths must lie in 0..{steps}")
+            lens[m] = ln.long() if uses else None
+        return xs, lens
+
+    def _mixes(self, m: str) -> bool:
+        return self.encoders[m].mixes_time
+
+    # ----------------------------------------------------------------- forward
+    def fused(
+        self,
+        audio: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        lengths: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """The head's input ``[B, pool_dim]`` (``[B, 2E]`` for ``stat``): for parity checks."""
+        xs, lens = self._check_inputs({"audio": audio, "video": video, "text": text}, lengths)
+        cfg = self.config
+        encoded = {m: self.encoders[m](xs[m], lens[m]) for m in self.modalities}
+        # valid-step masks exist only where time is not mixed and a switch asks for them
+        key_masks: dict[str, torch.Tensor | None] = {}
+        mean_masks: dict[str, torch.Tensor | None] = {}
+        for m in self.modalities:
+            ln = lens[m]
+            keep = None
+            if ln is not None and not self._mixes(m):
+                # an empty sequence keeps its first step so that softmax and means stay defined
+                keep = valid_mask(ln.clamp(min=1), encoded[m].shape[1])
+            key_masks[m] = ~keep if (keep is not None and cfg.mask_padding) else None
+            mean_masks[m] = keep if (keep is not None and cfg.masked_mean) else None
+        vectors = []
+        for name, target, source in self.pairs:
+            out = self.attentions[name](encoded[target], encoded[source], key_masks[source])
+            keep = mean_masks[target]
+            if keep is None:
+                vectors.append(out.mean(dim=1))
+            else:
+                w = keep.unsqueeze(-1).to(out.dtype)
+                vectors.append((out * w).sum(dim=1) / w.sum(dim=1))
+        return self.pooling(torch.stack(vectors, dim=1))
+
+    def forward(
+        self,
+        audio: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        lengths: dict[str, torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """Logits ``[B, n_classes]`` from ``[B, T, F]`` inputs of the model's modalities.
+
+        Args:
+            audio, video, text: inputs for exactly the modalities of the model.
+            lengths: modality -> ``LongTensor [B]`` of valid steps; needed only when an
+                ``improved`` switch uses that modality's lengths.
+
+        Raises:
+            ConfigError: a needed modality (or needed lengths) is missing, or an unused one given.
+            DataError: an input has the wrong shape, or lengths are out of range.
+        """
+        return self.head(self.fused(audio=audio, video=video, text=text, lengths=lengths))
