@@ -283,3 +283,58 @@ def load_reference_checkpoint(path: str | Path, trust_pickle: bool = False) -> d
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e})") from None
     return _as_state_dict(obj, path)
+
+
+def import_reference(
+    checkpoint: str | Path,
+    kind: str,
+    out_dir: str | Path,
+    trust_pickle: bool = False,
+    dtype: str = "float64",
+    overwrite: bool = False,
+) -> Path:
+    """Turn an authors' checkpoint into a normal run folder (``config.json`` + safetensors).
+
+    The run folder has no ``metrics.json`` (nothing was trained or evaluated here); it is
+    accepted by ``selfcross evaluate`` and ``load_run``. ``dtype`` is the precision the run
+    evaluates in (``float64``: the authors' training precision; exact for float32 weights).
+    ``config.data`` records the source checkpoint and its SHA-256.
+
+    Raises:
+        CheckpointError: unreadable / untrusted / mismatching checkpoint.
+        ConfigError: ``out_dir`` exists and is not empty (unless ``overwrite``).
+    """
+    import hashlib
+
+    from selfcross.config import RunConfig, TrainConfig
+    from selfcross.labels import IEMOCAP7
+    from selfcross.training.environment import DTYPES, environment_info
+    from selfcross.training.rundir import check_out_dir, save_run
+
+    if dtype not in DTYPES:
+        raise CheckpointError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    check_out_dir(out_dir, overwrite)
+    path = Path(checkpoint)
+    state = load_reference_checkpoint(path, trust_pickle=trust_pickle)
+    try:
+        model = from_reference(state, kind)
+    except CheckpointError as e:
+        raise CheckpointError(f"{path}: {e}") from None
+    model = model.to(DTYPES[dtype])
+    sha = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            sha.update(block)
+    config = RunConfig(
+        model=model.config,
+        train=TrainConfig(dtype=dtype, device="cpu"),
+        preset="paper",
+        class_names=IEMOCAP7.names,
+        data={
+            "imported_from": str(path.resolve()),
+            "checkpoint_sha256": sha.hexdigest(),
+            "reference_kind": kind,
+        },
+        environment=environment_info(torch.device("cpu")),
+    )
+    return save_run(out_dir, config, model, metrics=None, overwrite=overwrite)
