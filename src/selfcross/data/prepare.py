@@ -1,0 +1,721 @@
+"""From utterance records to a data root: cached features, folds, report (any corpus).
+
+Why generic: a corpus adapter (IEMOCAP in :mod:`selfcross.data.iemocap`, manifests and
+other corpora later) only turns its files into :class:`UtteranceRecord` objects; this
+module does the rest the same way for all of them:
+
+1. media checks (missing file, video span outside the file, empty transcript) -> skips;
+2. audio and video features per utterance, in a process pool (``workers``), with a tqdm
+   progress bar, cached under ``OUT_ROOT/.cache/<modality>-<config key>/<utt>.<input key>.npy``
+   (valid frames only). The config key hashes the extractor settings (and the image
+   encoder's identity), so a changed config never reuses stale features; the input key
+   hashes the source path, size, span and frame half. A second run, or one resumed after
+   a crash, recomputes nothing that is cached;
+3. a vocabulary built from the kept transcripts, word ids, and the word vectors of the
+   user's GloVe file (``W_embedding.npy`` in every fold);
+4. folds (:func:`plan_group_folds`: fold k tests on group k, e.g. IEMOCAP session k; dev =
+   held-out speakers of the training groups) written with :mod:`selfcross.data.writer`;
+5. ``classes.txt``, ``features.json``, ``vocab.txt`` and ``prepare_report.md`` (counts per
+   class x group, folds, skipped utterances and why, malformed input lines, extractor
+   settings, cache use, timings).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfcross.data import layout
+from selfcross.errors import DataError
+
+#: Name of the feature cache folder inside a data root.
+CACHE_DIR = ".cache"
+#: Name of the preparation report inside a data root.
+REPORT_FILE = "prepare_report.md"
+#: Bump when the cached arrays' meaning changes (invalidates every cache).
+CACHE_VERSION = 1
+
+# Skip reasons (the report groups by these strings).
+SKIP_MISSING_AUDIO = "missing audio file"
+SKIP_UNREADABLE_AUDIO = "unreadable audio file"
+SKIP_MISSING_VIDEO = "missing video file"
+SKIP_UNREADABLE_VIDEO = "unreadable video file"
+SKIP_VIDEO_SPAN = "video span outside the file"
+SKIP_NO_VIDEO_FRAMES = "no video frames in the span"
+SKIP_EMPTY_TRANSCRIPT = "empty transcript"
+
+
+@dataclass(frozen=True)
+class UtteranceRecord:
+    """One labelled utterance, as a corpus adapter describes it (nothing read yet).
+
+    Attributes:
+        id: unique utterance id (written to ``S_ids.txt``; also the cache file name).
+        label: class name (one of the preparation's ``class_names``).
+        speaker: speaker identity; no speaker is ever in both training and test of a fold.
+        group: fold group (IEMOCAP: the session); fold k tests on the k-th group.
+        audio: audio file (or a video with an audio track); ``None`` = no audio.
+        audio_span: ``(start, end)`` seconds within ``audio``; ``None`` = the whole file.
+        video: video file; ``None`` = no video.
+        video_span: ``(start, end)`` seconds within ``video``; ``None`` = the whole file.
+        video_side: frame half showing the speaker: ``left``, ``right`` or ``full``.
+        transcript: raw words (markers such as ``[LAUGHTER]`` are the tokenizer's job).
+    """
+
+    id: str
+    label: str
+    speaker: str
+    group: str
+    audio: Path | None = None
+    audio_span: tuple[float, float] | None = None
+    video: Path | None = None
+    video_span: tuple[float, float] | None = None
+    video_side: str = "full"
+    transcript: str | None = None
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An utterance left out of the data root: which, why (a ``SKIP_*`` string), detail."""
+
+    id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A malformed input line or unreadable input file (``line`` is 1-based or ``None``)."""
+
+    path: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}{'' if self.line is None else f':{self.line}'}: {self.message}"
+
+
+@dataclass
+class FoldPlan:
+    """Utterance ids of one fold's splits and how they were chosen."""
+
+    test_groups: list[str]
+    train: list[str]
+    dev: list[str]
+    test: list[str]
+    dev_speakers: list[str]
+
+
+@dataclass
+class PrepareResult:
+    """What a preparation wrote (also summarized in ``prepare_report.md``)."""
+
+    out_root: Path
+    folds: list[FoldPlan]
+    kept: list[str]
+    skipped: list[Skip]
+    problems: list[Problem]
+    counts: dict[str, dict[str, int]]  # class -> group -> utterances
+    cache: dict[str, dict[str, int]]  # modality -> {"hits": h, "computed": c}
+    timings: dict[str, float]
+    modalities: tuple[str, ...]
+    report: Path
+
+
+# --------------------------------------------------------------------------- folds
+
+
+def plan_group_folds(
+    records: Sequence[UtteranceRecord], dev_fraction: float = 0.1, groups: Sequence[str] | None = None
+) -> list[FoldPlan]:
+    """Leave-one-group-out folds with a speaker-independent dev set.
+
+    Fold k (1-based) tests on the k-th group in sorted order (IEMOCAP: session k). The
+    training groups' speakers are sorted and, starting at position ``k - 1`` (cyclic, so
+    the held-out speaker rotates between folds), whole speakers are moved to dev until dev
+    holds at least ``dev_fraction`` of the training utterances. IEMOCAP with five sessions:
+    one speaker of the four training sessions, about 12% of them.
+
+    Raises:
+        DataError: fewer than two groups, a speaker in more than one group (folds could not
+            be speaker independent), or a training part with a single speaker.
+    """
+    if not 0 < dev_fraction < 1:
+        raise DataError(None, f"dev_fraction must be in (0, 1), got {dev_fraction}")
+    group_names = sorted({r.group for r in records}) if groups is None else list(groups)
+    if len(group_names) < 2:
+        raise DataError(None, f"need at least two groups (sessions) to make folds, found {group_names}")
+    spk_groups: dict[str, set[str]] = {}
+    for r in records:
+        spk_groups.setdefault(r.speaker, set()).add(r.group)
+    shared = {s: sorted(g) for s, g in spk_groups.items() if len(g) > 1}
+    if shared:
+        s, g = next(iter(sorted(shared.items())))
+        raise DataError(None, f"speaker {s!r} appears in groups {g}: folds would not be speaker independent")
+    plans = []
+    for k, test_group in enumerate(group_names):
+        test = [r.id for r in records if r.group == test_group]
+        pool = [r for r in records if r.group != test_group]
+        speakers = sorted({r.speaker for r in pool})
+        if len(speakers) < 2:
+            raise DataError(None, f"fold {k + 1}: the training groups have only speaker(s) {speakers}; "
+                            "a speaker-independent dev set needs at least two")
+        per_speaker = Counter(r.speaker for r in pool)
+        dev_speakers: list[str] = []
+        i = k % len(speakers)
+        while sum(per_speaker[s] for s in dev_speakers) < dev_fraction * len(pool) and \
+                len(dev_speakers) < len(speakers) - 1:
+            dev_speakers.append(speakers[i])
+            i = (i + 1) % len(speakers)
+        dev_set = set(dev_speakers)
+        plans.append(FoldPlan(
+            test_groups=[test_group],
+            train=[r.id for r in pool if r.speaker not in dev_set],
+            dev=[r.id for r in pool if r.speaker in dev_set],
+            test=test,
+            dev_speakers=sorted(dev_speakers),
+        ))
+    return plans
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def encoder_identity(encoder: Any) -> str:
+    """A stable description of an injected image encoder (class + parameter hash).
+
+    Why: cached video features depend on the encoder's weights, not only on the config.
+    """
+    if encoder is None:
+        return "default"
+    if isinstance(encoder, str):
+        return encoder
+    h = hashlib.sha256(f"{type(encoder).__module__}.{type(encoder).__qualname__}".encode())
+    state = getattr(encoder, "state_dict", None)
+    if callable(state):
+        for k, v in sorted(state().items()):
+            h.update(k.encode())
+            h.update(np.ascontiguousarray(v.detach().cpu().numpy()).tobytes())
+    return f"{type(encoder).__qualname__}:{h.hexdigest()[:16]}"
+
+
+def cache_key(modality: str, config: dict[str, Any], encoder: str = "") -> str:
+    """Folder name of one extractor setting's cache: ``<modality>-<12 hex>``."""
+    return f"{modality}-{_digest([CACHE_VERSION, modality, config, encoder])[:12]}"
+
+
+def _input_key(path: Path, span: tuple[float, float] | None, side: str) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError:
+        size = -1
+    return _digest([str(path.resolve()), size, span, side])[:10]
+
+
+def _safe_name(utt_id: str) -> str:
+    bad = set('/\\:*?"<>|') | {"\0"}
+    return "".join("_" if c in bad else c for c in utt_id)
+
+
+# --------------------------------------------------------------------------- extraction
+
+_WORKER: dict[str, Any] = {}
+
+
+def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
+    if modality == "audio":
+        from selfcross.features.audio import AudioConfig, AudioFeatures
+
+        return AudioFeatures(AudioConfig.from_dict(config))
+    from selfcross.features.video import VideoConfig, VideoFeatures
+
+    return VideoFeatures(VideoConfig.from_dict(config), encoder=encoder)
+
+
+def _init_worker(modality: str, config: dict[str, Any], encoder: Any, threads: int | None) -> None:
+    if threads:
+        try:
+            import torch
+
+            torch.set_num_threads(threads)
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+    _WORKER["extractor"] = _make_extractor(modality, config, encoder)
+    _WORKER["modality"] = modality
+
+
+@dataclass(frozen=True)
+class _Job:
+    utt: str
+    source: str
+    span: tuple[float, float] | None
+    side: str
+    out: str
+
+
+def _run_job(job: _Job) -> tuple[str, int | None, str]:
+    """Extract one utterance into its cache file; returns ``(utt, valid_len | None, error)``."""
+    from selfcross.errors import SelfcrossError
+
+    ex = _WORKER["extractor"]
+    start, end = job.span if job.span is not None else (None, None)
+    try:
+        if _WORKER["modality"] == "audio":
+            feats, n = ex.extract(job.source, start, end)
+        else:
+            feats, n = ex.extract(job.source, start, end, side=job.side)
+    except (SelfcrossError, OSError, ValueError, RuntimeError, EOFError) as e:
+        return job.utt, None, str(e)
+    n = int(n)
+    if n > 0:
+        out = Path(job.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
+        try:
+            with open(tmp, "wb") as f:
+                np.save(f, np.ascontiguousarray(feats[:n], dtype=np.float32), allow_pickle=False)
+            os.replace(tmp, out)
+        finally:
+            tmp.unlink(missing_ok=True)
+    return job.utt, n, ""
+
+
+def _extract_modality(
+    modality: str,
+    jobs: list[_Job],
+    config: dict[str, Any],
+    encoder: Any,
+    workers: int,
+    progress: bool,
+) -> tuple[dict[str, int], dict[str, str]]:
+    """Run the jobs not cached yet; returns (valid lengths by utt, errors by utt)."""
+    from tqdm.auto import tqdm
+
+    lengths: dict[str, int] = {}
+    errors: dict[str, str] = {}
+    if not jobs:
+        return lengths, errors
+    bar = tqdm(total=len(jobs), desc=f"{modality} features", unit="utt", disable=not progress)
+    try:
+        if workers <= 1:
+            _init_worker(modality, config, encoder, None)
+            for job in jobs:
+                utt, n, err = _run_job(job)
+                (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+                bar.update()
+        else:
+            import multiprocessing as mp
+
+            threads = max(1, (os.cpu_count() or 1) // workers)
+            with ProcessPoolExecutor(
+                max_workers=workers,
+                mp_context=mp.get_context("spawn"),  # safe with torch/CUDA already initialized
+                initializer=_init_worker,
+                initargs=(modality, config, encoder, threads),
+            ) as pool:
+                futures = [pool.submit(_run_job, j) for j in jobs]
+                for fut in as_completed(futures):
+                    utt, n, err = fut.result()
+                    (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+                    bar.update()
+    finally:
+        bar.close()
+        _WORKER.clear()
+    return lengths, errors
+
+
+_DURATIONS: dict[str, float | None] = {}
+
+
+def video_duration(path: Path) -> float | None:
+    """Duration of a video in seconds (container, else first video stream); ``None`` if unreadable."""
+    key = str(path)
+    if key not in _DURATIONS:
+        import av
+
+        dur: float | None = None
+        try:
+            with av.open(key) as c:
+                if c.duration is not None:
+                    dur = c.duration / 1_000_000
+                elif c.streams.video and c.streams.video[0].duration is not None:
+                    s = c.streams.video[0]
+                    dur = float(s.duration * s.time_base)
+        except (av.error.FFmpegError, OSError, ValueError):
+            dur = None
+        _DURATIONS[key] = dur
+    return _DURATIONS[key]
+
+
+# --------------------------------------------------------------------------- main entry
+
+
+def prepare_records(
+    records: Sequence[UtteranceRecord],
+    out_root: str | Path,
+    class_names: Sequence[str],
+    *,
+    glove: str | Path | None = None,
+    modalities: Iterable[str] = ("audio", "video", "text"),
+    audio_config: Any = None,
+    video_config: Any = None,
+    text_config: Any = None,
+    video_encoder: Any = None,
+    workers: int = 1,
+    progress: bool = True,
+    folds: list[FoldPlan] | None = None,
+    dev_fraction: float = 0.1,
+    skipped: Sequence[Skip] = (),
+    problems: Sequence[Problem] = (),
+    title: str = "Data preparation",
+    notes: Sequence[str] = (),
+    source: str = "",
+) -> PrepareResult:
+    """Extract, cache and write a data root from utterance records.
+
+    Args:
+        records: the corpus's utterances (ids unique, labels in ``class_names``).
+        out_root: the data root to write (``fold01..foldK``, ``classes.txt``, ...).
+        class_names: label order of ``S_label.npy``.
+        glove: GloVe text file (or a source :func:`load_word_vectors` accepts); required
+            when ``text`` is among ``modalities``.
+        modalities: which of audio, video, text to write. Every kept utterance has all of them.
+        audio_config, video_config, text_config: extractor settings (defaults: the paper's).
+        video_encoder: image encoder passed to :class:`VideoFeatures` (``None`` = ResNet-101).
+        workers: processes for feature extraction (1 = in this process).
+        progress: show tqdm progress bars.
+        folds: explicit fold plans (ids); default :func:`plan_group_folds` over ``group``.
+        dev_fraction: dev size for :func:`plan_group_folds`.
+        skipped, problems: what the corpus adapter already left out / found malformed.
+        title, notes, source: for the report.
+
+    Returns:
+        A :class:`PrepareResult`.
+
+    Raises:
+        DataError: duplicate ids, unknown labels, nothing left to write, or no GloVe file.
+    """
+    from selfcross.data.writer import save_text, write_classes, write_embedding, write_split
+
+    t_all = time.perf_counter()
+    timings: dict[str, float] = {}
+    out_root = Path(out_root)
+    mods = tuple(m for m in ("audio", "video", "text") if m in set(modalities))
+    if not mods:
+        raise DataError(out_root, "no modality selected")
+    class_names = list(class_names)
+    skips: list[Skip] = list(skipped)
+    records = list(records)
+    seen: set[str] = set()
+    for r in records:
+        if r.id in seen:
+            raise DataError(None, f"utterance id {r.id!r} appears twice")
+        seen.add(r.id)
+        if r.label not in class_names:
+            raise DataError(None, f"utterance {r.id!r} has label {r.label!r}, not one of {class_names}")
+    if "text" in mods and glove is None:
+        raise DataError(None, "text features need word vectors: give --glove FILE")
+    configs = _configs(mods, audio_config, video_config, text_config)
+    enc_id = encoder_identity(video_encoder)
+
+    # 1. checks that need no feature extraction
+    t0 = time.perf_counter()
+    dropped: dict[str, Skip] = {}
+    tokens: dict[str, list[str]] = {}
+    if "text" in mods:
+        from selfcross.features.text import TextConfig, tokenize
+
+        tcfg = TextConfig.from_dict(configs["text"])
+        for r in records:
+            toks = tokenize(r.transcript, tcfg) if r.transcript else []
+            if not toks:
+                dropped.setdefault(r.id, Skip(r.id, SKIP_EMPTY_TRANSCRIPT,
+                                              "no transcription line" if r.transcript is None
+                                              else f"no words in {r.transcript!r}"))
+            tokens[r.id] = toks
+    tolerance = float(configs["video"].get("span_tolerance_s", 1.0)) if "video" in mods else 0.0
+    for r in records:
+        if "audio" in mods and (r.audio is None or not Path(r.audio).is_file()):
+            dropped.setdefault(r.id, Skip(r.id, SKIP_MISSING_AUDIO, str(r.audio)))
+        if "video" in mods:
+            if r.video is None or not Path(r.video).is_file():
+                dropped.setdefault(r.id, Skip(r.id, SKIP_MISSING_VIDEO, str(r.video)))
+                continue
+            dur = video_duration(Path(r.video))
+            if dur is None:
+                dropped.setdefault(r.id, Skip(r.id, SKIP_UNREADABLE_VIDEO, str(r.video)))
+            elif r.video_span is not None and (
+                r.video_span[0] >= dur or r.video_span[1] > dur + tolerance
+            ):
+                dropped.setdefault(r.id, Skip(r.id, SKIP_VIDEO_SPAN, f"span {r.video_span[0]:.2f}-"
+                                              f"{r.video_span[1]:.2f} s, file {dur:.2f} s ({r.video})"))
+    timings["checks"] = time.perf_counter() - t0
+
+    # 2. audio / video features with the cache
+    cache_stats: dict[str, dict[str, int]] = {}
+    lengths: dict[str, dict[str, int]] = {}
+    cache_files: dict[str, dict[str, Path]] = {}
+    for m in ("audio", "video"):
+        if m not in mods:
+            continue
+        t0 = time.perf_counter()
+        folder = out_root / CACHE_DIR / cache_key(m, configs[m], enc_id if m == "video" else "")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "config.json").write_text(json.dumps(
+            {"modality": m, "config": configs[m], "encoder": enc_id if m == "video" else None,
+             "version": CACHE_VERSION}, indent=2, sort_keys=True) + "\n")
+        todo: list[_Job] = []
+        files: dict[str, Path] = {}
+        hits = 0
+        lengths[m] = {}
+        for r in records:
+            if r.id in dropped:
+                continue
+            src = r.audio if m == "audio" else r.video
+            span = r.audio_span if m == "audio" else r.video_span
+            side = "full" if m == "audio" else r.video_side
+            assert src is not None
+            f = folder / f"{_safe_name(r.id)}.{_input_key(Path(src), span, side)}.npy"
+            files[r.id] = f
+            if f.is_file():
+                try:
+                    lengths[m][r.id] = int(np.load(f, mmap_mode="r").shape[0])
+                    hits += 1
+                    continue
+                except (OSError, ValueError):
+                    f.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+            todo.append(_Job(r.id, str(src), span, side, str(f)))
+        got, errors = _extract_modality(m, todo, configs[m], video_encoder, workers, progress)
+        lengths[m].update(got)
+        for utt, err in errors.items():
+            reason = SKIP_UNREADABLE_AUDIO if m == "audio" else SKIP_UNREADABLE_VIDEO
+            dropped.setdefault(utt, Skip(utt, reason, err))
+        for utt, n in got.items():
+            if n <= 0:
+                reason = SKIP_NO_VIDEO_FRAMES if m == "video" else SKIP_UNREADABLE_AUDIO
+                dropped.setdefault(utt, Skip(utt, reason, "no frames extracted"))
+        cache_stats[m] = {"hits": hits, "computed": len(todo)}
+        cache_files[m] = files
+        timings[f"{m} features"] = time.perf_counter() - t0
+
+    kept_records = [r for r in records if r.id not in dropped]
+    skips.extend(dropped[r.id] for r in records if r.id in dropped)
+    if not kept_records:
+        raise DataError(out_root, "no utterance left to write; see the skip reasons: "
+                        + ", ".join(sorted({s.reason for s in skips})))
+
+    # 3. text: vocabulary, ids, word vectors
+    embedding = None
+    vocab = None
+    if "text" in mods:
+        t0 = time.perf_counter()
+        from selfcross.features.text import Vocabulary
+        from selfcross.features.wordvectors import load_word_vectors
+
+        vocab = Vocabulary.build([tokens[r.id] for r in kept_records], min_count=tcfg.min_count)
+        embedding = load_word_vectors(str(glove), vocab, unknown=tcfg.unknown)
+        configs["text"] = {**configs["text"], "word_vectors": Path(str(glove)).name,
+                           "embedding_dim": int(embedding.shape[1])}
+        timings["text features"] = time.perf_counter() - t0
+
+    # 4. folds
+    t0 = time.perf_counter()
+    plans = folds if folds is not None else plan_group_folds(kept_records, dev_fraction)
+    by_id = {r.id: r for r in kept_records}
+    plans = [FoldPlan(p.test_groups, [i for i in p.train if i in by_id], [i for i in p.dev if i in by_id],
+                      [i for i in p.test if i in by_id], p.dev_speakers) for p in plans]
+    out_root.mkdir(parents=True, exist_ok=True)
+    for k, plan in enumerate(plans, start=1):
+        fold_dir = out_root / layout.fold_name(k)
+        for split, ids in (("train", plan.train), ("dev", plan.dev), ("test", plan.test)):
+            arrays = _assemble(ids, by_id, class_names, mods, configs, cache_files, lengths, tokens, vocab)
+            write_split(fold_dir, split, arrays, ids)
+        if embedding is not None:
+            write_embedding(fold_dir, embedding)
+    _remove_stale_folds(out_root, len(plans))
+    write_classes(out_root, class_names)
+    from selfcross.features.configio import save_feature_configs
+
+    save_feature_configs(out_root, {m: configs[m] for m in ("audio", "video", "text") if m in configs})
+    if vocab is not None:
+        save_text(out_root / layout.VOCAB_FILE, list(vocab.words))
+    timings["write folds"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_all
+
+    counts: dict[str, dict[str, int]] = {c: {} for c in class_names}
+    for r in kept_records:
+        counts[r.label][r.group] = counts[r.label].get(r.group, 0) + 1
+    result = PrepareResult(
+        out_root=out_root, folds=plans, kept=[r.id for r in kept_records], skipped=skips,
+        problems=list(problems), counts=counts, cache=cache_stats, timings=timings, modalities=mods,
+        report=out_root / REPORT_FILE,
+    )
+    extra = {"video encoder": enc_id} if "video" in mods else {}
+    write_report(result, configs, title=title, notes=notes, source=source, extra=extra)
+    return result
+
+
+def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[str, dict[str, Any]]:
+    """Plain-dict extractor settings per modality (defaults where ``None``)."""
+    out: dict[str, dict[str, Any]] = {}
+    if "audio" in mods:
+        from selfcross.features.audio import AudioConfig
+
+        out["audio"] = (audio or AudioConfig()).to_dict() if not isinstance(audio, dict) else audio
+    if "video" in mods:
+        from selfcross.features.video import VideoConfig
+
+        out["video"] = (video or VideoConfig()).to_dict() if not isinstance(video, dict) else video
+    if "text" in mods:
+        from selfcross.features.text import TextConfig
+
+        out["text"] = (text or TextConfig()).to_dict() if not isinstance(text, dict) else text
+    return out
+
+
+def _assemble(
+    ids: list[str],
+    by_id: dict[str, UtteranceRecord],
+    class_names: list[str],
+    mods: tuple[str, ...],
+    configs: dict[str, dict[str, Any]],
+    cache_files: dict[str, dict[str, Path]],
+    lengths: dict[str, dict[str, int]],
+    tokens: dict[str, list[str]],
+    vocab: Any,
+) -> dict[str, np.ndarray]:
+    """One split's arrays: ``audio`` [N, T, F] + ``audio_seqN`` [N], same for video,
+    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere)."""
+    arrays: dict[str, np.ndarray] = {
+        "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
+    }
+    for m in ("audio", "video"):
+        if m not in mods:
+            continue
+        t_max = int(configs[m]["max_frames"])
+        first = None
+        seq = np.array([lengths[m][i] for i in ids], dtype=np.int64)
+        x: np.ndarray | None = None
+        for row, i in enumerate(ids):
+            a = np.load(cache_files[m][i])
+            if x is None:
+                first = a.shape[1]
+                x = np.zeros((len(ids), t_max, first), dtype=np.float32)
+            if a.shape[1] != first:
+                raise DataError(cache_files[m][i], f"feature width {a.shape[1]} differs from {first}")
+            x[row, : min(len(a), t_max)] = a[:t_max]
+        if x is None:  # empty split: width from a cached entry of any utterance
+            any_file = next(iter(cache_files[m].values()))
+            x = np.zeros((0, t_max, np.load(any_file, mmap_mode="r").shape[1]), dtype=np.float32)
+        arrays[m] = x
+        arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
+    if "text" in mods:
+        from selfcross.features.text import TextConfig, encode
+
+        tcfg = TextConfig.from_dict(configs["text"])
+        rows = [encode(by_id[i].transcript or "", vocab, tcfg.max_tokens, tcfg) for i in ids]
+        max_tokens = tcfg.max_tokens
+        arrays["text_ids"] = (np.stack(rows).astype(np.int64) if rows
+                              else np.zeros((0, max_tokens), dtype=np.int64))
+    return arrays
+
+
+def _remove_stale_folds(out_root: Path, k: int) -> None:
+    """Remove ``foldNN`` folders numbered above ``k`` left by an earlier preparation."""
+    for p in out_root.iterdir():
+        n = layout.fold_number(p.name)
+        if n is not None and n > k and p.is_dir():
+            shutil.rmtree(p)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def write_report(
+    result: PrepareResult,
+    configs: dict[str, dict[str, Any]],
+    *,
+    title: str,
+    notes: Sequence[str] = (),
+    source: str = "",
+    extra: dict[str, str] | None = None,
+) -> Path:
+    """Write ``prepare_report.md``: counts, folds, skips, problems, settings, cache, timings."""
+    from selfcross.data.writer import save_text
+
+    groups = sorted({g for per in result.counts.values() for g in per})
+    lines = [f"# {title}", ""]
+    if source:
+        lines += [f"Source: `{source}`  ", ""]
+    lines += [f"Modalities written: {', '.join(result.modalities)}. Utterances kept: {len(result.kept)}; "
+              f"skipped: {len(result.skipped)}; malformed input lines/files: {len(result.problems)}.", ""]
+    for n in notes:
+        lines += [f"> {n}", ""]
+    lines += ["## Utterances per class and group", "",
+              "| class | " + " | ".join(groups) + " | total |",
+              "|---|" + "---|" * (len(groups) + 1)]
+    for c, per in result.counts.items():
+        cells = " | ".join(str(per.get(g, 0)) for g in groups)
+        lines.append(f"| {c} | {cells} | {sum(per.values())} |")
+    tot = [sum(per.get(g, 0) for per in result.counts.values()) for g in groups]
+    lines += ["| **total** | " + " | ".join(map(str, tot)) + f" | {sum(tot)} |", ""]
+
+    lines += ["## Folds", "",
+              "Fold k tests on group k; dev = whole held-out speakers of the training groups "
+              "(no speaker is in two splits of a fold).", "",
+              "| fold | test groups | train | dev | test | dev speakers |", "|---|---|---|---|---|---|"]
+    for k, p in enumerate(result.folds, start=1):
+        lines.append(f"| {layout.fold_name(k)} | {', '.join(p.test_groups)} | {len(p.train)} | "
+                     f"{len(p.dev)} | {len(p.test)} | {', '.join(p.dev_speakers)} |")
+    lines.append("")
+
+    lines += ["## Skipped utterances", ""]
+    if result.skipped:
+        reasons = Counter(s.reason for s in result.skipped)
+        lines += ["| reason | utterances |", "|---|---|"]
+        lines += [f"| {r} | {n} |" for r, n in sorted(reasons.items())]
+        lines += ["", "<details><summary>every skipped utterance</summary>", "",
+                  "| utterance | reason | detail |", "|---|---|---|"]
+        lines += [f"| {s.id} | {s.reason} | {_cell(s.detail)} |" for s in result.skipped]
+        lines += ["", "</details>", ""]
+    else:
+        lines += ["None.", ""]
+
+    lines += ["## Malformed input", ""]
+    lines += [f"- `{p}`" for p in result.problems] if result.problems else ["None."]
+    lines.append("")
+
+    lines += ["## Extractor settings", "", "```json",
+              json.dumps({**configs, **({"extra": extra} if extra else {})}, indent=2, sort_keys=True),
+              "```", ""]
+    lines += ["## Feature cache", "", "| modality | reused | computed |", "|---|---|---|"]
+    lines += [f"| {m} | {s['hits']} | {s['computed']} |" for m, s in result.cache.items()]
+    lines += ["", "## Timings", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
+    lines.append("")
+    return save_text(result.report, "\n".join(lines).split("\n"))
+
+
+def _cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")[:300]
+
+
+def count_extractions(result: PrepareResult) -> int:
+    """Utterance feature extractions actually run (0 when everything came from the cache)."""
+    return sum(s["computed"] for s in result.cache.values())
+
