@@ -139,6 +139,8 @@ class RunRow:
     test_metrics: dict[str, Any]
     test_accuracy: float | None
     test_balanced_accuracy: float | None
+    best_epoch: int | None
+    epochs_run: int | None
 
 
 @dataclass
@@ -410,6 +412,7 @@ def _row(r: sqlite3.Row) -> RunRow:
         dev_metrics=json.loads(r["dev_metrics"]) if r["dev_metrics"] else {},
         test_metrics=json.loads(r["test_metrics"]) if r["test_metrics"] else {},
         test_accuracy=r["test_accuracy"], test_balanced_accuracy=r["test_balanced_accuracy"],
+        best_epoch=r["best_epoch"], epochs_run=r["epochs_run"],
     )
 
 

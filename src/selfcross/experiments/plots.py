@@ -1,0 +1,159 @@
+"""Report figures (matplotlib, headless).
+
+Why ``matplotlib.figure.Figure`` and not ``pyplot``: no global backend state is touched, so
+the figures render on machines without a display and inside worker processes, and nothing
+leaks between reports.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from selfcross.errors import ConfigError
+from selfcross.labels import PAPER_MODALITY_SETS, parse_modalities
+
+#: Colours of the model variants (self, cross, others), colour-blind safe (Okabe-Ito).
+COLOURS: dict[str, str] = {"self": "#0072B2", "cross": "#E69F00", "self+cross": "#009E73"}
+_GROUP_NAMES = {1: "uni-modal", 2: "bi-modal", 3: "tri-modal"}
+_FALLBACK = ("#CC79A7", "#56B4E9", "#D55E00", "#999999")
+
+
+def modality_label(code: str) -> str:
+    """``"atv" -> "A+V+T"`` (the paper's row labels, canonical modality order)."""
+    try:
+        names = parse_modalities(code)
+    except ConfigError:
+        return code
+    return "+".join(m[0].upper() for m in names)
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    FigureCanvasAgg(fig)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
+def bar_chart(
+    cells: dict[tuple[str, str], dict[str, tuple[float, float, int]]],
+    metrics: Sequence[str],
+    metric_labels: dict[str, str],
+    path: Path,
+    title: str = "",
+) -> Path:
+    """Grouped bars like the paper's figure: modality sets on x (uni | bi | tri), one bar per model.
+
+    Args:
+        cells: (model label, modality code) -> {metric: (mean, std, n)}.
+        metrics: metrics to draw, one panel each (e.g. accuracy, balanced_accuracy).
+        metric_labels: metric -> axis label.
+        path: PNG to write.
+    """
+    codes = [c for c in PAPER_MODALITY_SETS if any(k[1] == c for k in cells)]
+    codes += sorted({k[1] for k in cells} - set(codes))
+    models = []
+    for k in cells:
+        if k[0] not in models:
+            models.append(k[0])
+    models.sort(key=lambda m: (list(COLOURS).index(m) if m in COLOURS else 99, m))
+    fig = Figure(figsize=(max(6.0, 1.1 * len(codes) + 2), 3.4 * len(metrics)))
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(codes))
+    for row, metric in enumerate(metrics):
+        ax = fig.add_subplot(len(metrics), 1, row + 1)
+        for j, model in enumerate(models):
+            means, stds = [], []
+            for code in codes:
+                v = cells.get((model, code), {}).get(metric)
+                means.append(np.nan if v is None else 100 * v[0])
+                stds.append(0.0 if v is None or not np.isfinite(v[1]) else 100 * v[1])
+            colour = COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)])
+            ax.bar(x + (j - (len(models) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
+                   label=model, color=colour, edgecolor="black", linewidth=0.5)
+        for boundary in _group_boundaries(codes):
+            ax.axvline(boundary, color="grey", linestyle=":", linewidth=1)
+        for size in sorted({len(c) for c in codes}):
+            xs = [i for i, c in enumerate(codes) if len(c) == size]
+            ax.text(float(np.mean(xs)), 0.97, _GROUP_NAMES.get(size, f"{size} modalities"), ha="center",
+                    va="top", fontsize=8, color="dimgrey", transform=ax.get_xaxis_transform())
+        ax.set_xticks(x, [modality_label(c) for c in codes])
+        ax.set_ylabel(f"{metric_labels.get(metric, metric)} (%)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.set_axisbelow(True)
+        if row == 0:
+            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models),
+                      frameon=False)
+            if title:
+                ax.set_title(title, loc="left", fontsize=10)
+        top = np.nanmax([100 * v[0] + 100 * (v[1] if np.isfinite(v[1]) else 0)
+                         for c in cells.values() for m, v in c.items() if m == metric] + [1.0])
+        ax.set_ylim(0, min(100.0, top * 1.15 + 2))
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _group_boundaries(codes: Sequence[str]) -> list[float]:
+    """x positions between uni-, bi- and tri-modal groups."""
+    return [i - 0.5 for i in range(1, len(codes)) if len(codes[i]) != len(codes[i - 1])]
+
+
+def confusion_plot(cm: np.ndarray, class_names: Sequence[str], title: str, path: Path) -> Path:
+    """Row-normalized confusion matrix (rows = true class, each row sums to 1).
+
+    Args:
+        cm: int [C, C] counts (pooled over runs).
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    rows = cm.sum(axis=1, keepdims=True)
+    norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
+    n = len(class_names)
+    fig = Figure(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n))
+    ax = fig.add_subplot(1, 1, 1)
+    im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.55 else "black")
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def recall_plot(
+    recalls: dict[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str], title: str, path: Path
+) -> Path:
+    """Per-class recall bars, one bar per model, error bars = std over runs.
+
+    Args:
+        recalls: model label -> (mean [C], std [C]) recall per class.
+    """
+    n = len(class_names)
+    models = list(recalls)
+    width = 0.8 / max(1, len(models))
+    x = np.arange(n)
+    fig = Figure(figsize=(max(6.0, 0.9 * n + 2), 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    for j, model in enumerate(models):
+        mean, std = recalls[model]
+        ax.bar(x + (j - (len(models) - 1) / 2) * width, 100 * np.nan_to_num(mean), width,
+               yerr=100 * np.nan_to_num(std), capsize=3, label=model,
+               color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
+    ax.set_xticks(x, class_names, rotation=30, ha="right")
+    ax.set_ylabel("recall (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,662 @@
+"""The study report: tables, significance tests and figures from a results store.
+
+Why a report from the database and not from run folders: the store is the single record of
+a study (every finished run, its config hash, its per-utterance predictions), so the report
+can be regenerated at any time, also while a grid is still running (WAL readers).
+
+Conventions:
+* One value per run key: if a run key was trained under several configurations (e.g. a
+  grid rerun with another ``--max-epochs``), the most recently finished one is used and the
+  report says how many were superseded.
+* Mean (std) use the sample standard deviation (ddof = 1) over (fold, seed) runs.
+* Self vs cross is compared per preset and modality set on the (fold, seed) pairs both have.
+  The verdict uses the Wilcoxon signed-rank test with Holm's correction across the modality
+  sets (per metric); paired t, the bootstrap interval and McNemar are reported beside it.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfcross.config import paper_shapes
+from selfcross.errors import StoreError
+from selfcross.experiments import plots
+from selfcross.experiments.stats import (
+    bootstrap_mean_diff,
+    holm,
+    mcnemar,
+    paired_t,
+    wilcoxon_paired,
+)
+from selfcross.experiments.store import Predictions, ResultsStore, RunRow
+from selfcross.labels import IEMOCAP7, PAPER_MODALITY_SETS
+from selfcross.paper import PAPER_ABLATION, PAPER_METRIC_LABELS, PAPER_RESULTS
+
+#: Metrics of the paper's table, in its column order.
+METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy")
+#: Plain labels (``paper_labels=False``).
+PLAIN_LABELS: dict[str, str] = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
+ALPHA = 0.05
+
+
+def variant_label(kind: str, pooling: str) -> str:
+    """``self`` / ``cross`` / ``self+cross``, with ``-noSP`` (or ``-<pooling>``) when SP is off."""
+    if pooling == "stat":
+        return kind
+    return f"{kind}-noSP" if pooling == "concat" else f"{kind}-{pooling}"
+
+
+@dataclass
+class Cell:
+    """All finished runs of one (preset, variant, modality set)."""
+
+    preset: str
+    variant: str
+    modalities: str
+    runs: list[RunRow] = field(default_factory=list)
+
+    def values(self, metric: str) -> np.ndarray:
+        """Test metric per run [n]."""
+        return np.array([float(r.test_metrics.get(metric, np.nan)) for r in self.runs])
+
+    def summary(self, metric: str) -> tuple[float, float, int]:
+        """(mean, sample std, n) of a test metric."""
+        v = self.values(metric)
+        v = v[np.isfinite(v)]
+        if v.size == 0:
+            return (math.nan, math.nan, 0)
+        return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size))
+
+    def by_pair(self) -> dict[tuple[int, int], RunRow]:
+        """(fold, seed) -> run."""
+        return {(r.fold, r.seed): r for r in self.runs}
+
+
+@dataclass
+class Study:
+    """What the store holds, grouped for reporting."""
+
+    cells: dict[tuple[str, str, str], Cell]
+    superseded: int
+    failed: list[RunRow]
+    running: int
+    class_names: list[str]
+    iemocap_shaped: bool
+
+
+def collect(store: ResultsStore) -> Study:
+    """Group the store's finished runs into cells (latest run per run key)."""
+    done = store.runs("done")
+    if not done:
+        raise StoreError(f"{store.path}: no finished runs to report on (run `selfcross grid` first)")
+    latest: dict[str, RunRow] = {}
+    for r in sorted(done, key=lambda r: (r.finished_at or "", r.id)):
+        latest[r.run_key] = r
+    cells: dict[tuple[str, str, str], Cell] = {}
+    for r in latest.values():
+        key = (r.preset, variant_label(r.model_kind, r.pooling), r.modalities)
+        cells.setdefault(key, Cell(*key)).runs.append(r)
+    for c in cells.values():
+        c.runs.sort(key=lambda r: (r.fold, r.seed))
+    names = [r.class_names for r in latest.values() if r.class_names]
+    class_names = max(names, key=len) if names else []
+    failed = store.runs("failed")
+    running = len(store.runs("running"))
+    return Study(
+        cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values())
+    )
+
+
+def _iemocap_shaped(runs: Any) -> bool:
+    """True when every run used IEMOCAP's 7 classes and the paper's input shapes."""
+    want = {k: [v.seq_len, v.feat_dim, v.mixed_len] for k, v in paper_shapes().items()}
+    for r in runs:
+        if tuple(r.class_names) != IEMOCAP7.names:
+            return False
+        shapes = r.config.get("model", {}).get("shapes", {})
+        for m, s in shapes.items():
+            if m in want and [s.get("seq_len"), s.get("feat_dim"), s.get("mixed_len")] != want[m]:
+                return False
+    return True
+
+
+def _order(code: str) -> tuple[int, str]:
+    return (PAPER_MODALITY_SETS.index(code) if code in PAPER_MODALITY_SETS else 99, code)
+
+
+def _fmt(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "-"
+    return f"{100 * mean:.1f} ({100 * std:.1f})" if math.isfinite(std) else f"{100 * mean:.1f} (-)"
+
+
+def _p(p: float | None) -> str:
+    if p is None or not math.isfinite(p):
+        return "-"
+    return f"{p:.3g}" if p >= 1e-4 else "<1e-4"
+
+
+def _pooled(store: ResultsStore, a: list[RunRow], b: list[RunRow]) -> tuple[np.ndarray, ...] | None:
+    """Concatenate the test predictions of paired runs (same fold, same utterances)."""
+    ys, pa, pb = [], [], []
+    for ra, rb in zip(a, b):
+        x, y = store.predictions(ra.id), store.predictions(rb.id)
+        if len(x.y_true) == 0 or len(x.y_true) != len(y.y_true) or not np.array_equal(x.y_true, y.y_true):
+            return None
+        ys.append(x.y_true)
+        pa.append(x.y_pred)
+        pb.append(y.y_pred)
+    if not ys:
+        return None
+    return np.concatenate(ys), np.concatenate(pa), np.concatenate(pb)
+
+
+def compare(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
+    """Self vs cross (SP) per preset and modality set, both metrics; Holm across modality sets."""
+    out: list[dict[str, Any]] = []
+    presets = sorted({k[0] for k in study.cells})
+    for preset in presets:
+        group = []
+        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=_order):
+            s, c = study.cells.get((preset, "self", code)), study.cells.get((preset, "cross", code))
+            if s is None or c is None:
+                continue
+            sp, cp = s.by_pair(), c.by_pair()
+            pairs = sorted(set(sp) & set(cp))
+            if not pairs:
+                continue
+            ra, rb = [sp[p] for p in pairs], [cp[p] for p in pairs]
+            entry: dict[str, Any] = {
+                "preset": preset,
+                "modalities": code,
+                "n_pairs": len(pairs),
+                "metrics": {},
+            }
+            for metric in METRICS:
+                x = np.array([float(r.test_metrics.get(metric, np.nan)) for r in ra])
+                y = np.array([float(r.test_metrics.get(metric, np.nan)) for r in rb])
+                entry["metrics"][metric] = {
+                    "self_mean": float(x.mean()),
+                    "cross_mean": float(y.mean()),
+                    "wilcoxon": wilcoxon_paired(x, y).to_dict(),
+                    "paired_t": paired_t(x, y).to_dict(),
+                    "bootstrap": bootstrap_mean_diff(x, y, seed=0).to_dict(),
+                }
+            pooled = _pooled(store, ra, rb)
+            entry["mcnemar"] = None if pooled is None else mcnemar(*pooled).to_dict()
+            group.append(entry)
+        for metric in METRICS:
+            adj = holm([e["metrics"][metric]["wilcoxon"]["p_value"] or math.nan for e in group])
+            for e, a in zip(group, adj):
+                m = e["metrics"][metric]
+                m["wilcoxon_holm"] = None if not math.isfinite(a) else float(a)
+                m["verdict"] = _verdict(m, metric)
+        out.extend(group)
+    return out
+
+
+def _verdict(m: dict[str, Any], metric: str) -> str:
+    p, ph = m["wilcoxon"]["p_value"], m["wilcoxon_holm"]
+    ci = m["bootstrap"]
+    diff = (
+        f"self - cross = {100 * ci['mean_diff']:+.1f} points (95% CI {100 * ci['low']:+.1f} to "
+        f"{100 * ci['high']:+.1f})"
+    )
+    if ph is not None and ph < ALPHA:
+        better = "self-attention" if ci["mean_diff"] > 0 else "cross-attention"
+        return f"{better} is significantly better on {metric} ({diff}; Holm-adjusted Wilcoxon p = {_p(ph)})"
+    extra = ""
+    if p is not None and p < ALPHA:
+        extra = f"; p = {_p(p)} before, {_p(ph)} after Holm's correction"
+    note = m["wilcoxon"]["note"]
+    if "cannot reach" in note:
+        extra += "; too few pairs for the signed-rank test to reach significance"
+    pt = m["paired_t"]["p_value"]
+    if (pt is not None and pt < ALPHA) or ci["low"] > 0 or ci["high"] < 0:
+        extra += (
+            f"; the paired t-test (p = {_p(pt)}) and/or the bootstrap interval suggest a difference "
+            "that the rank test cannot confirm with these pairs: run more folds or seeds"
+        )
+    return f"no significant difference on {metric} at alpha {ALPHA} ({diff}{extra})"
+
+
+def _confusion(store: ResultsStore, runs: list[RunRow], n_classes: int) -> np.ndarray:
+    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+    for r in runs:
+        p = store.predictions(r.id)
+        np.add.at(cm, (p.y_true, p.y_pred), 1)
+    return cm
+
+
+def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    rec = []
+    for p in preds:
+        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
+        np.add.at(cm, (p.y_true, p.y_pred), 1)
+        rows = cm.sum(axis=1)
+        rec.append(np.where(rows > 0, np.diag(cm) / np.maximum(rows, 1), np.nan))
+    r = np.array(rec)
+    std = np.nanstd(r, axis=0, ddof=1) if len(rec) > 1 else np.zeros(n_classes)
+    return np.nanmean(r, axis=0), std
+
+
+def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False) -> Path:
+    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures.
+
+    Args:
+        db: the results database (opened read-only in spirit: nothing is written to it).
+        out_dir: output folder (created).
+        paper_labels: label the metrics as the paper does (WA = balanced accuracy, UA = accuracy).
+
+    Returns:
+        Path of ``report.md``.
+
+    Raises:
+        StoreError: unusable database or no finished runs.
+    """
+    out = Path(out_dir)
+    labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
+    with ResultsStore.open(db, create=False) as store:
+        study = collect(store)
+        comparisons = compare(store, study)
+        out.mkdir(parents=True, exist_ok=True)
+        figures = _figures(store, study, labels, out / "figures")
+    md = _markdown(study, comparisons, labels, figures, out)
+    (out / "report.md").write_text(md)
+    summary = _summary_text(study, comparisons, labels)
+    (out / "summary.txt").write_text(summary)
+    _write_csv(study, labels, out)
+    results = {
+        "metric_labels": labels,
+        "cells": [_cell_json(c) for c in _sorted_cells(study)],
+        "comparisons": comparisons,
+        "superseded_runs": study.superseded,
+        "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
+        "running_runs": study.running,
+        "iemocap_shaped": study.iemocap_shaped,
+        "class_names": study.class_names,
+        "figures": [str(f.relative_to(out)) for f in figures],
+    }
+    (out / "results.json").write_text(json.dumps(_clean(results), indent=2, allow_nan=False) + "\n")
+    return out / "report.md"
+
+
+def _clean(x: Any) -> Any:
+    """NaN/inf -> None, NumPy scalars -> Python, recursively (strict JSON)."""
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    return x
+
+
+def _sorted_cells(study: Study) -> list[Cell]:
+    vorder = ["self", "cross", "self+cross"]
+    return sorted(
+        study.cells.values(),
+        key=lambda c: (
+            c.preset,
+            _order(c.modalities),
+            vorder.index(c.variant) if c.variant in vorder else 9,
+            c.variant,
+        ),
+    )
+
+
+def _cell_json(c: Cell) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "preset": c.preset,
+        "variant": c.variant,
+        "modalities": c.modalities,
+        "n_runs": len(c.runs),
+        "folds": sorted({r.fold for r in c.runs}),
+        "seeds": sorted({r.seed for r in c.runs}),
+    }
+    for metric in (*METRICS, "f1_macro"):
+        mean, std, _ = c.summary(metric)
+        d[metric] = {
+            "mean": None if not math.isfinite(mean) else mean,
+            "std": None if not math.isfinite(std) else std,
+        }
+    return d
+
+
+def _write_csv(study: Study, labels: dict[str, str], out: Path) -> None:
+    with open(out / "results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "preset",
+                "model",
+                "modalities",
+                "n_runs",
+                "accuracy_mean",
+                "accuracy_std",
+                "balanced_accuracy_mean",
+                "balanced_accuracy_std",
+                "f1_macro_mean",
+                "f1_macro_std",
+            ]
+        )
+        for c in _sorted_cells(study):
+            row: list[Any] = [c.preset, c.variant, c.modalities, len(c.runs)]
+            for metric in (*METRICS, "f1_macro"):
+                mean, std, _ = c.summary(metric)
+                row += [
+                    f"{mean:.6f}" if math.isfinite(mean) else "",
+                    f"{std:.6f}" if math.isfinite(std) else "",
+                ]
+            w.writerow(row)
+    with open(out / "runs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(
+            [
+                "run_key",
+                "preset",
+                "model",
+                "modalities",
+                "fold",
+                "seed",
+                "test_accuracy",
+                "test_balanced_accuracy",
+                "test_f1_macro",
+                "dev_accuracy",
+                "best_epoch",
+                "epochs_run",
+                "wall_time_s",
+                "config_hash",
+                "data_fingerprint",
+                "run_dir",
+            ]
+        )
+        for c in _sorted_cells(study):
+            for r in c.runs:
+                t, dv = r.test_metrics, r.dev_metrics
+                w.writerow(
+                    [
+                        r.run_key,
+                        r.preset,
+                        c.variant,
+                        r.modalities,
+                        r.fold,
+                        r.seed,
+                        t.get("accuracy"),
+                        t.get("balanced_accuracy"),
+                        t.get("f1_macro"),
+                        dv.get("accuracy"),
+                        r.best_epoch,
+                        r.epochs_run,
+                        r.wall_time_s,
+                        r.config_hash,
+                        r.data_fingerprint,
+                        r.run_dir,
+                    ]
+                )
+
+
+def _main_table(study: Study, labels: dict[str, str], preset: str) -> list[str]:
+    variants = [v for v in ("self", "cross") if any(k[0] == preset and k[1] == v for k in study.cells)]
+    codes = sorted({k[2] for k in study.cells if k[0] == preset and k[1] in variants}, key=_order)
+    head = ["modalities"]
+    for metric in METRICS:
+        head += [f"{labels[metric]} {v}" for v in variants]
+    head += [f"n {v}" for v in variants]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for code in codes:
+        row = [plots.modality_label(code)]
+        for metric in METRICS:
+            for v in variants:
+                c = study.cells.get((preset, v, code))
+                row.append(_fmt(*c.summary(metric)[:2]) if c else "-")
+        for v in variants:
+            c = study.cells.get((preset, v, code))
+            row.append(str(len(c.runs)) if c else "-")
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str], preset: str) -> list[str]:
+    lines = [
+        "| modalities | metric | pairs | self - cross [95% CI] | Wilcoxon p | Holm p | paired t p "
+        "| McNemar p (b/c) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in comparisons:
+        if e["preset"] != preset:
+            continue
+        mc = e["mcnemar"]
+        mcs = "-" if mc is None else f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
+        for metric in METRICS:
+            m = e["metrics"][metric]
+            ci = m["bootstrap"]
+            lines.append(
+                f"| {plots.modality_label(e['modalities'])} | {labels[metric]} | {e['n_pairs']} | "
+                f"{100 * ci['mean_diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}] | "
+                f"{_p(m['wilcoxon']['p_value'])} | {_p(m['wilcoxon_holm'])} | "
+                f"{_p(m['paired_t']['p_value'])} | "
+                f"{mcs} |"
+            )
+    return lines
+
+
+def _verdict_lines(comparisons: list[dict[str, Any]], labels: dict[str, str], preset: str) -> list[str]:
+    lines = []
+    for e in comparisons:
+        if e["preset"] != preset:
+            continue
+        for metric in METRICS:
+            v = e["metrics"][metric]["verdict"].replace(metric, labels[metric])
+            lines.append(f"- {plots.modality_label(e['modalities'])}: {v}.")
+    return lines
+
+
+def _ablation(study: Study, labels: dict[str, str], preset: str) -> list[str]:
+    lines: list[str] = []
+    codes = sorted({k[2] for k in study.cells if k[0] == preset}, key=_order)
+    for code in codes:
+        variants = {k[1]: c for k, c in study.cells.items() if k[0] == preset and k[2] == code}
+        if set(variants) <= {"self", "cross"}:
+            continue
+        order = ["cross-noSP", "cross", "self-noSP", "self", "self+cross"]
+        names = sorted(variants, key=lambda v: (order.index(v) if v in order else 9, v))
+        lines += [
+            "",
+            f"#### {plots.modality_label(code)}",
+            "",
+            f"| variant | {labels['balanced_accuracy']} | {labels['accuracy']} | n |",
+            "|---|---|---|---|",
+        ]
+        for v in names:
+            c = variants[v]
+            lines.append(
+                f"| {v} | {_fmt(*c.summary('balanced_accuracy')[:2])} | "
+                f"{_fmt(*c.summary('accuracy')[:2])} | {len(c.runs)} |"
+            )
+        if code == "atv" and study.iemocap_shaped:
+            lines += [
+                "",
+                "The paper's tri-modal ablation, mean (std):",
+                "",
+                f"| variant | {labels['balanced_accuracy']} | {labels['accuracy']} |",
+                "|---|---|---|",
+            ]
+            for v, m in PAPER_ABLATION.items():
+                b, a = m["balanced_accuracy"], m["accuracy"]
+                lines.append(
+                    f"| {v} | {100 * b[0]:.1f} ({100 * b[1]:.1f}) | {100 * a[0]:.1f} ({100 * a[1]:.1f}) |"
+                )
+    return lines
+
+
+def _paper_table(study: Study, labels: dict[str, str], preset: str) -> list[str]:
+    head = (
+        ["model", "modalities"]
+        + [f"{labels[m]} ours" for m in METRICS]
+        + [f"{labels[m]} paper" for m in METRICS]
+    )
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (kind, code), paper in sorted(PAPER_RESULTS.items(), key=lambda kv: (_order(kv[0][1]), kv[0][0])):
+        c = study.cells.get((preset, kind, code))
+        ours = [_fmt(*c.summary(m)[:2]) if c else "-" for m in METRICS]
+        lines.append(
+            "| "
+            + " | ".join(
+                [kind, plots.modality_label(code), *ours, *[f"{100 * paper[m]:.1f}" for m in METRICS]]
+            )
+            + " |"
+        )
+    return lines
+
+
+def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str]) -> str:
+    parts = []
+    for preset in sorted({k[0] for k in study.cells}):
+        parts += [f"Test scores, mean (std) in %, preset {preset}:", *_main_table(study, labels, preset), ""]
+        v = _verdict_lines(comparisons, labels, preset)
+        if v:
+            parts += [
+                "Self vs cross (Wilcoxon signed-rank over (fold, seed) pairs, Holm across modality sets):",
+                *v,
+                "",
+            ]
+    return "\n".join(parts)
+
+
+def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir: Path) -> list[Path]:
+    files: list[Path] = []
+    n_classes = len(study.class_names)
+    for preset in sorted({k[0] for k in study.cells}):
+        suffix = "" if preset == "paper" else f"_{preset}"
+        cells = {}
+        for (p, v, code), c in study.cells.items():
+            if p == preset and v in ("self", "cross"):
+                cells[(v, code)] = {m: c.summary(m) for m in METRICS}
+        if cells:
+            files.append(
+                plots.bar_chart(
+                    cells,
+                    METRICS,
+                    labels,
+                    fig_dir / f"scores{suffix}.png",
+                    title=f"Test scores, mean and std over runs (preset {preset})",
+                )
+            )
+        codes = [k[2] for k in study.cells if k[0] == preset]
+        if not codes or not n_classes:
+            continue
+        top = max(codes, key=lambda c: (len(c), -_order(c)[0]))
+        recalls = {}
+        for v in ("self", "cross", "self+cross"):
+            c = study.cells.get((preset, v, top))
+            if c is None:
+                continue
+            runs = [r for r in c.runs if len(r.class_names) == n_classes]
+            if not runs:
+                continue
+            cm = _confusion(store, runs, n_classes)
+            files.append(
+                plots.confusion_plot(
+                    cm,
+                    study.class_names,
+                    f"{v}, {plots.modality_label(top)}\nrow-normalized, {len(runs)} runs pooled",
+                    fig_dir / f"confusion_{v.replace('+', '_')}_{top}{suffix}.png",
+                )
+            )
+            recalls[v] = _recall([store.predictions(r.id) for r in runs], n_classes)
+        if recalls:
+            files.append(
+                plots.recall_plot(
+                    recalls,
+                    study.class_names,
+                    f"Per-class test recall, {plots.modality_label(top)} (mean, std over runs)",
+                    fig_dir / f"recall_{top}{suffix}.png",
+                )
+            )
+    return files
+
+
+def _markdown(
+    study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str], figures: list[Path], out: Path
+) -> str:
+    n_runs = sum(len(c.runs) for c in study.cells.values())
+    lines = [
+        "# selfcross results",
+        "",
+        f"{n_runs} finished runs in {len(study.cells)} cells. Scores are test-set percentages, "
+        "mean (sample std) over (fold, seed) runs; n = runs behind each cell.",
+    ]
+    if labels.get("balanced_accuracy") == "WA":
+        lines.append(
+            "Metric labels follow the paper: WA = balanced accuracy (mean per-class recall), "
+            "UA = plain accuracy (FACTS.md §4)."
+        )
+    if study.superseded:
+        lines.append(
+            f"{study.superseded} older run(s) of the same run key under another configuration were "
+            "superseded by the latest one."
+        )
+    if study.failed:
+        lines.append(f"{len(study.failed)} run(s) failed and are not included (see below).")
+    if study.running:
+        lines.append(
+            f"{study.running} run(s) are still running or were interrupted (rerun the grid to finish)."
+        )
+    for preset in sorted({k[0] for k in study.cells}):
+        lines += ["", f"## Preset `{preset}`", "", "### Main table", "", *_main_table(study, labels, preset)]
+        comp = [e for e in comparisons if e["preset"] == preset]
+        if comp:
+            lines += [
+                "",
+                "### Self vs cross",
+                "",
+                "Paired over (fold, seed). Wilcoxon signed-rank (zero differences dropped, "
+                '`zero_method="wilcox"`), paired t-test, mean difference with a 95% percentile '
+                "bootstrap interval (10,000 resamples, seed 0), McNemar on the pooled test predictions "
+                "(b = self right & cross wrong, c = the reverse; exact binomial when b + c < 25, else "
+                "chi-square with continuity correction). Holm p: Wilcoxon p adjusted across the "
+                f"{len(comp)} modality set(s) compared, per metric.",
+                "",
+                *_comparison_table(comparisons, labels, preset),
+                "",
+                "**Verdict** (alpha 0.05):",
+                "",
+                *_verdict_lines(comparisons, labels, preset),
+            ]
+            notes = sorted({e["metrics"][m]["wilcoxon"]["note"] for e in comp for m in METRICS} - {""})
+            if notes:
+                lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+        abl = _ablation(study, labels, preset)
+        if abl:
+            lines += ["", "### Ablation (pooling and combined attention)", *abl]
+        if study.iemocap_shaped:
+            lines += [
+                "",
+                "### Compared with the paper",
+                "",
+                "The data has IEMOCAP's 7 classes and the paper's input shapes, so the paper's "
+                "numbers (Rajan et al., ICASSP 2022; mean over 5 folds x 10 seeds) are shown beside ours.",
+                "",
+                *_paper_table(study, labels, preset),
+            ]
+    if figures:
+        lines += ["", "## Figures", ""]
+        for f in figures:
+            rel = f.relative_to(out)
+            lines += [f"![{f.stem}]({rel.as_posix()})", ""]
+    if study.failed:
+        lines += ["", "## Failed runs", "", "| run | error |", "|---|---|"]
+        for r in study.failed:
+            err = (r.error or "").strip().splitlines()
+            lines.append(f"| {r.run_key} | {(err[-1] if err else '').replace('|', '/')[:200]} |")
+    return "\n".join(lines) + "\n"

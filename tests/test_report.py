@@ -1,0 +1,100 @@
+"""Report generation from a small results database built in the test."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zlib
+
+import numpy as np
+import pytest
+
+from selfcross.errors import StoreError
+from selfcross.experiments.report import make_report
+from selfcross.experiments.store import Predictions, ResultsStore, RunKey
+
+CLASSES = ["angry", "happy", "sad", "neutral"]
+
+
+def _add_run(store, kind, mods, fold, seed, skill, pooling="stat", n=60):
+    rng = np.random.default_rng(zlib.crc32(f"{kind}{mods}{fold}{seed}{pooling}".encode()))
+    y = np.random.default_rng(fold).integers(0, 4, n)  # same test labels for a fold
+    correct = rng.random(n) < skill
+    pred = np.where(correct, y, (y + rng.integers(1, 4, n)) % 4)
+    probs = np.full((n, 4), 0.1)
+    probs[np.arange(n), pred] = 0.7
+    acc = float(np.mean(pred == y))
+    bacc = float(np.mean([np.mean(pred[y == c] == c) for c in range(4) if np.any(y == c)]))
+    key = RunKey(kind, mods, pooling, "paper", fold, seed)
+    cfg = {"model": {"kind": kind, "shapes": {"audio": {"seq_len": 20, "feat_dim": 8, "mixed_len": 5}}}}
+    rid = store.record_started(key, cfg, "h", f"fp{fold}", f"/runs/{key}")
+    store.record_done(rid, {"dev": {"accuracy": acc}, "test": {"accuracy": acc, "balanced_accuracy": bacc,
+                                                                  "f1_macro": acc - 0.05},
+                            "best_epoch": 3, "epochs_run": 5},
+                      Predictions(y, pred, probs, [f"f{fold}_u{i}" for i in range(n)]), CLASSES, 2.0)
+    return acc
+
+
+@pytest.fixture()
+def db(tmp_path):
+    path = tmp_path / "results.sqlite"
+    with ResultsStore.open(path, lock=True) as s:
+        for fold in (1, 2, 3):
+            for seed in (1, 2, 3):
+                _add_run(s, "self", "a", fold, seed, 0.4)
+                for mods in ("av", "atv"):
+                    _add_run(s, "self", mods, fold, seed, 0.75)
+                    _add_run(s, "cross", mods, fold, seed, 0.55)
+                _add_run(s, "cross", "atv", fold, seed, 0.5, pooling="concat")
+        rid = s.record_started(RunKey("self", "v", "stat", "paper", 1, 1), {}, "h", "fp1", "/r")
+        s.record_failed(rid, "Traceback...\nRuntimeError: out of memory", 1.0)
+    return path
+
+
+def test_report_files_tables_and_figures(db, tmp_path):
+    out = tmp_path / "rep"
+    md_path = make_report(db, out)
+    md = md_path.read_text()
+    assert md_path == out / "report.md"
+    assert "| A+V+T |" in md and "### Self vs cross" in md and "**Verdict**" in md
+    assert "cross-noSP" in md  # ablation table present
+    assert "out of memory" in md  # failed run listed
+    assert "Compared with the paper" not in md  # 4 classes: not IEMOCAP-shaped
+    # self (skill .75) vs cross (.55) over 9 pairs x 60 utterances: clearly different
+    assert "self-attention is significantly better on accuracy" in md
+    res = json.loads((out / "results.json").read_text())
+    cells = {(c["variant"], c["modalities"]): c for c in res["cells"]}
+    assert cells[("self", "atv")]["n_runs"] == 9 and cells[("self", "a")]["n_runs"] == 9
+    comp = {c["modalities"]: c for c in res["comparisons"]}
+    assert set(comp) == {"av", "atv"} and comp["atv"]["n_pairs"] == 9
+    mc = comp["atv"]["mcnemar"]
+    assert mc["n"] == mc["details"]["b"] + mc["details"]["c"] > 0
+    holm_p = comp["atv"]["metrics"]["accuracy"]["wilcoxon_holm"]
+    assert holm_p >= comp["atv"]["metrics"]["accuracy"]["wilcoxon"]["p_value"]
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    self_atv = next(r for r in rows if r["model"] == "self" and r["modalities"] == "atv")
+    with ResultsStore.open(db, create=False) as s:
+        accs = [r.test_accuracy for r in s.runs() if r.run_key.startswith("self-atv-")]
+    assert float(self_atv["accuracy_mean"]) == pytest.approx(np.mean(accs), abs=1e-6)
+    assert float(self_atv["accuracy_std"]) == pytest.approx(np.std(accs, ddof=1), abs=1e-6)
+    assert len(list(csv.DictReader(open(out / "runs.csv")))) == 6 * 9
+    figs = sorted(p.name for p in (out / "figures").iterdir())
+    assert figs == ["confusion_cross_atv.png", "confusion_self_atv.png", "recall_atv.png", "scores.png"]
+    for f in (out / "figures").iterdir():
+        assert f.stat().st_size > 5000 and f.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Self vs cross" in (out / "summary.txt").read_text()
+
+
+def test_paper_labels(db, tmp_path):
+    md = make_report(db, tmp_path / "rep", paper_labels=True).read_text()
+    assert "WA self" in md and "UA cross" in md and "WA = balanced accuracy" in md
+
+
+def test_empty_or_bad_db(tmp_path):
+    empty = tmp_path / "empty.sqlite"
+    ResultsStore.open(empty).close()
+    with pytest.raises(StoreError, match="no finished runs"):
+        make_report(empty, tmp_path / "out")
+    with pytest.raises(StoreError, match="no such"):
+        make_report(tmp_path / "missing.sqlite", tmp_path / "out")
+    assert not (tmp_path / "missing.sqlite").exists()
