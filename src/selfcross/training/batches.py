@@ -1,0 +1,159 @@
+"""Mini-batches of one split as tensors on the training device.
+
+Why a class: the training step must not pay for data handling. When a split fits in
+memory (the ``small`` synthetic folds, most real bi-modal folds) it is read once with
+``Split.load_all``, standardized once, converted once and, on CUDA, moved to the GPU
+once, so a batch is one gather on the device. Paper-size folds (full IEMOCAP audio is
+~3.6 GB) stay memory-mapped and are read batch by batch with ``Split.get_batch``.
+
+Both paths apply the same element-wise operations in the same dtype, so they give
+bit-identical tensors; the choice changes speed, never numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from selfcross.training.standardize import Standardizer
+
+#: A split is loaded into memory when its selected arrays take at most this many bytes.
+DEFAULT_RAM_LIMIT = 2 * 1024**3
+#: ... and copied to the GPU as a whole when they take at most this many bytes.
+DEFAULT_GPU_LIMIT = 4 * 1024**3
+
+Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]
+
+
+def split_nbytes(split: Any, modalities: Sequence[str], dtype: torch.dtype) -> int:
+    """Bytes the split's selected modalities take once converted to ``dtype``."""
+    item = torch.empty((), dtype=dtype).element_size()
+    n = len(split)
+    total = 0
+    for m in modalities:
+        t, f = split_shape(split, m)
+        total += n * t * f * item
+    return total
+
+
+def split_shape(split: Any, modality: str) -> tuple[int, int]:
+    """``(T, F)`` of one modality of a split (from ``split.shapes`` or one read row)."""
+    shapes = getattr(split, "shapes", None)
+    if shapes and modality in shapes:
+        t, f = shapes[modality]
+        return int(t), int(f)
+    x = split.get_batch(np.arange(1), (modality,))[0][modality]
+    return int(x.shape[1]), int(x.shape[2])
+
+
+def load_split_arrays(
+    split: Any, modalities: Sequence[str]
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """All rows of a split, read once in file order.
+
+    Equivalent to ``Split.load_all`` followed by one whole-split ``get_batch``, but without
+    keeping the reader's own RAM copy alive next to ours (which would double the memory).
+    """
+    return split.get_batch(np.arange(len(split)), tuple(modalities))
+
+
+class SplitData:
+    """One split, ready to be cut into batches of tensors.
+
+    Args:
+        split: a :class:`selfcross.data.Split`.
+        modalities: the modalities the model uses.
+        dtype: float dtype of the inputs (the model's dtype).
+        device: where batches must end up.
+        standardizer: applied to every row (train statistics), or ``None``.
+        ram_limit: load the split whole when it takes at most this many bytes.
+        gpu_limit: on CUDA, keep the whole split on the GPU when at most this many bytes.
+
+    Attributes:
+        labels: ``LongTensor [N]`` on ``device``.
+        labels_np: the same as a NumPy ``int64`` array (for metrics).
+        ids: utterance ids or ``None``.
+        in_memory: whether the split was loaded whole.
+    """
+
+    def __init__(
+        self,
+        split: Any,
+        modalities: Sequence[str],
+        dtype: torch.dtype,
+        device: torch.device,
+        standardizer: Standardizer | None = None,
+        ram_limit: int = DEFAULT_RAM_LIMIT,
+        gpu_limit: int = DEFAULT_GPU_LIMIT,
+    ) -> None:
+        self.split = split
+        self.modalities = tuple(modalities)
+        self.dtype = dtype
+        self.device = device
+        self.standardizer = standardizer
+        self.labels_np = np.asarray(split.labels, dtype=np.int64)
+        self.labels = torch.from_numpy(self.labels_np.copy()).to(device)
+        self.ids = getattr(split, "ids", None)
+        nbytes = split_nbytes(split, self.modalities, dtype)
+        self.in_memory = nbytes <= ram_limit
+        self._inputs: dict[str, torch.Tensor] = {}
+        self._lengths: dict[str, torch.Tensor] = {}
+        if self.in_memory:
+            inputs, lengths = self._prepare(*load_split_arrays(split, self.modalities))
+            target = device if (device.type != "cuda" or nbytes <= gpu_limit) else torch.device("cpu")
+            self._inputs = {m: x.to(target) for m, x in inputs.items()}
+            self._lengths = {m: x.to(target) for m, x in lengths.items()}
+
+    def __len__(self) -> int:
+        return int(self.labels_np.shape[0])
+
+    def _prepare(
+        self, inputs: dict[str, np.ndarray], lengths: dict[str, np.ndarray]
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        np_dtype = np.float64 if self.dtype == torch.float64 else np.float32
+        arrays = {m: np.asarray(inputs[m]).astype(np_dtype, copy=False) for m in self.modalities}
+        if self.standardizer is not None:
+            arrays = self.standardizer.transform(arrays, lengths)
+        x = {m: torch.from_numpy(np.ascontiguousarray(a)) for m, a in arrays.items()}
+        n = {
+            m: torch.from_numpy(np.asarray(v, dtype=np.int64).copy())
+            for m, v in lengths.items()
+            if m in self.modalities
+        }
+        return x, n
+
+    def batch(self, index: torch.Tensor) -> Batch:
+        """Rows ``index`` (``LongTensor [B]``) as ``(inputs, lengths, labels)`` on the device.
+
+        ``inputs[m]`` is ``[B, T, F]`` in ``dtype``; ``lengths[m]`` is ``LongTensor [B]``;
+        ``labels`` is ``LongTensor [B]``.
+        """
+        if self.in_memory:
+            idx = index.to(next(iter(self._inputs.values())).device) if self._inputs else index
+            inputs = {
+                m: x.index_select(0, idx).to(self.device, non_blocking=True) for m, x in self._inputs.items()
+            }
+            lengths = {
+                m: x.index_select(0, idx).to(self.device, non_blocking=True) for m, x in self._lengths.items()
+            }
+        else:
+            rows = index.detach().cpu().numpy()
+            inputs, lengths = self._prepare(*self.split.get_batch(rows, self.modalities))
+            pin = self.device.type == "cuda"
+            inputs = {
+                m: (x.pin_memory() if pin else x).to(self.device, non_blocking=True)
+                for m, x in inputs.items()
+            }
+            lengths = {m: x.to(self.device, non_blocking=True) for m, x in lengths.items()}
+        labels = self.labels.index_select(0, index.to(self.labels.device))
+        return inputs, lengths, labels
+
+    def batches(self, order: torch.Tensor | None, batch_size: int) -> Iterator[Batch]:
+        """Consecutive batches of ``batch_size`` rows in ``order`` (default: file order)."""
+        if order is None:
+            order = torch.arange(len(self))
+        for start in range(0, len(order), batch_size):
+            yield self.batch(order[start : start + batch_size])

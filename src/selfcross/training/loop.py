@@ -1,0 +1,398 @@
+"""The authors' training protocol (FACTS.md §3), one run at a time, and evaluation.
+
+Protocol (``TrainConfig`` defaults are the authors' values):
+
+1. Adam(lr), mini-batches of 32 in an order shuffled every epoch by a generator seeded
+   with the run's seed; cross-entropy loss.
+2. After each epoch: loss and accuracy on dev. ``ReduceLROnPlateau`` watches the dev
+   *loss* (patience 10, factor 0.1); early stopping watches the dev *plain accuracy* and
+   stops after ``patience`` epochs without a strict improvement.
+3. The weights of the best dev-accuracy epoch are restored, and the test split is
+   evaluated **once**, at the end (the authors evaluated test every epoch; it was not used
+   for selection, so the result is the same, but looking at test during training invites
+   misuse).
+
+``improved`` switches handled here: ``standardize`` (statistics from the training split,
+valid frames only, stored with the run, applied to every split) and ``amp`` (bf16 autocast
+on CUDA; a documented no-op on CPU and in float64, where autocast would only lose
+precision or is unsupported).
+
+Reproducibility: same seed + same device + same thread count => identical metrics. Seeds
+are set for torch, NumPy and ``random``; torch's deterministic algorithms are on during the
+run (restored afterwards).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
+from selfcross.errors import DataError
+from selfcross.training.batches import SplitData
+from selfcross.training.environment import DTYPES, environment_info, resolve_device, runtime, seed_everything
+from selfcross.training.metrics import classification_metrics
+from selfcross.training.rundir import check_out_dir, load_run, save_run
+from selfcross.training.standardize import Standardizer
+
+#: Files copied from the data into ``RUN_DIR/features/`` (fold first, then data root).
+FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy")
+
+
+# ----------------------------------------------------------------------------- data access
+def _read_fold(fold_dir: Path, modalities: tuple[str, ...]) -> Any:
+    from selfcross.data import read_fold
+
+    return read_fold(fold_dir, modalities=modalities)
+
+
+def _fingerprint(fold_dir: Path) -> str:
+    from selfcross.data import fingerprint
+
+    return fingerprint(fold_dir)
+
+
+def _split(fold: Any, name: str, fold_dir: Path) -> Any:
+    if name not in ("train", "dev", "test"):
+        raise DataError(fold_dir, f"unknown split {name!r}; use train, dev or test")
+    return getattr(fold, name)
+
+
+# --------------------------------------------------------------------------- model config
+def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, int]], n_classes: int) -> ModelConfig:
+    """A copy of ``config`` whose input shapes and class count are the fold's.
+
+    A modality whose configured ``(seq_len, feat_dim)`` already matches the fold keeps its
+    configured ``mixed_len``. Otherwise the time-mixing length is scaled with the paper's
+    ratio (audio 500/1000, video 25/32): ``mixed_len = max(1, round(seq_len * ratio))``, which
+    gives the paper's value for the paper's lengths; text has no time mixing.
+    """
+    paper = paper_shapes()
+    new: dict[str, ModalityShape] = {}
+    for m in config.modalities:
+        t, f = (int(v) for v in shapes[m])
+        cur = config.shapes.get(m)
+        if cur is not None and (cur.seq_len, cur.feat_dim) == (t, f):
+            new[m] = ModalityShape(t, f, cur.mixed_len)
+            continue
+        ref = paper[m]
+        mixed = None if ref.mixed_len is None else max(1, round(t * ref.mixed_len / ref.seq_len))
+        new[m] = ModalityShape(t, f, mixed)
+    out = copy.deepcopy(config)
+    out.shapes = new
+    out.n_classes = int(n_classes)
+    out.validate()
+    return out
+
+
+def needs_lengths(config: ModelConfig) -> bool:
+    """Whether the model reads valid lengths (only the ``improved`` switches do)."""
+    return bool(config.mask_padding or config.packed_gru or config.masked_mean)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype, amp: bool) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA in float32 when ``amp``; otherwise nothing."""
+    if amp and device.type == "cuda" and dtype == torch.float32:
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _feature_files(fold_dir: Path) -> list[Path]:
+    found = []
+    for name in FEATURE_FILES:
+        for base in (fold_dir, fold_dir.parent):
+            if (base / name).is_file():
+                found.append(base / name)
+                break
+    return found
+
+
+# ------------------------------------------------------------------------------ evaluation
+def _forward_all(
+    model: torch.nn.Module, data: SplitData, batch_size: int, amp: bool
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[N, K]`` of every row in file order and the summed loss (both on device)."""
+    params = next(model.parameters())
+    pass_lengths = needs_lengths(model.config)
+    logits_parts = []
+    total = torch.zeros((), dtype=torch.float64, device=params.device)
+    model.eval()
+    with torch.inference_mode(), _autocast(params.device, params.dtype, amp):
+        for inputs, lengths, labels in data.batches(None, batch_size):
+            logits = model(**inputs, lengths=lengths if pass_lengths else None).to(params.dtype)
+            total += F.cross_entropy(logits, labels, reduction="sum").double()
+            logits_parts.append(logits)
+    return torch.cat(logits_parts), total
+
+
+def _acc_balacc(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
+    """Plain and balanced accuracy (mean recall over classes present), as in metrics.py."""
+    support = np.bincount(y_true, minlength=k)
+    hits = np.bincount(y_true[y_true == y_pred], minlength=k)
+    present = support > 0
+    return float((y_true == y_pred).mean()), float((hits[present] / support[present]).mean())
+
+
+def evaluate_model(
+    model: torch.nn.Module,
+    data: SplitData | Any,
+    class_names: tuple[str, ...] | list[str],
+    standardizer: Standardizer | None = None,
+    batch_size: int = 128,
+    amp: bool = False,
+) -> dict[str, Any]:
+    """Evaluate a model on one split.
+
+    Args:
+        model: a :class:`~selfcross.models.FusionModel` (its device and dtype are used).
+        data: a :class:`SplitData`, or a reader ``Split`` (wrapped, with ``standardizer``).
+        class_names: names of the label indices.
+        standardizer: train-split statistics, applied when ``data`` is a raw ``Split``.
+        batch_size: evaluation batch size (no effect on the numbers for a given device).
+        amp: bf16 autocast (CUDA, float32 only), as in training.
+
+    Returns:
+        ``{"metrics": classification_metrics(...), "loss": mean cross-entropy,
+        "y_true": int64 [N], "y_pred": int64 [N], "probs": float [N, K], "ids": list | None}``.
+    """
+    if not isinstance(data, SplitData):
+        p = next(model.parameters())
+        data = SplitData(data, model.config.modalities, p.dtype, p.device, standardizer)
+    logits, total = _forward_all(model, data, batch_size, amp)
+    probs = torch.softmax(logits, dim=1).cpu().numpy()
+    y_pred = probs.argmax(axis=1).astype(np.int64)
+    return {
+        "metrics": classification_metrics(data.labels_np, y_pred, class_names),
+        "loss": float(total) / max(1, len(data)),
+        "y_true": data.labels_np,
+        "y_pred": y_pred,
+        "probs": probs,
+        "ids": data.ids,
+    }
+
+
+# -------------------------------------------------------------------------------- training
+def _epochs(max_epochs: int, progress: bool) -> Iterator[tuple[int, Any]]:
+    bar = tqdm(range(1, max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=True)
+    with bar:
+        for epoch in bar:
+            yield epoch, bar
+
+
+def train_run(
+    config: RunConfig,
+    fold_dir: str | Path,
+    out_dir: str | Path,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, Any]:
+    """Train one model on one fold with the authors' protocol and write a run folder.
+
+    Args:
+        config: model and training configuration; input shapes and class count are taken
+            from the fold (see :func:`fit_model_config`); ``data`` and ``environment`` are
+            filled in. The caller's object is not modified.
+        fold_dir: a fold folder (``train_*``, ``dev_*``, ``test_*`` arrays).
+        out_dir: the run folder to create (must not exist or be empty unless ``overwrite``).
+        progress: show a tqdm bar (epoch, train loss, dev loss, dev acc / balanced acc).
+        overwrite: replace an existing run folder at ``out_dir``.
+
+    Returns:
+        The ``metrics.json`` content: ``dev`` and ``test`` metric dicts, ``best_epoch``,
+        ``epochs_run``, ``wall_time_s`` and ``history`` (per epoch: losses, dev accuracy,
+        dev balanced accuracy, learning rate).
+
+    Raises:
+        DataError: the fold is malformed. ConfigError: bad options or an existing ``out_dir``.
+    """
+    t0 = time.perf_counter()
+    fold_dir = Path(fold_dir)
+    check_out_dir(out_dir, overwrite)
+    config = copy.deepcopy(config)
+    tc = config.train
+    fold = _read_fold(fold_dir, tuple(config.model.modalities))
+    class_names = tuple(fold.class_names)
+    config.model = fit_model_config(config.model, fold.shapes, len(class_names))
+    config.class_names = class_names
+    modalities = tuple(config.model.modalities)
+    device = resolve_device(tc.device)
+    dtype = DTYPES[tc.dtype]
+
+    with runtime(tc.num_threads, deterministic=True):
+        seed_everything(tc.seed)
+        config.environment = environment_info(device)
+        config.environment["amp_active"] = bool(tc.amp and device.type == "cuda" and dtype == torch.float32)
+        config.data = {
+            "fold_dir": str(fold_dir.resolve()),
+            "fingerprint": _fingerprint(fold_dir),
+            "n_train": len(fold.train),
+            "n_dev": len(fold.dev),
+            "n_test": len(fold.test),
+        }
+        standardizer = Standardizer.fit(fold.train, modalities) if tc.standardize else None
+        train = SplitData(fold.train, modalities, dtype, device, standardizer)
+        dev = SplitData(fold.dev, modalities, dtype, device, standardizer)
+
+        from selfcross.models import FusionModel
+
+        model = FusionModel(config.model).to(device=device, dtype=dtype)
+        optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
+        )
+        order_gen = torch.Generator().manual_seed(tc.seed)
+        pass_lengths = needs_lengths(config.model)
+        n_train = len(train)
+
+        history: list[dict[str, Any]] = []
+        best_acc, best_epoch, best_state, stale = -math.inf, 0, None, 0
+        for epoch, bar in _epochs(tc.max_epochs, progress):
+            model.train()
+            total = torch.zeros((), dtype=torch.float64, device=device)
+            order = torch.randperm(n_train, generator=order_gen)
+            for inputs, lengths, labels in train.batches(order, tc.batch_size):
+                optimizer.zero_grad(set_to_none=True)
+                with _autocast(device, dtype, tc.amp):
+                    logits = model(**inputs, lengths=lengths if pass_lengths else None)
+                loss = F.cross_entropy(logits.to(dtype), labels)
+                loss.backward()
+                optimizer.step()
+                total += loss.detach().double() * labels.shape[0]
+            dev_logits, dev_total = _forward_all(model, dev, tc.eval_batch_size, tc.amp)
+            dev_pred = dev_logits.argmax(dim=1).cpu().numpy()
+            dev_loss = float(dev_total) / len(dev)
+            dev_acc, dev_bal = _acc_balacc(dev.labels_np, dev_pred, len(class_names))
+            train_loss = float(total) / n_train
+            lr = optimizer.param_groups[0]["lr"]
+            scheduler.step(dev_loss)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": train_loss,
+                    "dev_loss": dev_loss,
+                    "dev_accuracy": dev_acc,
+                    "dev_balanced_accuracy": dev_bal,
+                    "lr": lr,
+                }
+            )
+            if dev_acc > best_acc:
+                best_acc, best_epoch, stale = dev_acc, epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            else:
+                stale += 1
+            bar.set_postfix(
+                train_loss=f"{train_loss:.4f}",
+                dev_loss=f"{dev_loss:.4f}",
+                dev_acc=f"{dev_acc:.4f}",
+                dev_bal=f"{dev_bal:.4f}",
+                best=best_epoch,
+            )
+            if stale >= tc.patience:
+                break
+
+        assert best_state is not None  # max_epochs >= 1 and the first epoch always improves
+        model.load_state_dict(best_state)
+        del train
+        dev_eval = evaluate_model(model, dev, class_names, batch_size=tc.eval_batch_size, amp=tc.amp)
+        test = SplitData(fold.test, modalities, dtype, device, standardizer)
+        test_eval = evaluate_model(model, test, class_names, batch_size=tc.eval_batch_size, amp=tc.amp)
+
+    metrics = {
+        "dev": dev_eval["metrics"],
+        "test": test_eval["metrics"],
+        "dev_loss": dev_eval["loss"],
+        "test_loss": test_eval["loss"],
+        "best_epoch": best_epoch,
+        "epochs_run": len(history),
+        "wall_time_s": time.perf_counter() - t0,
+        "history": history,
+    }
+    predictions = {k: test_eval[k] for k in ("y_true", "y_pred", "probs", "ids")}
+    save_run(
+        out_dir,
+        config,
+        model,
+        metrics,
+        standardizer,
+        predictions,
+        feature_files=_feature_files(fold_dir),
+        overwrite=overwrite,
+    )
+    return metrics
+
+
+def evaluate_run(
+    run_dir: str | Path,
+    fold_dir: str | Path,
+    split: str = "test",
+    device: str | None = None,
+) -> dict[str, Any]:
+    """Re-evaluate a saved run on one split of a fold; returns its metrics dict.
+
+    With the run's own fold, device and thread count, ``split="test"`` reproduces
+    ``metrics.json["test"]`` exactly (same weights, same standardizer, same batches).
+
+    Args:
+        run_dir: a run folder written by :func:`train_run` (or ``import-reference``).
+        fold_dir: the fold to evaluate on.
+        split: ``train``, ``dev`` or ``test``.
+        device: ``auto``/``cpu``/``cuda``; default: the run's configured device setting.
+
+    Raises:
+        CheckpointError: the run folder is incomplete. DataError: the fold does not fit the
+        model (input shapes, classes).
+    """
+    return evaluate_run_full(run_dir, fold_dir, split, device)["metrics"]
+
+
+def evaluate_run_full(
+    run_dir: str | Path,
+    fold_dir: str | Path,
+    split: str = "test",
+    device: str | None = None,
+) -> dict[str, Any]:
+    """:func:`evaluate_run` with predictions: the :func:`evaluate_model` dict plus
+    ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None)."""
+    fold_dir = Path(fold_dir)
+    model, config, standardizer = load_run(run_dir)
+    tc = config.train
+    dev_ = resolve_device(device or tc.device)
+    with runtime(tc.num_threads, deterministic=True):
+        fold = _read_fold(fold_dir, tuple(config.model.modalities))
+        for m in config.model.modalities:
+            want = config.model.shapes[m]
+            got = tuple(int(v) for v in fold.shapes[m])
+            if got != (want.seq_len, want.feat_dim):
+                raise DataError(
+                    fold_dir,
+                    f"{m} frames are {got[0]}x{got[1]} but the run's model expects "
+                    f"{want.seq_len}x{want.feat_dim}",
+                )
+        names = tuple(fold.class_names)
+        if config.class_names and names != tuple(config.class_names):
+            raise DataError(
+                fold_dir,
+                f"classes {list(names)} differ from the run's classes {list(config.class_names)}",
+            )
+        if len(names) != config.model.n_classes:
+            raise DataError(
+                fold_dir, f"{len(names)} classes but the model has {config.model.n_classes} outputs"
+            )
+        model = model.to(dev_)
+        data = SplitData(
+            _split(fold, split, fold_dir), config.model.modalities, DTYPES[tc.dtype], dev_, standardizer
+        )
+        result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
+    recorded = config.data.get("fingerprint")
+    result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)
+    return result
