@@ -18,6 +18,15 @@ SMALL = {
 KINDS = ("self", "cross", "self+cross")
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small tensors: one thread is ~50x faster than two on the shared 2-core CI machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
 def small_config(mods: str = "atv", kind: str = "self", pooling: str = "stat", **kw) -> ModelConfig:
     return ModelConfig(
         kind=kind, modalities=parse_modalities(mods), pooling=pooling, shapes=SMALL, hidden=4, heads=2,
