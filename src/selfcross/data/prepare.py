@@ -545,8 +545,12 @@ def prepare_records(
         for split, ids in (("train", plan.train), ("dev", plan.dev), ("test", plan.test)):
             arrays = _assemble(ids, by_id, class_names, mods, configs, cache_files, lengths, tokens, vocab)
             write_split(fold_dir, split, arrays, ids)
+            for key in set(layout.SPLIT_FILES) - set(arrays) - {"ids"}:  # from an earlier run
+                (fold_dir / layout.split_file(split, key)).unlink(missing_ok=True)
         if embedding is not None:
             write_embedding(fold_dir, embedding)
+        else:
+            (fold_dir / layout.EMBEDDING_FILE).unlink(missing_ok=True)
     _remove_stale_folds(out_root, len(plans))
     write_classes(out_root, class_names)
     from selfcross.features.configio import save_feature_configs
@@ -554,6 +558,8 @@ def prepare_records(
     save_feature_configs(out_root, {m: configs[m] for m in ("audio", "video", "text") if m in configs})
     if vocab is not None:
         save_text(out_root / layout.VOCAB_FILE, list(vocab.words))
+    else:
+        (out_root / layout.VOCAB_FILE).unlink(missing_ok=True)
     timings["write folds"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
 
