@@ -1,0 +1,222 @@
+"""``selfcross train`` and ``selfcross evaluate``: one run of the paper's protocol, and its re-check.
+
+The options are named after the paper's vocabulary: the model kinds are its "Self",
+"Cross" and "Cross+Self" rows, ``--no-stat-pool`` is its "noSP" ablation, ``--seed`` is one
+of the ten repetitions per fold. Both commands print the metrics by what they are
+(``accuracy``, ``balanced_accuracy``); ``--paper-labels`` adds the paper's WA/UA labels.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from selfcross.config import MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.labels import modality_code, parse_modalities
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``train`` and ``evaluate`` sub-commands."""
+    _register_train(subparsers)
+    _register_evaluate(subparsers)
+
+
+# ----------------------------------------------------------------------------------- train
+def _register_train(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train one model on one fold with the paper's protocol",
+        description=(
+            "Train one self-/cross-attention model on one fold, as the authors did: Adam "
+            "(lr 1e-3), batches of 32, cross-entropy; the learning rate drops 10x after 10 "
+            "epochs without a lower dev loss; training stops after 10 epochs without a higher "
+            "dev accuracy; the best dev-accuracy weights are restored and the test split is "
+            "evaluated once. Writes RUN_DIR/config.json, model.safetensors, metrics.json and "
+            "predictions.npz (a run folder is complete or absent)."
+        ),
+    )
+    p.add_argument(
+        "--data",
+        required=True,
+        metavar="FOLD_DIR",
+        help="one fold folder (train/dev/test arrays in the processed IEMOCAP layout). The paper "
+        "trains and tests each of IEMOCAP's 5 session folds separately",
+    )
+    p.add_argument(
+        "--model",
+        choices=MODEL_KINDS,
+        default="self",
+        help="self: each modality attends to itself (the paper's 'Self' rows); cross: each "
+        "modality queries every other one (its 'Cross' rows, 6 attention blocks for A+V+T; "
+        "needs 2+ modalities); self+cross: both sets of attention vectors pooled together "
+        "(its 'Cross+Self' ablation) (default: %(default)s)",
+    )
+    p.add_argument(
+        "--modalities",
+        default="atv",
+        metavar="SET",
+        help="letters of the modalities to use: a = audio (MFCC frames), v = video (ResNet "
+        "frame features), t = text (word vectors); the paper's table has a, v, t, av, at, "
+        "vt, atv (default: %(default)s)",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=1,
+        help="seeds weight initialisation, dropout and batch order; the paper repeats every "
+        "fold with seeds 1..10 and reports the mean (its seed-to-seed std is ~2 points) "
+        "(default: %(default)s)",
+    )
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+    p.add_argument(
+        "--no-stat-pool",
+        action="store_true",
+        help="replace statistical pooling ([std, mean] across the attention vectors) by their "
+        "concatenation: the paper's 'noSP' ablation. Uni-modal self models never pool",
+    )
+    p.add_argument(
+        "--preset",
+        choices=PRESETS,
+        default="paper",
+        help="paper: the authors' computation, quirks included (padding attended and averaged, "
+        "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
+        "train-split standardization, bf16 autocast on CUDA (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda",
+        help="where to train (auto = CUDA when present); same seed + device + threads give identical metrics",
+    )
+    p.add_argument(
+        "--dtype",
+        choices=("float32", "float64"),
+        default="float32",
+        help="float precision; the authors trained in float64, float32 is faster (default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-epochs",
+        type=int,
+        default=TrainConfig.max_epochs,
+        metavar="N",
+        help="hard cap on epochs; early stopping (patience 10 on dev accuracy) usually ends "
+        "sooner (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="torch CPU threads (default: torch's choice); recorded, since it can change the numbers",
+    )
+    p.add_argument(
+        "--paper-labels",
+        action="store_true",
+        help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does "
+        "(most speech-emotion papers use the opposite names)",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it already holds a run")
+    p.set_defaults(func=_cmd_train)
+
+
+def build_run_config(args: argparse.Namespace) -> RunConfig:
+    """The :class:`RunConfig` described by ``train``'s options (preset switches applied)."""
+    model = ModelConfig(
+        kind=args.model,
+        modalities=parse_modalities(args.modalities),
+        pooling="concat" if args.no_stat_pool else "stat",
+    )
+    train = TrainConfig(
+        seed=args.seed,
+        dtype=args.dtype,
+        device=args.device,
+        max_epochs=args.max_epochs,
+        num_threads=args.threads,
+    )
+    return apply_preset(RunConfig(model=model, train=train), args.preset)
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from selfcross.training import format_metrics_table, train_run
+
+    config = build_run_config(args)
+    if not args.quiet:
+        code = modality_code(config.model.modalities).upper()
+        print(
+            f"training {config.model.kind} {code} seed {config.train.seed} ({config.preset} preset) "
+            f"on {args.data}"
+        )
+    metrics = train_run(config, args.data, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    print(
+        format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels)
+    )
+    print(
+        f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
+        f"wall time {metrics['wall_time_s']:.1f} s -> {Path(args.out)}"
+    )
+    return 0
+
+
+# -------------------------------------------------------------------------------- evaluate
+def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "evaluate",
+        help="re-evaluate a run folder on a fold split",
+        description=(
+            "Rebuild a trained model from RUN_DIR (config.json + model.safetensors, with its "
+            "stored standardization) and score one split of a fold. On the run's own fold, "
+            "device and thread count, --split test reproduces metrics.json exactly."
+        ),
+    )
+    p.add_argument("--run", required=True, metavar="RUN_DIR", help="a run folder written by train")
+    p.add_argument("--data", required=True, metavar="FOLD_DIR", help="the fold folder to evaluate on")
+    p.add_argument(
+        "--split",
+        choices=("train", "dev", "test"),
+        default="test",
+        help="which split to score (default: %(default)s)",
+    )
+    p.add_argument(
+        "--device",
+        default=None,
+        metavar="auto|cpu|cuda",
+        help="where to evaluate (default: the run's own device setting)",
+    )
+    p.add_argument(
+        "--paper-labels",
+        action="store_true",
+        help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does",
+    )
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON only")
+    p.set_defaults(func=_cmd_evaluate)
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from selfcross.training import format_metrics_table
+    from selfcross.training.loop import evaluate_run_full
+    from selfcross.training.rundir import METRICS_FILE
+
+    result = evaluate_run_full(args.run, args.data, split=args.split, device=args.device)
+    metrics = result["metrics"]
+    if args.json:
+        print(json.dumps(metrics, indent=2, sort_keys=True))
+        return 0
+    print(format_metrics_table({args.split: metrics}, paper_labels=args.paper_labels))
+    stored = _stored_metrics(Path(args.run) / METRICS_FILE)
+    if args.split in stored:
+        same = stored[args.split] == metrics
+        print(f"{'matches' if same else 'DIFFERS FROM'} {METRICS_FILE} ({args.split})")
+    if result["fingerprint_matches"] is False:
+        print("note: this fold's fingerprint differs from the data the run was trained on")
+    return 0
+
+
+def _stored_metrics(path: Path) -> dict[str, Any]:
+    try:
+        d = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
