@@ -225,3 +225,25 @@ def build_iemocap_tree(
         for w, v in zip(vocab, vec):
             f.write(w + " " + " ".join(f"{x:g}" for x in v) + "\n")
     return tree
+
+
+def channel_mean_encoder() -> object:
+    """A tiny image encoder for tests: ``[n, 3, H, W] -> [n, 3]`` mean of each colour channel.
+
+    Why this one: it has no weights to download and it shows which half of the frame was
+    kept (the tree's left half is red-ish, the right half blue-ish).
+    """
+    return ChannelMean()
+
+
+try:  # torch is a core dependency, but keep the tree builder importable without it
+    import torch
+
+    class ChannelMean(torch.nn.Module):
+        """``[n, 3, H, W] -> [n, 3]``: per-channel spatial mean (picklable for worker processes)."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3))
+
+except ImportError:  # pragma: no cover
+    pass
