@@ -238,6 +238,9 @@ def train_run(
             "n_train": len(fold.train),
             "n_dev": len(fold.dev),
             "n_test": len(fold.test),
+            "n_dropped": {
+                s: int(getattr(getattr(fold, s), "n_dropped", 0)) for s in ("train", "dev", "test")
+            },
         }
         standardizer = Standardizer.fit(fold.train, modalities) if tc.standardize else None
         train = SplitData(fold.train, modalities, dtype, device, standardizer)
