@@ -141,11 +141,13 @@ def plan_group_folds(
 ) -> list[FoldPlan]:
     """Leave-one-group-out folds with a speaker-independent dev set.
 
-    Fold k (1-based) tests on the k-th group in sorted order (IEMOCAP: session k). The
-    training groups' speakers are sorted and, starting at position ``k - 1`` (cyclic, so
-    the held-out speaker rotates between folds), whole speakers are moved to dev until dev
-    holds at least ``dev_fraction`` of the training utterances. IEMOCAP with five sessions:
-    one speaker of the four training sessions, about 12% of them.
+    Fold k (1-based) tests on the k-th group in sorted order (IEMOCAP: session k). Whole
+    speakers are moved from training to dev until dev holds at least ``dev_fraction`` of the
+    training groups' utterances (at least one speaker always stays in training), taken from
+    group k+1 first (cyclic), its sorted speakers rotated by k-1, then group k+2, ... So the
+    held-out speaker changes with every fold. IEMOCAP with five sessions and the default 0.1:
+    fold 1 holds out Ses02F, fold 2 Ses03M, fold 3 Ses04F, fold 4 Ses05M, fold 5 Ses01F
+    (one speaker, about 12% of the training sessions).
 
     Raises:
         DataError: fewer than two groups, a speaker in more than one group (folds could not
@@ -167,17 +169,23 @@ def plan_group_folds(
     for k, test_group in enumerate(group_names):
         test = [r.id for r in records if r.group == test_group]
         pool = [r for r in records if r.group != test_group]
-        speakers = sorted({r.speaker for r in pool})
+        # candidate dev speakers: the next group's first (its speakers rotated by k), then the
+        # group after it, and so on (cyclic), so the held-out speaker changes with every fold
+        speakers = []
+        for j in range(1, len(group_names)):
+            g = group_names[(k + j) % len(group_names)]
+            in_g = sorted({r.speaker for r in pool if r.group == g})
+            if in_g:
+                r0 = k % len(in_g)
+                speakers += in_g[r0:] + in_g[:r0]
         if len(speakers) < 2:
             raise DataError(None, f"fold {k + 1}: the training groups have only speaker(s) {speakers}; "
                             "a speaker-independent dev set needs at least two")
         per_speaker = Counter(r.speaker for r in pool)
         dev_speakers: list[str] = []
-        i = k % len(speakers)
         while sum(per_speaker[s] for s in dev_speakers) < dev_fraction * len(pool) and \
                 len(dev_speakers) < len(speakers) - 1:
-            dev_speakers.append(speakers[i])
-            i = (i + 1) % len(speakers)
+            dev_speakers.append(speakers[len(dev_speakers)])
         dev_set = set(dev_speakers)
         plans.append(FoldPlan(
             test_groups=[test_group],
