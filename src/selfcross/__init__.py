@@ -10,3 +10,12 @@ from __future__ import annotations
 __version__ = "0.1.0"
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> object:
+    """Lazy top-level exports: ``selfcross.Predictor`` without importing torch at ``import selfcross``."""
+    if name == "Predictor":
+        from selfcross.predict import Predictor
+
+        return Predictor
+    raise AttributeError(f"module 'selfcross' has no attribute {name!r}")

@@ -150,8 +150,10 @@ class Vocabulary:
         counts: Counter[str] = Counter()
         for toks in token_lists:
             counts.update(toks)
-        kept = sorted((w for w, n in counts.items() if n >= min_count and w not in (PAD, UNK)),
-                      key=lambda w: (-counts[w], w))
+        kept = sorted(
+            (w for w, n in counts.items() if n >= min_count and w not in (PAD, UNK)),
+            key=lambda w: (-counts[w], w),
+        )
         return cls(kept)
 
     def __len__(self) -> int:

@@ -225,8 +225,10 @@ class VideoFeatures:
                 prev = None
                 last_t = None
                 for frame in container.decode(stream):
-                    t = frame.time if frame.time is not None else (
-                        (last_t + 1 / rate) if last_t is not None else 0.0
+                    t = (
+                        frame.time
+                        if frame.time is not None
+                        else ((last_t + 1 / rate) if last_t is not None else 0.0)
                     )
                     while len(frames) < len(targets) and t > targets[len(frames)] + 1e-6:
                         frames.append((prev if prev is not None else frame).to_ndarray(format="rgb24"))

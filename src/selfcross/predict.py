@@ -1,0 +1,361 @@
+"""Emotion prediction on new clips with a trained run folder.
+
+Why a class: loading the model, the vocabulary, the word vectors and (for video) a
+ResNet-101 takes seconds; :class:`Predictor` does it once and then extracts features of
+each clip with the run's saved extractor settings (``RUN_DIR/features/features.json``,
+``vocab.txt``, ``W_embedding.npy``, copied there by ``train_run``), applies the run's
+standardizer, and runs the model - the same arrays and the same arithmetic as evaluation on
+prepared folds.
+
+A run trained on data without ``features.json`` (e.g. the synthetic benchmark or the
+authors' folds) uses the default extractors, which match the paper's folds, as long as the
+model's input shapes agree with them; text then still needs ``vocab.txt`` and
+``W_embedding.npy`` in ``RUN_DIR/features/``.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfcross.errors import CheckpointError, ConfigError, DataError, SelfcrossError
+from selfcross.labels import IEMOCAP7
+
+FEATURES_DIR = "features"
+#: Columns of a prediction manifest (``id`` plus any of the modality columns; optional extras).
+MANIFEST_COLUMNS: tuple[str, ...] = ("id", "audio", "video", "transcript")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("side", "start", "end")
+
+
+class Predictor:
+    """A trained run, ready to classify new clips.
+
+    Args:
+        run_dir: a run folder (``config.json``, ``model.safetensors``, optional ``features/``).
+        device: torch device for the model and the video encoder (``cpu``, ``cuda``...).
+        video_encoder: image encoder to use instead of the one named in the run's video
+            settings (needed when the run was prepared with a custom encoder).
+
+    Attributes:
+        modalities: modalities the model needs, canonical order.
+        class_names: names of the output classes, in logit order.
+        feature_configs: modality -> extractor config used for new clips.
+
+    Raises:
+        CheckpointError: unreadable run folder, or text model without vocabulary/embeddings.
+        ConfigError: the run's extractor settings do not produce the model's input shapes.
+    """
+
+    def __init__(self, run_dir: str | Path, device: str = "cpu", video_encoder: Any = None) -> None:
+        from selfcross.features import (
+            AudioConfig,
+            AudioFeatures,
+            TextConfig,
+            VideoConfig,
+            VideoFeatures,
+            Vocabulary,
+            load_feature_configs,
+        )
+        from selfcross.training.loop import needs_lengths
+        from selfcross.training.rundir import load_run
+
+        self.run_dir = Path(run_dir)
+        self.device = device
+        self.model, self.config, self.standardizer = load_run(self.run_dir, device)
+        self.modalities: tuple[str, ...] = tuple(self.config.model.modalities)
+        n_classes = self.config.model.n_classes
+        names = tuple(self.config.class_names) or (IEMOCAP7.names if n_classes == len(IEMOCAP7) else ())
+        self.class_names: tuple[str, ...] = names or tuple(f"class{i}" for i in range(n_classes))
+        self._pass_lengths = needs_lengths(self.config.model)
+        self._dtype = next(self.model.parameters()).dtype
+
+        feat_dir = self.run_dir / FEATURES_DIR
+        saved: dict[str, Any] = {}
+        if (feat_dir / "features.json").is_file():
+            try:
+                saved = load_feature_configs(feat_dir / "features.json")
+            except DataError as e:
+                raise CheckpointError(str(e)) from None
+        defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
+        self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
+        self._audio = AudioFeatures(self.feature_configs["audio"]) if "audio" in self.modalities else None
+        self._video = None
+        if "video" in self.modalities:
+            self._video = VideoFeatures(self.feature_configs["video"], encoder=video_encoder, device=device)
+        self.vocab = None
+        self.embedding: np.ndarray | None = None
+        if "text" in self.modalities:
+            vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
+            for p in (vocab_path, emb_path):
+                if not p.is_file():
+                    raise CheckpointError(
+                        f"{p}: missing; a text model needs the vocabulary and word vectors it was "
+                        "trained with (written by data preparation, copied by training)"
+                    )
+            try:
+                self.vocab = Vocabulary.load(vocab_path)
+                self.embedding = np.load(emb_path, allow_pickle=False)
+            except (DataError, ValueError, OSError) as e:
+                raise CheckpointError(
+                    f"{emb_path if isinstance(e, ValueError) else vocab_path}: {e}"
+                ) from None
+            if self.embedding.ndim != 2 or self.embedding.shape[0] != len(self.vocab):
+                raise CheckpointError(
+                    f"{emb_path}: shape {self.embedding.shape} does not match {len(self.vocab)} words "
+                    f"in {vocab_path.name}"
+                )
+        self._check_shapes()
+
+    def _check_shapes(self) -> None:
+        shapes = self.config.model.shapes
+        for m in self.modalities:
+            c = self.feature_configs[m]
+            if m == "audio":
+                got = (c.max_frames, c.feat_dim)
+            elif m == "video":
+                got = (c.max_frames, c.feat_dim)
+            else:
+                assert self.embedding is not None
+                got = (c.max_tokens, self.embedding.shape[1])
+            want = (shapes[m].seq_len, shapes[m].feat_dim)
+            if got[0] != want[0] or (got[1] is not None and got[1] != want[1]):
+                raise ConfigError(
+                    f"{self.run_dir}: the {m} extractor gives [{got[0]}, {got[1]}] arrays but the model "
+                    f"expects [{want[0]}, {want[1]}] (run trained on other features; "
+                    f"add {FEATURES_DIR}/features.json to the run folder)"
+                )
+
+    # ------------------------------------------------------------------ features
+    def features(
+        self,
+        audio: str | Path | tuple[np.ndarray, int] | None = None,
+        video: str | Path | None = None,
+        transcript: str | None = None,
+        video_side: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """The model's inputs for one clip, before standardization.
+
+        Returns:
+            ``(inputs, lengths)``: ``inputs[m]`` float32 ``[1, T, F]`` (text expanded through
+            ``W_embedding``), ``lengths[m]`` int64 ``[1]``; only the model's modalities.
+
+        Raises:
+            ConfigError: a modality the model needs was not given.
+            DataError: a file cannot be read or decoded (naming it).
+        """
+        given = {"audio": audio, "video": video, "text": transcript}
+        missing = [m for m in self.modalities if given[m] is None]
+        if missing:
+            flags = {"audio": "--audio FILE", "video": "--video FILE", "text": "--transcript TEXT"}
+            raise ConfigError(
+                f"this model uses {', '.join(self.modalities)}; missing {', '.join(missing)} "
+                f"(give {', '.join(flags[m] for m in missing)})"
+            )
+        inputs: dict[str, np.ndarray] = {}
+        lengths: dict[str, np.ndarray] = {}
+        if "audio" in self.modalities:
+            assert self._audio is not None
+            x, n = self._audio.extract(audio, start, end)  # type: ignore[arg-type]
+            inputs["audio"], lengths["audio"] = x[None], np.array([n], np.int64)
+        if "video" in self.modalities:
+            assert self._video is not None
+            x, n = self._video.extract(video, start, end, side=video_side)  # type: ignore[arg-type]
+            inputs["video"], lengths["video"] = x[None], np.array([n], np.int64)
+        if "text" in self.modalities:
+            from selfcross.features import encode
+
+            assert self.vocab is not None and self.embedding is not None
+            c = self.feature_configs["text"]
+            ids = encode(str(transcript), self.vocab, c.max_tokens, c)
+            inputs["text"] = self.embedding[ids][None].astype(np.float32)
+            lengths["text"] = np.array([int(np.count_nonzero(ids))], np.int64)
+        return inputs, lengths
+
+    def logits(self, inputs: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray]) -> np.ndarray:
+        """Model logits ``[B, n_classes]`` (float64) for ``[B, T, F]`` arrays (standardized here)."""
+        import torch
+
+        np_dtype = np.float64 if self._dtype == torch.float64 else np.float32
+        arrays = {m: np.asarray(inputs[m]).astype(np_dtype, copy=False) for m in self.modalities}
+        if self.standardizer is not None:
+            arrays = self.standardizer.transform(arrays, dict(lengths))
+        x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for m, a in arrays.items()}
+        lens = {m: torch.as_tensor(np.asarray(lengths[m], np.int64)).to(self.device) for m in self.modalities}
+        with torch.inference_mode():
+            out = self.model(**x, lengths=lens if self._pass_lengths else None)
+        return out.double().cpu().numpy()
+
+    def predict(
+        self,
+        audio: str | Path | tuple[np.ndarray, int] | None = None,
+        video: str | Path | None = None,
+        transcript: str | None = None,
+        video_side: str | None = None,
+        start: float | None = None,
+        end: float | None = None,
+    ) -> dict[str, Any]:
+        """Classify one clip.
+
+        Args:
+            audio: audio file (wav/flac/mp4...) or ``(waveform, sample_rate)``.
+            video: video file.
+            transcript: the words spoken.
+            video_side: part of the video frame (``left``/``right``/``full``; default: the
+                run's video settings).
+            start, end: span in seconds within the audio and video files.
+
+        Returns:
+            ``{"top_class": str, "probabilities": {class: p}, "logits": [float],
+            "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``.
+        """
+        inputs, lengths = self.features(audio, video, transcript, video_side, start, end)
+        logits = self.logits(inputs, lengths)[0]
+        probs = _softmax(logits)
+        given = {"audio": audio, "video": video, "text": transcript}
+        return {
+            "top_class": self.class_names[int(np.argmax(probs))],
+            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs)},
+            "logits": [float(v) for v in logits],
+            "lengths": {m: int(v[0]) for m, v in lengths.items()},
+            "ignored": [m for m, v in given.items() if v is not None and m not in self.modalities],
+        }
+
+    def predict_manifest(
+        self, manifest: str | Path, out_csv: str | Path | None = None, strict: bool = False
+    ) -> list[dict[str, Any]]:
+        """Classify every row of a CSV (``id`` + any of ``audio,video,transcript``; optional
+        ``side,start,end``) with this one loaded model and write a CSV of predictions.
+
+        Relative paths are resolved against the manifest's folder. A row whose file cannot be
+        decoded gets an ``error`` message and empty probabilities (``strict=True`` raises
+        instead). Output columns: ``id, top_class, p_<class>..., error``.
+
+        Returns:
+            One dict per row: ``id``, ``top_class``, ``probabilities`` (or ``None``), ``error``.
+
+        Raises:
+            DataError: unreadable manifest, no ``id`` column, empty or duplicate ids.
+            ConfigError: the manifest has no column for a modality the model needs.
+        """
+        rows = read_manifest(manifest)
+        path = Path(manifest)
+        needed = {"audio": "audio", "video": "video", "text": "transcript"}
+        header = rows[0].keys() if rows else set()
+        absent = [needed[m] for m in self.modalities if needed[m] not in header]
+        if absent:
+            raise ConfigError(f"{path}: this model needs the column(s) {', '.join(absent)}")
+        results: list[dict[str, Any]] = []
+        base = path.parent
+        for lineno, row in enumerate(rows, start=2):
+            try:
+                out = self.predict(
+                    audio=_resolve(row.get("audio"), base) if "audio" in self.modalities else None,
+                    video=_resolve(row.get("video"), base) if "video" in self.modalities else None,
+                    transcript=row.get("transcript") if "text" in self.modalities else None,
+                    video_side=(row.get("side") or None),
+                    start=_float(row.get("start"), path, lineno),
+                    end=_float(row.get("end"), path, lineno),
+                )
+                results.append(
+                    {
+                        "id": row["id"],
+                        "top_class": out["top_class"],
+                        "probabilities": out["probabilities"],
+                        "error": "",
+                    }
+                )
+            except SelfcrossError as e:
+                if strict:
+                    raise
+                results.append(
+                    {"id": row["id"], "top_class": "", "probabilities": None, "error": f"line {lineno}: {e}"}
+                )
+        if out_csv is not None:
+            write_predictions(out_csv, results, self.class_names)
+        return results
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    e = np.exp(z - z.max())
+    return e / e.sum()
+
+
+def _resolve(value: str | None, base: Path) -> Path | None:
+    if value is None or not value.strip():
+        return None
+    p = Path(value.strip()).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _float(value: str | None, path: Path, lineno: int) -> float | None:
+    if value is None or not value.strip():
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise DataError(path, f"line {lineno}: {value!r} is not a number of seconds") from None
+
+
+def read_manifest(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a prediction manifest CSV as dicts (values stripped, ``None`` -> ``""``).
+
+    Raises:
+        DataError: missing/unreadable file, no ``id`` column, unknown columns, empty or
+            duplicate ids (with line numbers).
+    """
+    path = Path(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            fields = [c.strip() for c in (reader.fieldnames or [])]
+            rows = [{k.strip(): (v or "").strip() for k, v in r.items() if k is not None} for r in reader]
+    except FileNotFoundError:
+        raise DataError(path, "no such manifest file") from None
+    except (UnicodeDecodeError, csv.Error) as e:
+        raise DataError(path, f"not a readable CSV file ({e})") from None
+    if "id" not in fields:
+        raise DataError(path, f"needs an 'id' column (found: {', '.join(fields) or 'none'})")
+    unknown = [c for c in fields if c not in MANIFEST_COLUMNS + OPTIONAL_COLUMNS]
+    if unknown:
+        raise DataError(
+            path,
+            f"unknown column(s) {', '.join(unknown)}; use {', '.join(MANIFEST_COLUMNS + OPTIONAL_COLUMNS)}",
+        )
+    seen: dict[str, int] = {}
+    for lineno, r in enumerate(rows, start=2):
+        if not r["id"]:
+            raise DataError(path, f"line {lineno}: empty id")
+        if r["id"] in seen:
+            raise DataError(path, f"line {lineno}: id {r['id']!r} repeated (first on line {seen[r['id']]})")
+        seen[r["id"]] = lineno
+    return rows
+
+
+def write_predictions(
+    out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...]
+) -> Path:
+    """Write ``id, top_class, p_<class>..., error`` rows (atomically)."""
+    out = Path(out_csv)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
+        for r in results:
+            probs = r["probabilities"]
+            w.writerow(
+                [
+                    r["id"],
+                    r["top_class"],
+                    *[("" if probs is None else f"{probs[c]:.6f}") for c in class_names],
+                    r["error"],
+                ]
+            )
+    tmp.replace(out)
+    return out
