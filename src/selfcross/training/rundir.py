@@ -29,7 +29,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from selfcross import __version__
 from selfcross.config import RunConfig
 from selfcross.errors import CheckpointError, ConfigError, SelfcrossError
 from selfcross.training.environment import DTYPES
@@ -93,9 +92,9 @@ def save_run(
         tensors = {k: v.detach().to("cpu").clone().contiguous() for k, v in model.state_dict().items()}
         if standardizer is not None:
             tensors.update(standardizer.state_dict())
-        save_file(
-            tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt", "selfcross_version": __version__}
-        )
+        # one metadata key only: safetensors writes metadata from a hash map in random order,
+        # and identical runs should give byte-identical files (the version is in config.json)
+        save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         if metrics is not None:
             (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
         if predictions is not None:

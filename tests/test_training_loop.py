@@ -1,0 +1,268 @@
+"""Training runs end to end: learning, determinism, evaluation, standardization, CLI.
+
+Tiny hand-written folds keep most tests to a few seconds; one module-scoped run on the
+``small`` synthetic benchmark (fold01, tri-modal self) checks that the protocol learns.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from selfcross.cli import main
+from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.data import read_fold, write_classes, write_embedding, write_split
+from selfcross.training import evaluate_run, load_run, train_run
+from selfcross.training.loop import evaluate_run_full
+from selfcross.training.rundir import load_predictions
+from selfcross.training.standardize import valid_mask
+
+CLASSES = ("neg", "neu", "pos")
+
+
+def write_tiny_fold(root: Path, seed: int = 0, t_audio: int = 12, train_shift: float = 0.0) -> Path:
+    """A 3-class fold with audio [12, 4], video [6, 5], text ids [8] + embedding [20, 6].
+
+    Each modality carries class evidence (frame means, cue words). ``train_shift`` moves
+    the training split's audio frames only (to check where standardization is fitted).
+    """
+    rng = np.random.default_rng(seed)
+    fold = root / "fold01"
+    emb = rng.normal(size=(20, 6)).astype(np.float32)
+    emb[0] = 0.0
+    write_embedding(fold, emb)
+    for split, n in (("train", 90), ("dev", 30), ("test", 30)):
+        labels = np.arange(n) % 3
+        rng.shuffle(labels)
+        arrays = {"label": labels.astype(np.int64)}
+        for m, (t, f) in (("audio", (t_audio, 4)), ("video", (6, 5))):
+            lengths = rng.integers(2, t + 1, size=n)
+            x = rng.normal(size=(n, t, f)) + 0.8 * (labels[:, None, None] - 1)
+            if m == "audio" and split == "train":
+                x += train_shift
+            x[~valid_mask(lengths, x)] = 0.0
+            arrays[m] = x.astype(np.float32)
+            arrays[f"{m}_seqN"] = lengths.astype(np.int64)
+        ids = np.zeros((n, 8), np.int64)
+        for i, c in enumerate(labels):
+            k = rng.integers(2, 9)
+            words = rng.integers(2, 20, size=k)
+            words[: k // 2] = 2 + c  # cue words 2, 3, 4
+            ids[i, :k] = words
+        arrays["text_ids"] = ids
+        write_split(fold, split, arrays, ids=[f"{split}_{i:03d}" for i in range(n)])
+    write_classes(root, CLASSES)
+    (root / "features.json").write_text(json.dumps({"audio": {"n_mfcc": 4}}))
+    return fold
+
+
+def tiny_run_config(seed: int = 1, **train_kw) -> RunConfig:
+    train = TrainConfig(seed=seed, max_epochs=train_kw.pop("max_epochs", 3), num_threads=1, **train_kw)
+    return RunConfig(model=ModelConfig(kind="self"), train=train)
+
+
+def strip_time(metrics: dict) -> dict:
+    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
+
+
+@pytest.fixture(scope="module")
+def tiny_fold(tmp_path_factory) -> Path:
+    return write_tiny_fold(tmp_path_factory.mktemp("tiny"))
+
+
+# ----------------------------------------------------------------------------- tiny folds
+def test_same_seed_same_metrics_and_weights(tiny_fold, tmp_path):
+    cfg = tiny_run_config(seed=5, max_epochs=2)
+    m1 = train_run(cfg, tiny_fold, tmp_path / "a", progress=False)
+    m2 = train_run(cfg, tiny_fold, tmp_path / "b", progress=False)
+    assert strip_time(m1) == strip_time(m2)
+    assert strip_time(json.loads((tmp_path / "a" / "metrics.json").read_text())) == strip_time(m1)
+    assert (tmp_path / "a" / "model.safetensors").read_bytes() == (
+        tmp_path / "b" / "model.safetensors"
+    ).read_bytes()
+    m3 = train_run(tiny_run_config(seed=6, max_epochs=1), tiny_fold, tmp_path / "c", progress=False)
+    assert m3["history"][0]["train_loss"] != m1["history"][0]["train_loss"]
+    # the caller's config is left alone; the written one is filled in
+    assert cfg.environment == {} and cfg.data == {}
+
+
+def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
+    metrics = train_run(tiny_run_config(max_epochs=2), tiny_fold, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} == {
+        "config.json",
+        "model.safetensors",
+        "metrics.json",
+        "predictions.npz",
+        "features",
+    }
+    assert {p.name for p in (run / "features").iterdir()} == {"features.json", "W_embedding.npy"}
+    cfg = json.loads((run / "config.json").read_text())
+    env = cfg["environment"]
+    for key in ("selfcross_version", "torch_version", "python_version", "platform", "device", "threads"):
+        assert env[key] not in (None, "")
+    assert env["threads"] == 1 and env["device"] == "cpu"
+    assert cfg["train"]["seed"] == 1
+    assert cfg["data"]["fingerprint"] and Path(cfg["data"]["fold_dir"]) == tiny_fold.resolve()
+    assert cfg["data"]["n_train"] == 90 and cfg["class_names"] == list(CLASSES)
+    assert cfg["model"]["shapes"]["audio"] == {"seq_len": 12, "feat_dim": 4, "mixed_len": 6}
+    assert cfg["model"]["shapes"]["video"] == {"seq_len": 6, "feat_dim": 5, "mixed_len": 5}
+    assert cfg["model"]["n_classes"] == 3
+    for key in ("dev", "test", "best_epoch", "epochs_run", "wall_time_s", "history"):
+        assert key in metrics
+    assert metrics["epochs_run"] == len(metrics["history"]) == 2
+    best = metrics["history"][metrics["best_epoch"] - 1]
+    # dev metrics are those of the restored best epoch
+    assert metrics["dev"]["accuracy"] == best["dev_accuracy"]
+    assert metrics["dev"]["balanced_accuracy"] == pytest.approx(best["dev_balanced_accuracy"], abs=1e-12)
+    preds = load_predictions(run)
+    assert preds["ids"][0] == "test_000" and preds["probs"].shape == (30, 3)
+    np.testing.assert_allclose(preds["probs"].sum(1), 1, rtol=1e-5)
+
+
+def test_early_stopping_and_best_weights(tiny_fold, tmp_path):
+    metrics = train_run(tiny_run_config(max_epochs=40, patience=2), tiny_fold, tmp_path / "r", progress=False)
+    hist = metrics["history"]
+    accs = [h["dev_accuracy"] for h in hist]
+    best = metrics["best_epoch"]
+    assert accs[best - 1] == max(accs) and accs.index(max(accs)) == best - 1  # first best epoch
+    if len(hist) < 40:  # stopped early: exactly `patience` epochs without improvement
+        assert len(hist) == best + 2
+
+
+def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):
+    metrics = train_run(tiny_run_config(max_epochs=2), tiny_fold, tmp_path / "r", progress=False)
+    assert evaluate_run(tmp_path / "r", tiny_fold) == metrics["test"]
+    assert evaluate_run(tmp_path / "r", tiny_fold, split="dev") == metrics["dev"]
+    full = evaluate_run_full(tmp_path / "r", tiny_fold)
+    assert full["fingerprint_matches"] is True
+    np.testing.assert_array_equal(full["y_pred"], load_predictions(tmp_path / "r")["y_pred"])
+
+
+def test_standardizer_is_fitted_on_train_only_and_stored(tmp_path):
+    fold = write_tiny_fold(tmp_path / "data", seed=3, train_shift=10.0)
+    cfg = apply_preset(tiny_run_config(max_epochs=1), "improved")
+    metrics = train_run(cfg, fold, tmp_path / "run", progress=False)
+    _, saved, std = load_run(tmp_path / "run")
+    assert saved.train.standardize and saved.preset == "improved"
+    assert saved.environment["amp_active"] is False  # documented no-op on CPU
+    assert std is not None and set(std.modalities) == {"audio", "video", "text"}
+    f = read_fold(fold)
+    for split, should_match in ((f.train, True), (f.test, False)):
+        x, n = split.get_batch(np.arange(len(split)), ("audio",))
+        frames = x["audio"][valid_mask(n["audio"], x["audio"])].astype(np.float64)
+        assert np.allclose(std.stats["audio"][0], frames.mean(0), rtol=1e-6) is should_match
+    # test frames are ~10 below the train mean once standardized; evaluation still reproduces
+    assert evaluate_run(tmp_path / "run", fold) == metrics["test"]
+
+
+def test_float64_run(tiny_fold, tmp_path):
+    train_run(tiny_run_config(max_epochs=1, dtype="float64"), tiny_fold, tmp_path / "r", progress=False)
+    assert all(
+        t.dtype == torch.float64 for t in load_file(str(tmp_path / "r" / "model.safetensors")).values()
+    )
+
+
+def test_evaluate_on_a_fold_of_other_shapes_is_a_data_error(tiny_fold, tmp_path):
+    train_run(tiny_run_config(max_epochs=1), tiny_fold, tmp_path / "r", progress=False)
+    other = write_tiny_fold(tmp_path / "other", t_audio=10)
+    assert main(["evaluate", "--run", str(tmp_path / "r"), "--data", str(other)]) == 2
+
+
+# ------------------------------------------------------------------------------------- CLI
+def test_cli_train_then_evaluate(tiny_fold, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = [
+        "train",
+        "--data",
+        str(tiny_fold),
+        "--model",
+        "cross",
+        "--modalities",
+        "at",
+        "--seed",
+        "2",
+        "--out",
+        str(run),
+        "--no-stat-pool",
+        "--max-epochs",
+        "2",
+        "--threads",
+        "1",
+        "--quiet",
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "balanced_accuracy" in out and "best epoch" in out
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["model"]["kind"] == "cross" and cfg["model"]["pooling"] == "concat"
+    assert cfg["model"]["modalities"] == ["audio", "text"] and cfg["train"]["seed"] == 2
+    stored = json.loads((run / "metrics.json").read_text())
+
+    assert main(["evaluate", "--run", str(run), "--data", str(tiny_fold), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == stored["test"]
+
+    assert main(["evaluate", "--run", str(run), "--data", str(tiny_fold), "--paper-labels"]) == 0
+    out = capsys.readouterr().out
+    assert "WA (balanced_accuracy)" in out and "UA (accuracy)" in out
+    assert "matches metrics.json (test)" in out
+
+    # an existing run folder is not overwritten silently
+    assert main(args) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--model", "cross", "--modalities", "a"], "needs at least two modalities"),
+        (["--modalities", "ax"], "unknown modality"),
+        (["--device", "tpu"], "device"),
+    ],
+)
+def test_cli_train_errors_exit_2(tiny_fold, tmp_path, capsys, extra, message):
+    args = ["train", "--data", str(tiny_fold), "--out", str(tmp_path / "r"), "--quiet", "--max-epochs", "1"]
+    assert main(args + extra) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+
+
+def test_cli_missing_inputs_exit_2(tmp_path, capsys):
+    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    assert "nope" in capsys.readouterr().err
+    assert main(["evaluate", "--run", str(tmp_path / "r"), "--data", str(tmp_path)]) == 2
+    assert "no such run folder" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ small synthetic benchmark
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    from selfcross.data import make_synthetic
+
+    base = tmp_path_factory.mktemp("small")
+    root = make_synthetic(base / "data", preset="small", seed=0)
+    fold = root / "fold01"
+    cfg = RunConfig(model=ModelConfig(kind="self"), train=TrainConfig(seed=1, max_epochs=3, num_threads=1))
+    metrics = train_run(cfg, fold, base / "run", progress=False)
+    return fold, base / "run", metrics
+
+
+@pytest.mark.slow
+def test_small_synthetic_trimodal_self_learns(small_run):
+    fold, _, metrics = small_run
+    labels = read_fold(fold).test.labels
+    majority = np.bincount(labels).max() / len(labels)
+    assert metrics["test"]["accuracy"] > majority + 0.1
+    assert metrics["test"]["balanced_accuracy"] > 1 / 7 + 0.1
+
+
+@pytest.mark.slow
+def test_small_synthetic_evaluate_reproduces(small_run):
+    fold, run, metrics = small_run
+    assert evaluate_run(run, fold) == metrics["test"]
+    assert {p.name for p in (run / "features").iterdir()} >= {"W_embedding.npy", "vocab.txt"}
