@@ -307,3 +307,27 @@ def test_cli_wrong_kind_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and "self_state_dict.pt" in err and "missing tensors" in err
     assert not os.path.exists(tmp_path / "r")
+
+
+@needs_fixtures
+def test_imported_run_is_accepted_by_evaluate(ref, tmp_path, capsys):
+    """state dict -> RUN_DIR -> ``selfcross evaluate`` on a fold holding the fixture batch."""
+    from selfcross.data.writer import write_split
+    from selfcross.training.loop import evaluate_run
+
+    _, arrays = ref["self"]
+    n = len(arrays["labels"])
+    fold = tmp_path / "fold01"
+    for split in ("train", "dev", "test"):
+        write_split(fold, split, {
+            "audio": arrays["audio"], "audio_seqN": np.full(n, 1000), "video": arrays["video"],
+            "video_seqN": np.full(n, 32), "text": arrays["text"], "label": arrays["labels"],
+        })
+    run = tmp_path / "run"
+    assert main(["import-reference", str(FIXTURES / "self_state_dict.pt"), "--kind", "self",
+                 "--out", str(run)]) == 0
+    metrics = evaluate_run(run, fold, split="test")
+    expected = float(np.mean(arrays["logits_f64"].argmax(1) == arrays["labels"]))
+    assert metrics["accuracy"] == pytest.approx(expected)
+    assert metrics["n"] == n
+    assert main(["evaluate", "--run", str(run), "--data", str(fold)]) == 0

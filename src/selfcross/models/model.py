@@ -93,7 +93,8 @@ class FusionModel(nn.Module):
             raise ConfigError(
                 f"the model uses only {', '.join(self.modalities)}; unexpected input: {', '.join(extra)}"
             )
-        dtype = next(self.parameters()).dtype
+        first = next(self.parameters())
+        dtype, device = first.dtype, first.device
         batch: int | None = None
         xs: dict[str, torch.Tensor] = {}
         for m in self.modalities:
@@ -107,6 +108,8 @@ class FusionModel(nn.Module):
                     f"{m} input has shape {tuple(x.shape)}; expected [batch, {shape.seq_len}, "
                     f"{shape.feat_dim}]",
                 )
+            if x.device != device:
+                raise DataError(None, f"{m} input is on {x.device} but the model is on {device}")
             if batch is None:
                 batch = x.shape[0]
             elif x.shape[0] != batch:
