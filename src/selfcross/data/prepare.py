@@ -347,18 +347,19 @@ def _extract_modality(
     return lengths, errors
 
 
-_DURATIONS: dict[str, float | None] = {}
+_DURATIONS: dict[tuple[str, int, int], float | None] = {}
 
 
 def video_duration(path: Path) -> float | None:
     """Duration of a video in seconds (container, else first video stream); ``None`` if unreadable."""
-    key = str(path)
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)  # a rewritten file is probed again
     if key not in _DURATIONS:
         import av
 
         dur: float | None = None
         try:
-            with av.open(key) as c:
+            with av.open(str(path)) as c:
                 if c.duration is not None:
                     dur = c.duration / 1_000_000
                 elif c.streams.video and c.streams.video[0].duration is not None:
