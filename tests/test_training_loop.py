@@ -266,3 +266,21 @@ def test_small_synthetic_evaluate_reproduces(small_run):
     fold, run, metrics = small_run
     assert evaluate_run(run, fold) == metrics["test"]
     assert {p.name for p in (run / "features").iterdir()} >= {"W_embedding.npy", "vocab.txt"}
+
+
+def test_memory_mapped_and_in_memory_batches_are_identical(tiny_fold):
+    from selfcross.training.batches import SplitData
+    from selfcross.training.standardize import Standardizer
+
+    fold = read_fold(tiny_fold)
+    mods = ("audio", "video", "text")
+    std = Standardizer.fit(fold.train, mods)
+    ram = SplitData(fold.dev, mods, torch.float32, torch.device("cpu"), std)
+    mm = SplitData(fold.dev, mods, torch.float32, torch.device("cpu"), std, ram_limit=0)
+    assert ram.in_memory and not mm.in_memory
+    idx = torch.tensor([5, 0, 29, 5])
+    (xa, na, ya), (xb, nb, yb) = ram.batch(idx), mm.batch(idx)
+    assert torch.equal(ya, yb) and ya.tolist() == fold.dev.labels[[5, 0, 29, 5]].tolist()
+    for m in mods:
+        assert torch.equal(xa[m], xb[m]) and torch.equal(na[m], nb[m])
+        assert xa[m].shape == (4, *fold.shapes[m])

@@ -12,6 +12,7 @@ bit-identical tensors; the choice changes speed, never numbers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -20,10 +21,28 @@ import torch
 
 from selfcross.training.standardize import Standardizer
 
-#: A split is loaded into memory when its selected arrays take at most this many bytes.
-DEFAULT_RAM_LIMIT = 2 * 1024**3
-#: ... and copied to the GPU as a whole when they take at most this many bytes.
-DEFAULT_GPU_LIMIT = 4 * 1024**3
+#: Fraction of the currently available RAM a split may take to be loaded whole.
+RAM_FRACTION = 0.25
+#: Fraction of the free GPU memory a split may take to be kept on the GPU whole.
+GPU_FRACTION = 0.25
+
+
+def default_ram_limit() -> int:
+    """Bytes a split may take in RAM: a quarter of the available memory (256 MiB if unknown)."""
+    try:
+        avail = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 256 * 2**20
+    return int(avail * RAM_FRACTION)
+
+
+def default_gpu_limit(device: torch.device) -> int:
+    """Bytes a split may take on ``device`` (CUDA): a quarter of its free memory."""
+    if device.type != "cuda":
+        return 0
+    free, _total = torch.cuda.mem_get_info(device)
+    return int(free * GPU_FRACTION)
+
 
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]
 
@@ -69,8 +88,10 @@ class SplitData:
         dtype: float dtype of the inputs (the model's dtype).
         device: where batches must end up.
         standardizer: applied to every row (train statistics), or ``None``.
-        ram_limit: load the split whole when it takes at most this many bytes.
-        gpu_limit: on CUDA, keep the whole split on the GPU when at most this many bytes.
+        ram_limit: load the split whole when it takes at most this many bytes (default:
+            :func:`default_ram_limit`).
+        gpu_limit: on CUDA, keep the whole split on the GPU when at most this many bytes
+            (default: :func:`default_gpu_limit`); otherwise batches are copied per step.
 
     Attributes:
         labels: ``LongTensor [N]`` on ``device``.
@@ -86,8 +107,8 @@ class SplitData:
         dtype: torch.dtype,
         device: torch.device,
         standardizer: Standardizer | None = None,
-        ram_limit: int = DEFAULT_RAM_LIMIT,
-        gpu_limit: int = DEFAULT_GPU_LIMIT,
+        ram_limit: int | None = None,
+        gpu_limit: int | None = None,
     ) -> None:
         self.split = split
         self.modalities = tuple(modalities)
@@ -98,11 +119,13 @@ class SplitData:
         self.labels = torch.from_numpy(self.labels_np.copy()).to(device)
         self.ids = getattr(split, "ids", None)
         nbytes = split_nbytes(split, self.modalities, dtype)
-        self.in_memory = nbytes <= ram_limit
+        self.in_memory = nbytes <= (default_ram_limit() if ram_limit is None else ram_limit)
         self._inputs: dict[str, torch.Tensor] = {}
         self._lengths: dict[str, torch.Tensor] = {}
         if self.in_memory:
             inputs, lengths = self._prepare(*load_split_arrays(split, self.modalities))
+            if gpu_limit is None:
+                gpu_limit = default_gpu_limit(device)
             target = device if (device.type != "cuda" or nbytes <= gpu_limit) else torch.device("cpu")
             self._inputs = {m: x.to(target) for m, x in inputs.items()}
             self._lengths = {m: x.to(target) for m, x in lengths.items()}

@@ -28,7 +28,6 @@ import contextlib
 import copy
 import math
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -182,13 +181,6 @@ def evaluate_model(
 
 
 # -------------------------------------------------------------------------------- training
-def _epochs(max_epochs: int, progress: bool) -> Iterator[tuple[int, Any]]:
-    bar = tqdm(range(1, max_epochs + 1), desc="train", unit="epoch", disable=not progress, leave=True)
-    with bar:
-        for epoch in bar:
-            yield epoch, bar
-
-
 def train_run(
     config: RunConfig,
     fold_dir: str | Path,
@@ -259,7 +251,8 @@ def train_run(
 
         history: list[dict[str, Any]] = []
         best_acc, best_epoch, best_state, stale = -math.inf, 0, None, 0
-        for epoch, bar in _epochs(tc.max_epochs, progress):
+        bar = tqdm(range(1, tc.max_epochs + 1), desc="train", unit="epoch", disable=not progress)
+        for epoch in bar:
             model.train()
             total = torch.zeros((), dtype=torch.float64, device=device)
             order = torch.randperm(n_train, generator=order_gen)
@@ -302,6 +295,7 @@ def train_run(
             )
             if stale >= tc.patience:
                 break
+        bar.close()
 
         assert best_state is not None  # max_epochs >= 1 and the first epoch always improves
         model.load_state_dict(best_state)
