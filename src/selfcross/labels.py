@@ -85,7 +85,9 @@ IEMOCAP7_COUNTS: tuple[int, ...] = (1103, 1041, 595, 1084, 1849, 107, 1708)
 #: The common four-class IEMOCAP set (happy and excited merged).
 IEMOCAP4 = ClassSet("iemocap4", ("angry", "happy", "sad", "neutral"))
 #: RAVDESS emotions, codes 01..08 in order.
-RAVDESS8 = ClassSet("ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised"))
+RAVDESS8 = ClassSet(
+    "ravdess8", ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
+)
 #: CREMA-D emotions (codes ANG, DIS, FEA, HAP, NEU, SAD).
 CREMAD6 = ClassSet("cremad6", ("angry", "disgust", "fear", "happy", "neutral", "sad"))
 #: MELD emotions.
