@@ -151,6 +151,15 @@ def test_predict_matches_model_on_extracted_arrays(tmp_path, media):
             lengths={m: torch.tensor([n]) for m, n in lens.items()},
         )
     np.testing.assert_allclose(out["logits"], ref[0].double().numpy(), rtol=1e-5, atol=1e-5)
+    # IEMOCAP style: whole utterance wav, span of a dialog video
+    _, lens2 = pred.features(
+        audio=media / "clip.wav", video=media / "clip.mp4", transcript="hello", video_start=0.5, video_end=1.5
+    )
+    assert lens2["audio"] == na and lens2["video"] == 3
+    _, lens3 = pred.features(
+        audio=media / "clip.wav", video=media / "clip.mp4", transcript="hello", start=0.5, end=1.0
+    )
+    assert lens3["audio"] == 51 and lens3["video"] == 2
     # a different side gives different video features, so different logits
     other = pred.predict(
         audio=media / "clip.wav",

@@ -28,7 +28,7 @@ from selfcross.labels import IEMOCAP7
 FEATURES_DIR = "features"
 #: Columns of a prediction manifest (``id`` plus any of the modality columns; optional extras).
 MANIFEST_COLUMNS: tuple[str, ...] = ("id", "audio", "video", "transcript")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("side", "start", "end")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("side", "start", "end", "video_start", "video_end")
 
 
 class Predictor:
@@ -138,8 +138,13 @@ class Predictor:
         video_side: str | None = None,
         start: float | None = None,
         end: float | None = None,
+        video_start: float | None = None,
+        video_end: float | None = None,
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The model's inputs for one clip, before standardization.
+
+        ``start``/``end`` cut the audio and, unless ``video_start``/``video_end`` are given,
+        the video (IEMOCAP: per-utterance wav, but the span of the whole-dialog video).
 
         Returns:
             ``(inputs, lengths)``: ``inputs[m]`` float32 ``[1, T, F]`` (text expanded through
@@ -165,7 +170,9 @@ class Predictor:
             inputs["audio"], lengths["audio"] = x[None], np.array([n], np.int64)
         if "video" in self.modalities:
             assert self._video is not None
-            x, n = self._video.extract(video, start, end, side=video_side)  # type: ignore[arg-type]
+            vs = start if video_start is None else video_start
+            ve = end if video_end is None else video_end
+            x, n = self._video.extract(video, vs, ve, side=video_side)  # type: ignore[arg-type]
             inputs["video"], lengths["video"] = x[None], np.array([n], np.int64)
         if "text" in self.modalities:
             from selfcross.features import encode
@@ -199,6 +206,8 @@ class Predictor:
         video_side: str | None = None,
         start: float | None = None,
         end: float | None = None,
+        video_start: float | None = None,
+        video_end: float | None = None,
     ) -> dict[str, Any]:
         """Classify one clip.
 
@@ -209,12 +218,16 @@ class Predictor:
             video_side: part of the video frame (``left``/``right``/``full``; default: the
                 run's video settings).
             start, end: span in seconds within the audio and video files.
+            video_start, video_end: span within the video when it differs from the audio's
+                (``None`` = ``start``/``end``).
 
         Returns:
             ``{"top_class": str, "probabilities": {class: p}, "logits": [float],
             "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``.
         """
-        inputs, lengths = self.features(audio, video, transcript, video_side, start, end)
+        inputs, lengths = self.features(
+            audio, video, transcript, video_side, start, end, video_start, video_end
+        )
         logits = self.logits(inputs, lengths)[0]
         probs = _softmax(logits)
         given = {"audio": audio, "video": video, "text": transcript}
@@ -230,7 +243,7 @@ class Predictor:
         self, manifest: str | Path, out_csv: str | Path | None = None, strict: bool = False
     ) -> list[dict[str, Any]]:
         """Classify every row of a CSV (``id`` + any of ``audio,video,transcript``; optional
-        ``side,start,end``) with this one loaded model and write a CSV of predictions.
+        ``side,start,end,video_start,video_end``) with this one loaded model and write a CSV of predictions.
 
         Relative paths are resolved against the manifest's folder. A row whose file cannot be
         decoded gets an ``error`` message and empty probabilities (``strict=True`` raises
@@ -261,6 +274,8 @@ class Predictor:
                     video_side=(row.get("side") or None),
                     start=_float(row.get("start"), path, lineno),
                     end=_float(row.get("end"), path, lineno),
+                    video_start=_float(row.get("video_start"), path, lineno),
+                    video_end=_float(row.get("video_end"), path, lineno),
                 )
                 results.append(
                     {

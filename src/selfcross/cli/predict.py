@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         description=(
             "Run a trained model on one clip (--audio/--video/--transcript) or on every row of a "
             "manifest CSV (columns id, audio, video, transcript; optional side, start, end), using "
-            "the feature settings saved in the run folder."
+            "the feature settings saved in the run folder. For IEMOCAP-style data (one wav per utterance, "
+            "one video per dialog) give the utterance's span with --video-start/--video-end."
         ),
     )
     p.add_argument("--run", required=True, type=Path, metavar="RUN_DIR", help="trained run folder")
@@ -34,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--start", type=float, metavar="S", help="span start in seconds (audio and video)")
     p.add_argument("--end", type=float, metavar="S", help="span end in seconds (audio and video)")
+    p.add_argument("--video-start", type=float, metavar="S", help="span start in the video if it differs")
+    p.add_argument("--video-end", type=float, metavar="S", help="span end in the video if it differs")
     p.add_argument("--manifest", type=Path, metavar="CSV", help="predict every row of this CSV")
     p.add_argument("--out", type=Path, metavar="CSV", help="output CSV for --manifest")
     p.add_argument("--strict", action="store_true", help="with --manifest: stop at the first bad row")
@@ -80,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
         video_side=args.side,
         start=args.start,
         end=args.end,
+        video_start=args.video_start,
+        video_end=args.video_end,
     )
     if args.json:
         print(json.dumps(out, indent=2))
