@@ -148,7 +148,7 @@ def main() -> None:
     print(f"|{'-' * 46}|{'-' * 10}|{'-' * 10}|-------|")
     for name, sec, n, what in rows:
         rate = n / sec if n and sec > 0 else float("nan")
-        print(f"| {name:<44} | {rate:8.1f} | {1000 / rate if rate else float('nan'):8.1f} | {what} |")
+        print(f"| {name:<44} | {rate:8.3g} | {1000 / rate if rate else float('nan'):8.1f} | {what} |")
 
 
 if __name__ == "__main__":
