@@ -3,8 +3,12 @@
 Why a separate class: it is the hot spot of the model and will be optimized on its own
 (fused kernels, other back-ends) without touching the model. Its contract is small:
 ``(query [B, Tq, E], source [B, Tk, E], key_padding_mask [B, Tk] | None) -> [B, Tq, E]``.
-Attention weights are never requested (``need_weights=False``), which lets PyTorch use
-its fused scaled-dot-product kernel.
+Attention weights are never requested. The default kernel (``impl = "fast"``, see
+:mod:`selfcross.models.fast_attention`) uses PyTorch's fused scaled-dot-product attention,
+or, for CPU training with dropout (which the fused kernel refuses), a chunked kernel that
+never materializes the whole ``[B, heads, Tq, Tk]`` map. ``impl = "reference"`` calls
+``nn.MultiheadAttention`` with ``need_weights=True`` exactly as the authors' code does
+(benchmarks and parity checks only).
 
 Parameter names (``mha.in_proj_weight`` [3E, E], ``mha.in_proj_bias`` [3E],
 ``mha.out_proj.weight`` [E, E], ``mha.out_proj.bias`` [E]) are part of the checkpoint
@@ -15,6 +19,8 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+
+from selfcross.models.fast_attention import fast_mha
 
 
 class Attention(nn.Module):
@@ -29,6 +35,8 @@ class Attention(nn.Module):
     def __init__(self, embed_dim: int, heads: int, dropout: float = 0.0) -> None:
         super().__init__()
         self.mha = nn.MultiheadAttention(embed_dim, heads, dropout=dropout, batch_first=True)
+        #: kernel: ``"fast"`` (default) or ``"reference"`` (see ``set_attention_impl``)
+        self.impl = "fast"
 
     def forward(
         self,
@@ -41,5 +49,7 @@ class Attention(nn.Module):
         ``key_padding_mask [B, Tk]`` is ``True`` at positions to ignore; every row must
         keep at least one key (else the softmax is undefined).
         """
-        out, _ = self.mha(query, source, source, key_padding_mask=key_padding_mask, need_weights=False)
-        return out
+        if self.impl == "reference":
+            out, _ = self.mha(query, source, source, key_padding_mask=key_padding_mask, need_weights=True)
+            return out
+        return fast_mha(self.mha, query, source, key_padding_mask)

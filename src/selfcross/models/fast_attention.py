@@ -1,0 +1,214 @@
+"""Multi-head attention kernels for :class:`selfcross.models.Attention` (the hot spot).
+
+Why this module exists (issue 8): the model's attention has dropout 0.1 on its weights
+during training. On CPU, PyTorch's fused scaled-dot-product kernel refuses dropout, so
+``nn.MultiheadAttention`` falls back to the "math" path that builds the whole attention map
+``[B, heads, Tq, Tk]`` (audio self-attention: ``[32, 6, 500, 500]`` = 192 MB in float32),
+keeps it, its softmax and its dropout mask alive for backward, and walks over them many
+times. Here the map only ever exists one query chunk at a time.
+
+Three kernels, chosen by :func:`attention_core`:
+
+- ``sdpa``: ``F.scaled_dot_product_attention`` - used whenever no CPU dropout is needed
+  (eval mode, dropout 0, or CUDA, whose fused kernels do support dropout). Never builds
+  the map on CPU (flash kernel) and saves only ``[B, h, Tq]`` log-sum-exps for backward.
+- ``chunked``: :class:`ChunkedDropoutAttention`, a custom autograd function for CPU
+  training with dropout. Forward: per query chunk ``c``, ``P_c = softmax(q_c k^T / sqrt(d))``,
+  a Bernoulli keep-mask ``M_c`` drawn from a generator seeded with ``(seed, c)``,
+  ``O_c = (P_c * M_c) v / (1 - p)``. Only ``q, k, v, O`` and one integer seed are saved;
+  backward recomputes ``P_c`` and regenerates ``M_c`` chunk by chunk (flash-attention style:
+  ``dS = P * (dP - rowsum(dO * O))``). It computes exactly the model's function: each
+  attention weight is zeroed with probability ``p`` and the rest scaled by ``1/(1-p)``,
+  as ``nn.MultiheadAttention`` does; only the random stream differs (statistically
+  identical, not bitwise). The seed is drawn from torch's global generator, so a seeded
+  run is reproducible.
+- ``reference``: ``nn.MultiheadAttention(..., need_weights=True)``, what the authors' code
+  calls (weights computed, averaged over heads, then thrown away). Used only to benchmark
+  and check the authors' computation; select it with :func:`set_attention_impl`.
+
+Shapes: ``q [B, h, Tq, d]``, ``k, v [B, h, Tk, d]``, ``key_padding_mask [B, Tk]`` (True =
+ignore) -> ``[B, h, Tq, d]``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Attention implementations selectable per :class:`~selfcross.models.Attention` module.
+ATTENTION_IMPLS: tuple[str, ...] = ("fast", "reference")
+
+#: Target size in bytes of one chunk's ``[B, h, Tc, Tk]`` score block (cache-sized).
+DEFAULT_CHUNK_BYTES = 4 * 1024**2
+
+
+def chunk_rows(batch_heads: int, tk: int, itemsize: int, chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Query rows per chunk so that one ``[B*h, Tc, Tk]`` block takes about ``chunk_bytes``."""
+    return max(1, chunk_bytes // max(1, batch_heads * tk * itemsize))
+
+
+def _keep_mask(shape: torch.Size, keep: float, seed: int, dtype: torch.dtype) -> torch.Tensor:
+    """Bernoulli(keep) mask of ``shape`` (0/1 in ``dtype``), a pure function of ``seed``."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.empty(shape, dtype=dtype).bernoulli_(keep, generator=gen)
+
+
+def _scores(q_c: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``softmax(q_c k^T + bias)`` for one chunk; ``q_c`` is pre-scaled. -> ``[B, h, Tc, Tk]``."""
+    s = torch.matmul(q_c, k.transpose(-2, -1))
+    if bias is not None:
+        s.add_(bias)
+    return torch.softmax(s, dim=-1)
+
+
+class ChunkedDropoutAttention(torch.autograd.Function):
+    """Attention with dropout on the weights, computed and differentiated per query chunk.
+
+    ``forward(q [B,h,Tq,d], k [B,h,Tk,d], v [B,h,Tk,d], bias [B,1,1,Tk] | None, p, seed,
+    rows) -> [B,h,Tq,d]``. ``bias`` is 0 / -inf (key padding). ``rows`` = query rows per
+    chunk. Saved for backward: ``q, k, v, out`` (no ``[.., Tq, Tk]`` tensor).
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        bias: torch.Tensor | None,
+        p: float,
+        seed: int,
+        rows: int,
+    ) -> torch.Tensor:
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        keep = 1.0 - p
+        qs = q * scale
+        tq = q.shape[-2]
+        out = torch.empty_like(q)
+        for c, start in enumerate(range(0, tq, rows)):
+            sl = slice(start, min(tq, start + rows))
+            attn = _scores(qs[..., sl, :], k, bias)
+            attn.mul_(_keep_mask(attn.shape, keep, seed + c, attn.dtype))
+            out[..., sl, :] = torch.matmul(attn, v)
+        out.mul_(1.0 / keep)
+        ctx.save_for_backward(q, k, v, out, bias)
+        ctx.p, ctx.seed, ctx.rows = p, seed, rows
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        q, k, v, out, bias = ctx.saved_tensors
+        p, seed, rows = ctx.p, ctx.seed, ctx.rows
+        keep = 1.0 - p
+        scale = 1.0 / math.sqrt(q.shape[-1])
+        qs = q * scale
+        go = grad_out.contiguous()
+        # Delta_i = sum_j dO_ij * O_ij = sum_j dD_ij * D_ij  (D = dropped, rescaled weights)
+        delta = (go * out).sum(dim=-1, keepdim=True)
+        go_scaled = go * (1.0 / keep)
+        dq = torch.empty_like(q)
+        dk = torch.zeros_like(k)
+        dv = torch.zeros_like(v)
+        tq = q.shape[-2]
+        for c, start in enumerate(range(0, tq, rows)):
+            sl = slice(start, min(tq, start + rows))
+            attn = _scores(qs[..., sl, :], k, bias)  # P_c
+            mask = _keep_mask(attn.shape, keep, seed + c, attn.dtype)
+            g_c = go_scaled[..., sl, :]
+            dropped = attn * mask  # (P*M); the 1/keep factor lives in g_c
+            dv.add_(torch.matmul(dropped.transpose(-2, -1), g_c))
+            dp = torch.matmul(g_c, v.transpose(-2, -1)).mul_(mask)  # dL/dP
+            ds = dp.sub_(delta[..., sl, :]).mul_(attn)  # softmax backward
+            dq[..., sl, :] = torch.matmul(ds, k)
+            dk.add_(torch.matmul(ds.transpose(-2, -1), qs[..., sl, :]))
+        dq.mul_(scale)
+        return dq, dk, dv, None, None, None, None
+
+
+def _padding_bias(key_padding_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, Tk]`` bool (True = ignore) -> additive ``[B, 1, 1, Tk]`` bias (0 / -inf)."""
+    if key_padding_mask is None:
+        return None
+    bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    bias.masked_fill_(key_padding_mask, float("-inf"))
+    return bias[:, None, None, :]
+
+
+def attention_core(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    key_padding_mask: torch.Tensor | None,
+    dropout: float,
+    training: bool,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """Scaled dot-product attention over heads: ``q [B,h,Tq,d]``, ``k, v [B,h,Tk,d]`` -> ``[B,h,Tq,d]``.
+
+    Picks the chunked CPU kernel when dropout is active on CPU, else PyTorch's SDPA.
+    """
+    p = dropout if training else 0.0
+    bias = _padding_bias(key_padding_mask, q.dtype)
+    if p > 0.0 and q.device.type == "cpu":
+        seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item())
+        rows = chunk_rows(q.shape[0] * q.shape[1], k.shape[-2], q.element_size(), chunk_bytes)
+        return ChunkedDropoutAttention.apply(q, k, v, bias, p, seed, rows)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
+
+
+def fast_mha(
+    mha: nn.MultiheadAttention,
+    query: torch.Tensor,
+    source: torch.Tensor,
+    key_padding_mask: torch.Tensor | None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> torch.Tensor:
+    """What ``mha(query, source, source, key_padding_mask, need_weights=False)[0]`` computes.
+
+    Uses ``mha``'s own parameters (``in_proj_weight [3E, E]``, ``in_proj_bias [3E]``,
+    ``out_proj``) and ``mha.dropout`` / ``mha.training`` at call time, so switching dropout
+    off on the module (as the parity tests do) is honoured. ``query [B, Tq, E]`` (batch
+    first), ``source [B, Tk, E]`` -> ``[B, Tq, E]``.
+    """
+    b, tq, e = query.shape
+    tk = source.shape[1]
+    h = mha.num_heads
+    d = e // h
+    w, bias = mha.in_proj_weight, mha.in_proj_bias
+    if query is source:
+        qkv = F.linear(query, w, bias)
+        q, k, v = qkv.split(e, dim=-1)
+    else:
+        q = F.linear(query, w[:e], None if bias is None else bias[:e])
+        k, v = F.linear(source, w[e:], None if bias is None else bias[e:]).split(e, dim=-1)
+    q = q.reshape(b, tq, h, d).transpose(1, 2)
+    k = k.reshape(b, tk, h, d).transpose(1, 2)
+    v = v.reshape(b, tk, h, d).transpose(1, 2)
+    if key_padding_mask is not None and key_padding_mask.dtype != torch.bool:
+        key_padding_mask = key_padding_mask.to(torch.bool)
+    o = attention_core(q, k, v, key_padding_mask, float(mha.dropout), mha.training, chunk_bytes)
+    o = o.transpose(1, 2).reshape(b, tq, e)
+    return F.linear(o, mha.out_proj.weight, mha.out_proj.bias)
+
+
+def set_attention_impl(model: nn.Module, impl: str) -> int:
+    """Set the kernel of every :class:`~selfcross.models.Attention` in ``model``; returns how many.
+
+    ``fast`` (default) or ``reference`` (``nn.MultiheadAttention`` with ``need_weights=True``,
+    the authors' computation). Raises :class:`~selfcross.errors.ConfigError` for other names.
+    """
+    from selfcross.errors import ConfigError
+    from selfcross.models.attention import Attention
+
+    if impl not in ATTENTION_IMPLS:
+        raise ConfigError(f"attention implementation {impl!r} is not one of {', '.join(ATTENTION_IMPLS)}")
+    n = 0
+    for module in model.modules():
+        if isinstance(module, Attention):
+            module.impl = impl
+            n += 1
+    return n
