@@ -286,12 +286,14 @@ def train_run(
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
-            bar.set_postfix(
-                train_loss=f"{train_loss:.4f}",
-                dev_loss=f"{dev_loss:.4f}",
-                dev_acc=f"{dev_acc:.4f}",
-                dev_bal=f"{dev_bal:.4f}",
-                best=best_epoch,
+            bar.set_postfix(  # a dict keeps this order (keyword arguments would be sorted)
+                {
+                    "train_loss": f"{train_loss:.4f}",
+                    "dev_loss": f"{dev_loss:.4f}",
+                    "dev_acc": f"{dev_acc:.4f}",
+                    "dev_bal_acc": f"{dev_bal:.4f}",
+                    "best_epoch": best_epoch,
+                }
             )
             if stale >= tc.patience:
                 break
