@@ -250,7 +250,9 @@ def _modality_files(fold_dir: Path, split: str, modality: str, text_form: str | 
     return [fold_dir / layout.split_file(split, modality)]
 
 
-def _available(fold_dir: Path, requested: tuple[str, ...] | None) -> tuple[tuple[str, ...], str | None, Path | None]:
+def _available(
+    fold_dir: Path, requested: tuple[str, ...] | None
+) -> tuple[tuple[str, ...], str | None, Path | None]:
     """Which modalities to read, the text form and the embedding path; raise on missing files."""
     emb = _first_existing(fold_dir / layout.EMBEDDING_FILE, fold_dir.parent / layout.EMBEDDING_FILE)
     text_form: str | None = None
@@ -348,7 +350,8 @@ def _read_split(
             text_ids = arr
             lengths[m] = (ids != 0).sum(axis=1).astype(np.int64)
             continue
-        has_seq = m in layout.LENGTH_KEYS and (fold_dir / layout.split_file(split, layout.LENGTH_KEYS[m])).is_file()
+        seq_key = layout.LENGTH_KEYS.get(m)
+        has_seq = seq_key is not None and (fold_dir / layout.split_file(split, seq_key)).is_file()
         counts = _scan(arr, path, check_values, count_rows=not has_seq)
         arrays[m] = arr
         if counts is not None:

@@ -78,7 +78,7 @@ class SyntheticPreset:
 
 
 PRESETS: dict[str, SyntheticPreset] = {
-    "small": SyntheticPreset(n_utterances=1400, audio=(100, 20), video=(16, 32), text=(32, 32), vocab=300),
+    "small": SyntheticPreset(n_utterances=1100, audio=(50, 20), video=(12, 32), text=(20, 32), vocab=300),
     "paper": SyntheticPreset(n_utterances=sum(IEMOCAP7_COUNTS), audio=(1000, 120), video=(32, 2048),
                              text=(128, 300), vocab=3000),
 }
@@ -167,7 +167,8 @@ def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
     emb[1] = rng.normal(0.0, 0.3, f_t)
     emb[2 : 2 + n_fill] = rng.normal(0.0, 0.5, (n_fill, f_t))
     emb[2 + n_fill :] = u @ q.T + rng.normal(0.0, 0.1, (n_cue, f_t))
-    vocab = ["<pad>", "<unk>"] + [f"filler{i:04d}" for i in range(n_fill)] + [f"cue{i:04d}" for i in range(n_cue)]
+    vocab = ["<pad>", "<unk>"] + [f"filler{i:04d}" for i in range(n_fill)]
+    vocab += [f"cue{i:04d}" for i in range(n_cue)]
 
     logits = preset.beta * z["text"] @ u.T / math.sqrt(LATENT_DIM)  # [N, n_cue]
     p = np.exp(logits - logits.max(axis=1, keepdims=True))

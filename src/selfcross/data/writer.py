@@ -131,5 +131,5 @@ def write_classes(root: str | Path, names: Sequence[str]) -> Path:
     """Write ``classes.txt`` (one class name per line, in label order) into a data root or fold."""
     names = [str(n).strip() for n in names]
     if not names or any(not n for n in names) or len(set(names)) != len(names):
-        raise DataError(Path(root) / layout.CLASSES_FILE, f"class names must be non-empty and unique: {names}")
+        raise DataError(Path(root) / layout.CLASSES_FILE, f"names must be non-empty and unique: {names}")
     return save_text(Path(root) / layout.CLASSES_FILE, names)

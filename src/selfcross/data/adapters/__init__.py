@@ -1,0 +1,152 @@
+"""Corpus adapters: a public corpus in its published layout -> a manifest -> a data root.
+
+Why adapters only write manifests: the corpus-specific knowledge (file-name codes, label
+codes, sentence texts, official splits) is small; everything after the manifest (checks,
+features, cache, folds, report) is :func:`selfcross.data.manifest.prepare_manifest`, the
+same for every corpus. The manifest is kept as ``OUT_ROOT/manifest.csv``, so a user can
+inspect or edit it and rerun ``selfcross prepare-manifest`` on it.
+
+Adapters (see docs/datasets.md for licences and downloads):
+
+* ``ravdess`` -> :func:`selfcross.data.adapters.ravdess.scan_ravdess`
+* ``crema-d`` -> :func:`selfcross.data.adapters.cremad.scan_cremad`
+* ``meld``    -> :func:`selfcross.data.adapters.meld.scan_meld`
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfcross.errors import ConfigError
+
+#: Corpus names accepted by ``selfcross prepare``.
+CORPORA: tuple[str, ...] = ("ravdess", "crema-d", "meld")
+#: Manifest file an adapter writes inside ``OUT_ROOT``.
+MANIFEST_NAME = "manifest.csv"
+
+
+@dataclass
+class CorpusScan:
+    """What an adapter found: manifest rows and how to prepare them.
+
+    Attributes:
+        corpus: corpus name (``ravdess``...).
+        rows: one dict per utterance with the manifest columns (``id``, ``label``,
+            ``speaker``, ``audio``, ``video``, ``transcript``, ``split``); missing = ``None``.
+        class_names: label order of the data root.
+        media: modalities with at least one file (``audio``/``video``); text is always
+            available (transcripts or statement texts).
+        split_column: ``"split"`` for an official split, else ``None`` (grouped folds).
+        default_folds: folds when there is no split and the user gives none.
+        allow_shared_speakers: the official split shares speakers (MELD).
+        on_missing: ``"skip"`` where the corpus is known to miss a few media files.
+        text_informative: whether the words carry emotion (not for fixed-sentence corpora).
+        notes: report lines (what was found, ignored, merged).
+    """
+
+    corpus: str
+    rows: list[dict[str, Any]]
+    class_names: tuple[str, ...]
+    media: tuple[str, ...]
+    split_column: str | None = None
+    default_folds: int | None = 5
+    allow_shared_speakers: bool = False
+    on_missing: str = "error"
+    text_informative: bool = True
+    notes: list[str] = field(default_factory=list)
+
+
+def default_modalities(scan: CorpusScan, glove: Any, use_video: bool) -> tuple[str, ...]:
+    """Modalities an adapter prepares when the user names none: every medium found (video only
+    with an encoder) plus text when word vectors are given."""
+    mods = [m for m in ("audio", "video") if m in scan.media and (m != "video" or use_video)]
+    if glove is not None:
+        mods.append("text")
+    return tuple(mods)
+
+
+def prepare_scan(
+    scan: CorpusScan,
+    out_root: str | Path,
+    *,
+    glove: str | Path | None = None,
+    modalities: Sequence[str] | str | None = None,
+    n_folds: int | None = None,
+    video_encoder: Any = "resnet101",
+    manifest_only: bool = False,
+    **kwargs: Any,
+) -> Any:
+    """Write ``OUT_ROOT/manifest.csv`` from ``scan`` and prepare it.
+
+    Only the columns of the prepared modalities are written (so a text-only preparation
+    of MELD ignores missing mp4s). ``kwargs`` go to
+    :func:`~selfcross.data.manifest.prepare_manifest` (``workers``, ``audio_config``...).
+
+    Returns:
+        The :class:`~selfcross.data.prepare.PrepareResult`, or the manifest path when
+        ``manifest_only``.
+    """
+    from selfcross.data.manifest import MODALITY_COLUMNS, prepare_manifest, write_manifest
+    from selfcross.labels import parse_modalities
+
+    use_video = not (isinstance(video_encoder, str) and video_encoder == "none") and video_encoder is not None
+    if modalities is None:
+        mods = default_modalities(scan, glove, use_video)
+    else:
+        mods = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
+    if not mods:
+        raise ConfigError(f"{scan.corpus}: nothing to prepare: no audio or video found"
+                          + ("" if glove is not None else " and no --glove for the text"))
+    lacking = [m for m in mods if m != "text" and m not in scan.media]
+    if lacking:
+        raise ConfigError(f"{scan.corpus}: no {' or '.join(lacking)} files found under the source folder")
+    if scan.split_column is not None and n_folds is not None:
+        raise ConfigError(f"{scan.corpus} has an official split: --folds does not apply")
+    cols = ["id", "label", "speaker"] + [MODALITY_COLUMNS[m] for m in mods]
+    if scan.split_column:
+        cols.append(scan.split_column)
+    out_root = Path(out_root)
+    path = write_manifest(out_root / MANIFEST_NAME, scan.rows, cols)
+    if manifest_only:
+        return path
+    notes = list(scan.notes)
+    if "text" in mods and not scan.text_informative:
+        notes.append("Text: the corpus's fixed sentences carry no emotion; text is prepared only "
+                     "because word vectors were given.")
+    return prepare_manifest(
+        path, out_root, n_folds=None if scan.split_column else (n_folds or scan.default_folds),
+        split_column=scan.split_column, group_column="speaker", class_names=scan.class_names,
+        glove=glove, modalities=mods, video_encoder=video_encoder,
+        on_missing=scan.on_missing, allow_shared_speakers=scan.allow_shared_speakers,
+        title=f"{scan.corpus} preparation", notes=notes, **kwargs,
+    )
+
+
+def scan_corpus(corpus: str, src: str | Path, **options: Any) -> CorpusScan:
+    """Dispatch to the adapter of ``corpus`` (one of :data:`CORPORA`)."""
+    if corpus == "ravdess":
+        from selfcross.data.adapters.ravdess import scan_ravdess
+
+        return scan_ravdess(src, **options)
+    if corpus == "crema-d":
+        from selfcross.data.adapters.cremad import scan_cremad
+
+        return scan_cremad(src, **options)
+    if corpus == "meld":
+        from selfcross.data.adapters.meld import scan_meld
+
+        return scan_meld(src, **options)
+    raise ConfigError(f"unknown corpus {corpus!r}: use one of {', '.join(CORPORA)}")
+
+
+def prepare_corpus(corpus: str, src: str | Path, out_root: str | Path, *,
+                   scan_options: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    """``scan_corpus`` + ``prepare_scan``: the whole ``selfcross prepare CORPUS SRC OUT_ROOT``."""
+    return prepare_scan(scan_corpus(corpus, src, **(scan_options or {})), out_root, **kwargs)
+
+
+__all__ = ["CORPORA", "MANIFEST_NAME", "CorpusScan", "default_modalities", "prepare_corpus",
+           "prepare_scan", "scan_corpus"]

@@ -1,0 +1,548 @@
+"""Any labelled corpus of clips -> a data root, from one CSV manifest.
+
+Why a manifest: every corpus has its own layout, but what a preparation needs from it is
+the same short list per utterance (id, label, media files, words, speaker, and maybe an
+official split). A manifest is that list as a CSV, so any corpus a user has on disk can be
+prepared without code, and the corpus adapters (:mod:`selfcross.data.adapters`) only
+write a manifest. Feature extraction, cache, folds and report are the generic machinery
+of :mod:`selfcross.data.prepare`.
+
+Manifest columns (header row required, UTF-8, any column order, extra columns ignored):
+
+========== ===========================================================================
+``id``     unique utterance id (required)
+``label``  class name (required)
+``audio``  audio file, or a video whose audio track is used (wav/flac/ogg/mp4/avi/...)
+``video``  video file
+``transcript`` the words spoken
+``speaker`` speaker identity (the default ``--group-column``)
+``split``  ``train``, ``dev`` (or ``val``/``valid``/``validation``) or ``test``
+========== ===========================================================================
+
+A modality whose column is absent (or empty in every row) is absent from the data root.
+Relative paths are resolved against the manifest's folder.
+
+Folds:
+
+* ``split_column`` given: one fold (``fold01``) with the official split. A speaker in two
+  splits is an error unless ``allow_shared_speakers`` (MELD's official split shares its
+  main characters; the report then says how many speakers are shared).
+* otherwise ``n_folds`` speaker-independent folds, grouped by the group column and
+  stratified by label (:class:`sklearn.model_selection.StratifiedGroupKFold`): fold k tests
+  on the k-th part; dev = whole speakers of the other parts (about ``dev_fraction`` of
+  them, again grouped and stratified); the rest trains. Without a group column every row
+  is its own group and the report says the folds are *not* speaker independent.
+
+Validation (each error names the manifest, the 1-based CSV line and the problem):
+missing columns, empty ids or labels, duplicate ids, labels outside ``class_names``,
+unknown split names, a speaker in two splits, and media files that do not exist
+(``on_missing="error"``, the default; ``"skip"`` leaves such rows out and lists them in
+the report). Mixed sample rates and stereo audio are *not* errors: every waveform is
+mixed down to mono (mean of the channels) and resampled to the audio config's rate (soxr)
+by :func:`selfcross.features.audio.load_audio`; the report counts the rates and channel
+layouts it found.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfcross.data.prepare import FoldPlan, PrepareResult, Skip, UtteranceRecord, prepare_records
+from selfcross.errors import ConfigError, DataError
+from selfcross.labels import CLASS_SETS, MODALITIES
+
+#: Column of each modality's media (or words) in a manifest.
+MODALITY_COLUMNS: dict[str, str] = {"audio": "audio", "video": "video", "text": "transcript"}
+#: Accepted split names -> canonical split.
+SPLIT_NAMES: dict[str, str] = {
+    "train": "train", "training": "train",
+    "dev": "dev", "val": "dev", "valid": "dev", "validation": "dev",
+    "test": "test", "testing": "test",
+}
+#: Reason recorded for rows left out with ``on_missing="skip"``.
+SKIP_MISSING_FILE = "media file missing (manifest)"
+#: ``video_encoder`` names accepted besides an injected module.
+VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
+
+
+@dataclass
+class Manifest:
+    """A validated manifest: records, which modalities it has, and what was noticed.
+
+    Attributes:
+        path: the CSV file.
+        records: one :class:`UtteranceRecord` per kept row (``group`` = the row's speaker
+            group until folds are planned).
+        modalities: modalities with a non-empty column, canonical order.
+        class_names: label order (given, or sorted labels of the manifest).
+        splits: utterance id -> ``train``/``dev``/``test`` (empty without a split column).
+        skipped: rows left out (missing media with ``on_missing="skip"``).
+        notes: facts for the report (audio formats found, shared speakers, ...).
+        lines: utterance id -> 1-based CSV line (for error messages).
+    """
+
+    path: Path
+    records: list[UtteranceRecord]
+    modalities: tuple[str, ...]
+    class_names: tuple[str, ...]
+    splits: dict[str, str] = field(default_factory=dict)
+    skipped: list[Skip] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)
+
+
+def parse_labels(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"a,b,c"``, a class-set key of :data:`selfcross.labels.CLASS_SETS` (``ravdess8``) or
+    a sequence -> class names in order; ``None`` stays ``None`` (labels read from the data)."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        if spec in CLASS_SETS:
+            return CLASS_SETS[spec].names
+        names = tuple(s.strip() for s in spec.split(",") if s.strip())
+    else:
+        names = tuple(str(s).strip() for s in spec)
+    if not names:
+        raise ConfigError("--labels is empty: give class names separated by commas")
+    dup = [n for n, c in Counter(names).items() if c > 1]
+    if dup:
+        raise ConfigError(f"--labels names {dup[0]!r} twice")
+    return names
+
+
+def _resolve(value: str, base: Path) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def read_manifest(
+    path: str | Path,
+    *,
+    class_names: Sequence[str] | str | None = None,
+    split_column: str | None = None,
+    group_column: str | None = "speaker",
+    on_missing: str = "error",
+    allow_shared_speakers: bool = False,
+    probe_audio: bool = True,
+    modalities: Sequence[str] | None = None,
+) -> Manifest:
+    """Read and validate a manifest CSV (nothing is decoded; see the module doc).
+
+    Args:
+        path: the CSV file.
+        class_names: label order (``"a,b,c"``, a class-set key, or names); labels outside
+            it are an error. ``None`` = the sorted set of labels found.
+        split_column: column holding the official split; ``None`` = no split (folds later).
+        group_column: column of the speaker groups (``None`` or absent = one group per row).
+        on_missing: ``"error"`` (default) or ``"skip"`` for media files that do not exist.
+        allow_shared_speakers: with ``split_column``, accept a speaker in two splits
+            (noted in the report) instead of raising.
+        probe_audio: read the header of each wav/flac/ogg file to report sample rates and
+            channel counts (cheap; headers only).
+        modalities: only these modalities' columns are read and checked (``None`` = all);
+            e.g. a text-only preparation ignores missing video files.
+
+    Raises:
+        DataError: naming the manifest and line for every malformed row.
+    """
+    path = Path(path)
+    if on_missing not in ("error", "skip"):
+        raise ConfigError(f"on_missing must be 'error' or 'skip', got {on_missing!r}")
+    if not path.is_file():
+        raise DataError(path, "no such manifest file")
+    wanted = parse_labels(class_names)
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"is not UTF-8 text ({e})") from None
+    except csv.Error as e:
+        raise DataError(path, f"is not a readable CSV file ({e})") from None
+    if not rows or not any(c.strip() for c in rows[0]):
+        raise DataError(path, "is empty: the first line must be a header with at least id,label")
+    header = [c.strip() for c in rows[0]]
+    dup_cols = [c for c, n in Counter(header).items() if n > 1 and c]
+    if dup_cols:
+        raise DataError(path, f"line 1: column {dup_cols[0]!r} appears twice in the header")
+    col = {c: i for i, c in enumerate(header)}
+    need = ["id", "label"] + ([split_column] if split_column else [])
+    missing_cols = [c for c in need if c not in col]
+    if missing_cols:
+        raise DataError(path, f"line 1: missing column(s) {', '.join(missing_cols)} "
+                              f"(header: {', '.join(header)})")
+    if group_column is not None and group_column not in col and group_column != "speaker":
+        raise DataError(path, f"line 1: group column {group_column!r} is not in the header "
+                              f"({', '.join(header)})")
+    gcol = group_column if group_column in col else None
+
+    base = path.parent
+    present = {m for m, c in MODALITY_COLUMNS.items() if c in col and (modalities is None or m in modalities)}
+
+    def cell(row: list[str], name: str) -> str:
+        i = col.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+    seen: dict[str, int] = {}
+    records: list[UtteranceRecord] = []
+    splits: dict[str, str] = {}
+    skipped: list[Skip] = []
+    lines: dict[str, int] = {}
+    has_value = dict.fromkeys(present, False)
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue  # blank line
+        if len(row) > len(header):
+            raise DataError(path, f"line {lineno}: {len(row)} fields but the header has {len(header)}")
+        utt, label = cell(row, "id"), cell(row, "label")
+        if not utt:
+            raise DataError(path, f"line {lineno}: empty id")
+        if utt in seen:
+            raise DataError(path, f"line {lineno}: duplicate id {utt!r} (first on line {seen[utt]})")
+        seen[utt] = lineno
+        if not label:
+            raise DataError(path, f"line {lineno}: utterance {utt!r} has an empty label")
+        if wanted is not None and label not in wanted:
+            raise DataError(path, f"line {lineno}: utterance {utt!r} has label {label!r}, not one of "
+                                  f"{', '.join(wanted)}")
+        split = ""
+        if split_column:
+            raw = cell(row, split_column)
+            split = SPLIT_NAMES.get(raw.lower(), "")
+            if not split:
+                raise DataError(path, f"line {lineno}: utterance {utt!r} has split {raw!r} in column "
+                                      f"{split_column!r}; use train, dev (val) or test")
+        speaker = cell(row, gcol) if gcol else ""
+        if gcol and not speaker:
+            raise DataError(path, f"line {lineno}: utterance {utt!r} has an empty {gcol!r}")
+        media: dict[str, Path | None] = {"audio": None, "video": None}
+        missing_here: list[str] = []
+        for m in ("audio", "video"):
+            if m not in present:
+                continue
+            v = cell(row, MODALITY_COLUMNS[m])
+            if not v:
+                missing_here.append(f"no {m} file given")
+                continue
+            has_value[m] = True
+            p = _resolve(v, base)
+            if not p.is_file():
+                missing_here.append(f"{m} file {p} does not exist")
+            media[m] = p
+        transcript = cell(row, "transcript") if "text" in present else None
+        if transcript:
+            has_value["text"] = True
+        if missing_here:
+            if on_missing == "error":
+                raise DataError(path, f"line {lineno}: utterance {utt!r}: {'; '.join(missing_here)}")
+            skipped.append(Skip(utt, SKIP_MISSING_FILE, f"line {lineno}: {'; '.join(missing_here)}"))
+            continue
+        records.append(UtteranceRecord(
+            id=utt, label=label, speaker=speaker or utt, group=speaker or utt,
+            audio=media["audio"], video=media["video"], transcript=transcript,
+        ))
+        lines[utt] = lineno
+        if split:
+            splits[utt] = split
+    if not records:
+        raise DataError(path, "no usable rows" + (f" ({len(skipped)} left out for missing media)"
+                                                  if skipped else ""))
+    # a modality column that is empty in every row is treated as absent
+    modalities = tuple(m for m in MODALITIES if m in present and has_value[m])
+    names = wanted if wanted is not None else tuple(sorted({r.label for r in records}))
+    man = Manifest(path, records, modalities, names, splits, skipped, [], lines)
+    if not gcol:
+        man.notes.append("No speaker/group column: every utterance is its own group, so folds are "
+                         "NOT speaker independent.")
+    if split_column:
+        _check_split_speakers(man, allow_shared_speakers, gcol)
+    if probe_audio and "audio" in modalities:
+        man.notes.extend(audio_format_notes([r.audio for r in records if r.audio is not None]))
+    return man
+
+
+def _check_split_speakers(man: Manifest, allow: bool, gcol: str | None) -> None:
+    if not gcol:
+        return
+    where: dict[str, dict[str, str]] = {}
+    for r in man.records:
+        where.setdefault(r.speaker, {}).setdefault(man.splits[r.id], r.id)
+    shared = {s: v for s, v in where.items() if len(v) > 1}
+    if not shared:
+        man.notes.append("Official split: no speaker is in two splits.")
+        return
+    if not allow:
+        s, v = sorted(shared.items())[0]
+        (a, ua), (b, ub) = list(v.items())[:2]
+        raise DataError(man.path, f"line {man.lines[ub]}: speaker {s!r} is in split {b!r} (utterance "
+                                  f"{ub!r}) and in split {a!r} (line {man.lines[ua]}, {ua!r}); the split "
+                                  f"would not be speaker independent (allow it with "
+                                  f"--allow-shared-speakers)")
+    shown = ", ".join(sorted(shared)[:8]) + (" ..." if len(shared) > 8 else "")
+    man.notes.append(f"Official split is NOT speaker independent: {len(shared)} of {len(where)} "
+                     f"speakers appear in more than one split ({shown}).")
+
+
+def audio_format_notes(files: Sequence[Path]) -> list[str]:
+    """Report lines on the sample rates and channel counts of the audio files.
+
+    Only headers of soundfile-readable files are read; other containers (mp4...) are
+    counted as "decoded by PyAV". Why not an error: every file is mixed down to mono and
+    resampled on extraction, so mixed formats are fine, but a user should see them.
+    """
+    import soundfile as sf
+
+    from selfcross.features.audio import SOUNDFILE_EXTENSIONS
+
+    rates: Counter[int] = Counter()
+    channels: Counter[int] = Counter()
+    other = 0
+    for f in files:
+        if f.suffix.lower() not in SOUNDFILE_EXTENSIONS:
+            other += 1
+            continue
+        try:
+            info = sf.info(str(f))
+        except (RuntimeError, sf.LibsndfileError, TypeError, ValueError):
+            other += 1  # unreadable headers are reported as skips by the extraction
+            continue
+        rates[int(info.samplerate)] += 1
+        channels[int(info.channels)] += 1
+    notes = []
+    if rates:
+        r = ", ".join(f"{k} Hz: {v}" for k, v in sorted(rates.items()))
+        c = ", ".join(f"{k} channel(s): {v}" for k, v in sorted(channels.items()))
+        notes.append(f"Audio files found: {r}; {c}. Every waveform is mixed down to mono (channel "
+                     "mean) and resampled (soxr) to the audio config's sample rate before MFCCs.")
+    if other:
+        notes.append(f"{other} audio source(s) in other containers (or with unreadable headers) are "
+                     "decoded by PyAV (first audio track), mixed down and resampled the same way.")
+    return notes
+
+
+# --------------------------------------------------------------------------- folds
+
+
+def plan_split_fold(man: Manifest) -> list[FoldPlan]:
+    """One fold from the official split (``fold01``: train / dev / test as given)."""
+    parts: dict[str, list[str]] = {"train": [], "dev": [], "test": []}
+    for r in man.records:
+        parts[man.splits[r.id]].append(r.id)
+    empty = [k for k, v in parts.items() if not v]
+    if empty:
+        raise DataError(man.path, f"the split column has no {' / '.join(empty)} utterance: each of "
+                                  "train, dev and test needs at least one")
+    dev_speakers = sorted({r.speaker for r in man.records if man.splits[r.id] == "dev"})
+    return [FoldPlan(["test"], parts["train"], parts["dev"], parts["test"], dev_speakers)]
+
+
+def plan_stratified_group_folds(
+    records: Sequence[UtteranceRecord], n_folds: int, dev_fraction: float = 0.1, seed: int = 0
+) -> list[FoldPlan]:
+    """``n_folds`` speaker-independent folds, stratified by label.
+
+    Fold k tests on the k-th part of a :class:`~sklearn.model_selection.StratifiedGroupKFold`
+    over speakers; its dev set is one part of a second ``StratifiedGroupKFold`` over the
+    remaining speakers with ``round(1 / dev_fraction)`` parts (at least 2, at most the
+    number of remaining speakers), the part chosen rotating with k. Everything else trains.
+    No speaker is in two splits of a fold, and every speaker is tested exactly once.
+
+    Raises:
+        DataError: fewer speakers than ``n_folds`` (or than 2 for dev), ``n_folds < 2``.
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if n_folds < 2:
+        raise DataError(None, f"need at least 2 folds, got {n_folds}")
+    if not 0 < dev_fraction < 1:
+        raise DataError(None, f"dev_fraction must be in (0, 1), got {dev_fraction}")
+    speakers = np.array([r.speaker for r in records])
+    labels = np.array([r.label for r in records])
+    n_spk = len(set(speakers.tolist()))
+    if n_spk < n_folds:
+        raise DataError(None, f"{n_spk} speaker group(s) cannot make {n_folds} speaker-independent folds")
+    ids = [r.id for r in records]
+    outer = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    plans = []
+    for k, (pool_idx, test_idx) in enumerate(outer.split(np.zeros(len(ids)), labels, speakers)):
+        pool_spk = speakers[pool_idx]
+        n_pool_spk = len(set(pool_spk.tolist()))
+        if n_pool_spk < 2:
+            raise DataError(None, f"fold {k + 1}: the training part has one speaker; dev needs another")
+        n_dev_parts = min(max(2, round(1 / dev_fraction)), n_pool_spk)
+        inner = StratifiedGroupKFold(n_splits=n_dev_parts, shuffle=True, random_state=seed + 1 + k)
+        parts = list(inner.split(np.zeros(len(pool_idx)), labels[pool_idx], pool_spk))
+        train_rel, dev_rel = parts[k % len(parts)]
+        dev_idx = pool_idx[dev_rel]
+        dev_set = set(dev_idx.tolist())
+        test_spk = sorted(set(speakers[test_idx].tolist()))
+        plans.append(FoldPlan(
+            test_groups=test_spk,
+            train=[ids[i] for i in pool_idx if i not in dev_set],
+            dev=[ids[i] for i in dev_idx],
+            test=[ids[i] for i in test_idx],
+            dev_speakers=sorted(set(speakers[dev_idx].tolist())),
+        ))
+    return plans
+
+
+# --------------------------------------------------------------------------- preparation
+
+
+def _video_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
+    """(use video, injected encoder or None, video config) from the ``video_encoder`` option."""
+    if isinstance(video_encoder, str):
+        if video_encoder not in VIDEO_ENCODERS:
+            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
+        if video_encoder == "none":
+            return False, None, None
+        if video_config is None:
+            from selfcross.features.video import VideoConfig
+
+            video_config = VideoConfig(encoder="resnet101")
+        return True, None, video_config
+    if video_encoder is None:
+        return False, None, None
+    if video_config is None:
+        from selfcross.features.video import VideoConfig
+
+        video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
+    return True, video_encoder, video_config
+
+
+def prepare_manifest(
+    manifest: str | Path,
+    out_root: str | Path,
+    *,
+    n_folds: int | None = None,
+    split_column: str | None = None,
+    group_column: str | None = "speaker",
+    class_names: Sequence[str] | str | None = None,
+    glove: str | Path | None = None,
+    modalities: Sequence[str] | str | None = None,
+    video_encoder: Any = "resnet101",
+    audio_config: Any = None,
+    video_config: Any = None,
+    text_config: Any = None,
+    workers: int = 1,
+    progress: bool = True,
+    dev_fraction: float = 0.1,
+    fold_seed: int = 0,
+    on_missing: str = "error",
+    allow_shared_speakers: bool = False,
+    title: str = "Manifest preparation",
+    notes: Sequence[str] = (),
+) -> PrepareResult:
+    """Manifest CSV -> data root (``fold01..foldK``, ``S_ids.txt``, ``classes.txt``, report).
+
+    Args:
+        manifest: the CSV (see the module doc for its columns).
+        out_root: data root to write; its ``.cache`` makes a rerun resume.
+        n_folds: speaker-independent folds to make (default 5) when there is no split column.
+        split_column: column with the official train/dev/test split (one fold); excludes
+            ``n_folds``.
+        group_column: speaker column (default ``speaker``; absent = one group per row).
+        class_names: label order (``"a,b,c"`` or a class-set key); ``None`` = sorted labels.
+        glove: GloVe text file or ``"kumo-6b-50d"``; required when text is used.
+        modalities: subset to use (``"at"``, ``("audio",)``); ``None`` = every modality the
+            manifest has (video only when ``video_encoder`` is not ``"none"``).
+        video_encoder: ``"resnet101"``, ``"none"`` or an image encoder module
+            ``[n, 3, crop, crop] -> [n, D]``.
+        audio_config, video_config, text_config: extractor settings (paper defaults).
+        workers: feature extraction processes.
+        progress: tqdm progress bars.
+        dev_fraction: share of the training speakers held out as dev (grouped folds).
+        fold_seed: seed of the fold shuffling (grouped folds).
+        on_missing: ``"error"`` or ``"skip"`` for rows whose media file does not exist.
+        allow_shared_speakers: accept a speaker in two official splits (noted in the report).
+        title, notes: report title and extra lines.
+
+    Raises:
+        DataError: malformed manifest (naming file and line), too few speakers for the folds.
+        ConfigError: contradictory options (both ``n_folds`` and ``split_column``, a requested
+            modality the manifest lacks, text without word vectors).
+    """
+    from selfcross.labels import parse_modalities
+
+    use_video, encoder, video_config = _video_setup(video_encoder, video_config)
+    wanted: tuple[str, ...] | None = None
+    if modalities is not None:
+        wanted = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
+        if "video" in wanted and not use_video:
+            raise ConfigError("video was requested but --video-encoder is none")
+    if n_folds is not None and split_column is not None:
+        raise ConfigError("give either --folds K or --split-column COLUMN, not both")
+    man = read_manifest(manifest, class_names=class_names, split_column=split_column,
+                        group_column=group_column, on_missing=on_missing,
+                        allow_shared_speakers=allow_shared_speakers,
+                        modalities=wanted or tuple(m for m in MODALITIES if m != "video" or use_video))
+    if wanted is None:
+        mods = man.modalities
+    else:
+        mods = wanted
+        lacking = [m for m in mods if m not in man.modalities]
+        if lacking:
+            raise ConfigError(f"{man.path}: the manifest has no {', '.join(lacking)} column (or it is "
+                              f"empty); it has {', '.join(man.modalities) or 'no media'}")
+    if not mods:
+        raise ConfigError(f"{man.path}: no modality to prepare (the manifest has "
+                          f"{', '.join(man.modalities) or 'no media column'})")
+    if "text" in mods and glove is None:
+        raise ConfigError("the manifest has transcripts: give --glove FILE (or kumo-6b-50d), or choose "
+                          "--modalities without t")
+
+    records = man.records
+    if split_column is not None:
+        folds = plan_split_fold(man)
+        records = [replace(r, group=man.splits[r.id]) for r in records]
+        fold_note = f"One fold from the official split in column {split_column!r}."
+    else:
+        k = 5 if n_folds is None else int(n_folds)
+        folds = plan_stratified_group_folds(records, k, dev_fraction, fold_seed)
+        test_fold = {i: f"fold{j:02d}" for j, p in enumerate(folds, start=1) for i in p.test}
+        records = [replace(r, group=test_fold[r.id]) for r in records]
+        fold_note = (f"{k} folds grouped by {group_column!r} and stratified by label (sklearn "
+                     f"StratifiedGroupKFold, seed {fold_seed}); the class table's groups are the test "
+                     "folds and the folds table lists each fold's test speakers.")
+    all_notes = [fold_note, f"Manifest: {man.path.resolve()} ({len(man.records)} rows used, "
+                 f"{len(man.skipped)} left out).", *man.notes, *notes]
+    return prepare_records(
+        records, out_root, man.class_names, glove=glove, modalities=mods,
+        audio_config=audio_config, video_config=video_config, text_config=text_config,
+        video_encoder=encoder, workers=workers, progress=progress, folds=folds,
+        dev_fraction=dev_fraction, skipped=man.skipped, problems=[], title=title,
+        notes=all_notes, source=str(man.path.resolve()),
+    )
+
+
+def write_manifest(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:
+    """Write a manifest CSV (UTF-8, header = ``columns``, ``None`` cells empty); used by adapters."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else str(r[c]) for c in columns])
+    tmp.replace(path)
+    return path
+
+
+__all__ = [
+    "MODALITY_COLUMNS",
+    "Manifest",
+    "audio_format_notes",
+    "parse_labels",
+    "plan_split_fold",
+    "plan_stratified_group_folds",
+    "prepare_manifest",
+    "read_manifest",
+    "write_manifest",
+]
