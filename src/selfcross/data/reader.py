@@ -266,7 +266,9 @@ def _available(
     for m in MODALITIES:
         files = [f for s in layout.SPLITS for f in _modality_files(fold_dir, s, m, text_form)]
         present = [f.is_file() for f in files]
-        wanted = requested is not None and m in requested
+        if requested is not None and m not in requested:
+            continue
+        wanted = requested is not None
         if not any(present) and not wanted:
             continue
         missing = [f for f, p in zip(files, present) if not p]
