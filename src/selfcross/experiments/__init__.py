@@ -1,1 +1,35 @@
-"""experiments stage."""
+"""Experiments: the resumable grid, the SQLite results store, statistics and the report.
+
+Public API (mirrors the CLI):
+
+* :func:`run_grid` — ``selfcross grid``: every model x modality set x fold x seed, once,
+  resumably, results in a SQLite store (:mod:`~selfcross.experiments.store`).
+* :func:`make_report` — ``selfcross report``: tables, self-vs-cross tests, figures.
+* :func:`run_demo` — ``selfcross demo``: the synthetic benchmark end to end.
+* :class:`ResultsStore`, :func:`open_store` — read (or, for the driver, write) a store.
+* executors: :class:`LocalExecutor`, :func:`make_executor` (``ray`` plugs in by name).
+"""
+
+from selfcross.experiments.demo import run_demo
+from selfcross.experiments.executors import Executor, LocalExecutor, RunOutcome, RunSpec, make_executor
+from selfcross.experiments.grid import GridSummary, config_hash, plan_runs, run_grid
+from selfcross.experiments.report import make_report
+from selfcross.experiments.store import SCHEMA_VERSION, ResultsStore, RunKey, open_store
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Executor",
+    "GridSummary",
+    "LocalExecutor",
+    "ResultsStore",
+    "RunKey",
+    "RunOutcome",
+    "RunSpec",
+    "config_hash",
+    "make_executor",
+    "make_report",
+    "open_store",
+    "plan_runs",
+    "run_demo",
+    "run_grid",
+]

@@ -299,12 +299,15 @@ class ResultsStore:
         predictions: Predictions,
         class_names: Sequence[str],
         wall_time_s: float,
+        config: dict[str, Any] | None = None,
     ) -> None:
         """Store a finished run: metrics, scalar columns and all predictions in ONE transaction.
 
         Args:
             metrics: ``metrics.json`` content (``dev``, ``test``, ``best_epoch``, ``epochs_run``).
             predictions: the test split's predictions (``probs`` [N, C]).
+            config: the run folder's ``config.json`` (replaces the planned config when given:
+                it has the fitted shapes, the data path and the environment).
         """
         dev, test = metrics.get("dev", {}), metrics.get("test", {})
         n = len(predictions.y_true)
@@ -323,6 +326,10 @@ class ResultsStore:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
+            if config is not None:
+                c.execute(
+                    "UPDATE runs SET config_json=? WHERE id=?", (json.dumps(config, sort_keys=True), run_id)
+                )
             c.execute(
                 "UPDATE runs SET status='done', error=NULL, finished_at=?, wall_time_s=?, class_names=?, "
                 "dev_metrics=?, test_metrics=?, dev_accuracy=?, dev_balanced_accuracy=?, test_accuracy=?, "

@@ -1,0 +1,92 @@
+"""``selfcross grid``, ``selfcross report`` and ``selfcross demo`` (thin wrappers over the API)."""
+
+from __future__ import annotations
+
+import argparse
+
+from selfcross.errors import ConfigError
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the experiment commands."""
+    g = subparsers.add_parser(
+        "grid",
+        help="run models x modality sets x folds x seeds into a SQLite results store (resumable)",
+        description="Run every (model, modality set, fold, seed) once. Rerunning the same command "
+        "skips finished runs; failed runs are retried only with --retry-failed.",
+    )
+    g.add_argument("--data", required=True, help="data root with fold01 .. foldK")
+    g.add_argument("--models", default="self,cross", help="comma list of self, cross, self+cross")
+    g.add_argument("--modalities", default="a,v,t,av,at,vt,atv", help="comma list of modality sets")
+    g.add_argument("--folds", default=None, help="e.g. 1-5 or 1,3 (default: every fold of --data)")
+    g.add_argument("--seeds", default="1-10", help="e.g. 1-10 (default, the paper's) or 1,2")
+    g.add_argument("--no-stat-pool-too", action="store_true",
+                   help="also run every multi-vector cell without statistical pooling (noSP = concat)")
+    g.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
+    g.add_argument("--runs-dir", default=None, help="run folders (default: <db folder>/runs)")
+    g.add_argument("--workers", type=int, default=1, help="parallel runs (default 1)")
+    g.add_argument("--threads-per-worker", type=int, default=None,
+                   help="torch threads per run (default: cores // workers)")
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
+    g.add_argument("--preset", default="paper", choices=("paper", "improved"))
+    g.add_argument("--executor", default="local", help="local (default) or ray")
+    g.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
+    g.add_argument("--max-epochs", type=int, default=None, help="cap on epochs per run")
+    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.set_defaults(func=_grid)
+
+    r = subparsers.add_parser("report", help="tables, significance tests and figures from a results store")
+    r.add_argument("--db", default="results.sqlite", help="results database")
+    r.add_argument("--out", required=True, help="output folder (report.md, results.csv/json, figures/)")
+    r.add_argument("--paper-labels", action="store_true",
+                   help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
+    r.set_defaults(func=_report)
+
+    d = subparsers.add_parser("demo", help="the main job: self vs cross on the synthetic benchmark")
+    d.add_argument("--out", default="selfcross-demo", help="output folder (default selfcross-demo)")
+    d.add_argument("--folds", type=int, default=3, help="folds 1..N (default 3)")
+    d.add_argument("--seeds", type=int, default=2, help="seeds 1..N (default 2)")
+    d.add_argument("--workers", type=int, default=2, help="parallel runs (default 2)")
+    d.add_argument("--max-epochs", type=int, default=None,
+                   help="epoch cap per run (default: the demo's cap; 0 = no cap, the paper's protocol)")
+    d.add_argument("--paper-labels", action="store_true", help="WA/UA metric labels")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=_demo)
+
+
+def _grid(args: argparse.Namespace) -> int:
+    from selfcross.experiments.grid import run_grid
+
+    summary = run_grid(
+        args.data, models=_csv(args.models), modalities=_csv(args.modalities), folds=args.folds,
+        seeds=args.seeds, include_no_sp=args.no_stat_pool_too, db=args.db, workers=args.workers,
+        device=args.device, preset=args.preset, runs_dir=args.runs_dir, executor=args.executor,
+        progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
+        threads_per_worker=args.threads_per_worker,
+    )
+    print(summary)
+    return 0 if summary.complete else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from selfcross.experiments.report import make_report
+
+    path = make_report(args.db, args.out, paper_labels=args.paper_labels)
+    print(path.parent.joinpath("summary.txt").read_text())
+    print(f"report: {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from selfcross.experiments.demo import DEMO_MAX_EPOCHS, run_demo
+
+    if args.max_epochs is not None and args.max_epochs < 0:
+        raise ConfigError("--max-epochs must be >= 0")
+    cap = DEMO_MAX_EPOCHS if args.max_epochs is None else (args.max_epochs or None)
+    run_demo(args.out, folds=args.folds, seeds=args.seeds, workers=args.workers, max_epochs=cap,
+             progress=not args.no_progress, paper_labels=args.paper_labels)
+    return 0

@@ -1,0 +1,386 @@
+"""The grid: every model x modality set x fold x seed, once, resumably.
+
+Why this shape: the paper's result is 50 runs per cell (5 folds x 10 seeds). A grid of
+hundreds of runs will be interrupted; the driver therefore
+
+* validates the data root before any run starts (missing fold, malformed fold -> DataError),
+* identifies each run by its run key (model, modality set, pooling, preset, fold, seed),
+  its config hash and the fold's data fingerprint, and skips runs already ``done``;
+* records a run as ``running`` when it is submitted and writes its result in one
+  transaction when it comes back, so ``kill -9`` loses at most the runs in flight;
+* gives each run its own folder ``runs_dir/<run key>-<hash8>/`` (written atomically by
+  the trainer; a complete folder from a killed driver is read back, not retrained);
+* records runs that raised as ``failed`` with their error, retried only with
+  ``retry_failed=True``.
+
+Runs execute in an :mod:`~selfcross.experiments.executors` executor (local processes by
+default); the driver process is the only writer of the SQLite store.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.errors import ConfigError, DataError
+from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
+from selfcross.experiments.store import ResultsStore, RunKey
+from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
+
+#: Config fields that do not change a run's result (or are filled from the data) and are
+#: therefore left out of the config hash: (section, key); section None = top level.
+HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
+    (None, "data"), (None, "environment"), (None, "class_names"),
+    ("model", "shapes"), ("model", "n_classes"),
+    ("train", "device"), ("train", "num_threads"), ("train", "eval_batch_size"),
+)
+
+
+def set_code(modalities: Sequence[str] | str) -> str:
+    """The modality set's short code as the paper's table and ``selfcross.paper`` spell it.
+
+    ``("audio", "video", "text") -> "atv"`` (``PAPER_MODALITY_SETS``); other sets fall back to
+    :func:`selfcross.labels.modality_code`.
+    """
+    names = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
+    for code in PAPER_MODALITY_SETS:
+        if parse_modalities(code) == names:
+            return code
+    return modality_code(names)  # pragma: no cover - every non-empty subset is in the table
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the result-relevant part of a ``RunConfig.to_dict()`` (see :data:`HASH_EXCLUDED`).
+
+    The planned config and the run folder's ``config.json`` (shapes fitted to the fold,
+    data and environment filled in) hash the same; the fold's content is covered by the
+    separate data fingerprint.
+    """
+    d = copy.deepcopy(config)
+    for section, key in HASH_EXCLUDED:
+        (d if section is None else d.get(section, {})).pop(key, None)
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+
+
+def parse_range(spec: str | Iterable[int] | int | None, what: str) -> list[int] | None:
+    """``"1-5"``, ``"1,3,5"``, ``"1-3,7"`` or integers -> sorted unique list (None stays None)."""
+    if spec is None:
+        return None
+    if isinstance(spec, int):
+        return [spec]
+    if not isinstance(spec, str):
+        out = sorted({int(x) for x in spec})
+    else:
+        out_set: set[int] = set()
+        for part in spec.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                if "-" in part:
+                    a, b = (int(x) for x in part.split("-", 1))
+                    if b < a:
+                        raise ValueError
+                    out_set.update(range(a, b + 1))
+                else:
+                    out_set.add(int(part))
+            except ValueError:
+                raise ConfigError(f"--{what} {spec!r}: use numbers and ranges such as 1-5 or 1,3,5") from None
+        out = sorted(out_set)
+    if not out or out[0] < 1:
+        raise ConfigError(f"--{what} must be positive numbers, got {spec!r}")
+    return out
+
+
+@dataclass
+class PlannedRun:
+    """One run of the plan: its key and its full configuration."""
+
+    key: RunKey
+    config: RunConfig
+
+
+def plan_runs(
+    models: Sequence[str],
+    modalities: Sequence[str],
+    folds: Sequence[int],
+    seeds: Sequence[int],
+    include_no_sp: bool = False,
+    preset: str = "paper",
+    device: str = "auto",
+    max_epochs: int | None = None,
+) -> tuple[list[PlannedRun], list[str]]:
+    """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
+
+    Cross (and self+cross) with one modality is skipped with a notice, as is noSP for a
+    single attention vector (uni-modal self: SP is undefined there, pooling is the identity).
+    """
+    notices: list[str] = []
+    cells: list[tuple[str, tuple[str, ...], str]] = []
+    for kind in models:
+        if kind not in MODEL_KINDS:
+            raise ConfigError(f"model {kind!r} is not one of {', '.join(MODEL_KINDS)}")
+        for spec in modalities:
+            mods = parse_modalities(spec)
+            if kind != "self" and len(mods) < 2:
+                notices.append(f"skipped {kind} on {set_code(mods)}: cross-attention needs two modalities")
+                continue
+            cells.append((kind, mods, "stat"))
+            if include_no_sp:
+                if kind == "self" and len(mods) == 1:
+                    notices.append(f"no noSP run for self on {set_code(mods)}: one attention vector is "
+                                   "fed on unpooled either way")
+                else:
+                    cells.append((kind, mods, "concat"))
+    runs = []
+    for kind, mods, pooling in cells:
+        for fold in folds:
+            for seed in seeds:
+                cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
+                                train=TrainConfig(seed=seed, device=device))
+                apply_preset(cfg, preset)
+                if max_epochs is not None:
+                    if max_epochs < 1:
+                        raise ConfigError(f"max_epochs must be >= 1, got {max_epochs}")
+                    cfg.train.max_epochs = max_epochs
+                runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, preset, fold, seed), cfg))
+    return runs, notices
+
+
+@dataclass
+class GridSummary:
+    """What a grid invocation did."""
+
+    planned: int = 0
+    already_done: int = 0
+    skipped_failed: int = 0
+    ran: int = 0
+    done: int = 0
+    failed: int = 0
+    reused_folders: int = 0
+    notices: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    db: str = ""
+    runs_dir: str = ""
+
+    @property
+    def complete(self) -> bool:
+        """Every planned run is done."""
+        return self.already_done + self.done == self.planned
+
+    def __str__(self) -> str:
+        lines = [
+            f"grid: {self.planned} runs planned, {self.already_done} already done, {self.ran} run now "
+            f"({self.done} done, {self.failed} failed), {self.skipped_failed} earlier failures skipped "
+            f"(use --retry-failed), {self.wall_time_s:.0f} s",
+            f"results: {self.db}  run folders: {self.runs_dir}",
+        ]
+        for key, err in self.failures:
+            last = (err.strip().splitlines() or [""])[0]
+            lines.append(f"  failed: {key}: {last[:200]}")
+        return "\n".join(lines)
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def validate_data_root(
+    data_root: str | Path, folds: Sequence[int] | None, modalities: Sequence[str]
+) -> dict[int, tuple[Path, str]]:
+    """Check the data root and every requested fold before any run starts.
+
+    Returns:
+        fold number -> (fold folder, data fingerprint).
+
+    Raises:
+        DataError: no such root, a gap in the folds, a requested fold that does not exist,
+            or a fold that fails :func:`selfcross.data.read_fold` validation.
+    """
+    from selfcross.data import fingerprint, list_folds, read_fold
+
+    root = Path(data_root)
+    all_folds = list_folds(root)
+    wanted = list(range(1, len(all_folds) + 1)) if folds is None else list(folds)
+    missing = [f for f in wanted if f > len(all_folds)]
+    if missing:
+        raise DataError(root, f"fold(s) {', '.join(f'fold{f:02d}' for f in missing)} requested but the data "
+                              f"root has only fold01..fold{len(all_folds):02d}")
+    out = {}
+    for f in wanted:
+        path = all_folds[f - 1]
+        read_fold(path, modalities)  # raises DataError naming the file and the problem
+        out[f] = (path, fingerprint(path))
+    return out
+
+
+def run_grid(
+    data_root: str | Path,
+    models: Sequence[str] = ("self", "cross"),
+    modalities: Sequence[str] = PAPER_MODALITY_SETS,
+    folds: Sequence[int] | str | None = None,
+    seeds: Sequence[int] | str = tuple(range(1, 11)),
+    include_no_sp: bool = False,
+    db: str | Path = "results.sqlite",
+    workers: int = 1,
+    device: str = "auto",
+    preset: str = "paper",
+    runs_dir: str | Path | None = None,
+    executor: str = "local",
+    progress: bool = True,
+    retry_failed: bool = False,
+    max_epochs: int | None = None,
+    executor_options: dict[str, Any] | None = None,
+    log: Callable[[str], None] | None = None,
+    threads_per_worker: int | None = None,
+) -> GridSummary:
+    """Run every missing run of the grid and record it in the results store.
+
+    Args:
+        data_root: folder with ``fold01 .. foldK``.
+        models: model kinds (``self``, ``cross``, ``self+cross``).
+        modalities: modality sets (``"a"``, ``"vt"``, ``"atv"``, ...).
+        folds: fold numbers (``None`` = every fold of the data root); ``"1-5"`` accepted.
+        seeds: seeds (default 1..10, the paper's); ``"1-10"`` accepted.
+        include_no_sp: also run every multi-vector cell with ``pooling="concat"`` (noSP).
+        db: results database (created if absent).
+        workers: runs in parallel (processes for ``local``); each gets
+            ``max(1, cores // workers)`` torch threads.
+        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
+        preset: ``paper`` or ``improved``.
+        runs_dir: run folders (default: ``<db folder>/runs``).
+        executor: ``local`` or ``ray`` (see :mod:`selfcross.experiments.executors`).
+        progress: tqdm bar over runs (ETA, last finished cell's test accuracy).
+        retry_failed: rerun runs recorded as failed.
+        max_epochs: cap on epochs per run (``None`` = the preset's 100, early stopping decides).
+        executor_options: extra keyword arguments for the executor (e.g. Ray resources).
+        log: where notices go (default: stderr).
+        threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
+
+    Returns:
+        A :class:`GridSummary`.
+
+    Raises:
+        DataError: the data root or a fold is unusable (before any run starts).
+        StoreError: the database is unusable or another driver is writing to it.
+        ConfigError: bad options.
+    """
+    t0 = time.perf_counter()
+    say = log or (lambda msg: print(msg, file=sys.stderr))
+    fold_list = parse_range(folds, "folds")
+    seed_list = parse_range(seeds, "seeds")
+    assert seed_list is not None
+    if workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    db = Path(db)
+    runs_path = Path(runs_dir) if runs_dir is not None else db.parent / "runs"
+    union = tuple(m for m in ("audio", "video", "text") if any(m in parse_modalities(s) for s in modalities))
+    # plan first (cheap option errors), then validate data, then open the store
+    plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
+                              max_epochs)
+    for n in notices:
+        say(f"notice: {n}")
+    folds_info = validate_data_root(data_root, fold_list, union)
+    if fold_list is None:
+        plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
+                            max_epochs)
+    summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
+    threads = threads_per_worker or max(1, _cores() // workers)
+
+    with ResultsStore.open(db, create=True, lock=True) as store:
+        todo: list[RunSpec] = []
+        for run in plan:
+            cfg = run.config.to_dict()
+            h = config_hash(cfg)
+            fold_dir, fp = folds_info[run.key.fold]
+            status = store.status_of(run.key, h, fp)
+            if status == "done":
+                summary.already_done += 1
+                continue
+            if status == "failed" and not retry_failed:
+                summary.skipped_failed += 1
+                continue
+            todo.append(RunSpec(run.key, cfg, h, str(fold_dir.resolve()),
+                                str((runs_path / f"{run.key}-{h[:8]}").resolve()), fp, threads))
+        if summary.already_done:
+            say(f"resuming: {summary.already_done} of {summary.planned} runs already done")
+        if todo:
+            runs_path.mkdir(parents=True, exist_ok=True)
+            _drive(store, todo, executor, workers, executor_options or {}, progress, summary)
+    summary.wall_time_s = time.perf_counter() - t0
+    return summary
+
+
+def _drive(
+    store: ResultsStore,
+    todo: list[RunSpec],
+    executor_name: str,
+    workers: int,
+    options: dict[str, Any],
+    progress: bool,
+    summary: GridSummary,
+) -> None:
+    """Submit runs, collect outcomes, write each to the store (the only writer)."""
+    from tqdm import tqdm
+
+    ex = make_executor(executor_name, workers=workers, **options)
+    ids: dict[str, int] = {}
+    queue = iter(todo)
+    bar = tqdm(total=len(todo), disable=not progress, unit="run", desc="grid", dynamic_ncols=True)
+
+    def submit_next() -> bool:
+        spec = next(queue, None)
+        if spec is None:
+            return False
+        ids[str(spec.key)] = store.record_started(
+            spec.key, spec.config, spec.config_hash, spec.data_fingerprint, spec.run_dir
+        )
+        ex.submit(spec)
+        return True
+
+    cancel = True
+    try:
+        for _ in range(max(1, ex.capacity)):
+            if not submit_next():
+                break
+        while ex.pending():
+            out = ex.next_outcome()
+            _record(store, ids[str(out.spec.key)], out, summary)
+            bar.update(1)
+            if out.status == "done" and out.metrics:
+                t = out.metrics.get("test", {})
+                bar.set_postfix_str(f"last {out.spec.key}: acc {t.get('accuracy', float('nan')):.3f} "
+                                    f"bal {t.get('balanced_accuracy', float('nan')):.3f}")
+            else:
+                bar.set_postfix_str(f"last {out.spec.key}: FAILED")
+            submit_next()
+        cancel = False
+    finally:
+        bar.close()
+        ex.close(cancel=cancel)
+
+
+def _record(store: ResultsStore, run_id: int, out: RunOutcome, summary: GridSummary) -> None:
+    summary.ran += 1
+    if out.status == "done" and out.metrics is not None and out.predictions is not None:
+        store.record_done(run_id, out.metrics, out.predictions, out.class_names, out.wall_time_s,
+                          config=out.config)
+        summary.done += 1
+        summary.reused_folders += int(out.reused)
+    else:
+        store.record_failed(run_id, out.error or "unknown error", out.wall_time_s)
+        summary.failed += 1
+        summary.failures.append((str(out.spec.key), out.error or ""))

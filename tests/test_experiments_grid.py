@@ -1,0 +1,170 @@
+"""The grid: planning, up-front validation, failures, worker death, driver kill, resume."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from selfcross.errors import ConfigError, DataError, StoreError
+from selfcross.experiments.grid import config_hash, parse_range, plan_runs, run_grid
+from selfcross.experiments.report import make_report
+from selfcross.experiments.store import ResultsStore
+
+TINY = {"max_epochs": 2, "progress": False, "threads_per_worker": 1, "device": "cpu", "log": lambda m: None}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    from selfcross.data import make_synthetic
+
+    root = tmp_path_factory.mktemp("data") / "root"
+    return make_synthetic(root, "small", seed=0, n_folds=2, n_utterances=140)
+
+
+def _rows(db):
+    con = sqlite3.connect(db)
+    try:
+        runs = con.execute("SELECT run_key, status, id FROM runs ORDER BY run_key").fetchall()
+        preds = dict(con.execute("SELECT run_id, COUNT(*) FROM predictions GROUP BY run_id").fetchall())
+    finally:
+        con.close()
+    return runs, preds
+
+
+def test_plan_skips_invalid_and_hash_rules():
+    runs, notices = plan_runs(("self", "cross"), ("a", "av", "atv"), [1, 2], [1], include_no_sp=True)
+    keys = {str(r.key) for r in runs}
+    assert "cross-a-stat-paper-f01-s01" not in keys and "self-a-concat-paper-f01-s01" not in keys
+    assert "cross-atv-concat-paper-f02-s01" in keys and "self-atv-stat-paper-f01-s01" in keys
+    assert len(runs) == (1 + 2 + 2 + 2 + 2) * 2  # self a; self av x2; self atv x2; cross av x2; cross atv x2
+    assert any("cross on a" in n for n in notices) and any("noSP" in n for n in notices)
+    base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
+    other_device = plan_runs(("self",), ("at",), [1], [3], device="cuda")[0][0].config
+    capped = plan_runs(("self",), ("at",), [1], [3], max_epochs=2)[0][0].config
+    assert config_hash(base.to_dict()) == config_hash(other_device.to_dict())
+    assert config_hash(base.to_dict()) != config_hash(capped.to_dict())
+    filled = base.to_dict()
+    filled["data"] = {"fold_dir": "/x"}
+    filled["model"]["shapes"] = {}
+    assert config_hash(filled) == config_hash(base.to_dict())
+
+
+def test_parse_range():
+    assert parse_range("1-3,5", "folds") == [1, 2, 3, 5]
+    assert parse_range([2, 1, 2], "seeds") == [1, 2]
+    with pytest.raises(ConfigError):
+        parse_range("3-1", "folds")
+    with pytest.raises(ConfigError):
+        parse_range("0", "seeds")
+    with pytest.raises(ConfigError):
+        plan_runs(("selfish",), ("a",), [1], [1])
+
+
+def test_missing_fold_is_a_data_error_before_anything(data_root, tmp_path):
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(DataError, match="fold03"):
+        run_grid(data_root, models=("self",), modalities=("a",), folds="1-3", seeds="1", db=db, **TINY)
+    gap = tmp_path / "gap"
+    shutil.copytree(data_root, gap)
+    (gap / "fold01").rename(gap / "fold03")
+    with pytest.raises(DataError, match="fold01 is missing"):
+        run_grid(gap, models=("self",), modalities=("a",), seeds="1", db=db, **TINY)
+    assert not db.exists()
+
+
+def test_invalid_fold_is_a_data_error_before_anything(data_root, tmp_path):
+    bad = tmp_path / "bad"
+    shutil.copytree(data_root, bad)
+    labels = bad / "fold02" / "test_label.npy"
+    np.save(labels, np.load(labels)[:-3])  # fewer labels than utterances
+    db = tmp_path / "r.sqlite"
+    with pytest.raises(DataError, match="fold02"):
+        run_grid(bad, models=("self",), modalities=("a",), seeds="1", db=db, **TINY)
+    assert not db.exists() and not (tmp_path / "runs").exists()
+
+
+def test_db_not_sqlite_untouched(data_root, tmp_path):
+    db = tmp_path / "r.sqlite"
+    db.write_text("not a database\n")
+    with pytest.raises(StoreError, match="not an SQLite"):
+        run_grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db, **TINY)
+    assert db.read_text() == "not a database\n"
+
+
+@pytest.mark.slow
+def test_worker_death_failure_retry_and_resume(data_root, tmp_path, monkeypatch):
+    db = tmp_path / "r.sqlite"
+    marker = tmp_path / "died"
+    monkeypatch.setenv("SELFCROSS_TEST_DIE_ONCE", str(marker))
+    monkeypatch.setenv("SELFCROSS_TEST_RAISE_KEY", "self-v-stat-paper-f01-s01")
+    args = dict(models=("self",), modalities=("a", "v"), folds="1", seeds="1", db=db, **TINY)
+    s = run_grid(data_root, **args)
+    assert marker.exists()  # a worker process really died (os._exit) mid-grid
+    assert (s.planned, s.done, s.failed) == (2, 1, 1)
+    assert "test hook" in s.failures[0][1]
+    monkeypatch.delenv("SELFCROSS_TEST_DIE_ONCE")
+    monkeypatch.delenv("SELFCROSS_TEST_RAISE_KEY")
+    s2 = run_grid(data_root, **args)
+    assert (s2.already_done, s2.skipped_failed, s2.ran) == (1, 1, 0)
+    s3 = run_grid(data_root, retry_failed=True, **args)
+    assert (s3.already_done, s3.ran, s3.done) == (1, 1, 1) and s3.complete
+    runs, preds = _rows(db)
+    assert [(k, st) for k, st, _ in runs] == [("self-a-stat-paper-f01-s01", "done"),
+                                             ("self-v-stat-paper-f01-s01", "done")]
+    with ResultsStore.open(db, create=False) as store:
+        rows = store.runs()
+        n_test = rows[0].test_metrics["n"]
+        assert all(preds[r.id] == n_test for r in rows)
+        assert {r.attempts for r in rows} == {1, 2}
+        assert rows[0].config["data"]["fingerprint"] == rows[0].data_fingerprint
+    # a complete run folder whose row is still 'running' (driver killed after the worker
+    # finished) is read back, not retrained
+    con = sqlite3.connect(db)
+    con.execute("UPDATE runs SET status='running' WHERE run_key='self-a-stat-paper-f01-s01'")
+    con.commit()
+    con.close()
+    s4 = run_grid(data_root, **args)
+    assert (s4.ran, s4.reused_folders, s4.done) == (1, 1, 1)
+    report = make_report(db, tmp_path / "report")
+    assert (tmp_path / "report" / "figures" / "scores.png").stat().st_size > 0
+    assert "| A |" in report.read_text()
+
+
+@pytest.mark.slow
+def test_driver_killed_then_same_command_completes(data_root, tmp_path):
+    db = tmp_path / "r.sqlite"
+    cmd = [sys.executable, "-m", "selfcross", "grid", "--data", str(data_root), "--models", "self,cross",
+           "--modalities", "a,av", "--folds", "1", "--seeds", "1", "--db", str(db), "--max-epochs", "2",
+           "--device", "cpu", "--threads-per-worker", "1", "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists() and any(st == "done" for _, st, _ in _rows(db)[0]):
+                break
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)  # the driver and its workers, like kill -9
+        proc.wait()
+    runs_before, _ = _rows(db)
+    assert any(st == "done" for _, st, _ in runs_before)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs, preds = _rows(db)
+    keys = [k for k, _, _ in runs]
+    assert keys == sorted(set(keys)) and len(keys) == 3  # no duplicates, nothing missing
+    assert all(st == "done" for _, st, _ in runs)
+    assert len(set(preds.values())) == 1 and len(preds) == 3
+    run_dirs = sorted(p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
+    assert len(run_dirs) == 3 and all((tmp_path / "runs" / d / "metrics.json").is_file() for d in run_dirs)
+    assert Path(str(db) + ".lock").exists()
