@@ -33,7 +33,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
     g.add_argument("--preset", default="paper", choices=("paper", "improved"))
-    g.add_argument("--executor", default="local", help="local (default) or ray")
+    g.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local processes (default) or ray tasks (pip install selfcross[ray]; "
+                   "docs/cluster.md)")
+    g.add_argument("--ray-address", default=None,
+                   help="ray: auto or HOST:PORT of a running cluster (default: start a local Ray instance)")
+    g.add_argument("--cpus-per-run", type=float, default=None, help="ray: CPUs per run (default 1)")
+    g.add_argument("--gpus-per-run", type=float, default=None,
+                   help="ray: GPUs per run, fractions pack runs onto one GPU (e.g. 0.25; default 0)")
+    g.add_argument("--max-retries", type=int, default=None,
+                   help="re-executions of a run whose worker process died (default 2); runs that raised "
+                   "are retried only with --retry-failed")
     g.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     g.add_argument("--max-epochs", type=int, default=None, help="cap on epochs per run")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -61,15 +71,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _grid(args: argparse.Namespace) -> int:
     from selfcross.experiments.grid import run_grid
 
+    options: dict[str, object] = {"max_retries": args.max_retries}
+    if args.executor == "ray":
+        options.update(address=args.ray_address, cpus_per_run=args.cpus_per_run,
+                       gpus_per_run=args.gpus_per_run)
+    elif args.ray_address or args.cpus_per_run is not None or args.gpus_per_run is not None:
+        raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
     summary = run_grid(
         args.data, models=_csv(args.models), modalities=_csv(args.modalities), folds=args.folds,
         seeds=args.seeds, include_no_sp=args.no_stat_pool_too, db=args.db, workers=args.workers,
         device=args.device, preset=args.preset, runs_dir=args.runs_dir, executor=args.executor,
         progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
-        threads_per_worker=args.threads_per_worker,
+        threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
     )
     print(summary)
     return 0 if summary.complete else 1
+
+
+def _executor_options(args: argparse.Namespace) -> dict[str, object]:
+    """The executor's keyword arguments from the ray/retry flags (ray-only flags need --executor ray)."""
+    ray_only = {"address": args.ray_address, "cpus_per_run": args.cpus_per_run,
+                "gpus_per_run": args.gpus_per_run}
+    given = {k: v for k, v in ray_only.items() if v is not None}
+    if given and args.executor != "ray":
+        raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
+    if args.max_retries is not None:
+        given["max_retries"] = args.max_retries
+    return given
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -22,7 +22,7 @@ from selfcross.experiments.report import make_report
 from selfcross.labels import PAPER_MODALITY_SETS
 
 #: Epoch cap of the demo's runs (the paper's protocol allows 100 with early stopping).
-DEMO_MAX_EPOCHS = 6
+DEMO_MAX_EPOCHS = 4
 #: Seed of the synthetic benchmark the demo builds.
 DEMO_DATA_SEED = 0
 

@@ -18,6 +18,10 @@ the executor is closed with ``cancel=True``. Executors retry runs whose *worker 
 is not retried (it is recorded as failed and retried only by ``--retry-failed``).
 A remote executor (Ray, issue 6) runs the same :func:`execute_run` on its workers and
 returns its :class:`RunOutcome` (plain data: dicts and NumPy arrays) to the driver.
+:func:`make_executor` builds ``selfcross.experiments.ray_executor.RayExecutor(workers=N,
+max_retries=R, address=..., cpus_per_run=..., gpus_per_run=...)`` for ``--executor ray``
+(the CLI passes those options; ``None`` = the executor's default); ``workers`` is then the
+number of runs kept in flight.
 
 Test-only hooks (environment variables read by :func:`execute_run` in the worker):
 ``SELFCROSS_TEST_DIE_ONCE=<marker file>`` — the first run to start while the marker file
