@@ -71,12 +71,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _grid(args: argparse.Namespace) -> int:
     from selfcross.experiments.grid import run_grid
 
-    options: dict[str, object] = {"max_retries": args.max_retries}
-    if args.executor == "ray":
-        options.update(address=args.ray_address, cpus_per_run=args.cpus_per_run,
-                       gpus_per_run=args.gpus_per_run)
-    elif args.ray_address or args.cpus_per_run is not None or args.gpus_per_run is not None:
-        raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
     summary = run_grid(
         args.data, models=_csv(args.models), modalities=_csv(args.modalities), folds=args.folds,
         seeds=args.seeds, include_no_sp=args.no_stat_pool_too, db=args.db, workers=args.workers,

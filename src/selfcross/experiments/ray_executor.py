@@ -157,12 +157,16 @@ class RayExecutor:
         self,
         workers: int = 1,
         address: str | None = None,
-        cpus_per_run: float = 1.0,
-        gpus_per_run: float = 0.0,
-        max_retries: int = 2,
+        cpus_per_run: float | None = 1.0,
+        gpus_per_run: float | None = 0.0,
+        max_retries: int | None = 2,
         num_cpus: int | None = None,
         init_options: dict[str, Any] | None = None,
     ) -> None:
+        # None = the default (the CLI passes unset flags through as None)
+        cpus_per_run = 1.0 if cpus_per_run is None else cpus_per_run
+        gpus_per_run = 0.0 if gpus_per_run is None else gpus_per_run
+        max_retries = 2 if max_retries is None else max_retries
         if cpus_per_run <= 0:
             raise ConfigError(f"--cpus-per-run must be > 0, got {cpus_per_run}")
         _check_gpus(gpus_per_run)
