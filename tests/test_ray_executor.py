@@ -9,6 +9,7 @@ Ctrl-C cancels the task in flight and leaves a store the same command completes.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 
 import numpy as np
@@ -171,3 +172,30 @@ def test_ctrl_c_cancels_in_flight_and_store_stays_consistent(ray_session, data_r
     rows = _rows(tmp_path / "cc" / "r.sqlite")
     assert [(k, st, n) for k, st, n, _ in rows] == [("self-a-stat-paper-f01-s01", "done", 1),
                                                     ("self-v-stat-paper-f01-s01", "done", 2)]
+
+
+def _spec(tmp_path, fold_dir, fingerprint="f" * 64):
+    from selfcross.experiments.executors import RunSpec
+    from selfcross.experiments.store import RunKey
+
+    key = RunKey("self", "a", "stat", "paper", 1, 1)
+    return RunSpec(key, {"train": {"device": "cpu"}}, "h" * 64, str(fold_dir), str(tmp_path / "runs" / "x"),
+                   fingerprint)
+
+
+def test_worker_refuses_invisible_or_different_data(tmp_path, monkeypatch):
+    from selfcross.experiments import ray_executor
+    from selfcross.experiments.executors import RunOutcome
+
+    out, attempt, _ = ray_executor.run_on_worker(_spec(tmp_path, tmp_path / "not-mounted"), {})
+    assert out.status == "failed" and "not visible on Ray node" in out.error and attempt == 1
+    (tmp_path / "fold01").mkdir()
+    spec = _spec(tmp_path, tmp_path / "fold01")
+    seen = {"data": {"fingerprint": "0" * 64}}
+    monkeypatch.setattr(ray_executor, "execute_run", lambda s: RunOutcome(s, "done", {}, None, seen))
+    out, attempt, _ = ray_executor.run_on_worker(spec, {"SELFCROSS_X": "1"})
+    assert out.status == "failed" and "sees different data" in out.error
+    assert attempt == 2  # the counter file of that run folder counts attempts
+    assert "SELFCROSS_X" not in os.environ  # forwarded variables do not leak
+    seen["data"]["fingerprint"] = spec.data_fingerprint
+    assert ray_executor.run_on_worker(spec, {})[0].status == "done"

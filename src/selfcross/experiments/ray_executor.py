@@ -27,7 +27,8 @@ Behaviour (the :class:`~selfcross.experiments.executors.Executor` protocol):
 * **Data:** workers read the fold folder *by path* (``RunSpec.fold_dir``); on a cluster the
   data root and the runs folder must be on a filesystem every node mounts at the same path
   (see ``docs/cluster.md`` for why nothing is copied through the object store). A worker that
-  cannot see the fold returns a failed run that says so and names the node.
+  cannot see the fold, or sees other data there (its fingerprint differs from the driver's),
+  returns a failed run that says so and names the node.
 
 Attempts: Ray does not tell the driver that it re-executed a task, so each attempt bumps a
 small counter file ``runs_dir/.<run folder>.attempts`` (shared filesystem, as above); the
@@ -106,7 +107,14 @@ def run_on_worker(spec: RunSpec, env: dict[str, str]) -> tuple[RunOutcome, int, 
                 f"DataError: {spec.fold_dir}: fold folder not visible on Ray node {host}; workers read the "
                 "data root by path, so it must be on a filesystem mounted at the same path on every node "
                 "(docs/cluster.md)")), attempt, host
-        return execute_run(spec), attempt, host
+        out = execute_run(spec)
+        seen = ((out.config or {}).get("data") or {}).get("fingerprint")
+        if out.status == "done" and seen is not None and seen != spec.data_fingerprint:
+            return RunOutcome(spec, "failed", error=(
+                f"DataError: {spec.fold_dir}: Ray node {host} sees different data at this path "
+                f"(fingerprint {seen[:12]} != driver's {spec.data_fingerprint[:12]}); every node must see "
+                "the same data root (docs/cluster.md)"), wall_time_s=out.wall_time_s), attempt, host
+        return out, attempt, host
     finally:
         for k, v in saved.items():
             if v is None:
