@@ -15,6 +15,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from selfcross.models.fast_rnn import gru_forward
+
 
 def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
     """Boolean ``[B, steps]``: ``True`` at valid positions ``t < lengths[b]``."""
@@ -83,11 +85,11 @@ class ModalityEncoder(nn.Module):
         x = self.dropout(x)
         if self.conv is not None:
             # time steps are the channels: [B, T, F] -> [B, T', F]
-            return self.gru(self.conv(x))[0]
+            return gru_forward(self.gru, self.conv(x))  # = self.gru(...)[0], faster on CPU
         if self.packed_gru and lengths is not None:
             # pack_padded_sequence rejects length 0: an empty sequence reads its first (zero) step
             lens = lengths.clamp(min=1).to("cpu", torch.int64)
             packed = pack_padded_sequence(x, lens, batch_first=True, enforce_sorted=False)
             out, _ = pad_packed_sequence(self.gru(packed)[0], batch_first=True, total_length=x.shape[1])
             return out
-        return self.gru(x)[0]
+        return gru_forward(self.gru, x)

@@ -14,7 +14,8 @@ Three kernels, chosen by :func:`attention_core`:
   the map on CPU (flash kernel) and saves only ``[B, h, Tq]`` log-sum-exps for backward.
 - ``chunked``: :class:`ChunkedDropoutAttention`, a custom autograd function for CPU
   training with dropout. Forward: per query chunk ``c``, ``P_c = softmax(q_c k^T / sqrt(d))``,
-  a Bernoulli keep-mask ``M_c`` drawn from a generator seeded with ``(seed, c)``,
+  a keep-mask ``M_c`` (31-bit integers from a generator seeded with ``seed + c``,
+  compared with ``keep * 2^31``),
   ``O_c = (P_c * M_c) v / (1 - p)``. Only ``q, k, v, O`` and one integer seed are saved;
   backward recomputes ``P_c`` and regenerates ``M_c`` chunk by chunk (flash-attention style:
   ``dS = P * (dP - rowsum(dO * O))``). It computes exactly the model's function: each
@@ -27,7 +28,7 @@ Three kernels, chosen by :func:`attention_core`:
   and check the authors' computation; select it with :func:`set_attention_impl`.
 
 Shapes: ``q [B, h, Tq, d]``, ``k, v [B, h, Tk, d]``, ``key_padding_mask [B, Tk]`` (True =
-ignore) -> ``[B, h, Tq, d]``.
+ignore) -> ``[B, h, Tq, d]`` (the chunked kernel works on ``[B * h, T, d]``).
 """
 
 from __future__ import annotations
@@ -51,26 +52,32 @@ def chunk_rows(batch_heads: int, tk: int, itemsize: int, chunk_bytes: int = DEFA
     return max(1, chunk_bytes // max(1, batch_heads * tk * itemsize))
 
 
-def _keep_mask(shape: torch.Size, keep: float, seed: int, dtype: torch.dtype) -> torch.Tensor:
-    """Bernoulli(keep) mask of ``shape`` (0/1 in ``dtype``), a pure function of ``seed``."""
+def _drop_mask(shape: torch.Size, keep: float, seed: int) -> torch.Tensor:
+    """Bool mask of ``shape``, ``True`` (= dropped) with probability ``1 - keep``; a pure
+    function of ``seed``.
+
+    Why not ``bernoulli_``: drawing 31-bit integers and comparing them with a threshold is
+    ~2x cheaper on CPU (measured) and just as exact (resolution 2^-31; ``bernoulli_`` on
+    float32 compares a 24-bit uniform).
+    """
     gen = torch.Generator().manual_seed(seed)
-    return torch.empty(shape, dtype=dtype).bernoulli_(keep, generator=gen)
+    bits = torch.empty(shape, dtype=torch.int32).random_(generator=gen)  # uniform on [0, 2^31)
+    return bits >= int(round(keep * 2**31))
 
 
-def _scores(q_c: torch.Tensor, k: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``softmax(q_c k^T + bias)`` for one chunk; ``q_c`` is pre-scaled. -> ``[B, h, Tc, Tk]``."""
-    s = torch.matmul(q_c, k.transpose(-2, -1))
-    if bias is not None:
-        s.add_(bias)
+def _scores(q_c: torch.Tensor, k_t: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``softmax(q_c k^T + bias)`` for one chunk: ``q_c [N, Tc, d]`` (pre-scaled),
+    ``k_t [N, d, Tk]`` (contiguous), ``bias [N, 1, Tk]`` -> ``[N, Tc, Tk]``."""
+    s = torch.bmm(q_c, k_t) if bias is None else torch.baddbmm(bias, q_c, k_t)
     return torch.softmax(s, dim=-1)
 
 
 class ChunkedDropoutAttention(torch.autograd.Function):
     """Attention with dropout on the weights, computed and differentiated per query chunk.
 
-    ``forward(q [B,h,Tq,d], k [B,h,Tk,d], v [B,h,Tk,d], bias [B,1,1,Tk] | None, p, seed,
-    rows) -> [B,h,Tq,d]``. ``bias`` is 0 / -inf (key padding). ``rows`` = query rows per
-    chunk. Saved for backward: ``q, k, v, out`` (no ``[.., Tq, Tk]`` tensor).
+    ``forward(q [N,Tq,d], k [N,Tk,d], v [N,Tk,d], bias [N,1,Tk] | None, p, seed, rows)
+    -> [N,Tq,d]`` with ``N = B * heads``. ``bias`` is 0 / -inf (key padding). ``rows`` =
+    query rows per chunk. Saved for backward: ``q, k, v, out`` (no ``[N, Tq, Tk]`` tensor).
     """
 
     @staticmethod
@@ -84,16 +91,16 @@ class ChunkedDropoutAttention(torch.autograd.Function):
         seed: int,
         rows: int,
     ) -> torch.Tensor:
-        scale = 1.0 / math.sqrt(q.shape[-1])
         keep = 1.0 - p
-        qs = q * scale
-        tq = q.shape[-2]
-        out = torch.empty_like(q)
+        qs = q.mul(1.0 / math.sqrt(q.shape[-1]))
+        k_t = k.transpose(1, 2).contiguous()
+        tq = q.shape[1]
+        out = torch.empty_like(qs)
         for c, start in enumerate(range(0, tq, rows)):
-            sl = slice(start, min(tq, start + rows))
-            attn = _scores(qs[..., sl, :], k, bias)
-            attn.mul_(_keep_mask(attn.shape, keep, seed + c, attn.dtype))
-            out[..., sl, :] = torch.matmul(attn, v)
+            stop = min(tq, start + rows)
+            attn = _scores(qs[:, start:stop], k_t, bias)
+            attn.masked_fill_(_drop_mask(attn.shape, keep, seed + c), 0.0)
+            torch.bmm(attn, v, out=out[:, start:stop])
         out.mul_(1.0 / keep)
         ctx.save_for_backward(q, k, v, out, bias)
         ctx.p, ctx.seed, ctx.rows = p, seed, rows
@@ -105,32 +112,33 @@ class ChunkedDropoutAttention(torch.autograd.Function):
         p, seed, rows = ctx.p, ctx.seed, ctx.rows
         keep = 1.0 - p
         scale = 1.0 / math.sqrt(q.shape[-1])
-        qs = q * scale
+        qs = q.mul(scale)
+        k_t = k.transpose(1, 2).contiguous()
+        v_t = v.transpose(1, 2).contiguous()
         go = grad_out.contiguous()
         # Delta_i = sum_j dO_ij * O_ij = sum_j dD_ij * D_ij  (D = dropped, rescaled weights)
         delta = (go * out).sum(dim=-1, keepdim=True)
-        go_scaled = go * (1.0 / keep)
+        go_scaled = go.mul(1.0 / keep)
         dq = torch.empty_like(q)
-        dk = torch.zeros_like(k)
+        dk_t = torch.zeros_like(k_t)  # [N, d, Tk]
         dv = torch.zeros_like(v)
-        tq = q.shape[-2]
+        tq = q.shape[1]
         for c, start in enumerate(range(0, tq, rows)):
-            sl = slice(start, min(tq, start + rows))
-            attn = _scores(qs[..., sl, :], k, bias)  # P_c
-            mask = _keep_mask(attn.shape, keep, seed + c, attn.dtype)
-            g_c = go_scaled[..., sl, :]
-            dropped = attn * mask  # (P*M); the 1/keep factor lives in g_c
-            dv.add_(torch.matmul(dropped.transpose(-2, -1), g_c))
-            dp = torch.matmul(g_c, v.transpose(-2, -1)).mul_(mask)  # dL/dP
-            ds = dp.sub_(delta[..., sl, :]).mul_(attn)  # softmax backward
-            dq[..., sl, :] = torch.matmul(ds, k)
-            dk.add_(torch.matmul(ds.transpose(-2, -1), qs[..., sl, :]))
+            stop = min(tq, start + rows)
+            attn = _scores(qs[:, start:stop], k_t, bias)  # P_c [N, Tc, Tk]
+            drop = _drop_mask(attn.shape, keep, seed + c)
+            g_c = go_scaled[:, start:stop]  # [N, Tc, d]
+            dv.baddbmm_(attn.masked_fill(drop, 0.0).transpose(1, 2), g_c)  # (P*M)^T dO / keep
+            dp = torch.bmm(g_c, v_t).masked_fill_(drop, 0.0)  # dL/dP
+            ds = dp.sub_(delta[:, start:stop]).mul_(attn)  # softmax backward
+            torch.bmm(ds, k, out=dq[:, start:stop])
+            dk_t.baddbmm_(qs[:, start:stop].transpose(1, 2), ds)
         dq.mul_(scale)
-        return dq, dk, dv, None, None, None, None
+        return dq, dk_t.transpose(1, 2), dv, None, None, None, None
 
 
 def _padding_bias(key_padding_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
-    """``[B, Tk]`` bool (True = ignore) -> additive ``[B, 1, 1, Tk]`` bias (0 / -inf)."""
+    """``[B, Tk]`` bool (True = ignore) -> additive ``[B, 1, 1, Tk]`` bias (0 / -inf) for SDPA."""
     if key_padding_mask is None:
         return None
     bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
@@ -154,9 +162,21 @@ def attention_core(
     p = dropout if training else 0.0
     bias = _padding_bias(key_padding_mask, q.dtype)
     if p > 0.0 and q.device.type == "cpu":
+        b, h, tq, d = q.shape
+        tk = k.shape[2]
         seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item())
-        rows = chunk_rows(q.shape[0] * q.shape[1], k.shape[-2], q.element_size(), chunk_bytes)
-        return ChunkedDropoutAttention.apply(q, k, v, bias, p, seed, rows)
+        rows = chunk_rows(b * h, tk, q.element_size(), chunk_bytes)
+        bias3 = None if bias is None else bias.expand(b, h, 1, tk).reshape(b * h, 1, tk)
+        out = ChunkedDropoutAttention.apply(
+            q.reshape(b * h, tq, d).contiguous(),
+            k.reshape(b * h, tk, d).contiguous(),
+            v.reshape(b * h, tk, d).contiguous(),
+            bias3,
+            p,
+            seed,
+            rows,
+        )
+        return out.view(b, h, tq, d)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=p)
 
 
