@@ -98,3 +98,16 @@ def test_empty_or_bad_db(tmp_path):
     with pytest.raises(StoreError, match="no such"):
         make_report(tmp_path / "missing.sqlite", tmp_path / "out")
     assert not (tmp_path / "missing.sqlite").exists()
+
+
+def test_cli_report_and_bad_db(db, tmp_path, capsys):
+    from selfcross.cli import main
+
+    assert main(["report", "--db", str(db), "--out", str(tmp_path / "cli")]) == 0
+    assert "Self vs cross" in capsys.readouterr().out
+    bad = tmp_path / "bad.sqlite"
+    bad.write_bytes(b"\x00garbage" * 100)
+    assert main(["report", "--db", str(bad), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "not an SQLite database" in err and str(bad) in err
+    assert bad.read_bytes() == b"\x00garbage" * 100

@@ -129,8 +129,9 @@ def plan_runs(
     for kind in models:
         if kind not in MODEL_KINDS:
             raise ConfigError(f"model {kind!r} is not one of {', '.join(MODEL_KINDS)}")
-        for spec in modalities:
-            mods = parse_modalities(spec)
+    for spec in modalities:  # modality-major: self and cross of one set are neighbours
+        mods = parse_modalities(spec)
+        for kind in models:
             if kind != "self" and len(mods) < 2:
                 notices.append(f"skipped {kind} on {set_code(mods)}: cross-attention needs two modalities")
                 continue
@@ -153,6 +154,9 @@ def plan_runs(
                         raise ConfigError(f"max_epochs must be >= 1, got {max_epochs}")
                     cfg.train.max_epochs = max_epochs
                 runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, preset, fold, seed), cfg))
+    # fold-major order: the runs a paired comparison needs finish close together, so a
+    # partly finished grid already supports self-vs-cross tests
+    runs.sort(key=lambda r: (r.key.fold, r.key.seed))  # stable: cell order kept within
     return runs, notices
 
 

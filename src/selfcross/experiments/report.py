@@ -555,7 +555,8 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
         codes = [k[2] for k in study.cells if k[0] == preset]
         if not codes or not n_classes:
             continue
-        top = max(codes, key=lambda c: (len(c), -_order(c)[0]))
+        top = max(set(codes), key=lambda c: (len(c), sum(len(x.runs) for k, x in study.cells.items()
+                                                          if k[0] == preset and k[2] == c), -_order(c)[0]))
         recalls = {}
         for v in ("self", "cross", "self+cross"):
             c = study.cells.get((preset, v, top))
