@@ -229,8 +229,12 @@ class LocalExecutor:
         return self._pool
 
     def submit(self, spec: RunSpec) -> None:
-        """Queue ``spec`` on the pool."""
-        fut = self._get_pool(spec.threads).submit(execute_run, spec)
+        """Queue ``spec`` on the pool (restarting it first if a worker died meanwhile)."""
+        try:
+            fut = self._get_pool(spec.threads).submit(execute_run, spec)
+        except BrokenProcessPool:
+            self._restart()
+            fut = self._get_pool(spec.threads).submit(execute_run, spec)
         self._futures[fut] = spec
 
     def pending(self) -> int:
