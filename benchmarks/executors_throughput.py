@@ -3,7 +3,7 @@
 Usage (Ray needs the ``ray`` extra; without it only the local executor is timed)::
 
     python benchmarks/executors_throughput.py [--seeds 3] [--max-epochs 2] [--workers 2]
-                                              [--gpus-per-run 1,0.5,0.25,0.125]
+                                              [--gpus-per-run 1,0.5,0.25,0.125] [--ray-first]
 
 Builds a tiny synthetic data root (``small`` preset, 1 fold, 140 utterances) in a temporary
 folder and runs the same grid (self and cross on ``a``, ``av`` -> 3 cells x ``--seeds``
@@ -51,6 +51,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3, help="seeds per cell (3 cells)")
     p.add_argument("--max-epochs", type=int, default=2)
     p.add_argument("--workers", type=int, default=2, help="local executor processes")
+    p.add_argument("--ray-first", action="store_true", help="time Ray before local (order-effect check)")
     p.add_argument("--gpus-per-run", default="1,0.5,0.25,0.125", help="GPU fractions to try (GPU only)")
     args = p.parse_args()
     cores = len(os.sched_getaffinity(0))
@@ -58,9 +59,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp_s:
         tmp = Path(tmp_s)
         root = make_synthetic(tmp / "data", "small", seed=0, n_folds=1, n_utterances=140)
-        n, wall = _grid(root, tmp / "local", args.seeds, args.max_epochs, workers=args.workers, device="cpu")
-        threads = max(1, cores // args.workers)
-        rows.append((f"local, {args.workers} processes x {threads} threads", n, wall, ""))
+        def local() -> None:
+            n, wall = _grid(root, tmp / "local", args.seeds, args.max_epochs, workers=args.workers,
+                            device="cpu")
+            threads = max(1, cores // args.workers)
+            rows.append((f"local, {args.workers} processes x {threads} threads", n, wall, ""))
+
+        if not args.ray_first:
+            local()
         if importlib.util.find_spec("ray") is None:
             print("ray is not installed (pip install selfcross[ray]): only the local executor was timed")
         else:
@@ -85,6 +91,8 @@ def main() -> None:
                         rows.append((f"ray, GPU, {g:g} GPU per run ({int(1 / g)} per GPU)", n, wall, ""))
             finally:
                 ray.shutdown()
+        if args.ray_first:
+            local()
     print(f"machine: {platform.processor() or platform.machine()}, {cores} cores, torch {torch.__version__}, "
           f"load average {os.getloadavg()[0]:.1f}; grid: 3 cells x {args.seeds} seeds, "
           f"{args.max_epochs} epochs, 140 utterances")

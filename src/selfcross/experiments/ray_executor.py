@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayError, TaskCancelledError
+from ray.exceptions import GetTimeoutError, RayError, RayTaskError, TaskCancelledError
 
 from selfcross.errors import ConfigError
 from selfcross.experiments.executors import RunOutcome, RunSpec, execute_run
@@ -250,6 +250,9 @@ class RayExecutor:
         try:
             out, attempt, host = ray.get(ref)
         except (TaskCancelledError, GetTimeoutError) as e:  # pragma: no cover - only after close()
+            return RunOutcome(spec, "failed", error=f"{type(e).__name__}: {e}")
+        except RayTaskError as e:  # raised in the worker outside execute_run's guard (e.g. unpickling)
+            counter.unlink(missing_ok=True)
             return RunOutcome(spec, "failed", error=f"{type(e).__name__}: {e}")
         except RayError as e:
             attempts = self._read_attempts(counter, default=self.max_retries + 1)
