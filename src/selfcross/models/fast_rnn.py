@@ -25,7 +25,8 @@ All of ``[dr_pre, dz_pre, dgh_n]`` is ``dh`` times a coefficient that is known a
 forward pass, so the loop only carries ``dh``.
 
 Use :func:`gru_forward` (falls back to the module itself where the kernel does not apply:
-CUDA, packed sequences, several layers, one direction, no bias, an initial state).
+CUDA, packed sequences, several layers, one direction, no bias, an initial state, or a
+GRU marked ``selfcross_reference = True`` by :func:`selfcross.models.kernels.set_kernels`).
 """
 
 from __future__ import annotations
@@ -130,7 +131,8 @@ class BiGRUFunction(torch.autograd.Function):
 def fast_gru_applies(gru: nn.GRU, x: torch.Tensor) -> bool:
     """Whether :class:`BiGRUFunction` computes what ``gru(x)`` computes for this call."""
     return (
-        x.device.type == "cpu"
+        not getattr(gru, "selfcross_reference", False)
+        and x.device.type == "cpu"
         and x.dim() == 3
         and gru.num_layers == 1
         and gru.bidirectional
