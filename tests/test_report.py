@@ -111,3 +111,15 @@ def test_cli_report_and_bad_db(db, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "not an SQLite database" in err and str(bad) in err
     assert bad.read_bytes() == b"\x00garbage" * 100
+
+
+def test_verdict_explains_an_inconclusive_design():
+    from selfcross.experiments.report import _verdict
+    from selfcross.experiments.stats import bootstrap_mean_diff, paired_t, wilcoxon_paired
+
+    x, y = [0.6, 0.62, 0.64, 0.66, 0.68, 0.7], [0.5] * 6  # 6 pairs, all favour x
+    m = {"wilcoxon": wilcoxon_paired(x, y).to_dict(), "paired_t": paired_t(x, y).to_dict(),
+         "bootstrap": bootstrap_mean_diff(x, y).to_dict(), "wilcoxon_holm": 4 * 0.03125,
+         "holm_reachable": False}
+    v = _verdict(m, "accuracy")
+    assert v.startswith("no significant difference") and "could not pass Holm" in v

@@ -197,6 +197,8 @@ def compare(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
             for e, a in zip(group, adj):
                 m = e["metrics"][metric]
                 m["wilcoxon_holm"] = None if not math.isfinite(a) else float(a)
+                min_p = (m["wilcoxon"].get("details") or {}).get("min_p", 0.0)
+                m["holm_reachable"] = bool(min_p * len(group) < ALPHA)
                 m["verdict"] = _verdict(m, metric)
         out.extend(group)
     return out
@@ -218,6 +220,9 @@ def _verdict(m: dict[str, Any], metric: str) -> str:
     note = m["wilcoxon"]["note"]
     if "cannot reach" in note:
         extra += "; too few pairs for the signed-rank test to reach significance"
+    elif not m.get("holm_reachable", True):
+        extra += ("; with this many pairs and modality sets even the most extreme data could not pass "
+                  "Holm's correction: run more folds or seeds for a conclusive test")
     pt = m["paired_t"]["p_value"]
     if (pt is not None and pt < ALPHA) or ci["low"] > 0 or ci["high"] < 0:
         extra += (
