@@ -84,7 +84,7 @@ def test_cuda_without_gpus_per_run_is_refused(ray_session, data_root, tmp_path):
 
 def test_same_metrics_as_local_executor_and_resume(ray_session, data_root, tmp_path):
     cells = dict(models=("self", "cross"), modalities=("av",))
-    local = run_grid(data_root, db=tmp_path / "local" / "r.sqlite", folds="1", seeds="1", workers=1,
+    local = run_grid(data_root, db=tmp_path / "local" / "r.sqlite", folds="1", seeds="1", workers=2,
                      **cells, **TINY)
     remote = _ray_grid(data_root, tmp_path, "ray", **cells)
     assert local.complete and remote.complete and remote.done == 2 and remote.reused_folders == 0
