@@ -356,8 +356,6 @@ def plan_stratified_group_folds(
     Raises:
         DataError: fewer speakers than ``n_folds`` (or than 2 for dev), ``n_folds < 2``.
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     if n_folds < 2:
         raise DataError(None, f"need at least 2 folds, got {n_folds}")
     if not 0 < dev_fraction < 1:
@@ -368,16 +366,14 @@ def plan_stratified_group_folds(
     if n_spk < n_folds:
         raise DataError(None, f"{n_spk} speaker group(s) cannot make {n_folds} speaker-independent folds")
     ids = [r.id for r in records]
-    outer = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     plans = []
-    for k, (pool_idx, test_idx) in enumerate(outer.split(np.zeros(len(ids)), labels, speakers)):
+    for k, (pool_idx, test_idx) in enumerate(_group_splits(labels, speakers, n_folds, seed)):
         pool_spk = speakers[pool_idx]
         n_pool_spk = len(set(pool_spk.tolist()))
         if n_pool_spk < 2:
             raise DataError(None, f"fold {k + 1}: the training part has one speaker; dev needs another")
         n_dev_parts = min(max(2, round(1 / dev_fraction)), n_pool_spk)
-        inner = StratifiedGroupKFold(n_splits=n_dev_parts, shuffle=True, random_state=seed + 1 + k)
-        parts = list(inner.split(np.zeros(len(pool_idx)), labels[pool_idx], pool_spk))
+        parts = _group_splits(labels[pool_idx], pool_spk, n_dev_parts, seed + 1 + k)
         train_rel, dev_rel = parts[k % len(parts)]
         dev_idx = pool_idx[dev_rel]
         dev_set = set(dev_idx.tolist())
@@ -390,6 +386,26 @@ def plan_stratified_group_folds(
             dev_speakers=sorted(set(speakers[dev_idx].tolist())),
         ))
     return plans
+
+
+def _group_splits(
+    labels: np.ndarray, groups: np.ndarray, n: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``StratifiedGroupKFold`` splits; plain ``GroupKFold`` when every class has fewer than ``n``
+    members (sklearn cannot stratify then; only tiny corpora get there)."""
+    import warnings
+
+    from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
+
+    x = np.zeros(len(labels))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The least populated class", category=UserWarning)
+        try:
+            sgkf = StratifiedGroupKFold(n_splits=n, shuffle=True, random_state=seed)
+            return list(sgkf.split(x, labels, groups))
+        except ValueError:
+            gkf = GroupKFold(n_splits=n, shuffle=True, random_state=seed)
+            return list(gkf.split(x, labels, groups))
 
 
 # --------------------------------------------------------------------------- preparation

