@@ -79,13 +79,14 @@ def test_missing_file_skipped_on_request_and_reported(corpus: Path) -> None:
 
 
 def test_unknown_label(corpus: Path) -> None:
-    with pytest.raises(DataError, match=r"line 2: utterance 's0_u0' has label 'happy', not one of sad, angry"):
+    with pytest.raises(DataError, match=r"line 2: utterance 's0_u0' has label 'happy', not one of sad, an"):
         read_manifest(corpus / "manifest.csv", class_names="sad,angry")
 
 
 def test_labels_default_sorted_and_class_set_key(corpus: Path) -> None:
     assert read_manifest(corpus / "manifest.csv").class_names == ("happy", "sad")
-    assert read_manifest(corpus / "manifest.csv", class_names="cremad6").class_names[3:] == ("happy", "neutral", "sad")
+    names = read_manifest(corpus / "manifest.csv", class_names="cremad6").class_names
+    assert names[3:] == ("happy", "neutral", "sad")
     with pytest.raises(DataError, match="label 'happy', not one of neutral, joy"):
         read_manifest(corpus / "manifest.csv", class_names="meld7")
 
@@ -112,13 +113,15 @@ def test_speaker_in_two_splits(corpus: Path) -> None:
     rows = list(csv.reader(open(corpus / "manifest.csv")))
     rows[5][5] = "test"  # s1_u0 (speaker spk1, otherwise train) moved to test
     write_csv(corpus / "m2.csv", rows[0], rows[1:])
-    with pytest.raises(DataError, match=r"line 6: speaker 'spk1' is in split 'test'.*split 'train' \(line 6|line 6"):
+    with pytest.raises(DataError, match=r"line 7: speaker 'spk1' is in split 'train' .* and in split 'test' \(line 6"):
         read_manifest(corpus / "m2.csv", split_column="split")
     man = read_manifest(corpus / "m2.csv", split_column="split", allow_shared_speakers=True)
     assert any("NOT speaker independent: 1 of 6 speakers" in n for n in man.notes)
 
 
-def test_relative_paths_resolved_against_manifest_folder(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_paths_resolved_against_manifest_folder(
+    corpus: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(corpus.parent)  # not the manifest's folder
     man = read_manifest(corpus / "manifest.csv")
     assert man.records[0].audio == corpus / "clips" / "s0_u0.wav"
@@ -139,7 +142,8 @@ def test_mixed_rates_and_stereo_are_resampled_and_mixed_down(tmp_path: Path) -> 
                ["d", "y", "p", "mono16.wav"], ["e", "x", "q", "mono8.wav"], ["f", "y", "r", "stereo44.wav"]])
     man = read_manifest(tmp_path / "m.csv")
     note = next(n for n in man.notes if n.startswith("Audio files found"))
-    assert "8000 Hz: 2" in note and "16000 Hz: 2" in note and "44100 Hz: 2" in note and "2 channel(s): 2" in note
+    assert "8000 Hz: 2" in note and "16000 Hz: 2" in note and "44100 Hz: 2" in note
+    assert "2 channel(s): 2" in note
     ex = AudioFeatures(FAST_AUDIO)
     a, na = ex.extract(tmp_path / "mono16.wav")
     b, nb = ex.extract(tmp_path / "stereo44.wav")
@@ -161,7 +165,9 @@ def _records(n_spk: int, per: int, n_labels: int) -> list[UtteranceRecord]:
 @settings(max_examples=25, deadline=None)
 @given(n_spk=st.integers(4, 14), per=st.integers(2, 6), n_labels=st.integers(2, 4), k=st.integers(2, 4),
        seed=st.integers(0, 3))
-def test_grouped_folds_are_speaker_independent(n_spk: int, per: int, n_labels: int, k: int, seed: int) -> None:
+def test_grouped_folds_are_speaker_independent(
+    n_spk: int, per: int, n_labels: int, k: int, seed: int
+) -> None:
     recs = _records(n_spk, per, n_labels)
     spk = {r.id: r.speaker for r in recs}
     if n_spk < k:
@@ -212,7 +218,8 @@ def test_grouped_folds_audio_only_and_absent_modalities(corpus: Path) -> None:
         assert fold.modalities == ("audio",)
         spk = [{i.split("_")[0] for i in s.ids} for s in (fold.train, fold.dev, fold.test)]
         assert not (spk[0] & spk[2] or spk[1] & spk[2] or spk[0] & spk[1])
-    assert not list((corpus / "root" / "fold01").glob("*text*")) and not list((corpus / "root").glob("vocab.txt"))
+    assert not list((corpus / "root" / "fold01").glob("*text*"))
+    assert not (corpus / "root" / "vocab.txt").exists()
 
 
 def test_text_needs_glove_and_options_conflict(corpus: Path) -> None:
@@ -229,7 +236,7 @@ def test_cli_prepare_manifest(corpus: Path, capsys: pytest.CaptureFixture[str]) 
     rc = main(["prepare-manifest", str(corpus / "manifest.csv"), str(corpus / "root"), "--folds", "2",
                "--modalities", "a", "--no-progress", "--max-audio-frames", "150"])
     err = capsys.readouterr().err
-    assert rc == 2 and "line 15" in err and "s3_u2.wav" in err
+    assert rc == 2 and "line 16" in err and "s3_u2.wav" in err
     rc = main(["prepare-manifest", str(corpus / "manifest.csv"), str(corpus / "root"), "--folds", "2",
                "--modalities", "a", "--no-progress", "--max-audio-frames", "150", "--skip-missing"])
     assert rc == 0 and "23 utterances" in capsys.readouterr().out

@@ -39,7 +39,7 @@ RAW_DIRS: dict[str, str] = {"train": "train_splits", "dev": "dev_splits_complete
 REQUIRED_COLUMNS: tuple[str, ...] = ("Utterance", "Speaker", "Emotion", "Dialogue_ID", "Utterance_ID")
 
 _MOJIBAKE = re.compile("[\u00c2\u00c3\u00e2][\u0080-\u00bf\u2018-\u203a\u0152\u0153\u0160\u0161\u0178"
-                       "\u017d\u017e\u0192\u02c6\u02dc]")
+                       "\u017d\u017e\u0192\u02c6\u02dc\u20ac\u2122]")
 _CP1252_CONTROLS = {"\x91": "'", "\x92": "'", "\x93": '"', "\x94": '"', "\x85": "...",
                     "\x96": "-", "\x97": "-", "\xa0": " "}
 _TYPOGRAPHIC = {"\u2019": "'", "\u2018": "'", "\u201b": "'", "\u2032": "'", "\u201c": '"', "\u201d": '"',
