@@ -113,7 +113,8 @@ def test_speaker_in_two_splits(corpus: Path) -> None:
     rows = list(csv.reader(open(corpus / "manifest.csv")))
     rows[5][5] = "test"  # s1_u0 (speaker spk1, otherwise train) moved to test
     write_csv(corpus / "m2.csv", rows[0], rows[1:])
-    with pytest.raises(DataError, match=r"line 7: speaker 'spk1' is in split 'train' .* and in split 'test' \(line 6"):
+    msg = r"line 7: speaker 'spk1' is in split 'train' .* and in split 'test' \(line 6"
+    with pytest.raises(DataError, match=msg):
         read_manifest(corpus / "m2.csv", split_column="split")
     man = read_manifest(corpus / "m2.csv", split_column="split", allow_shared_speakers=True)
     assert any("NOT speaker independent: 1 of 6 speakers" in n for n in man.notes)
