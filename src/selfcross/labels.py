@@ -53,9 +53,17 @@ def parse_modalities(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]
     return tuple(m for m in MODALITIES if m in names)
 
 
-def modality_code(modalities: tuple[str, ...] | list[str]) -> str:
-    """Short code of a modality set in canonical order, e.g. ``("audio", "text") -> "at"``."""
-    return "".join(m[0] for m in MODALITIES if m in modalities)
+def modality_code(modalities: str | tuple[str, ...] | list[str]) -> str:
+    """Short code of a modality set as the paper's table spells it.
+
+    ``("audio", "text") -> "at"``, ``("audio", "video", "text") -> "atv"`` (the paper's A+V+T
+    row; every code is one of :data:`PAPER_MODALITY_SETS`, so stores and reports agree).
+    """
+    names = parse_modalities(modalities)
+    for code in PAPER_MODALITY_SETS:
+        if parse_modalities(code) == names:
+            return code
+    raise AssertionError(f"no code for {names}")  # every non-empty subset is in the table
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,7 @@ from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, a
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.store import ResultsStore, RunKey
-from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
+from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 
 #: Config fields that do not change a run's result (or are filled from the data) and are
 #: therefore left out of the config hash: (section, key); section None = top level.
@@ -46,16 +46,8 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 
 
 def set_code(modalities: Sequence[str] | str) -> str:
-    """The modality set's short code as the paper's table and ``selfcross.paper`` spell it.
-
-    ``("audio", "video", "text") -> "atv"`` (``PAPER_MODALITY_SETS``); other sets fall back to
-    :func:`selfcross.labels.modality_code`.
-    """
-    names = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
-    for code in PAPER_MODALITY_SETS:
-        if parse_modalities(code) == names:
-            return code
-    return modality_code(names)  # pragma: no cover - every non-empty subset is in the table
+    """The modality set's short code as the paper's table spells it (``"atv"``, ``"vt"``, ...)."""
+    return modality_code(modalities if isinstance(modalities, str) else tuple(modalities))
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -291,7 +283,7 @@ def run_grid(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     db = Path(db)
     runs_path = Path(runs_dir) if runs_dir is not None else db.parent / "runs"
-    union = tuple(m for m in ("audio", "video", "text") if any(m in parse_modalities(s) for s in modalities))
+    union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
     # plan first (cheap option errors), then validate data, then open the store
     plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
                               max_epochs)
