@@ -37,6 +37,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import threading
 import time
 import traceback
 from collections import deque
@@ -194,9 +195,26 @@ def execute_run(spec: RunSpec) -> RunOutcome:
                           wall_time_s=time.perf_counter() - t0)
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, driver_pid: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
+    _exit_with_driver(driver_pid)
+
+
+def _exit_with_driver(driver_pid: int, poll_s: float = 1.0) -> None:
+    """End this worker when the driver dies (SIGTERM/SIGKILL of the driver skips pool shutdown).
+
+    Why: an orphaned worker would keep training a run nobody will record, holding cores for
+    minutes. A daemon thread polls the parent pid; the run in flight is simply redone on resume.
+    """
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != driver_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="selfcross-driver-watch", daemon=True).start()
 
 
 class LocalExecutor:
@@ -225,7 +243,7 @@ class LocalExecutor:
     def _get_pool(self, threads: int) -> ProcessPoolExecutor:
         if self._pool is None:
             self._pool = ProcessPoolExecutor(self.capacity, mp_context=self._ctx, initializer=_init_worker,
-                                             initargs=(threads,))
+                                             initargs=(threads, os.getpid()))
         return self._pool
 
     def submit(self, spec: RunSpec) -> None:
