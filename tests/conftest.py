@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from iemocap_tree import IemocapTree, build_iemocap_tree
 
@@ -15,3 +16,17 @@ def iemocap_tree(tmp_path_factory: pytest.TempPathFactory) -> IemocapTree:
     wavs are espeak-ng speech or generated waveforms (espeak-ng absent).
     """
     return build_iemocap_tree(tmp_path_factory.mktemp("iemocap"))
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> object:
+    """Every test runs torch on one thread (restored afterwards).
+
+    Why: the tests use tiny tensors, and on a shared 2-core CI machine two OpenMP threads
+    made a small forward pass ~50x slower than one. Code under test that sets its own
+    thread count (``train_run`` with ``num_threads``) still does so.
+    """
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -27,14 +27,6 @@ needs_fixtures = pytest.mark.skipif(
 KINDS = ("self", "cross")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One thread is much faster than two on the shared 2-core CI machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 @pytest.fixture(scope="module")
 def ref():

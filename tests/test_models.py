@@ -18,14 +18,6 @@ SMALL = {
 KINDS = ("self", "cross", "self+cross")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is ~50x faster than two on the shared 2-core CI machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def small_config(mods: str = "atv", kind: str = "self", pooling: str = "stat", **kw) -> ModelConfig:
     return ModelConfig(

@@ -24,14 +24,6 @@ SWITCH_SETS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small tensors: one thread is ~50x faster than two on the shared 2-core CI machine."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
 
 def model_with(switches: dict, mods: str = "atv", kind: str = "self+cross") -> FusionModel:
     torch.manual_seed(0)
