@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import multiprocessing
 import os
 import shutil
@@ -183,6 +184,9 @@ def execute_run(spec: RunSpec) -> RunOutcome:
         from selfcross.training import train_run
 
         torch.set_num_threads(max(1, spec.threads))
+        # the driver validated every fold up front and reported its dropped utterances once;
+        # repeating that warning for each of hundreds of runs would only bury the progress bar
+        logging.getLogger("selfcross.data").setLevel(logging.ERROR)
         cfg = RunConfig.from_dict(spec.config)
         cfg.train.num_threads = max(1, spec.threads)
         train_run(cfg, spec.fold_dir, run_dir, progress=False)
