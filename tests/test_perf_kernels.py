@@ -18,7 +18,13 @@ from torch import nn
 from selfcross.compat import from_reference
 from selfcross.errors import ConfigError
 from selfcross.models import Attention
-from selfcross.models.fast_attention import ChunkedDropoutAttention, _drop_mask, fast_mha
+from selfcross.models.fast_attention import (
+    ChunkedDropoutAttention,
+    _drop_mask,
+    _keep_mask,
+    chunk_rows,
+    fast_mha,
+)
 from selfcross.models.fast_rnn import gru_forward
 from selfcross.models.kernels import set_kernels
 
@@ -111,9 +117,9 @@ def test_chunked_dropout_equals_explicit_dropout(seed, n, tq, tk, d, p, rows, ma
     out = ChunkedDropoutAttention.apply(q, k, v, bias, p, seed, rows)
     scores = q @ k.transpose(1, 2) / math.sqrt(d)
     attn = torch.softmax(scores if bias is None else scores + bias, dim=-1)
-    keep_mask = torch.cat(
-        [~_drop_mask(attn[:, s : s + rows].shape, 1 - p, seed + c) for c, s in enumerate(range(0, tq, rows))],
-        dim=1,
+    keep_mask = torch.cat(  # block c = batch-heads c*rows.. with seed + c
+        [_keep_mask(attn[s : s + rows].shape, 1 - p, seed + c) for c, s in enumerate(range(0, n, rows))],
+        dim=0,
     )
     ref = (attn * keep_mask / (1 - p)) @ v
     torch.testing.assert_close(out, ref, rtol=1e-10, atol=1e-12)
@@ -130,6 +136,23 @@ def test_dropout_rate_and_independence():
     assert abs(a.float().mean().item() - 0.1) < 5 * sigma
     assert abs((a & b).float().mean().item() - 0.01) < 5 * math.sqrt(0.01 * 0.99 / a.numel())
     assert torch.equal(a, _drop_mask(torch.Size([200_000]), 0.9, 7))
+    assert torch.equal(~a, _keep_mask(torch.Size([200_000]), 0.9, 7))
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 10_000), st.integers(1, 600), st.integers(1, 600), st.sampled_from([4, 8]))
+def test_chunk_rows_bounds(n, tq, tk, itemsize):
+    """Blocks hold at least one head, never more than all, and stay near the byte budget."""
+    rows = chunk_rows(n, tq, tk, itemsize, chunk_bytes=1 << 20)
+    assert 1 <= rows <= n
+    assert rows == 1 or rows * tq * tk * itemsize <= 1 << 20
+
+
+def test_keep_mask_odd_sizes_and_shape():
+    """Odd element counts (two decisions per 64-bit draw) still give the requested shape."""
+    m = _keep_mask(torch.Size([3, 5, 7]), 0.5, 1)
+    assert m.shape == (3, 5, 7) and m.dtype == torch.bool
+    assert torch.equal(m.flatten(), _keep_mask(torch.Size([105]), 0.5, 1))
 
 
 def test_training_dropout_is_active_and_seeded():
@@ -151,7 +174,8 @@ def _saved_shapes(fn) -> list[tuple[int, ...]]:
     shapes: list[tuple[int, ...]] = []
 
     def pack(t: torch.Tensor) -> torch.Tensor:
-        shapes.append(tuple(t.shape))
+        if t.is_floating_point():
+            shapes.append(tuple(t.shape))
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -161,7 +185,8 @@ def _saved_shapes(fn) -> list[tuple[int, ...]]:
 
 @pytest.mark.parametrize("dropout", [0.1, 0.0])
 def test_no_attention_map_saved_for_backward(dropout):
-    """Default path: nothing of [B, h, T, T] (or [B*h, T, T]) size is kept for backward.
+    """Default path: no floating tensor of [B, h, T, T] (or [B*h, T, T]) size is kept for
+    backward (the 1-byte dropout keep-mask is allowed: it is no attention weight tensor).
 
     The reference path (need_weights=True) does keep one: that is what the test can detect.
     """
@@ -228,3 +253,19 @@ def test_fast_float32_logits_match_authors_float64(kind):
             got = model(**{m: torch.from_numpy(arrays[m]) for m in ("audio", "video", "text")})
         rel = np.abs(got.double().numpy() - want).max() / np.abs(want).max()
         assert rel < tol, (impl, dtype, rel)
+
+
+def test_gru_kernel_restores_thread_setting():
+    """The per-step loop runs on one thread; the caller's thread count is restored, also on error."""
+    before = torch.get_num_threads()
+    gru = nn.GRU(3, 4, batch_first=True, bidirectional=True)
+    x = torch.randn(2, 5, 3, requires_grad=True)
+    try:
+        torch.set_num_threads(2)
+        gru_forward(gru, x).sum().backward()
+        assert torch.get_num_threads() == 2
+        with pytest.raises(RuntimeError):
+            gru_forward(gru, torch.randn(2, 5, 7))  # wrong feature size
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
