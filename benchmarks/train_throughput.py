@@ -134,16 +134,22 @@ def measure(kind: str, batch: int, steps: int, warmup: int) -> dict[str, Any]:
 
 
 def peak_rss_subprocess(kind: str, path: str, batch: int) -> float:
-    """Peak RSS (MB) of a fresh process that runs two training steps of one path."""
+    """Peak RSS (MB) of a fresh process that runs two training steps of one path.
+
+    Why ``VmHWM`` and not ``ru_maxrss``: Linux carries ``ru_maxrss`` over ``fork`` + ``exec``
+    (the child starts as a copy of this process, already at ~3.5 GB after the timings), so
+    every child reported this process's peak and both paths showed the same number. ``VmHWM``
+    belongs to the child's own address space, which ``exec`` replaces.
+    """
     here = str(Path(__file__).parent)
     code = (
-        f"import resource,sys,torch; sys.path.insert(0, {here!r}); import train_throughput as t;"
+        f"import sys,torch; sys.path.insert(0, {here!r}); import train_throughput as t;"
         f"t.tune_malloc(); x,y=t.make_batch(t.ModelConfig(kind={kind!r}), {batch});"
         f"tr=t.Trainer(t.build({kind!r}, {path!r}), x, y); tr.step(); tr.step();"
-        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+        "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0])"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    return int(res.stdout.strip().splitlines()[-1]) / 1024.0
+    return int(res.stdout.strip().splitlines()[-1]) / 1024.0  # kB -> MB
 
 
 def machine() -> dict[str, Any]:

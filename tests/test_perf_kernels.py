@@ -256,7 +256,7 @@ def test_fast_float32_logits_match_authors_float64(kind):
 
 
 def test_gru_kernel_restores_thread_setting():
-    """The per-step loop runs on one thread; the caller's thread count is restored, also on error."""
+    """The per-step loop runs on one thread; the caller's thread count is restored afterwards."""
     before = torch.get_num_threads()
     gru = nn.GRU(3, 4, batch_first=True, bidirectional=True)
     x = torch.randn(2, 5, 3, requires_grad=True)
