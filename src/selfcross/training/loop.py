@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError
+from selfcross.models.kernels import tune_malloc
 from selfcross.training.batches import SplitData
 from selfcross.training.environment import DTYPES, environment_info, resolve_device, runtime, seed_everything
 from selfcross.training.metrics import classification_metrics
@@ -208,6 +209,7 @@ def train_run(
         DataError: the fold is malformed. ConfigError: bad options or an existing ``out_dir``.
     """
     t0 = time.perf_counter()
+    tune_malloc()  # reuse freed step buffers (measured ~6% faster CPU training steps, issue 8)
     fold_dir = Path(fold_dir)
     check_out_dir(out_dir, overwrite)
     config = copy.deepcopy(config)
