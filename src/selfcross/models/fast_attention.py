@@ -13,16 +13,16 @@ Three kernels, chosen by :func:`attention_core`:
   (eval mode, dropout 0, or CUDA, whose fused kernels do support dropout). Never builds
   the map on CPU (flash kernel) and saves only ``[B, h, Tq]`` log-sum-exps for backward.
 - ``chunked``: :class:`ChunkedDropoutAttention`, a custom autograd function for CPU
-  training with dropout. Forward: per query chunk ``c``, ``P_c = softmax(q_c k^T / sqrt(d))``,
-  a keep-mask ``M_c`` (31-bit integers from a generator seeded with ``seed + c``,
-  compared with ``keep * 2^31``),
-  ``O_c = (P_c * M_c) v / (1 - p)``. Only ``q, k, v, O`` and one integer seed are saved;
-  backward recomputes ``P_c`` and regenerates ``M_c`` chunk by chunk (flash-attention style:
-  ``dS = P * (dP - rowsum(dO * O))``). It computes exactly the model's function: each
-  attention weight is zeroed with probability ``p`` and the rest scaled by ``1/(1-p)``,
-  as ``nn.MultiheadAttention`` does; only the random stream differs (statistically
-  identical, not bitwise). The seed is drawn from torch's global generator, so a seeded
-  run is reproducible.
+  training with dropout. Forward: per block ``c`` of whole batch-heads (about 4 MB of
+  scores), ``P_c = softmax(q_c k_c^T / sqrt(d))``, a keep-mask ``M_c`` (32-bit integers
+  from numpy's SFC64 seeded with ``seed + c``, compared with ``keep * 2^32``),
+  ``O_c = (P_c * M_c) v_c / (1 - p)``. Saved: ``q, k, v, O`` and the 1-byte masks
+  ``M`` (no floating ``[N, Tq, Tk]`` tensor); backward recomputes ``P_c`` block by block
+  (flash-attention style: ``dS = P * (dP - rowsum(dO * O))``). It computes exactly the
+  model's function: each attention weight is zeroed with probability ``p`` and the rest
+  scaled by ``1/(1-p)``, as ``nn.MultiheadAttention`` does; only the random stream
+  differs (statistically identical, not bitwise). The seed is drawn from torch's global
+  generator, so a seeded run is reproducible.
 - ``reference``: ``nn.MultiheadAttention(..., need_weights=True)``, what the authors' code
   calls (weights computed, averaged over heads, then thrown away). Used only to benchmark
   and check the authors' computation; select it with :func:`set_attention_impl`.
