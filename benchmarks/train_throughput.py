@@ -30,11 +30,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: find _results
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from _results import replace_section
 from selfcross.config import ModelConfig
 from selfcross.models import FusionModel
 from selfcross.models.kernels import set_kernels, tune_malloc
@@ -210,13 +213,7 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]], command: str) -> st
 
 
 def write_results(section: str) -> None:
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\n"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + section + rest.split(END, 1)[1].lstrip("\n")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
+    replace_section(RESULTS, section, BEGIN, END)
 
 
 def main(argv: list[str] | None = None) -> int:
