@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import sys
@@ -47,3 +48,9 @@ def write_section(name: str, text: str, path: Path = RESULTS) -> None:
     pat = re.compile(re.escape(start) + ".*?" + re.escape(end), re.DOTALL)
     new = pat.sub(lambda _: body, old) if pat.search(old) else old.rstrip() + "\n\n" + body + "\n"
     path.write_text(new)
+
+
+def runs_details(runs: list[dict]) -> list[str]:
+    """Markdown lines of a collapsed block listing every run as JSON (one run per line)."""
+    return ["<details><summary>every run</summary>", "", "```json",
+            json.dumps(runs).replace("}, {", "},\n {"), "```", "", "</details>"]

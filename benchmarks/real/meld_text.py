@@ -30,7 +30,6 @@ message when the data is absent.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: find _common
-from _common import DEFAULT_DATA, RESULTS, command_line, mean_std, write_section
+from _common import DEFAULT_DATA, RESULTS, command_line, mean_std, runs_details, write_section
 
 SECTION = "meld_text"
 
@@ -126,8 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         f"max_tokens {args.max_tokens}, batch {args.batch_size}, max_epochs {args.max_epochs}, patience "
         f"{args.patience}, preset {args.preset}, seeds {args.seeds}. Mean (std) over the seeds.", "",
         *table, "",
-        "<details><summary>every run</summary>", "", "```json",
-        json.dumps(runs).replace("}, {", "},\n {"), "```", "", "</details>",
+        *runs_details(runs),
     ])
     if not args.no_results:
         write_section(SECTION, text)

@@ -37,14 +37,13 @@ message when the data is absent.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: find _common
-from _common import DEFAULT_DATA, RESULTS, command_line, mean_std, write_section
+from _common import DEFAULT_DATA, RESULTS, command_line, mean_std, runs_details, write_section
 
 SECTION = "ravdess_audio"
 CHANCE = 1 / 8
@@ -138,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         "| fold | test actors | accuracy % | balanced accuracy % |", "|---|---|---|---|",
         *[row.replace(f"| {f.name} |", f"| {f.name} | {test_actors.get(f.name, '')} |") for row, f in
           zip(per_fold, folds)], "",
-        "<details><summary>every run</summary>", "", "```json",
-        json.dumps(runs, indent=None).replace("}, {", "},\n {"), "```", "", "</details>",
+        *runs_details(runs),
     ])
     if not args.no_results:
         write_section(SECTION, text)
