@@ -51,19 +51,6 @@ def _stack_params(gru: nn.GRU) -> tuple[torch.Tensor, ...]:
     return w_ih, b_ih, w_hh, b_hh
 
 
-def _time_major(g: torch.Tensor, parts: int) -> torch.Tensor:
-    """``[B, T, 2*parts]`` (forward | reverse halves) -> ``[T, 2, B, parts]`` with the reverse
-    direction flipped in time (step ``t`` of direction 1 reads input ``T-1-t``)."""
-    b, t, _ = g.shape
-    g = g.view(b, t, 2, parts).permute(1, 2, 0, 3)
-    return torch.stack((g[:, 0], g[:, 1].flip(0)), dim=1)
-
-
-def _batch_major(g: torch.Tensor) -> torch.Tensor:
-    """Inverse of :func:`_time_major`: ``[T, 2, B, P]`` -> ``[B, T, 2*P]``."""
-    return torch.cat((g[:, 0], g[:, 1].flip(0)), dim=-1).transpose(0, 1)
-
-
 @contextmanager
 def _one_thread() -> Iterator[None]:
     """Run the per-step loop on one intra-op thread, then restore the setting.
@@ -85,10 +72,23 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(n)
 
 
+def _step_order(src: torch.Tensor, dst: torch.Tensor, rev: torch.Tensor) -> None:
+    """Copy ``src [2, T, ...]`` (natural time, views allowed) into ``dst [2, T, ...]`` in step
+    order: direction 0 as is, direction 1 reversed in time (its step ``s`` is time ``T-1-s``).
+    Also the inverse (the reversal is its own inverse)."""
+    dst[0].copy_(src[0])
+    torch.index_select(src[1], 0, rev, out=dst[1])
+
+
 class BiGRUFunction(torch.autograd.Function):
     """``forward(x [B,T,F], w_ih [6H,F], b_ih [6H], w_hh [2,3H,H], b_hh [2,3H]) -> [B,T,2H]``.
 
-    Saves ``x``, the weights, the states ``[T+1, 2, B, H]`` and the gates (``O(T B H)``).
+    Layout (why): every per-step operand is a view precomputed with ``unbind`` (slicing in
+    the loop costs as much as a small op), both directions are stacked so one op serves both,
+    and every buffer is ``[2, T, B, *]`` in *step order* (direction 1 reversed in time), so a
+    step's slice is two contiguous blocks and the parameter gradients are single matmuls over
+    ``(T B)`` rows with no permuted copies. Saves ``x``, the weights, the states
+    ``[2, T+1, B, H]``, the gate activations and ``W_hn h + b_hn`` (``O(T B H)``).
     """
 
     @staticmethod
@@ -102,55 +102,82 @@ class BiGRUFunction(torch.autograd.Function):
     ) -> torch.Tensor:
         b, t, _ = x.shape
         hid = w_hh.shape[-1]
-        gi = _time_major(F.linear(x, w_ih, b_ih), 3 * hid)  # [T, 2, B, 3H]
-        w_hh_t = w_hh.transpose(1, 2).contiguous()  # [2, H, 3H]
-        bias = b_hh.unsqueeze(1)  # [2, 1, 3H]
-        hs = x.new_zeros((t + 1, 2, b, hid))
-        gh = x.new_empty((t, 2, b, 3 * hid))
-        rz = x.new_empty((t, 2, b, 2 * hid))
-        n = x.new_empty((t, 2, b, hid))
+        rev = torch.arange(t - 1, -1, -1, device=x.device)
+        # b_hr, b_hz add to the input projection; b_hn stays inside r * (W_hn h + b_hn)
+        bias = b_ih.view(2, 3 * hid).clone()
+        bias[:, : 2 * hid] += b_hh[:, : 2 * hid]
+        gi = F.linear(x, w_ih, bias.view(-1)).transpose(0, 1)  # [T, B, 6H]
+        g = x.new_empty((2, t, b, 3 * hid))  # [gi_r, gi_z, b_hn]: the step matmul's addend
+        _step_order(gi.unflatten(-1, (2, 3 * hid)).movedim(2, 0), g, rev)
+        g_n = g[..., 2 * hid :].clone()  # gi_n
+        g[..., 2 * hid :] = b_hh[:, None, None, 2 * hid :]
+        w_hh_t = w_hh.transpose(1, 2)  # [2, H, 3H]
+        hs = x.new_zeros((2, t + 1, b, hid))
+        rz = x.new_empty((2, t, b, 2 * hid))
+        n = x.new_empty((2, t, b, hid))
+        # g becomes [r, z pre-activations, W_hn h + b_hn] in place, step by step
+        g_s, gn_s, grz_s, ghn_s = (v.unbind(1) for v in (g, g_n, g[..., : 2 * hid], g[..., 2 * hid :]))
+        rz_s, r_s, z_s, n_s, h_s = (v.unbind(1) for v in (rz, rz[..., :hid], rz[..., hid:], n, hs))
         with _one_thread():
             for s in range(t):
-                torch.baddbmm(bias, hs[s], w_hh_t, out=gh[s])
-                torch.add(gi[s, ..., : 2 * hid], gh[s, ..., : 2 * hid], out=rz[s]).sigmoid_()
-                r_s, gh_n = rz[s, ..., :hid], gh[s, ..., 2 * hid :]
-                torch.addcmul(gi[s, ..., 2 * hid :], r_s, gh_n, out=n[s]).tanh_()
-                torch.lerp(n[s], hs[s], rz[s, ..., hid:], out=hs[s + 1])
-        ctx.save_for_backward(x, w_ih, w_hh, hs, gh, rz, n)
-        return _batch_major(hs[1:])
+                g_s[s].baddbmm_(h_s[s], w_hh_t)
+                torch.sigmoid(grz_s[s], out=rz_s[s])
+                torch.addcmul(gn_s[s], r_s[s], ghn_s[s], out=n_s[s]).tanh_()
+                torch.lerp(n_s[s], h_s[s], z_s[s], out=h_s[s + 1])
+        ctx.save_for_backward(x, w_ih, w_hh, hs, rz, n, g[..., 2 * hid :])
+        out = x.new_empty((b, t, 2 * hid))
+        _step_order(hs[:, 1:], out.view(b, t, 2, hid).permute(2, 1, 0, 3), rev)
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        x, w_ih, w_hh, hs, gh, rz, n = ctx.saved_tensors
-        t, _, b, hid = n.shape
-        r, z = rz[..., :hid], rz[..., hid:]
-        h_prev = hs[:-1]
-        # coefficients of dh (all [T, 2, B, H]); see the module docstring
-        a_n = (1 - z) * (1 - n * n)
-        a_z = (h_prev - n) * z * (1 - z)
-        a_r = a_n * gh[..., 2 * hid :] * r * (1 - r)
-        coef = torch.stack((a_r, a_z, a_n * r), dim=3)  # [T, 2, B, 3, H] -> d(gh)
-        d_out = _time_major(grad_out, hid)  # [T, 2, B, H]
-        dh_all = torch.empty_like(d_out)
-        dh = torch.zeros_like(d_out[0])
-        dgh_step = x.new_empty((2, b, 3, hid))
+        x, w_ih, w_hh, hs, rz, n, gh_n = ctx.saved_tensors
+        _, t, b, hid = n.shape
+        rev = torch.arange(t - 1, -1, -1, device=x.device)
+        r, z, h_prev = rz[..., :hid], rz[..., hid:], hs[:, :t]
+        # coefficients of dh (see the module docstring), each [2, T, B, H]
+        a_n = torch.addcmul(torch.ones_like(n), n, n, value=-1)  # 1 - n^2
+        a_n.addcmul_(z, a_n, value=-1)  # (1 - z)(1 - n^2)
+        a_nr = a_n * r
+        a_r = a_nr * gh_n
+        a_r.addcmul_(a_r, r, value=-1)  # * (1 - r)
+        a_z = h_prev - n
+        a_z.mul_(z)
+        a_z.addcmul_(a_z, z, value=-1)  # * (1 - z)
+        # [d gh_n, d r_pre, d z_pre, d n_pre] = dh * coef: rows 0..3H are d(gh) in the order
+        # (n, r, z), rows H..4H are d(gi) in the order (r, z, n)
+        coef = torch.stack((a_nr, a_r, a_z, a_n), dim=3)  # [2, T, B, 4, H]
+        del a_n, a_nr, a_r, a_z
+        d_out = x.new_empty((2, t, b, hid))
+        _step_order(grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3), d_out, rev)
+        w_p = torch.cat((w_hh[:, 2 * hid :], w_hh[:, : 2 * hid]), dim=1)  # rows (n, r, z)
+        dg = x.new_empty((2, t, b, 4 * hid))
+        dh_buf = (x.new_empty((2, b, hid)), x.new_empty((2, b, hid)))
+        dh_col = tuple(v.unsqueeze(2) for v in dh_buf)
+        do_s, z_s, coef_s = d_out.unbind(1), z.unbind(1), coef.unbind(1)
+        dg_s = dg.view(2, t, b, 4, hid).unbind(1)
+        dgh_s = dg[..., : 3 * hid].unbind(1)
+        dh_buf[(t - 1) % 2].copy_(do_s[t - 1])
         with _one_thread():
             for s in range(t - 1, -1, -1):
-                torch.add(dh, d_out[s], out=dh_all[s])
-                torch.mul(dh_all[s].unsqueeze(2), coef[s], out=dgh_step)
-                dh = torch.baddbmm(dh_all[s] * z[s], dgh_step.view(2, b, 3 * hid), w_hh)
-        dgh = (dh_all.unsqueeze(3) * coef).view(t, 2, b, 3 * hid)
-        dgi = dgh.clone()
-        dgi[..., 2 * hid :] = dh_all * a_n  # dn_pre (gh_n's gradient carries an extra r)
-        # parameter gradients: one large matmul each
-        hp = h_prev.permute(1, 0, 2, 3).reshape(2, t * b, hid)
-        d_w_hh = torch.bmm(dgh.permute(1, 3, 0, 2).reshape(2, 3 * hid, t * b), hp)
-        d_b_hh = dgh.sum(dim=(0, 2))
-        dgi_b = _batch_major(dgi)  # [B, T, 6H]
-        flat = dgi_b.reshape(b * t, 6 * hid)
-        d_w_ih = flat.t().mm(x.reshape(b * t, -1))
-        d_b_ih = flat.sum(dim=0)
-        dx = dgi_b.matmul(w_ih)
+                dh, nxt = s % 2, (s - 1) % 2
+                torch.mul(dh_col[dh], coef_s[s], out=dg_s[s])
+                if s:
+                    torch.addcmul(do_s[s - 1], dh_buf[dh], z_s[s], out=dh_buf[nxt])
+                    dh_buf[nxt].baddbmm_(dgh_s[s], w_p)
+        del coef
+        flat = dg.view(2, t * b, 4 * hid)
+        d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), h_prev.reshape(2, t * b, hid))
+        d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)
+        dsum = flat.sum(1)  # [2, 4H]
+        d_b_hh = torch.cat((dsum[:, hid : 3 * hid], dsum[:, :hid]), dim=1)
+        d_b_ih = dsum[:, hid:].reshape(-1)
+        dgi = x.new_empty((b, t, 6 * hid))
+        _step_order(dg[..., hid:], dgi.view(b, t, 2, 3 * hid).permute(2, 1, 0, 3), rev)
+        del dg, flat
+        dgi_flat = dgi.view(b * t, 6 * hid)
+        d_w_ih = dgi_flat.t().mm(x.reshape(b * t, -1))
+        dx = dgi.matmul(w_ih) if ctx.needs_input_grad[0] else None
         return dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh
 
 

@@ -1,0 +1,99 @@
+"""Micro-benchmark of the CPU BiGRU kernel (issue 8): forward + backward per modality shape.
+
+Times ``gru_forward(gru, x)`` + ``out.sum().backward()`` for the three GRUs of the Self/Cross
+models (hidden 60, batch 32 by default) against ``nn.GRU`` in float32 and float64 (the
+authors' path). Prints milliseconds per call: the minimum and the median over ``--repeats``
+calls, with the variants interleaved so background load hits them alike, plus the thread
+count and the load average (the machine's 2 cores are shared: read the minimum).
+
+``--compare PATH`` also times the ``gru_forward`` of another copy of ``fast_rnn.py`` (e.g. the
+previous version from ``git show HEAD~1:src/selfcross/models/fast_rnn.py``) in the same run.
+
+Usage::
+
+    .venv/bin/python benchmarks/gru_throughput.py [--threads 2] [--repeats 7] [--batch 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib.util
+import os
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from selfcross.models.fast_rnn import gru_forward
+
+HIDDEN = 60
+# (name, time steps, features, does the input require grad)
+SHAPES = (("audio", 500, 120, True), ("text", 128, 300, False), ("video", 25, 2048, True))
+
+
+def _load_forward(path: Path) -> Callable[[nn.GRU, torch.Tensor], torch.Tensor]:
+    spec = importlib.util.spec_from_file_location("fast_rnn_compare", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.gru_forward
+
+
+def _step(fwd: Callable[[nn.GRU, torch.Tensor], torch.Tensor], gru: nn.GRU, x: torch.Tensor) -> float:
+    """Seconds for one forward + backward (gradients cleared first, outside the timing)."""
+    gru.zero_grad(set_to_none=True)
+    x.grad = None
+    t0 = time.perf_counter()
+    fwd(gru, x).sum().backward()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--compare", type=Path, default=None, help="another fast_rnn.py to time alongside")
+    ap.add_argument("--no-reference", action="store_true", help="skip nn.GRU float32/float64")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+    variants: dict[str, tuple[Callable[[nn.GRU, torch.Tensor], torch.Tensor], torch.dtype]] = {
+        "ours f32": (gru_forward, torch.float32)
+    }
+    if args.compare is not None:
+        variants["compare f32"] = (_load_forward(args.compare), torch.float32)
+    if not args.no_reference:
+        variants["nn.GRU f32"] = (lambda g, x: g(x)[0], torch.float32)
+        variants["nn.GRU f64"] = (lambda g, x: g(x)[0], torch.float64)
+
+    print(f"threads={torch.get_num_threads()} batch={args.batch} hidden={HIDDEN} repeats={args.repeats}")
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    totals = {k: 0.0 for k in variants}
+    for name, steps, feats, x_grad in SHAPES:
+        gru32 = nn.GRU(feats, HIDDEN, batch_first=True, bidirectional=True)
+        grus = {torch.float32: gru32, torch.float64: copy.deepcopy(gru32).double()}
+        x32 = torch.randn(args.batch, steps, feats)
+        xs = {dt: x32.to(dt).requires_grad_(x_grad) for dt in grus}
+        times: dict[str, list[float]] = {k: [] for k in variants}
+        for fwd, dt in variants.values():  # warm-up
+            _step(fwd, grus[dt], xs[dt])
+        for _ in range(args.repeats):
+            for k, (fwd, dt) in variants.items():
+                times[k].append(_step(fwd, grus[dt], xs[dt]))
+        cells = []
+        for k, v in times.items():
+            totals[k] += min(v)
+            cells.append(f"{k} {1e3 * min(v):7.1f} (med {1e3 * statistics.median(v):7.1f})")
+        print(f"{name:5s} [{args.batch},{steps},{feats}] x.grad={x_grad!s:5s}: " + " | ".join(cells))
+    print("total (sum of minima, ms): " + " | ".join(f"{k} {1e3 * v:.1f}" for k, v in totals.items()))
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
