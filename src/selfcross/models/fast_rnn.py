@@ -102,83 +102,103 @@ class BiGRUFunction(torch.autograd.Function):
     ) -> torch.Tensor:
         b, t, _ = x.shape
         hid = w_hh.shape[-1]
-        rev = torch.arange(t - 1, -1, -1, device=x.device)
         # b_hr, b_hz add to the input projection; b_hn stays inside r * (W_hn h + b_hn)
         bias = b_ih.view(2, 3 * hid).clone()
         bias[:, : 2 * hid] += b_hh[:, : 2 * hid]
-        gi = F.linear(x, w_ih, bias.view(-1)).transpose(0, 1)  # [T, B, 6H]
-        g = x.new_empty((2, t, b, 3 * hid))  # [gi_r, gi_z, b_hn]: the step matmul's addend
-        _step_order(gi.unflatten(-1, (2, 3 * hid)).movedim(2, 0), g, rev)
-        g_n = g[..., 2 * hid :].clone()  # gi_n
-        g[..., 2 * hid :] = b_hh[:, None, None, 2 * hid :]
-        w_hh_t = w_hh.transpose(1, 2)  # [2, H, 3H]
-        hs = x.new_zeros((2, t + 1, b, hid))
-        rz = x.new_empty((2, t, b, 2 * hid))
-        n = x.new_empty((2, t, b, hid))
-        # g becomes [r, z pre-activations, W_hn h + b_hn] in place, step by step
-        g_s, gn_s, grz_s, ghn_s = (v.unbind(1) for v in (g, g_n, g[..., : 2 * hid], g[..., 2 * hid :]))
-        rz_s, r_s, z_s, n_s, h_s = (v.unbind(1) for v in (rz, rz[..., :hid], rz[..., hid:], n, hs))
+        gi = F.linear(x, w_ih, bias.view(-1))  # [B, T, 6H]: a large matmul, on all threads
         with _one_thread():
+            rev = torch.arange(t - 1, -1, -1, device=x.device)
+            # [gi_r, gi_z, b_hn] per step: the addend of the step matmul, which turns it into
+            # [r, z pre-activations, W_hn h + b_hn] in place (time-major: a contiguous self)
+            g = x.new_empty((t, 2, b, 3 * hid))
+            _step_order(gi.transpose(0, 1).unflatten(-1, (2, 3 * hid)).movedim(2, 0), g.transpose(0, 1), rev)
+            del gi
+            g_n = g[..., 2 * hid :].clone()  # gi_n
+            g[..., 2 * hid :] = b_hh[:, None, 2 * hid :]
+            w_hh_t = w_hh.transpose(1, 2)  # [2, H, 3H]
+            hs = x.new_zeros((2, t + 1, b, hid))  # states, direction-major for d W_hh
+            rz = x.new_empty((t, 2, b, 2 * hid))
+            n = x.new_empty((t, 2, b, hid))
+            g_s, gn_s, grz_s, ghn_s = (v.unbind(0) for v in (g, g_n, g[..., : 2 * hid], g[..., 2 * hid :]))
+            rz_s, r_s, z_s, n_s = (v.unbind(0) for v in (rz, rz[..., :hid], rz[..., hid:], n))
+            h_s = hs.unbind(1)
             for s in range(t):
                 g_s[s].baddbmm_(h_s[s], w_hh_t)
                 torch.sigmoid(grz_s[s], out=rz_s[s])
                 torch.addcmul(gn_s[s], r_s[s], ghn_s[s], out=n_s[s]).tanh_()
                 torch.lerp(n_s[s], h_s[s], z_s[s], out=h_s[s + 1])
+            out = x.new_empty((b, t, 2 * hid))
+            _step_order(hs[:, 1:], out.view(b, t, 2, hid).permute(2, 1, 0, 3), rev)
         ctx.save_for_backward(x, w_ih, w_hh, hs, rz, n, g[..., 2 * hid :])
-        out = x.new_empty((b, t, 2 * hid))
-        _step_order(hs[:, 1:], out.view(b, t, 2, hid).permute(2, 1, 0, 3), rev)
         return out
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_ih, w_hh, hs, rz, n, gh_n = ctx.saved_tensors
-        _, t, b, hid = n.shape
-        rev = torch.arange(t - 1, -1, -1, device=x.device)
-        r, z, h_prev = rz[..., :hid], rz[..., hid:], hs[:, :t]
-        # coefficients of dh (see the module docstring), each [2, T, B, H]
-        a_n = torch.addcmul(torch.ones_like(n), n, n, value=-1)  # 1 - n^2
-        a_n.addcmul_(z, a_n, value=-1)  # (1 - z)(1 - n^2)
-        a_nr = a_n * r
-        a_r = a_nr * gh_n
-        a_r.addcmul_(a_r, r, value=-1)  # * (1 - r)
-        a_z = h_prev - n
-        a_z.mul_(z)
-        a_z.addcmul_(a_z, z, value=-1)  # * (1 - z)
-        # [d gh_n, d r_pre, d z_pre, d n_pre] = dh * coef: rows 0..3H are d(gh) in the order
-        # (n, r, z), rows H..4H are d(gi) in the order (r, z, n)
-        coef = torch.stack((a_nr, a_r, a_z, a_n), dim=3)  # [2, T, B, 4, H]
-        del a_n, a_nr, a_r, a_z
-        d_out = x.new_empty((2, t, b, hid))
-        _step_order(grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3), d_out, rev)
-        w_p = torch.cat((w_hh[:, 2 * hid :], w_hh[:, : 2 * hid]), dim=1)  # rows (n, r, z)
-        dg = x.new_empty((2, t, b, 4 * hid))
-        dh_buf = (x.new_empty((2, b, hid)), x.new_empty((2, b, hid)))
-        dh_col = tuple(v.unsqueeze(2) for v in dh_buf)
-        do_s, z_s, coef_s = d_out.unbind(1), z.unbind(1), coef.unbind(1)
-        dg_s = dg.view(2, t, b, 4, hid).unbind(1)
-        dgh_s = dg[..., : 3 * hid].unbind(1)
-        dh_buf[(t - 1) % 2].copy_(do_s[t - 1])
+        t, _, b, hid = n.shape
         with _one_thread():
-            for s in range(t - 1, -1, -1):
-                dh, nxt = s % 2, (s - 1) % 2
-                torch.mul(dh_col[dh], coef_s[s], out=dg_s[s])
-                if s:
-                    torch.addcmul(do_s[s - 1], dh_buf[dh], z_s[s], out=dh_buf[nxt])
-                    dh_buf[nxt].baddbmm_(dgh_s[s], w_p)
-        del coef
-        flat = dg.view(2, t * b, 4 * hid)
-        d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), h_prev.reshape(2, t * b, hid))
-        d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)
-        dsum = flat.sum(1)  # [2, 4H]
-        d_b_hh = torch.cat((dsum[:, hid : 3 * hid], dsum[:, :hid]), dim=1)
-        d_b_ih = dsum[:, hid:].reshape(-1)
-        dgi = x.new_empty((b, t, 6 * hid))
-        _step_order(dg[..., hid:], dgi.view(b, t, 2, 3 * hid).permute(2, 1, 0, 3), rev)
+            dg = _backward_steps(grad_out, w_hh, hs, rz, n, gh_n)  # [2, T, B, 4H]
+            flat = dg.view(2, t * b, 4 * hid)
+            dsum = flat.sum(1)  # [2, 4H]
+            d_b_hh = torch.cat((dsum[:, hid : 3 * hid], dsum[:, :hid]), dim=1)
+            d_b_ih = dsum[:, hid:].reshape(-1)
+            dgi = x.new_empty((b, t, 6 * hid))  # natural time, batch-major: [B, T, 6H]
+            rev = torch.arange(t - 1, -1, -1, device=x.device)
+            _step_order(dg[..., hid:], dgi.view(b, t, 2, 3 * hid).permute(2, 1, 0, 3), rev)
+        # the large matmuls, on all threads
+        d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), hs[:, :t].reshape(2, t * b, hid))
+        d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)  # rows (n, r, z) -> (r, z, n)
         del dg, flat
-        dgi_flat = dgi.view(b * t, 6 * hid)
-        d_w_ih = dgi_flat.t().mm(x.reshape(b * t, -1))
+        d_w_ih = dgi.view(b * t, 6 * hid).t().mm(x.reshape(b * t, -1))
         dx = dgi.matmul(w_ih) if ctx.needs_input_grad[0] else None
         return dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh
+
+
+def _backward_steps(
+    grad_out: torch.Tensor,
+    w_hh: torch.Tensor,
+    hs: torch.Tensor,
+    rz: torch.Tensor,
+    n: torch.Tensor,
+    gh_n: torch.Tensor,
+) -> torch.Tensor:
+    """The gate gradients of every step, ``[2, T, B, 4H]`` in step order: columns ``0..3H`` are
+    ``d gh`` in the gate order ``(n, r, z)``, columns ``H..4H`` are ``d gi`` in ``(r, z, n)``.
+
+    Each is ``dh`` times a coefficient known from the forward pass (module docstring), so the
+    loop only carries ``dh`` through ``dh_prev = d_out + dh * z + d gh @ W_hh``.
+    """
+    t, _, b, hid = n.shape
+    r, z = rz[..., :hid], rz[..., hid:]
+    # coef[k] [T, 2, B, H] (time-major like the activations), written in place
+    coef = n.new_empty((4, t, 2, b, hid))
+    a_nr, a_r, a_z, a_n = coef.unbind(0)
+    u = torch.rsub(z, 1)  # 1 - z
+    torch.mul(n, n, out=a_n)
+    a_n.mul_(u).sub_(u).neg_()  # (1 - z)(1 - n^2)
+    torch.mul(a_n, r, out=a_nr)
+    torch.mul(a_nr, gh_n, out=a_r)
+    a_r.addcmul_(a_r, r, value=-1)  # * (1 - r)
+    torch.sub(hs[:, 1:].transpose(0, 1), n, out=a_z)  # h' - n = z (h - n)
+    a_z.mul_(u)  # (h - n) z (1 - z)
+    del u
+    d_out = n.new_empty((2, t, b, hid))  # step order
+    _step_order(grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3), d_out, torch.arange(t - 1, -1, -1))
+    w_p = torch.cat((w_hh[:, 2 * hid :], w_hh[:, : 2 * hid]), dim=1)  # rows (n, r, z)
+    dg = n.new_empty((2, t, b, 4 * hid))
+    dh_buf = (n.new_empty((2, b, hid)), n.new_empty((2, b, hid)))
+    dh_col = tuple(v.unsqueeze(0) for v in dh_buf)  # [1, 2, B, H]
+    do_s, z_s, coef_s = d_out.unbind(1), z.unbind(0), coef.unbind(1)  # coef_s[s]: [4, 2, B, H]
+    dg_s = dg.view(2, t, b, 4, hid).permute(1, 3, 0, 2, 4).unbind(0)  # [4, 2, B, H] views
+    dgh_s = dg[..., : 3 * hid].unbind(1)
+    dh_buf[(t - 1) % 2].copy_(do_s[t - 1])
+    for s in range(t - 1, -1, -1):
+        dh, nxt = s % 2, (s - 1) % 2
+        torch.mul(dh_col[dh], coef_s[s], out=dg_s[s])
+        if s:
+            torch.addcmul(do_s[s - 1], dh_buf[dh], z_s[s], out=dh_buf[nxt])
+            dh_buf[nxt].baddbmm_(dgh_s[s], w_p)
+    return dg
 
 
 def fast_gru_applies(gru: nn.GRU, x: torch.Tensor) -> bool:
