@@ -108,28 +108,29 @@ class BiGRUFunction(torch.autograd.Function):
         gi = F.linear(x, w_ih, bias.view(-1))  # [B, T, 6H]: a large matmul, on all threads
         with _one_thread():
             rev = torch.arange(t - 1, -1, -1, device=x.device)
-            # [gi_r, gi_z, b_hn] per step: the addend of the step matmul, which turns it into
-            # [r, z pre-activations, W_hn h + b_hn] in place (time-major: a contiguous self)
+            # g [T, 2, B, 3H] starts as [gi_r, gi_z, b_hn], the addend of the step matmul
+            # (time-major: a contiguous ``self``), and becomes [r, z, W_hn h + b_hn] in place;
+            # n [T, 2, B, H] starts as gi_n. Saved as they are for the backward pass.
             g = x.new_empty((t, 2, b, 3 * hid))
-            _step_order(gi.transpose(0, 1).unflatten(-1, (2, 3 * hid)).movedim(2, 0), g.transpose(0, 1), rev)
-            del gi
-            g_n = g[..., 2 * hid :].clone()  # gi_n
+            n = x.new_empty((t, 2, b, hid))
+            src = gi.transpose(0, 1).unflatten(-1, (2, 3 * hid)).movedim(2, 0)  # [2, T, B, 3H]
+            _step_order(src[..., : 2 * hid], g[..., : 2 * hid].transpose(0, 1), rev)
+            _step_order(src[..., 2 * hid :], n.transpose(0, 1), rev)
+            del gi, src
             g[..., 2 * hid :] = b_hh[:, None, 2 * hid :]
             w_hh_t = w_hh.transpose(1, 2)  # [2, H, 3H]
             hs = x.new_zeros((2, t + 1, b, hid))  # states, direction-major for d W_hh
-            rz = x.new_empty((t, 2, b, 2 * hid))
-            n = x.new_empty((t, 2, b, hid))
-            g_s, gn_s, grz_s, ghn_s = (v.unbind(0) for v in (g, g_n, g[..., : 2 * hid], g[..., 2 * hid :]))
-            rz_s, r_s, z_s, n_s = (v.unbind(0) for v in (rz, rz[..., :hid], rz[..., hid:], n))
-            h_s = hs.unbind(1)
+            r, z, gh_n = g[..., :hid], g[..., hid : 2 * hid], g[..., 2 * hid :]
+            g_s, rz_s, r_s, z_s, ghn_s = (v.unbind(0) for v in (g, g[..., : 2 * hid], r, z, gh_n))
+            n_s, h_s = n.unbind(0), hs.unbind(1)
             for s in range(t):
                 g_s[s].baddbmm_(h_s[s], w_hh_t)
-                torch.sigmoid(grz_s[s], out=rz_s[s])
-                torch.addcmul(gn_s[s], r_s[s], ghn_s[s], out=n_s[s]).tanh_()
+                rz_s[s].sigmoid_()
+                n_s[s].addcmul_(r_s[s], ghn_s[s]).tanh_()
                 torch.lerp(n_s[s], h_s[s], z_s[s], out=h_s[s + 1])
             out = x.new_empty((b, t, 2 * hid))
             _step_order(hs[:, 1:], out.view(b, t, 2, hid).permute(2, 1, 0, 3), rev)
-        ctx.save_for_backward(x, w_ih, w_hh, hs, rz, n, g[..., 2 * hid :])
+        ctx.save_for_backward(x, w_ih, w_hh, hs, g[..., : 2 * hid], n, g[..., 2 * hid :])
         return out
 
     @staticmethod
