@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from selfcross.models.fast_attention import fast_mha
+from selfcross.models.pooled_attention import fast_pooled_mha
 
 
 class Attention(nn.Module):
@@ -53,3 +54,25 @@ class Attention(nn.Module):
             out, _ = self.mha(query, source, source, key_padding_mask=key_padding_mask, need_weights=True)
             return out
         return fast_mha(self.mha, query, source, key_padding_mask)
+
+    def pooled(
+        self,
+        query: torch.Tensor,
+        source: torch.Tensor,
+        key_padding_mask: torch.Tensor | None = None,
+        query_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The temporal mean of :meth:`forward`'s output: ``[B, Tq, E]``, ``[B, Tk, E]`` -> ``[B, E]``.
+
+        ``query_mask [B, Tq]`` (``True`` = valid step) makes it the mean over valid steps.
+        Why a method of its own: the model only ever uses this mean, and the fast kernel
+        (:mod:`selfcross.models.pooled_attention`) computes it exactly without building the
+        ``[B, Tq, E]`` output; ``reference`` averages the authors' full output.
+        """
+        if self.impl == "reference":
+            out = self(query, source, key_padding_mask)
+            if query_mask is None:
+                return out.mean(dim=1)
+            w = query_mask.unsqueeze(-1).to(out.dtype)
+            return (out * w).sum(dim=1) / w.sum(dim=1)
+        return fast_pooled_mha(self.mha, query, source, key_padding_mask, query_mask)

@@ -164,13 +164,9 @@ class FusionModel(nn.Module):
             mean_masks[m] = keep if (keep is not None and cfg.masked_mean) else None
         vectors = []
         for name, target, source in self.pairs:
-            out = self.attentions[name](encoded[target], encoded[source], key_masks[source])
-            keep = mean_masks[target]
-            if keep is None:
-                vectors.append(out.mean(dim=1))
-            else:
-                w = keep.unsqueeze(-1).to(out.dtype)
-                vectors.append((out * w).sum(dim=1) / w.sum(dim=1))
+            attention = self.attentions[name]
+            pooled = attention.pooled(encoded[target], encoded[source], key_masks[source], mean_masks[target])
+            vectors.append(pooled)
         return self.pooling(torch.stack(vectors, dim=1))
 
     def forward(

@@ -1,0 +1,210 @@
+"""The pooled attention kernel (issue 8): the temporal mean of the attention output, exactly.
+
+Checked against ``nn.MultiheadAttention`` followed by the (masked) mean, values and every
+gradient, in float64; with dropout against an explicit computation that uses the same
+keep-mask. Correctness only: timings live in benchmarks/train_throughput.py.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from selfcross.models import Attention
+from selfcross.models.fast_attention import chunk_rows
+from selfcross.models.pooled_attention import (
+    PooledAttentionWeights,
+    dropped_positions,
+    query_weights,
+    sdpa_then_mean,
+)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def _case(seed: int, b: int, tq: int, tk: int, heads: int, d: int, self_attn: bool, kmask: bool, qmask: bool):
+    g = torch.Generator().manual_seed(seed)
+    e = heads * d
+    att = Attention(e, heads, dropout=0.0).double()
+    with torch.no_grad():
+        att.mha.in_proj_bias.normal_(generator=g)
+        att.mha.out_proj.bias.normal_(generator=g)
+    q = torch.randn(b, tq, e, dtype=torch.float64, generator=g, requires_grad=True)
+    s = q if self_attn else torch.randn(b, tk, e, dtype=torch.float64, generator=g, requires_grad=True)
+
+    def lengths_mask(n: int) -> torch.Tensor:
+        keep = torch.randint(1, n + 1, (b,), generator=g)  # every row keeps >= 1 step
+        return torch.arange(n)[None, :] < keep[:, None]
+
+    key_pad = ~lengths_mask(s.shape[1]) if kmask else None
+    query_valid = lengths_mask(tq) if qmask else None
+    return att, q, s, key_pad, query_valid
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 10**6),
+    st.integers(1, 3),
+    st.integers(1, 9),
+    st.integers(1, 9),
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+    st.booleans(),
+)
+def test_pooled_equals_mean_of_multihead_attention(seed, b, tq, tk, heads, d, self_attn, kmask, qmask, train):
+    """Value and all gradients (inputs and parameters) equal the reference's to float64 rounding."""
+    att, q, s, key_pad, query_valid = _case(seed, b, tq, tk, heads, d, self_attn, kmask, qmask)
+    att.train(train)
+    grad = torch.randn(b, heads * d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
+    inputs = [q] if s is q else [q, s]
+    params = [*inputs, *att.parameters()]
+    results = {}
+    for impl in ("fast", "reference"):
+        att.impl = impl
+        out = att.pooled(q, s, key_pad, query_valid)
+        results[impl] = (out, torch.autograd.grad(out, params, grad))
+    torch.testing.assert_close(results["fast"][0], results["reference"][0], rtol=1e-10, atol=1e-12)
+    for a, c in zip(results["fast"][1], results["reference"][1]):
+        torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-11)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.integers(0, 2**40),
+    st.integers(1, 7),
+    st.integers(1, 8),
+    st.integers(1, 8),
+    st.integers(1, 4),
+    st.sampled_from([0.1, 0.5]),
+    st.integers(1, 7),
+    st.booleans(),
+)
+def test_pooled_dropout_equals_explicit_dropout(seed, n, tq, tk, d, p, rows, masked):
+    """With dropout: the kernel = ``w^T (softmax(QK^T/sqrt d) * M / (1-p))`` with ``M`` zero
+    at ``dropped_positions(N*Tq*Tk, p, seed)``, value and gradients, whatever the block size."""
+    g = torch.Generator().manual_seed(seed % 2**31)
+    q, k = (torch.randn(n, t, d, dtype=torch.float64, generator=g, requires_grad=True) for t in (tq, tk))
+    w = torch.rand(n, 1, tq, dtype=torch.float64, generator=g)
+    w = w / w.sum(dim=-1, keepdim=True)
+    bias = None
+    if masked:
+        keep_n = torch.randint(1, tk + 1, (n,), generator=g)
+        bias = torch.zeros(n, 1, tk, dtype=torch.float64)
+        bias.masked_fill_(torch.arange(tk)[None, None, :] >= keep_n[:, None, None], float("-inf"))
+    rows = min(rows, n)
+    mask = torch.ones(n * tq * tk, dtype=torch.float64)
+    mask[dropped_positions(n * tq * tk, p, seed)] = 0.0
+    mask = mask.view(n, tq, tk)
+    ours = PooledAttentionWeights.apply(q, k, bias, w, p, seed, rows)
+    scores = q @ k.transpose(1, 2) / math.sqrt(d) + (0 if bias is None else bias)
+    want = w @ (torch.softmax(scores, -1) * mask / (1 - p))
+    torch.testing.assert_close(ours, want, rtol=1e-10, atol=1e-12)
+    go = torch.randn_like(want)
+    for a, c in zip(torch.autograd.grad(ours, (q, k), go), torch.autograd.grad(want, (q, k), go)):
+        torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-11)
+
+
+def test_pooled_dropout_is_active_seeded_and_off_in_eval():
+    att = Attention(8, 2, dropout=0.5).train()
+    x = torch.randn(2, 6, 8)
+    draws = []
+    for seed in (3, 3, 4):
+        torch.manual_seed(seed)
+        draws.append(att.pooled(x, x))
+    torch.testing.assert_close(draws[0], draws[1])
+    assert not torch.allclose(draws[0], draws[2])
+    att.eval()
+    torch.testing.assert_close(att.pooled(x, x), att.mha(x, x, x, need_weights=False)[0].mean(dim=1))
+
+
+def test_pooled_saves_no_float_attention_map():
+    b, h, t, e = 2, 3, 17, 6
+    att = Attention(e, h, dropout=0.1).train()
+    x = torch.randn(b, t, e, requires_grad=True)
+    saved: list[tuple[int, ...]] = []
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        if tensor.is_floating_point():
+            saved.append(tuple(tensor.shape))
+        return tensor
+
+    for impl, expect_map in (("fast", False), ("reference", True)):
+        att.impl = impl
+        saved.clear()
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda s: s):
+            att.pooled(x, x).sum()
+        has_map = any(len(s) >= 2 and s[-2:] == (t, t) and math.prod(s) >= b * h * t * t for s in saved)
+        assert has_map == expect_map, impl
+
+
+def test_query_weights_sum_to_one():
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    torch.testing.assert_close(
+        query_weights(mask, 2, 3, torch.float64, torch.device("cpu")),
+        torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]], dtype=torch.float64),
+    )
+    assert torch.allclose(
+        query_weights(None, 2, 4, torch.float32, torch.device("cpu")), torch.full((2, 4), 0.25)
+    )
+
+
+def test_blocks_do_not_change_the_eval_result():
+    """Eval mode: any block size gives the same numbers (blocks only bound memory)."""
+    g = torch.Generator().manual_seed(0)
+    q, k = (torch.randn(6, t, 4, dtype=torch.float64, generator=g) for t in (5, 7))
+    w = torch.full((6, 1, 5), 0.2, dtype=torch.float64)
+    outs = [
+        PooledAttentionWeights.apply(q, k, None, w, 0.0, 0, rows) for rows in (1, 4, chunk_rows(6, 5, 7, 8))
+    ]
+    for o in outs[1:]:
+        torch.testing.assert_close(o, outs[0], rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_dropped_positions_rate_and_independence(p):
+    """Each weight is dropped with probability p, independently of its neighbour (4-sigma bounds)."""
+    n = 400_000
+    mask = torch.zeros(n, dtype=torch.bool)
+    pos = dropped_positions(n, p, seed=12345)
+    assert torch.all(pos[1:] > pos[:-1]) and int(pos[0]) >= 0 and int(pos[-1]) < n
+    mask[pos] = True
+    rate = mask.double().mean().item()
+    assert abs(rate - p) < 4 * math.sqrt(p * (1 - p) / n)
+    both = (mask[1:] & mask[:-1]).double().mean().item()
+    assert abs(both - p * p) < 4 * math.sqrt(p * p * (1 - p * p) / n)
+    assert torch.equal(pos, dropped_positions(n, p, seed=12345))
+    assert not torch.equal(pos[:100], dropped_positions(n, p, seed=12346)[:100])
+
+
+def test_dropped_positions_edges():
+    assert dropped_positions(0, 0.1, 1).numel() == 0
+    assert dropped_positions(10, 0.0, 1).numel() == 0
+    assert torch.equal(dropped_positions(5, 1.0, 1), torch.arange(5))
+    for seed in range(50):  # tiny maps: positions stay inside, even with several draws
+        pos = dropped_positions(3, 0.9, seed)
+        assert pos.numel() == 0 or (int(pos.max()) < 3 and int(pos.min()) >= 0)
+
+
+def test_accelerator_path_equals_cpu_kernel_without_dropout():
+    """The CUDA branch (SDPA then mean) computes the same pooled output; checked here on CPU."""
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, 3, t, 4, dtype=torch.float64, generator=g) for t in (6, 7, 7))
+    pad = torch.tensor([[False] * 7, [False] * 4 + [True] * 3])
+    w = query_weights(torch.tensor([[True] * 6, [True] * 2 + [False] * 4]), 2, 6, torch.float64, q.device)
+    got = sdpa_then_mean(q, k, v, pad, w, 0.0)
+    scores = q @ k.transpose(-1, -2) / 2.0 + torch.where(pad, float("-inf"), 0.0)[:, None, None, :]
+    want = torch.einsum("bhqd,bq->bhd", torch.softmax(scores, -1) @ v, w)
+    torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
