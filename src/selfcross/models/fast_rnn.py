@@ -122,15 +122,15 @@ class BiGRUFunction(torch.autograd.Function):
             g[..., 2 * hid :] = b_hh[:, None, 2 * hid :]
             w_hh_t = w_hh.transpose(1, 2)  # [2, H, 3H]
             hs = x.new_zeros((2, t + 1, b, hid))  # states, direction-major for d W_hh
-            r, z = x.new_empty((2, t, 2, b, hid)).unbind(0)
-            g_s, pr_s, pz_s, ghn_s = (
-                v.unbind(0) for v in (g, g[..., :hid], g[..., hid : 2 * hid], g[..., 2 * hid :])
-            )
-            r_s, z_s, n_s, h_s = r.unbind(0), z.unbind(0), n.unbind(0), hs.unbind(1)
+            rz = x.new_empty((2, t, 2, b, hid))  # the r and z planes
+            r, z = rz.unbind(0)
+            g_s, ghn_s, r_s, z_s, n_s = (v.unbind(0) for v in (g, g[..., 2 * hid :], r, z, n))
+            # [2 (r|z), 2, B, H] views of the pre-activations and the planes: one sigmoid
+            prz_s = g[..., : 2 * hid].unflatten(-1, (2, hid)).permute(3, 0, 1, 2, 4).unbind(1)
+            rz_s, h_s = rz.unbind(1), hs.unbind(1)
             for s in range(t):
                 g_s[s].baddbmm_(h_s[s], w_hh_t)
-                torch.sigmoid(pr_s[s], out=r_s[s])
-                torch.sigmoid(pz_s[s], out=z_s[s])
+                torch.sigmoid(prz_s[s], out=rz_s[s])
                 n_s[s].addcmul_(r_s[s], ghn_s[s]).tanh_()
                 torch.lerp(n_s[s], h_s[s], z_s[s], out=h_s[s + 1])
             out = x.new_empty((b, t, 2 * hid))
@@ -180,11 +180,11 @@ def _backward_steps(
     coef = n.new_empty((4, t, 2, b, hid))
     a_nr, a_r, a_z, a_n = coef.unbind(0)
     u = torch.rsub(z, 1)  # 1 - z
-    torch.mul(n, n, out=a_n)
-    a_n.mul_(u).sub_(u).neg_()  # (1 - z)(1 - n^2)
+    torch.mul(u, n, out=a_n)
+    torch.addcmul(u, a_n, n, value=-1, out=a_n)  # (1 - z)(1 - n^2)
     torch.mul(a_n, r, out=a_nr)
-    torch.mul(a_nr, gh_n, out=a_r)
-    a_r.addcmul_(a_r, r, value=-1)  # * (1 - r)
+    torch.addcmul(a_nr, a_nr, r, value=-1, out=a_r)  # a_n r (1 - r)
+    a_r.mul_(gh_n)
     torch.sub(hs[:, 1:].transpose(0, 1), n, out=a_z)  # h' - n = z (h - n)
     a_z.mul_(u)  # (h - n) z (1 - z)
     del u
