@@ -6,8 +6,10 @@ authors' path). Prints milliseconds per call: the minimum and the median over ``
 calls, with the variants interleaved so background load hits them alike, plus the thread
 count and the load average (the machine's 2 cores are shared: read the minimum).
 
-``--compare PATH`` also times the ``gru_forward`` of another copy of ``fast_rnn.py`` (e.g. the
-previous version from ``git show HEAD~1:src/selfcross/models/fast_rnn.py``) in the same run.
+``tune_malloc()`` is called first, as ``train_run`` does (``--no-tune-malloc`` to skip it:
+then every large buffer is a fresh ``mmap`` whose pages fault in on first touch, which adds
+the same cost to every variant). ``--compare PATH`` also times the ``gru_forward`` of
+another copy of ``fast_rnn.py`` (e.g. an earlier version from ``git show``) in the same run.
 
 Usage::
 
@@ -29,6 +31,7 @@ import torch
 from torch import nn
 
 from selfcross.models.fast_rnn import gru_forward
+from selfcross.models.kernels import tune_malloc
 
 HIDDEN = 60
 # (name, time steps, features, does the input require grad)
@@ -59,7 +62,9 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--compare", type=Path, default=None, help="another fast_rnn.py to time alongside")
     ap.add_argument("--no-reference", action="store_true", help="skip nn.GRU float32/float64")
+    ap.add_argument("--no-tune-malloc", action="store_true", help="keep glibc's malloc defaults")
     args = ap.parse_args()
+    tuned = False if args.no_tune_malloc else tune_malloc()
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
@@ -72,7 +77,10 @@ def main() -> None:
         variants["nn.GRU f32"] = (lambda g, x: g(x)[0], torch.float32)
         variants["nn.GRU f64"] = (lambda g, x: g(x)[0], torch.float64)
 
-    print(f"threads={torch.get_num_threads()} batch={args.batch} hidden={HIDDEN} repeats={args.repeats}")
+    print(
+        f"threads={torch.get_num_threads()} batch={args.batch} hidden={HIDDEN} repeats={args.repeats} "
+        f"tune_malloc={tuned} torch={torch.__version__}"
+    )
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     totals = {k: 0.0 for k in variants}
     for name, steps, feats, x_grad in SHAPES:

@@ -5,9 +5,13 @@ direction, and its backward replays them one by one (audio: 500 steps x 2 direct
 Those tiny ops are dominated by dispatch and thread start-up, not arithmetic, and they get
 much worse when the 2 cores are shared. This kernel computes *the same function*
 (PyTorch's GRU equations, gate order ``r, z, n``, zero initial state) with both directions
-stacked into one ``[2, B, H]`` state, so one step is 6 ops forward and 4 ops backward;
+stacked into one ``[2, B, H]`` state, so one step is 5 ops forward and 3 ops backward;
 everything that does not depend on the recurrence (input projections, weight gradients,
-gate derivatives) is done once for all steps as large matmuls.
+gate derivatives) is done once for all steps, as large matmuls or whole-buffer passes.
+
+Threads: the step loops and the memory-bound copies and passes run on one intra-op thread
+(see :func:`_one_thread`); only the large matmuls (input projection, ``d W_ih``, ``d x``,
+``d W_hh``) use the caller's thread count.
 
 Equations (per direction, ``x_t [B, F]``, ``h [B, H]``)::
 
@@ -22,7 +26,9 @@ Backward, with ``dh`` the gradient reaching ``h'``::
     dh_prev = dh * z + [dr_pre, dz_pre, dgh_n] W_hh
 
 All of ``[dr_pre, dz_pre, dgh_n]`` is ``dh`` times a coefficient that is known after the
-forward pass, so the loop only carries ``dh``.
+forward pass, so the loop only carries ``dh``. ``b_hr`` and ``b_hz`` are folded into the
+input projection (only ``b_hn`` must stay inside ``r * (W_hn h + b_hn)``), and the step
+matmul adds ``h W_hh^T`` in place onto ``[gi_r, gi_z, b_hn]``.
 
 Use :func:`gru_forward` (falls back to the module itself where the kernel does not apply:
 CUDA, packed sequences, several layers, one direction, no bias, an initial state, or a
@@ -53,13 +59,16 @@ def _stack_params(gru: nn.GRU) -> tuple[torch.Tensor, ...]:
 
 @contextmanager
 def _one_thread() -> Iterator[None]:
-    """Run the per-step loop on one intra-op thread, then restore the setting.
+    """Run the step loops and the memory-bound work on one intra-op thread, then restore the
+    setting.
 
     Why: a step's ops are tiny (``[2, 32, 60] x [2, 60, 180]``, a few thousand elements), so a
     second thread cannot speed them up, but every op then pays an OpenMP fork/join, and when
     the cores are shared a join waits for a descheduled thread. Measured on this 2-core
     machine with 2 other busy processes (audio BiGRU, batch 32, forward + backward):
-    0.41 s on 1 thread, 12.5 s on 2 threads.
+    0.41 s on 1 thread, 12.5 s on 2 threads. The same holds for whole-buffer copies and
+    elementwise passes (bandwidth-bound here): with the other core busy, a 23 MB copy took
+    ~8 ms on 2 threads and ~2.5 ms on 1.
     """
     n = torch.get_num_threads()
     if n == 1:
@@ -84,11 +93,15 @@ class BiGRUFunction(torch.autograd.Function):
     """``forward(x [B,T,F], w_ih [6H,F], b_ih [6H], w_hh [2,3H,H], b_hh [2,3H]) -> [B,T,2H]``.
 
     Layout (why): every per-step operand is a view precomputed with ``unbind`` (slicing in
-    the loop costs as much as a small op), both directions are stacked so one op serves both,
-    and every buffer is ``[2, T, B, *]`` in *step order* (direction 1 reversed in time), so a
-    step's slice is two contiguous blocks and the parameter gradients are single matmuls over
-    ``(T B)`` rows with no permuted copies. Saves ``x``, the weights, the states
-    ``[2, T+1, B, H]``, the gate activations and ``W_hn h + b_hn`` (``O(T B H)``).
+    the loop costs as much as a small op); both directions are stacked so one op serves
+    both; every buffer is in *step order* (direction 1 reversed in time), so a step's slice
+    is one or two contiguous blocks. Buffers read per step are time-major ``[T, 2, B, *]``
+    (a strided-batch ``self`` sends ``baddbmm_`` down a slower per-batch path); those the
+    parameter gradients contract over ``(T, B)`` are direction-major ``[2, T, B, *]`` (the
+    states, the gate gradients), so those are single matmuls with no permuted copies; the
+    only layout changes are copies with runs of ``>= H`` contiguous elements (natural time
+    <-> step order, batch-major <-> time-major). Saves ``x``, the weights, the states
+    ``[2, T+1, B, H]``, ``r``, ``z``, ``n`` and ``W_hn h + b_hn`` (``O(T B H)``).
     """
 
     @staticmethod
