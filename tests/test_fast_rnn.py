@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from selfcross.models import fast_rnn
 from selfcross.models.fast_rnn import fast_gru_applies, gru_forward
 
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-5)}
@@ -87,5 +88,20 @@ def test_bigru_keeps_thread_setting_at_one_thread():
         gru = nn.GRU(3, 4, batch_first=True, bidirectional=True)
         gru_forward(gru, torch.randn(2, 5, 3, requires_grad=True)).sum().backward()
         assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("parallel", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_bigru_thread_modes_match(monkeypatch, parallel, threads):
+    """Stacked loop or one thread per direction: the same numbers, the thread setting kept."""
+    monkeypatch.setattr(fast_rnn, "PARALLEL_DIRECTIONS", parallel)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for dtype, x_grad in ((torch.float64, True), (torch.float32, False)):
+            _compare(3, 3, 7, 5, 4, dtype, x_grad, False)
+        assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)

@@ -37,7 +37,8 @@ GRU marked ``selfcross_reference = True`` by :func:`selfcross.models.kernels.set
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
@@ -119,6 +120,7 @@ class BiGRUFunction(torch.autograd.Function):
         bias = b_ih.view(2, 3 * hid).clone()
         bias[:, : 2 * hid] += b_hh[:, : 2 * hid]
         gi = F.linear(x, w_ih, bias.view(-1))  # [B, T, 6H]: a large matmul, on all threads
+        parallel = _parallel_directions()
         with _one_thread():
             rev = torch.arange(t - 1, -1, -1, device=x.device)
             # g [T, 2, B, 3H] starts as [gi_r, gi_z, b_hn], the addend of the step matmul
@@ -137,15 +139,7 @@ class BiGRUFunction(torch.autograd.Function):
             hs = x.new_zeros((2, t + 1, b, hid))  # states, direction-major for d W_hh
             rz = x.new_empty((2, t, 2, b, hid))  # the r and z planes
             r, z = rz.unbind(0)
-            g_s, ghn_s, r_s, z_s, n_s = (v.unbind(0) for v in (g, g[..., 2 * hid :], r, z, n))
-            # [2 (r|z), 2, B, H] views of the pre-activations and the planes: one sigmoid
-            prz_s = g[..., : 2 * hid].unflatten(-1, (2, hid)).permute(3, 0, 1, 2, 4).unbind(1)
-            rz_s, h_s = rz.unbind(1), hs.unbind(1)
-            for s in range(t):
-                g_s[s].baddbmm_(h_s[s], w_hh_t)
-                torch.sigmoid(prz_s[s], out=rz_s[s])
-                n_s[s].addcmul_(r_s[s], ghn_s[s]).tanh_()
-                torch.lerp(n_s[s], h_s[s], z_s[s], out=h_s[s + 1])
+            _per_direction(parallel, _forward_loop, (g, 1), (n, 1), (rz, 2), (hs, 0), (w_hh_t, 0))
             out = x.new_empty((b, t, 2 * hid))
             _step_order(hs[:, 1:], out.view(b, t, 2, hid).permute(2, 1, 0, 3), rev)
         ctx.save_for_backward(x, w_ih, w_hh, hs, r, z, n, g[..., 2 * hid :])
@@ -155,8 +149,9 @@ class BiGRUFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_ih, w_hh, hs, r, z, n, gh_n = ctx.saved_tensors
         t, _, b, hid = n.shape
+        parallel = _parallel_directions()
         with _one_thread():
-            dg = _backward_steps(grad_out, w_hh, hs, r, z, n, gh_n)  # [2, T, B, 4H]
+            dg = _backward_steps(grad_out, w_hh, hs, r, z, n, gh_n, parallel)  # [2, T, B, 4H]
             flat = dg.view(2, t * b, 4 * hid)
             dsum = flat.sum(1)  # [2, 4H]
             d_b_hh = torch.cat((dsum[:, hid : 3 * hid], dsum[:, :hid]), dim=1)
@@ -181,6 +176,7 @@ def _backward_steps(
     z: torch.Tensor,
     n: torch.Tensor,
     gh_n: torch.Tensor,
+    parallel: bool,
 ) -> torch.Tensor:
     """The gate gradients of every step, ``[2, T, B, 4H]`` in step order: columns ``0..3H`` are
     ``d gh`` in the gate order ``(n, r, z)``, columns ``H..4H`` are ``d gi`` in ``(r, z, n)``.
@@ -205,10 +201,44 @@ def _backward_steps(
     _step_order(grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3), d_out, torch.arange(t - 1, -1, -1))
     w_p = torch.cat((w_hh[:, 2 * hid :], w_hh[:, : 2 * hid]), dim=1)  # rows (n, r, z)
     dg = n.new_empty((2, t, b, 4 * hid))
-    dh_buf = (n.new_empty((2, b, hid)), n.new_empty((2, b, hid)))
-    dh_col = tuple(v.unsqueeze(0) for v in dh_buf)  # [1, 2, B, H]
-    do_s, z_s, coef_s = d_out.unbind(1), z.unbind(0), coef.unbind(1)  # coef_s[s]: [4, 2, B, H]
-    dg_s = dg.view(2, t, b, 4, hid).permute(1, 3, 0, 2, 4).unbind(0)  # [4, 2, B, H] views
+    _per_direction(parallel, _backward_loop, (d_out, 0), (z, 1), (coef, 2), (dg, 0), (w_p, 0))
+    return dg
+
+
+def _forward_loop(
+    g: torch.Tensor, n: torch.Tensor, rz: torch.Tensor, hs: torch.Tensor, w_hh_t: torch.Tensor
+) -> None:
+    """The forward recurrence over ``D`` stacked directions (2, or 1 per thread), in place.
+
+    ``g [T, D, B, 3H]`` ([gi_r, gi_z, b_hn] -> [r, z pre-activations, W_hn h + b_hn]),
+    ``n [T, D, B, H]`` (gi_n -> n), ``rz [2, T, D, B, H]`` (r and z planes, written),
+    ``hs [D, T+1, B, H]`` (states; ``hs[:, 0]`` is the initial state), ``w_hh_t [D, H, 3H]``.
+    """
+    hid = n.shape[-1]
+    g_s, ghn_s, r_s, z_s, n_s = (v.unbind(0) for v in (g, g[..., 2 * hid :], rz[0], rz[1], n))
+    # [2 (r|z), D, B, H] views of the pre-activations and of the planes: one sigmoid for both
+    prz_s = g[..., : 2 * hid].unflatten(-1, (2, hid)).permute(3, 0, 1, 2, 4).unbind(1)
+    rz_s, h_s = rz.unbind(1), hs.unbind(1)
+    for s in range(len(g_s)):
+        g_s[s].baddbmm_(h_s[s], w_hh_t)
+        torch.sigmoid(prz_s[s], out=rz_s[s])
+        n_s[s].addcmul_(r_s[s], ghn_s[s]).tanh_()
+        torch.lerp(n_s[s], h_s[s], z_s[s], out=h_s[s + 1])
+
+
+def _backward_loop(
+    d_out: torch.Tensor, z: torch.Tensor, coef: torch.Tensor, dg: torch.Tensor, w_p: torch.Tensor
+) -> None:
+    """The backward recurrence over ``D`` stacked directions (2, or 1 per thread).
+
+    ``d_out [D, T, B, H]`` (output gradients, step order), ``z [T, D, B, H]``,
+    ``coef [4, T, D, B, H]``, ``w_p [D, 3H, H]`` (rows ``n, r, z``); writes ``dg [D, T, B, 4H]``.
+    """
+    nd, t, b, hid = d_out.shape
+    dh_buf = (d_out.new_empty((nd, b, hid)), d_out.new_empty((nd, b, hid)))
+    dh_col = tuple(v.unsqueeze(0) for v in dh_buf)  # [1, D, B, H]
+    do_s, z_s, coef_s = d_out.unbind(1), z.unbind(0), coef.unbind(1)  # coef_s[s]: [4, D, B, H]
+    dg_s = dg.view(nd, t, b, 4, hid).permute(1, 3, 0, 2, 4).unbind(0)  # [4, D, B, H] views
     dgh_s = dg[..., : 3 * hid].unbind(1)
     dh_buf[(t - 1) % 2].copy_(do_s[t - 1])
     for s in range(t - 1, -1, -1):
@@ -217,7 +247,46 @@ def _backward_steps(
         if s:
             torch.addcmul(do_s[s - 1], dh_buf[dh], z_s[s], out=dh_buf[nxt])
             dh_buf[nxt].baddbmm_(dgh_s[s], w_p)
-    return dg
+
+
+_POOL: ThreadPoolExecutor | None = None
+PARALLEL_DIRECTIONS = False
+"""Run the two directions' step loops in two Python threads when the caller allows 2+ threads.
+
+Off by default: measured with another process busy on one of the 2 cores, it was 5-30%
+slower than the stacked loop on one thread (two half-size ops per step instead of one, and
+no idle core to gain from)."""
+
+
+def _parallel_directions() -> bool:
+    return PARALLEL_DIRECTIONS and torch.get_num_threads() > 1
+
+
+def _in_worker(fn: Callable[..., None], args: tuple[torch.Tensor, ...]) -> None:
+    with torch.no_grad():  # grad mode is thread-local: the worker starts with it enabled
+        torch.set_num_threads(1)
+        fn(*args)
+
+
+def _per_direction(parallel: bool, fn: Callable[..., None], *args: tuple[torch.Tensor, int]) -> None:
+    """``fn(*tensors)`` on both directions stacked, or (``parallel``) on direction 1 in a
+    worker thread while this thread runs direction 0; each ``(tensor, dim)`` names the
+    tensor's direction dimension.
+
+    Why: the loops are a few small ops per step on one core; torch releases the GIL inside
+    each op, so a second thread can keep the second core busy with the other direction.
+    """
+    if not parallel:
+        fn(*(a for a, _ in args))
+        return
+    global _POOL
+    if _POOL is None:
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfcross-gru")
+    fut = _POOL.submit(_in_worker, fn, tuple(a.narrow(d, 1, 1) for a, d in args))
+    try:
+        fn(*(a.narrow(d, 0, 1) for a, d in args))
+    finally:
+        fut.result()
 
 
 def fast_gru_applies(gru: nn.GRU, x: torch.Tensor) -> bool:
