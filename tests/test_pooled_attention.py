@@ -208,3 +208,18 @@ def test_accelerator_path_equals_cpu_kernel_without_dropout():
     scores = q @ k.transpose(-1, -2) / 2.0 + torch.where(pad, float("-inf"), 0.0)[:, None, None, :]
     want = torch.einsum("bhqd,bq->bhd", torch.softmax(scores, -1) @ v, w)
     torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_two_threads_give_the_same_bits_as_one():
+    """Blocks spread over Python threads run the same single-threaded ops: identical results."""
+    g = torch.Generator().manual_seed(11)
+    q, k = (torch.randn(9, t, 4, dtype=torch.float32, generator=g, requires_grad=True) for t in (13, 11))
+    w = torch.full((9, 1, 13), 1 / 13)
+    results = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        a = PooledAttentionWeights.apply(q, k, None, w, 0.1, 77, 2)
+        results.append((a, *torch.autograd.grad(a, (q, k), torch.ones_like(a))))
+        assert torch.get_num_threads() == threads
+    for one, two in zip(*results):
+        assert torch.equal(one, two)

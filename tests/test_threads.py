@@ -1,0 +1,51 @@
+"""``selfcross.models.threads``: every item once, errors surface, the thread setting survives."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import torch
+
+from selfcross.models.threads import one_intraop_thread, run_split
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_run_split_calls_every_item_once(threads):
+    seen: list[int] = []
+    lock = threading.Lock()
+    inner_threads: set[int] = set()
+
+    def item(i: int) -> None:
+        inner_threads.add(torch.get_num_threads())
+        with lock:
+            seen.append(i)
+
+    before = torch.get_num_threads()
+    run_split(item, 7, threads=threads)
+    assert sorted(seen) == list(range(7))
+    assert inner_threads == {1}  # every item ran its ops on one intra-op thread
+    assert torch.get_num_threads() == before
+
+
+def test_run_split_raises_errors_from_any_thread_and_restores():
+    before = torch.get_num_threads()
+
+    def item(i: int) -> None:
+        if i == 3:
+            raise ValueError("item 3 failed")
+
+    with pytest.raises(ValueError, match="item 3"):
+        run_split(item, 6, threads=2)
+    assert torch.get_num_threads() == before
+
+
+def test_one_intraop_thread_restores():
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with one_intraop_thread():
+            assert torch.get_num_threads() == 1
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(old)
