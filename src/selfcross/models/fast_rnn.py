@@ -37,8 +37,7 @@ GRU marked ``selfcross_reference = True`` by :func:`selfcross.models.kernels.set
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -120,7 +119,6 @@ class BiGRUFunction(torch.autograd.Function):
         bias = b_ih.view(2, 3 * hid).clone()
         bias[:, : 2 * hid] += b_hh[:, : 2 * hid]
         gi = F.linear(x, w_ih, bias.view(-1))  # [B, T, 6H]: a large matmul, on all threads
-        parallel = _parallel_directions()
         with _one_thread():
             rev = torch.arange(t - 1, -1, -1, device=x.device)
             # g [T, 2, B, 3H] starts as [gi_r, gi_z, b_hn], the addend of the step matmul
@@ -139,7 +137,7 @@ class BiGRUFunction(torch.autograd.Function):
             hs = x.new_zeros((2, t + 1, b, hid))  # states, direction-major for d W_hh
             rz = x.new_empty((2, t, 2, b, hid))  # the r and z planes
             r, z = rz.unbind(0)
-            _per_direction(parallel, _forward_loop, (g, 1), (n, 1), (rz, 2), (hs, 0), (w_hh_t, 0))
+            _forward_loop(g, n, rz, hs, w_hh_t)
             out = x.new_empty((b, t, 2 * hid))
             _step_order(hs[:, 1:], out.view(b, t, 2, hid).permute(2, 1, 0, 3), rev)
         ctx.save_for_backward(x, w_ih, w_hh, hs, r, z, n, g[..., 2 * hid :])
@@ -149,9 +147,8 @@ class BiGRUFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_ih, w_hh, hs, r, z, n, gh_n = ctx.saved_tensors
         t, _, b, hid = n.shape
-        parallel = _parallel_directions()
         with _one_thread():
-            dg = _backward_steps(grad_out, w_hh, hs, r, z, n, gh_n, parallel)  # [2, T, B, 4H]
+            dg = _backward_steps(grad_out, w_hh, hs, r, z, n, gh_n)  # [2, T, B, 4H]
             flat = dg.view(2, t * b, 4 * hid)
             dsum = flat.sum(1)  # [2, 4H]
             d_b_hh = torch.cat((dsum[:, hid : 3 * hid], dsum[:, :hid]), dim=1)
@@ -176,7 +173,6 @@ def _backward_steps(
     z: torch.Tensor,
     n: torch.Tensor,
     gh_n: torch.Tensor,
-    parallel: bool,
 ) -> torch.Tensor:
     """The gate gradients of every step, ``[2, T, B, 4H]`` in step order: columns ``0..3H`` are
     ``d gh`` in the gate order ``(n, r, z)``, columns ``H..4H`` are ``d gi`` in ``(r, z, n)``.
@@ -201,14 +197,14 @@ def _backward_steps(
     _step_order(grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3), d_out, torch.arange(t - 1, -1, -1))
     w_p = torch.cat((w_hh[:, 2 * hid :], w_hh[:, : 2 * hid]), dim=1)  # rows (n, r, z)
     dg = n.new_empty((2, t, b, 4 * hid))
-    _per_direction(parallel, _backward_loop, (d_out, 0), (z, 1), (coef, 2), (dg, 0), (w_p, 0))
+    _backward_loop(d_out, z, coef, dg, w_p)
     return dg
 
 
 def _forward_loop(
     g: torch.Tensor, n: torch.Tensor, rz: torch.Tensor, hs: torch.Tensor, w_hh_t: torch.Tensor
 ) -> None:
-    """The forward recurrence over ``D`` stacked directions (2, or 1 per thread), in place.
+    """The forward recurrence over ``D`` stacked directions, in place.
 
     ``g [T, D, B, 3H]`` ([gi_r, gi_z, b_hn] -> [r, z pre-activations, W_hn h + b_hn]),
     ``n [T, D, B, H]`` (gi_n -> n), ``rz [2, T, D, B, H]`` (r and z planes, written),
@@ -229,7 +225,7 @@ def _forward_loop(
 def _backward_loop(
     d_out: torch.Tensor, z: torch.Tensor, coef: torch.Tensor, dg: torch.Tensor, w_p: torch.Tensor
 ) -> None:
-    """The backward recurrence over ``D`` stacked directions (2, or 1 per thread).
+    """The backward recurrence over ``D`` stacked directions.
 
     ``d_out [D, T, B, H]`` (output gradients, step order), ``z [T, D, B, H]``,
     ``coef [4, T, D, B, H]``, ``w_p [D, 3H, H]`` (rows ``n, r, z``); writes ``dg [D, T, B, 4H]``.
@@ -247,46 +243,6 @@ def _backward_loop(
         if s:
             torch.addcmul(do_s[s - 1], dh_buf[dh], z_s[s], out=dh_buf[nxt])
             dh_buf[nxt].baddbmm_(dgh_s[s], w_p)
-
-
-_POOL: ThreadPoolExecutor | None = None
-PARALLEL_DIRECTIONS = False
-"""Run the two directions' step loops in two Python threads when the caller allows 2+ threads.
-
-Off by default: measured with another process busy on one of the 2 cores, it was 5-30%
-slower than the stacked loop on one thread (two half-size ops per step instead of one, and
-no idle core to gain from)."""
-
-
-def _parallel_directions() -> bool:
-    return PARALLEL_DIRECTIONS and torch.get_num_threads() > 1
-
-
-def _in_worker(fn: Callable[..., None], args: tuple[torch.Tensor, ...]) -> None:
-    with torch.no_grad():  # grad mode is thread-local: the worker starts with it enabled
-        torch.set_num_threads(1)
-        fn(*args)
-
-
-def _per_direction(parallel: bool, fn: Callable[..., None], *args: tuple[torch.Tensor, int]) -> None:
-    """``fn(*tensors)`` on both directions stacked, or (``parallel``) on direction 1 in a
-    worker thread while this thread runs direction 0; each ``(tensor, dim)`` names the
-    tensor's direction dimension.
-
-    Why: the loops are a few small ops per step on one core; torch releases the GIL inside
-    each op, so a second thread can keep the second core busy with the other direction.
-    """
-    if not parallel:
-        fn(*(a for a, _ in args))
-        return
-    global _POOL
-    if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="selfcross-gru")
-    fut = _POOL.submit(_in_worker, fn, tuple(a.narrow(d, 1, 1) for a, d in args))
-    try:
-        fn(*(a.narrow(d, 0, 1) for a, d in args))
-    finally:
-        fut.result()
 
 
 def fast_gru_applies(gru: nn.GRU, x: torch.Tensor) -> bool:
