@@ -49,3 +49,15 @@ def test_one_intraop_thread_restores():
         assert torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(old)
+
+
+def test_run_split_keeps_inference_mode():
+    """Tensors made under inference_mode can be written by the pool's threads too."""
+    with torch.inference_mode():
+        out = torch.zeros(6)
+
+        def item(i: int) -> None:
+            out[i : i + 1].add_(i)
+
+        run_split(item, 6, threads=2)
+    assert out.tolist() == [0, 1, 2, 3, 4, 5]

@@ -66,10 +66,14 @@ def _single_threaded_worker() -> None:
         torch.set_num_threads(1)
 
 
-def _run_items(fn: Callable[[int], None], items: range) -> None:
-    """Worker side: ``fn`` on every item, without autograd, on one intra-op thread."""
+def _run_items(fn: Callable[[int], None], items: range, inference: bool) -> None:
+    """Worker side: ``fn`` on every item, without autograd, on one intra-op thread.
+
+    ``inference``: the caller's inference mode, which is thread-local like grad mode (tensors
+    made under ``torch.inference_mode`` may only be written to in inference mode).
+    """
     _single_threaded_worker()
-    with torch.no_grad():
+    with torch.inference_mode(inference), torch.no_grad():
         for i in items:
             fn(i)
 
@@ -91,7 +95,10 @@ def run_split(fn: Callable[[int], None], n_items: int, threads: int | None = Non
                 fn(i)
             return
         pool = _pool(threads - 1)
-        futures = [pool.submit(_run_items, fn, range(t, n_items, threads)) for t in range(1, threads)]
+        inference = torch.is_inference_mode_enabled()
+        futures = [
+            pool.submit(_run_items, fn, range(t, n_items, threads), inference) for t in range(1, threads)
+        ]
         try:
             with torch.no_grad():
                 for i in range(0, n_items, threads):
