@@ -91,3 +91,16 @@ def test_bigru_thread_count_kept(threads):
         assert torch.get_num_threads() == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_bigru_frozen_weights_still_give_input_grad():
+    gru = nn.GRU(4, 3, batch_first=True, bidirectional=True).double()
+    for name, p in gru.named_parameters():
+        p.requires_grad_("bias" in name)
+    x = torch.randn(2, 6, 4, dtype=torch.float64, requires_grad=True)
+    grad = torch.randn(2, 6, 6, dtype=torch.float64)
+    params = [x] + [p for p in gru.parameters() if p.requires_grad]
+    got = torch.autograd.grad(gru_forward(gru, x), params, grad)
+    want = torch.autograd.grad(gru(x)[0], params, grad)
+    for a, c in zip(got, want):
+        torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-11)

@@ -156,12 +156,15 @@ class BiGRUFunction(torch.autograd.Function):
             dgi = x.new_empty((b, t, 6 * hid))  # natural time, batch-major: [B, T, 6H]
             rev = torch.arange(t - 1, -1, -1, device=x.device)
             _step_order(dg[..., hid:], dgi.view(b, t, 2, 3 * hid).permute(2, 1, 0, 3), rev)
-        # the large matmuls, on all threads
-        d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), hs[:, :t].reshape(2, t * b, hid))
-        d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)  # rows (n, r, z) -> (r, z, n)
+        # the large matmuls, on all threads; each only where its gradient is wanted
+        need_x, need_w_ih, _, need_w_hh, _ = ctx.needs_input_grad
+        d_w_hh = None
+        if need_w_hh:
+            d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), hs[:, :t].reshape(2, t * b, hid))
+            d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)  # rows (n,r,z) -> (r,z,n)
         del dg, flat
-        d_w_ih = dgi.view(b * t, 6 * hid).t().mm(x.reshape(b * t, -1))
-        dx = dgi.matmul(w_ih) if ctx.needs_input_grad[0] else None
+        d_w_ih = dgi.view(b * t, 6 * hid).t().mm(x.reshape(b * t, -1)) if need_w_ih else None
+        dx = dgi.matmul(w_ih) if need_x else None
         return dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh
 
 
