@@ -46,6 +46,33 @@ def _load_forward(path: Path) -> Callable[[nn.GRU, torch.Tensor], torch.Tensor]:
     return mod.gru_forward
 
 
+def _idle_fraction(seconds: float = 0.5) -> float:
+    """Share of CPU time the whole machine spent idle over ``seconds`` (Linux ``/proc/stat``);
+    1.0 where that is unreadable."""
+
+    def read() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)
+
+    try:
+        i0, t0 = read()
+        time.sleep(seconds)
+        i1, t1 = read()
+    except (OSError, ValueError, IndexError):
+        return 1.0
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def _wait_idle(threshold: float, limit_s: float = 120.0) -> float:
+    """Wait (at most ``limit_s``) until the machine looks idle; returns the last idle share."""
+    deadline = time.monotonic() + limit_s
+    frac = _idle_fraction()
+    while frac < threshold and time.monotonic() < deadline:
+        frac = _idle_fraction()
+    return frac
+
+
 def _step(fwd: Callable[[nn.GRU, torch.Tensor], torch.Tensor], gru: nn.GRU, x: torch.Tensor) -> float:
     """Seconds for one forward + backward (gradients cleared first, outside the timing)."""
     gru.zero_grad(set_to_none=True)
@@ -63,6 +90,12 @@ def main() -> None:
     ap.add_argument("--compare", type=Path, default=None, help="another fast_rnn.py to time alongside")
     ap.add_argument("--no-reference", action="store_true", help="skip nn.GRU float32/float64")
     ap.add_argument("--no-tune-malloc", action="store_true", help="keep glibc's malloc defaults")
+    ap.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        help="before each round, wait until this share of the machine's CPU time was idle (e.g. 0.9)",
+    )
     args = ap.parse_args()
     tuned = False if args.no_tune_malloc else tune_malloc()
     torch.set_num_threads(args.threads)
@@ -91,13 +124,18 @@ def main() -> None:
         times: dict[str, list[float]] = {k: [] for k in variants}
         for fwd, dt in variants.values():  # warm-up
             _step(fwd, grus[dt], xs[dt])
+        idle = []
         for _ in range(args.repeats):
+            if args.wait_idle > 0:
+                idle.append(_wait_idle(args.wait_idle))
             for k, (fwd, dt) in variants.items():
                 times[k].append(_step(fwd, grus[dt], xs[dt]))
         cells = []
         for k, v in times.items():
             totals[k] += min(v)
             cells.append(f"{k} {1e3 * min(v):7.1f} (med {1e3 * statistics.median(v):7.1f})")
+        if idle:
+            cells.append(f"idle before rounds {min(idle):.2f}-{max(idle):.2f}")
         print(f"{name:5s} [{args.batch},{steps},{feats}] x.grad={x_grad!s:5s}: " + " | ".join(cells))
     print("total (sum of minima, ms): " + " | ".join(f"{k} {1e3 * v:.1f}" for k, v in totals.items()))
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
