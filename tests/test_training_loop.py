@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import read_fold, write_classes, write_embedding, write_split
+from selfcross.errors import ConfigError
 from selfcross.training import evaluate_run, load_run, train_run
 from selfcross.training.loop import evaluate_run_full
 from selfcross.training.rundir import load_predictions
@@ -166,6 +167,24 @@ def test_float64_run(tiny_fold, tmp_path):
     assert all(
         t.dtype == torch.float64 for t in load_file(str(tmp_path / "r" / "model.safetensors")).values()
     )
+
+
+@pytest.mark.parametrize("kind", ["self", "cross"])
+def test_fast_kernels_train_like_the_authors_ops(tiny_fold, tmp_path, kind):
+    """Whole training runs, float64, dropout off (so no random stream differs): our kernels and
+    the authors' ops (``kernels="reference"``) give the same losses and predictions."""
+    runs = {}
+    for kernels in ("fast", "reference"):
+        cfg = tiny_run_config(seed=3, max_epochs=2, dtype="float64", kernels=kernels)
+        cfg.model = ModelConfig(kind=kind, attn_dropout=0.0, text_dropout=0.0)
+        runs[kernels] = train_run(cfg, tiny_fold, tmp_path / kernels, progress=False)
+        assert json.loads((tmp_path / kernels / "config.json").read_text())["train"]["kernels"] == kernels
+    fast, ref = runs["fast"], runs["reference"]
+    for a, b in zip(fast["history"], ref["history"]):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
+    assert fast["test"]["accuracy"] == ref["test"]["accuracy"]
+    with pytest.raises(ConfigError, match="kernels"):
+        TrainConfig(kernels="turbo")
 
 
 def test_evaluate_on_a_fold_of_other_shapes_is_a_data_error(tiny_fold, tmp_path):

@@ -133,6 +133,9 @@ class TrainConfig:
         plateau_patience: ReduceLROnPlateau patience on dev loss.
         plateau_factor: ReduceLROnPlateau factor.
         dtype: ``float32`` (fast default) or ``float64`` (the authors' precision).
+        kernels: ``fast`` (default: our CPU attention and GRU kernels, same function) or
+            ``reference`` (the authors' ops: ``nn.MultiheadAttention`` with weights
+            requested, ``nn.GRU``), to check or time the authors' computation.
         device: ``auto`` (CUDA if present), ``cpu`` or ``cuda``/``cuda:N``.
         num_threads: torch intra-op threads; ``None`` leaves torch's default.
         standardize: improved: per-feature standardization fitted on the training split.
@@ -148,6 +151,7 @@ class TrainConfig:
     plateau_patience: int = 10
     plateau_factor: float = 0.1
     dtype: str = "float32"
+    kernels: str = "fast"
     device: str = "auto"
     num_threads: int | None = None
     standardize: bool = False
@@ -157,6 +161,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
+        if self.kernels not in ("fast", "reference"):
+            raise ConfigError(f"kernels {self.kernels!r} must be 'fast' or 'reference'")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ConfigError("batch_size, max_epochs and patience must be positive")
 

@@ -97,6 +97,13 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="float precision; the authors trained in float64, float32 is faster (default: %(default)s)",
     )
     p.add_argument(
+        "--kernels",
+        choices=("fast", "reference"),
+        default="fast",
+        help="fast = our CPU attention/GRU kernels (same function, much faster); reference = the "
+        "authors' ops (nn.MultiheadAttention with weights requested, nn.GRU) (default: %(default)s)",
+    )
+    p.add_argument(
         "--max-epochs",
         type=int,
         default=TrainConfig.max_epochs,
@@ -132,6 +139,7 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
     train = TrainConfig(
         seed=args.seed,
         dtype=args.dtype,
+        kernels=args.kernels,
         device=args.device,
         max_epochs=args.max_epochs,
         num_threads=args.threads,

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError
-from selfcross.models.kernels import tune_malloc
+from selfcross.models.kernels import set_kernels, tune_malloc
 from selfcross.training.batches import SplitData
 from selfcross.training.environment import DTYPES, environment_info, resolve_device, runtime, seed_everything
 from selfcross.training.metrics import classification_metrics
@@ -242,7 +242,7 @@ def train_run(
 
         from selfcross.models import FusionModel
 
-        model = FusionModel(config.model).to(device=device, dtype=dtype)
+        model = set_kernels(FusionModel(config.model).to(device=device, dtype=dtype), tc.kernels)
         optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
