@@ -1,14 +1,18 @@
 """One attention block: a thin wrapper around ``nn.MultiheadAttention``.
 
-Why a separate class: it is the hot spot of the model and will be optimized on its own
-(fused kernels, other back-ends) without touching the model. Its contract is small:
-``(query [B, Tq, E], source [B, Tk, E], key_padding_mask [B, Tk] | None) -> [B, Tq, E]``.
-Attention weights are never requested. The default kernel (``impl = "fast"``, see
-:mod:`selfcross.models.fast_attention`) uses PyTorch's fused scaled-dot-product attention,
-or, for CPU training with dropout (which the fused kernel refuses), a chunked kernel that
-never materializes the whole ``[B, heads, Tq, Tk]`` map. ``impl = "reference"`` calls
+Why a separate class: it is the hot spot of the model and is optimized on its own without
+touching the model. Two entry points:
+
+- :meth:`Attention.pooled` (what the model uses): the temporal mean of the output,
+  ``(query [B, Tq, E], source [B, Tk, E], key_padding_mask, query_mask) -> [B, E]``. The
+  default kernel (:mod:`selfcross.models.pooled_attention`) computes that mean exactly
+  without building the ``[B, Tq, E]`` output or keeping any ``[B, heads, Tq, Tk]`` map.
+- :meth:`Attention.forward`: the whole output ``[B, Tq, E]`` (PyTorch's fused SDPA, or for
+  CPU training with dropout the chunked kernel of :mod:`selfcross.models.fast_attention`).
+
+Attention weights are never requested. ``impl = "reference"`` calls
 ``nn.MultiheadAttention`` with ``need_weights=True`` exactly as the authors' code does
-(benchmarks and parity checks only).
+(benchmarks, parity checks and ``TrainConfig(kernels="reference")``).
 
 Parameter names (``mha.in_proj_weight`` [3E, E], ``mha.in_proj_bias`` [3E],
 ``mha.out_proj.weight`` [E, E], ``mha.out_proj.bias`` [E]) are part of the checkpoint
