@@ -94,7 +94,7 @@ def test_pooled_equals_mean_of_multihead_attention(seed, b, tq, tk, heads, d, se
 )
 def test_pooled_dropout_equals_explicit_dropout(seed, n, tq, tk, d, p, rows, masked):
     """With dropout: the kernel = ``w^T (softmax(QK^T/sqrt d) * M / (1-p))`` with ``M`` zero
-    at ``dropped_positions(N*Tq*Tk, p, seed)``, value and gradients, whatever the block size."""
+    at block ``i``'s ``dropped_positions(rows*Tq*Tk, p, seed + i)``, value and gradients."""
     g = torch.Generator().manual_seed(seed % 2**31)
     q, k = (torch.randn(n, t, d, dtype=torch.float64, generator=g, requires_grad=True) for t in (tq, tk))
     w = torch.rand(n, 1, tq, dtype=torch.float64, generator=g)
@@ -105,9 +105,10 @@ def test_pooled_dropout_equals_explicit_dropout(seed, n, tq, tk, d, p, rows, mas
         bias = torch.zeros(n, 1, tk, dtype=torch.float64)
         bias.masked_fill_(torch.arange(tk)[None, None, :] >= keep_n[:, None, None], float("-inf"))
     rows = min(rows, n)
-    mask = torch.ones(n * tq * tk, dtype=torch.float64)
-    mask[dropped_positions(n * tq * tk, p, seed)] = 0.0
-    mask = mask.view(n, tq, tk)
+    mask = torch.ones(n, tq, tk, dtype=torch.float64)
+    for i, start in enumerate(range(0, n, rows)):
+        block = mask[start : start + rows]
+        block.view(-1)[dropped_positions(block.numel(), p, seed + i)] = 0.0
     ours = PooledAttentionWeights.apply(q, k, bias, w, p, seed, rows)
     scores = q @ k.transpose(1, 2) / math.sqrt(d) + (0 if bias is None else bias)
     want = w @ (torch.softmax(scores, -1) * mask / (1 - p))
