@@ -10,8 +10,13 @@ everything that does not depend on the recurrence (input projections, weight gra
 gate derivatives) is done once for all steps, as large matmuls or whole-buffer passes.
 
 Threads: the step loops and the memory-bound copies and passes run on one intra-op thread
-(see :func:`_one_thread`); only the large matmuls (input projection, ``d W_ih``, ``d x``,
-``d W_hh``) use the caller's thread count.
+(see :func:`selfcross.models.threads.one_intraop_thread`: a step's ops are tiny, so a
+second thread cannot speed them up, but every op would pay an OpenMP fork/join, and when the
+cores are shared a join waits for a descheduled thread; measured on this 2-core machine with
+2 other busy processes, audio BiGRU forward + backward: 0.41 s on 1 thread, 12.5 s on 2;
+with the other core busy a 23 MB copy took ~8 ms on 2 threads and ~2.5 ms on 1); only the
+large matmuls (input projection, ``d W_ih``, ``d x``, ``d W_hh``) use the caller's thread
+count.
 
 Equations (per direction, ``x_t [B, F]``, ``h [B, H]``)::
 
@@ -37,13 +42,13 @@ GRU marked ``selfcross_reference = True`` by :func:`selfcross.models.kernels.set
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from selfcross.models.threads import one_intraop_thread
 
 
 def _stack_params(gru: nn.GRU) -> tuple[torch.Tensor, ...]:
@@ -55,30 +60,6 @@ def _stack_params(gru: nn.GRU) -> tuple[torch.Tensor, ...]:
     w_hh = torch.stack((gru.weight_hh_l0, gru.weight_hh_l0_reverse), dim=0)
     b_hh = torch.stack((gru.bias_hh_l0, gru.bias_hh_l0_reverse), dim=0)
     return w_ih, b_ih, w_hh, b_hh
-
-
-@contextmanager
-def _one_thread() -> Iterator[None]:
-    """Run the step loops and the memory-bound work on one intra-op thread, then restore the
-    setting.
-
-    Why: a step's ops are tiny (``[2, 32, 60] x [2, 60, 180]``, a few thousand elements), so a
-    second thread cannot speed them up, but every op then pays an OpenMP fork/join, and when
-    the cores are shared a join waits for a descheduled thread. Measured on this 2-core
-    machine with 2 other busy processes (audio BiGRU, batch 32, forward + backward):
-    0.41 s on 1 thread, 12.5 s on 2 threads. The same holds for whole-buffer copies and
-    elementwise passes (bandwidth-bound here): with the other core busy, a 23 MB copy took
-    ~8 ms on 2 threads and ~2.5 ms on 1.
-    """
-    n = torch.get_num_threads()
-    if n == 1:
-        yield
-        return
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
 
 
 def _step_order(src: torch.Tensor, dst: torch.Tensor, rev: torch.Tensor) -> None:
@@ -119,7 +100,7 @@ class BiGRUFunction(torch.autograd.Function):
         bias = b_ih.view(2, 3 * hid).clone()
         bias[:, : 2 * hid] += b_hh[:, : 2 * hid]
         gi = F.linear(x, w_ih, bias.view(-1))  # [B, T, 6H]: a large matmul, on all threads
-        with _one_thread():
+        with one_intraop_thread():
             rev = torch.arange(t - 1, -1, -1, device=x.device)
             # g [T, 2, B, 3H] starts as [gi_r, gi_z, b_hn], the addend of the step matmul
             # (time-major: a contiguous ``self``), and becomes [r, z pre-activations,
@@ -147,7 +128,7 @@ class BiGRUFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
         x, w_ih, w_hh, hs, r, z, n, gh_n = ctx.saved_tensors
         t, _, b, hid = n.shape
-        with _one_thread():
+        with one_intraop_thread():
             dg = _backward_steps(grad_out, w_hh, hs, r, z, n, gh_n)  # [2, T, B, 4H]
             flat = dg.view(2, t * b, 4 * hid)
             dsum = flat.sum(1)  # [2, 4H]
