@@ -3,7 +3,14 @@
 Why: benchmarks and parity checks need the exact computation of the authors' code
 (``nn.MultiheadAttention(..., need_weights=True)`` and PyTorch's own ``nn.GRU``) in the
 *same* model object, with the same parameter names, so that both paths can be timed side
-by side. Training and inference always use ``fast`` unless told otherwise.
+by side. Training and inference always use ``fast`` unless told otherwise
+(``TrainConfig(kernels="reference")`` / ``selfcross train --kernels reference`` trains with
+the authors' ops, to check that the fast path learns as well).
+
+``fast`` = :mod:`~selfcross.models.pooled_attention` (the attention's temporal mean computed
+exactly without its full output), :mod:`~selfcross.models.fast_attention` (the full output,
+when asked for) and :mod:`~selfcross.models.fast_rnn` (the CPU BiGRU), with the threading
+rules of :mod:`~selfcross.models.threads`.
 """
 
 from __future__ import annotations
