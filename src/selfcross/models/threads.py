@@ -26,6 +26,7 @@ import torch
 
 _POOL: ThreadPoolExecutor | None = None
 _POOL_SIZE = 0
+_POOL_PID = 0
 _POOL_LOCK = threading.Lock()
 
 
@@ -44,14 +45,19 @@ def one_intraop_thread() -> Iterator[None]:
 
 
 def _pool(workers: int) -> ThreadPoolExecutor:
-    """A process-wide pool of ``workers`` threads (grown when more are asked for)."""
-    global _POOL, _POOL_SIZE
+    """A process-wide pool of ``workers`` threads (grown when more are asked for).
+
+    A forked child inherits the pool object but none of its threads (work submitted there
+    would never run), so a pool made by another process id is replaced, not reused.
+    """
+    global _POOL, _POOL_SIZE, _POOL_PID
     with _POOL_LOCK:
-        if _POOL is None or _POOL_SIZE < workers:
-            if _POOL is not None:
+        forked = _POOL is not None and _POOL_PID != os.getpid()
+        if _POOL is None or forked or _POOL_SIZE < workers:
+            if _POOL is not None and not forked:
                 _POOL.shutdown(wait=True)
             _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="selfcross-kernel")
-            _POOL_SIZE = workers
+            _POOL_SIZE, _POOL_PID = workers, os.getpid()
         return _POOL
 
 
