@@ -24,14 +24,6 @@ from selfcross.models.pooled_attention import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _case(seed: int, b: int, tq: int, tk: int, heads: int, d: int, self_attn: bool, kmask: bool, qmask: bool):
     g = torch.Generator().manual_seed(seed)
     e = heads * d
