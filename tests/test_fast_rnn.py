@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
+from selfcross.models import fast_rnn
 from selfcross.models.fast_rnn import fast_gru_applies, gru_forward
 
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-5)}
@@ -104,3 +105,80 @@ def test_bigru_frozen_weights_still_give_input_grad():
     want = torch.autograd.grad(gru(x)[0], params, grad)
     for a, c in zip(got, want):
         torch.testing.assert_close(a, c, rtol=1e-9, atol=1e-11)
+
+
+def _out_and_grads(gru: nn.GRU, x: torch.Tensor, grad: torch.Tensor) -> list[torch.Tensor]:
+    out = gru_forward(gru, x)
+    return [out.detach(), *torch.autograd.grad(out, [*gru.parameters(), x], grad)]
+
+
+def _gru_case(seed: int = 5) -> tuple[nn.GRU, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    gru = nn.GRU(7, 12, batch_first=True, bidirectional=True)
+    x = torch.randn(4, 23, 7, requires_grad=True)
+    return gru, x, torch.randn(4, 23, 24)
+
+
+def test_bigru_two_threads_give_the_same_bits(monkeypatch):
+    """Two threads run the two directions at once; each direction's ops are the same."""
+    gru, x, grad = _gru_case()
+    one = _out_and_grads(gru, x, grad)
+    splits = []
+
+    def counting_run_split(fn, n_items, threads=None):
+        splits.append((n_items, threads))
+        fast_rnn.run_split.__wrapped__(fn, n_items, threads)
+
+    counting_run_split.__wrapped__ = fast_rnn.run_split
+    monkeypatch.setattr(fast_rnn, "run_split", counting_run_split)
+    monkeypatch.setattr(fast_rnn, "SPLIT_MIN_STEPS", x.shape[1])  # this short sequence splits too
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        two = _out_and_grads(gru, x, grad)
+    finally:
+        torch.set_num_threads(before)
+    assert splits == [(2, 2), (2, 2)]  # forward and backward each ran on two threads
+    for a, b in zip(one, two):
+        assert torch.equal(a, b)
+
+
+def test_bigru_scripted_loops_equal_python_loops(monkeypatch):
+    """The TorchScript loops compute exactly what the Python functions they compile do."""
+    assert not isinstance(fast_rnn._loops()[0], type(fast_rnn._forward_loop))  # really scripted here
+    gru, x, grad = _gru_case(6)
+    scripted = _out_and_grads(gru, x, grad)
+    monkeypatch.setitem(fast_rnn._SCRIPTED, "forward", fast_rnn._forward_loop)
+    monkeypatch.setitem(fast_rnn._SCRIPTED, "backward", fast_rnn._backward_loop)
+    python = _out_and_grads(gru, x, grad)
+    for a, b in zip(scripted, python):
+        assert torch.equal(a, b)
+
+
+def test_bigru_without_torchscript_warns_and_runs_python_loops(monkeypatch, caplog):
+    def refuse(fn):
+        raise RuntimeError("no TorchScript in this build")
+
+    monkeypatch.setattr(fast_rnn, "_SCRIPTED", {})
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    with caplog.at_level("WARNING", logger="selfcross.models.fast_rnn"):
+        loops = fast_rnn._loops()
+    assert loops == (fast_rnn._forward_loop, fast_rnn._backward_loop)
+    assert "no TorchScript in this build" in caplog.text
+    _compare(2, 3, 6, 4, 5, torch.float64, True, False)
+
+
+def test_bigru_two_threads_under_inference_mode(monkeypatch):
+    """Prediction runs under ``torch.inference_mode``; the direction threads follow it."""
+    gru, x, _ = _gru_case(7)
+    with torch.no_grad():
+        want = gru(x)[0]
+    monkeypatch.setattr(fast_rnn, "SPLIT_MIN_STEPS", 1)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with torch.inference_mode():
+            got = gru_forward(gru, x.detach())
+    finally:
+        torch.set_num_threads(before)
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
