@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
@@ -34,6 +35,7 @@ import selfcross
 from _results import replace_section
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import make_synthetic
+from selfcross.experiments.executors import exit_with_driver
 from selfcross.experiments.grid import parse_range
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -77,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds
     ]
     t0 = time.perf_counter()
-    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
+    # workers end with the driver (a killed driver would otherwise leave them training on)
+    pool_args = {"initializer": exit_with_driver, "initargs": (os.getpid(),)}
+    with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn"), **pool_args) as pool:
         results = list(pool.map(train_one, tasks))
     wall = time.perf_counter() - t0
     acc = {(k, p, s): a for k, p, s, a, _ in results}

@@ -11,10 +11,10 @@ import time
 DRIVER = textwrap.dedent(
     """
     import multiprocessing, os, sys, time
-    from selfcross.experiments.executors import _exit_with_driver
+    from selfcross.experiments.executors import exit_with_driver
 
     def worker(driver_pid):
-        _exit_with_driver(driver_pid, poll_s=0.1)
+        exit_with_driver(driver_pid, poll_s=0.1)
         time.sleep(120)   # a long "run"
 
     if __name__ == "__main__":

@@ -31,14 +31,6 @@ from selfcross.models.kernels import set_kernels
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
 def _mha_case(seed: int, b: int, tq: int, tk: int, heads: int, d: int, self_attn: bool, masked: bool):
     g = torch.Generator().manual_seed(seed)
     e = heads * d

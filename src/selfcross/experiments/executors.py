@@ -202,10 +202,10 @@ def execute_run(spec: RunSpec) -> RunOutcome:
 def _init_worker(threads: int, driver_pid: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
-    _exit_with_driver(driver_pid)
+    exit_with_driver(driver_pid)
 
 
-def _exit_with_driver(driver_pid: int, poll_s: float = 1.0) -> None:
+def exit_with_driver(driver_pid: int, poll_s: float = 1.0) -> None:
     """End this worker when the driver dies (SIGTERM/SIGKILL of the driver skips pool shutdown).
 
     Why: an orphaned worker would keep training a run nobody will record, holding cores for
