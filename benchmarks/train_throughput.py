@@ -41,6 +41,7 @@ from _results import replace_section
 from selfcross.config import ModelConfig
 from selfcross.models import FusionModel
 from selfcross.models.kernels import set_kernels, tune_malloc
+from selfcross.training.loop import make_adam
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- cpu-train-throughput:begin -->", "<!-- cpu-train-throughput:end -->"
@@ -65,12 +66,12 @@ def build(kind: str, path: str, seed: int = 0) -> FusionModel:
 class Trainer:
     """One model + Adam; ``step()`` runs a full training step on the fixed batch."""
 
-    def __init__(self, model: FusionModel, x: dict[str, torch.Tensor], y: torch.Tensor) -> None:
+    def __init__(self, model: FusionModel, x: dict[str, torch.Tensor], y: torch.Tensor, kernels: str) -> None:
         dtype = next(model.parameters()).dtype
         self.model = model
         self.x = {m: v.to(dtype) for m, v in x.items()}  # data already batched, in the model's dtype
         self.y = y
-        self.opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        self.opt = make_adam(model.parameters(), 1e-3, kernels)  # as train_run makes it
 
     def step(self) -> None:
         self.model.train()
@@ -121,7 +122,7 @@ def timed(fn: Any) -> float:
 def measure(kind: str, batch: int, steps: int, warmup: int) -> dict[str, Any]:
     """Interleaved timings of both paths for one model kind (seconds per batch, medians)."""
     x, y = make_batch(ModelConfig(kind=kind), batch)
-    trainers = {p: Trainer(build(kind, p), x, y) for p in PATHS}
+    trainers = {p: Trainer(build(kind, p), x, y, PATHS[p][0]) for p in PATHS}
     out: dict[str, Any] = {}
     for mode in ("train", "infer"):
         samples: dict[str, list[float]] = {p: [] for p in PATHS}
@@ -148,7 +149,7 @@ def peak_rss_subprocess(kind: str, path: str, batch: int) -> float:
     code = (
         f"import sys,torch; sys.path.insert(0, {here!r}); import train_throughput as t;"
         f"t.tune_malloc(); x,y=t.make_batch(t.ModelConfig(kind={kind!r}), {batch});"
-        f"tr=t.Trainer(t.build({kind!r}, {path!r}), x, y); tr.step(); tr.step();"
+        f"tr=t.Trainer(t.build({kind!r}, {path!r}), x, y, t.PATHS[{path!r}][0]); tr.step(); tr.step();"
         "print([ln.split()[1] for ln in open('/proc/self/status') if ln.startswith('VmHWM:')][0])"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

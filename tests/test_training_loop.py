@@ -19,7 +19,7 @@ from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import read_fold, write_classes, write_embedding, write_split
 from selfcross.errors import ConfigError
 from selfcross.training import evaluate_run, load_run, train_run
-from selfcross.training.loop import evaluate_run_full
+from selfcross.training.loop import evaluate_run_full, make_adam
 from selfcross.training.rundir import load_predictions
 from selfcross.training.standardize import valid_mask
 
@@ -303,3 +303,36 @@ def test_memory_mapped_and_in_memory_batches_are_identical(tiny_fold):
     for m in mods:
         assert torch.equal(xa[m], xb[m]) and torch.equal(na[m], nb[m])
         assert xa[m].shape == (4, *fold.shapes[m])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fast_kernels_use_fused_adam_with_the_same_update(dtype):
+    torch.manual_seed(0)
+    start = [torch.randn(5, 3, dtype=dtype), torch.randn(7, dtype=dtype)]
+    grads = [[torch.randn_like(p) for p in start] for _ in range(3)]
+    results = {}
+    for kernels in ("fast", "reference"):
+        params = [p.clone().requires_grad_() for p in start]
+        opt = make_adam(params, 1e-2, kernels)
+        assert bool(opt.defaults.get("fused")) == (kernels == "fast")
+        for step in grads:
+            for p, g in zip(params, step):
+                p.grad = g.clone()
+            opt.step()
+        results[kernels] = [p.detach() for p in params]
+    tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
+    for a, b in zip(results["fast"], results["reference"]):
+        torch.testing.assert_close(a, b, **tol)
+
+
+def test_make_adam_without_a_fused_kernel_uses_the_default(monkeypatch):
+    real = torch.optim.Adam
+
+    def no_fused(params, lr, fused=None):
+        if fused:
+            raise RuntimeError("`fused=True` requires all the params to be on supported devices")
+        return real(params, lr=lr)
+
+    monkeypatch.setattr(torch.optim, "Adam", no_fused)
+    opt = make_adam([torch.zeros(2, requires_grad=True)], 1e-3, "fast")
+    assert isinstance(opt, real) and not opt.defaults.get("fused")

@@ -100,6 +100,24 @@ def needs_lengths(config: ModelConfig) -> bool:
     return bool(config.mask_padding or config.packed_gru or config.masked_mean)
 
 
+def make_adam(params: Any, lr: float, kernels: str = "fast") -> torch.optim.Adam:
+    """The paper's optimizer, Adam(lr); with ``kernels="fast"`` PyTorch's fused Adam kernel.
+
+    Why fused: the same update (to float rounding) in one kernel over all parameters instead
+    of a dozen ``foreach`` passes; measured on this 2-core CPU (2 threads, the paper's
+    models, ~1.7 M parameters): 10.9 -> 2.1 ms per step (Self), 12.7 -> 2.7 ms (Cross).
+    ``kernels="reference"`` keeps the default implementation (the authors' ops). A torch too
+    old for the fused kernel on this device (CPU support came in 2.4) gets the default.
+    """
+    params = list(params)
+    if kernels == "fast":
+        try:
+            return torch.optim.Adam(params, lr=lr, fused=True)
+        except RuntimeError:  # fused Adam not built for this device in this torch: same update
+            pass
+    return torch.optim.Adam(params, lr=lr)
+
+
 def _autocast(device: torch.device, dtype: torch.dtype, amp: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA in float32 when ``amp``; otherwise nothing."""
     if amp and device.type == "cuda" and dtype == torch.float32:
@@ -243,7 +261,7 @@ def train_run(
         from selfcross.models import FusionModel
 
         model = set_kernels(FusionModel(config.model).to(device=device, dtype=dtype), tc.kernels)
-        optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr)
+        optimizer = make_adam(model.parameters(), tc.lr, tc.kernels)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
         )
