@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -180,6 +181,21 @@ def test_dropped_positions_rate_and_independence(p):
     assert abs(both - p * p) < 4 * math.sqrt(p * p * (1 - p * p) / n)
     assert torch.equal(pos, dropped_positions(n, p, seed=12345))
     assert not torch.equal(pos[:100], dropped_positions(n, p, seed=12346)[:100])
+
+
+@pytest.mark.parametrize("p", [0.1, 0.37])
+def test_dropped_positions_gaps_are_geometric(p):
+    """The gaps between dropped weights follow Geometric(p) (chi-square over the first gaps
+    and the tail), so the inversion formula has no off-by-one or scale error."""
+    from scipy.stats import chisquare
+
+    pos = dropped_positions(3_000_000, p, seed=777)
+    gaps = torch.diff(pos).numpy()
+    top = int(np.ceil(np.log(1e-3) / np.log1p(-p)))  # bins 1..top, then the tail
+    observed = np.bincount(np.minimum(gaps, top + 1), minlength=top + 2)[1:]
+    probs = p * (1 - p) ** np.arange(top)
+    expected = np.append(probs, (1 - p) ** top) * gaps.size
+    assert chisquare(observed, expected).pvalue > 1e-4
 
 
 def test_dropped_positions_edges():

@@ -65,8 +65,11 @@ def dropped_positions(n_elements: int, p: float, seed: int) -> torch.Tensor:
     uniform: ``gap = 1 + floor(log(U) / log(1 - p))``) takes a tenth of the random numbers of
     a per-weight mask, and applying it is a gather / scatter over a tenth of the weights
     instead of multiplying every weight by a mask (measured: ~0.9 ms vs ~3.5 ms per million
-    weights, one thread). ``U`` has 24-bit resolution, as the uniforms behind
-    ``torch.bernoulli_`` do in float32.
+    weights, one thread). ``U = (r + 1) / 2^24`` with ``r`` the low 24 bits of each 32-bit half
+    of numpy's SFC64 words (24-bit resolution, as the uniforms behind ``torch.bernoulli_`` in
+    float32), so that ``gap = trunc(1 - 24 ln 2 / log(1-p) + log1p(r) / log(1-p))`` (the
+    argument is >= 1, so truncation is the floor): one ``log1p`` and one affine op, half the
+    64-bit draws (measured, 250 K weights: 575 -> 435 us per block).
     """
     if p <= 0.0 or n_elements == 0:
         return torch.empty(0, dtype=torch.int64)
@@ -74,20 +77,22 @@ def dropped_positions(n_elements: int, p: float, seed: int) -> torch.Tensor:
         return torch.arange(n_elements, dtype=torch.int64)
     bits = np.random.SFC64(seed)
     inv_log_keep = 1.0 / math.log1p(-p)
+    offset = torch.tensor(1.0 - 24.0 * math.log(2.0) * inv_log_keep, dtype=torch.float32)
     chunks: list[torch.Tensor] = []
     start = 0
     while True:
         expected = (n_elements - start) * p
         m = int(expected + 6.0 * math.sqrt(expected) + 16)
-        raw = torch.from_numpy(bits.random_raw(m).view(np.int64))
-        u = ((raw & 0xFFFFFF) + 1).to(torch.float32).mul_(2.0**-24)  # (0, 1], 24 bits
-        gaps = u.log_().mul_(inv_log_keep).floor_().to(torch.int64).add_(1)
-        pos = gaps.cumsum_(0).add_(start - 1)
+        r = bits.random_raw((m + 1) // 2).view(np.uint32) & np.uint32(0xFFFFFF)  # m uniforms
+        logs = torch.from_numpy(r.view(np.int32)).to(torch.float32).log1p_()
+        gaps = torch.add(offset, logs, alpha=inv_log_keep).to(torch.int64)
+        gaps[0] += start - 1
+        pos = gaps.cumsum_(0)
         chunks.append(pos)
         if int(pos[-1]) >= n_elements - 1:
             break
         start = int(pos[-1]) + 1
-    pos = torch.cat(chunks)
+    pos = chunks[0] if len(chunks) == 1 else torch.cat(chunks)
     return pos[: int(torch.searchsorted(pos, n_elements))]
 
 
