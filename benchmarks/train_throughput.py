@@ -191,19 +191,22 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]], command: str) -> st
         " (the machine is shared: other processes compete for the 2 cores)",
         f"- glibc malloc tuning (`tune_malloc`, applies to both paths): {info['malloc_tuned']}",
         f"- batch {info['batch']}, {info['warmup']} warm-up + {info['steps']} timed steps per path, "
-        "interleaved; medians",
+        "interleaved; medians (ratio = median authors' step time / median fast step time; "
+        "paired-step ratios = min-max of the ratios of steps timed back to back)",
         f"- float32 matmul (1024^3) in this run: {info['matmul_f32']:.1f} GFLOP/s "
         f"(samples {', '.join(f'{v:.0f}' for v in info['matmul_samples'])}); "
         f"float64 {info['matmul_f64']:.1f} GFLOP/s",
         "",
-        "| model | mode | authors f64 utt/s | fast utt/s | ratio | GFLOP/utt | fast GFLOP/s "
-        "| MFU vs f32 matmul | peak RSS authors / fast (MB) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | mode | authors f64 utt/s | fast utt/s | ratio | paired-step ratios | GFLOP/utt "
+        "| fast GFLOP/s | MFU vs f32 matmul | peak RSS authors / fast (MB) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
+        lo, hi = r["ratio_range"]
         lines.append(
             f"| {r['kind']} | {r['mode']} | {r['authors_ups']:.2f} | {r['fast_ups']:.2f} | {r['ratio']:.2f}x "
-            f"| {r['gflop_utt']:.3f} | {r['fast_gflops']:.1f} | {100 * r['mfu']:.1f}% | {r['rss']} |"
+            f"| {lo:.2f}-{hi:.2f}x | {r['gflop_utt']:.3f} | {r['fast_gflops']:.1f} | {100 * r['mfu']:.1f}% "
+            f"| {r['rss']} |"
         )
     lines += [
         "",
@@ -255,6 +258,9 @@ def main(argv: list[str] | None = None) -> int:
         raw[kind] = {"gflop_per_utt": flops, **t, "peak_rss_mb": rss}
         for mode, gf in (("train", flops["train"]), ("infer", flops["forward"])):
             a, f = args.batch / t[f"{mode}_authors_s"], args.batch / t[f"{mode}_fast_s"]
+            # each timed step of one path ran right after the other path's: their ratios show
+            # how far the machine's drift moves the figure within this one run
+            paired = sorted(x / y for x, y in zip(t[f"{mode}_authors_all_s"], t[f"{mode}_fast_all_s"]))
             rows.append(
                 {
                     "kind": kind,
@@ -262,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
                     "authors_ups": a,
                     "fast_ups": f,
                     "ratio": f / a,
+                    "ratio_range": (paired[0], paired[-1]),
                     "gflop_utt": gf,
                     "fast_gflops": f * gf,
                     "rss": (f"{rss['authors']:.0f} / {rss['fast']:.0f}" if rss and mode == "train" else "-"),
@@ -278,13 +285,15 @@ def main(argv: list[str] | None = None) -> int:
         f"load {info['load_before']} -> {info['load_after']}; malloc tuned: {tuned}"
     )
     print(
-        f"{'model':6} {'mode':5} {'authors/s':>9} {'fast/s':>8} {'ratio':>6} {'GF/utt':>7} "
+        f"{'model':6} {'mode':5} {'authors/s':>9} {'fast/s':>8} {'ratio':>6} {'paired':>11} {'GF/utt':>7} "
         f"{'GF/s':>6} {'MFU':>6}  RSS MB"
     )
     for r in rows:
+        lo, hi = r["ratio_range"]
         print(
             f"{r['kind']:6} {r['mode']:5} {r['authors_ups']:9.2f} {r['fast_ups']:8.2f} {r['ratio']:5.2f}x "
-            f"{r['gflop_utt']:7.3f} {r['fast_gflops']:6.1f} {100 * r['mfu']:5.1f}%  {r['rss']}"
+            f"{lo:5.2f}-{hi:4.2f}x {r['gflop_utt']:7.3f} {r['fast_gflops']:6.1f} {100 * r['mfu']:5.1f}%  "
+            f"{r['rss']}"
         )
     command = "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.json:
