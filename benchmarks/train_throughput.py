@@ -40,8 +40,7 @@ import torch.nn.functional as F
 from _results import replace_section
 from selfcross.config import ModelConfig
 from selfcross.models import FusionModel
-from selfcross.models.kernels import set_kernels, tune_malloc
-from selfcross.training.loop import make_adam
+from selfcross.models.kernels import make_adam, set_kernels, tune_malloc
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- cpu-train-throughput:begin -->", "<!-- cpu-train-throughput:end -->"

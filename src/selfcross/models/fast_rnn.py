@@ -74,10 +74,15 @@ def _step_order(src: torch.Tensor, dst: torch.Tensor, rev: torch.Tensor, dirs: r
     order, for the directions ``dirs``: direction 0 as is, direction 1 reversed in time (its
     step ``s`` is time ``T-1-s``). Also the inverse (the reversal is its own inverse)."""
     for d in dirs:
-        if d == 0:
-            dst[0].copy_(src[0])
-        else:
-            torch.index_select(src[1], 0, rev, out=dst[1])
+        _step_order_one(src[d], dst[d], d, rev)
+
+
+def _step_order_one(src: torch.Tensor, dst: torch.Tensor, direction: int, rev: torch.Tensor) -> None:
+    """:func:`_step_order` for one direction: ``src [T, ...]`` -> ``dst [T, ...]``."""
+    if direction == 0:
+        dst.copy_(src)
+    else:
+        torch.index_select(src, 0, rev, out=dst)
 
 
 #: Shortest sequence whose two directions run on two threads (see :func:`_split_directions`).
@@ -178,15 +183,21 @@ class BiGRUFunction(torch.autograd.Function):
             out = x.new_empty((b, t, 2 * hid))
             out_dirs = out.view(b, t, 2, hid).permute(2, 1, 0, 3)  # [2, T, B, H]
 
-            def directions(dirs: range) -> None:
-                d = slice(dirs.start, dirs.stop)
+            def layout(dirs: range, src: torch.Tensor = src) -> None:
                 _step_order(src[..., : 2 * hid], g[..., : 2 * hid].transpose(0, 1), rev, dirs)
                 _step_order(src[..., 2 * hid :], n.transpose(0, 1), rev, dirs)
+
+            def recur(dirs: range) -> None:
+                d = slice(dirs.start, dirs.stop)
                 g[:, d, :, 2 * hid :] = b_hh[d, None, 2 * hid :]
                 forward_loop(g[:, d], n[:, d], rz[:, :, d], hs[d], w_hh_t[d])
                 _step_order(hs[:, 1:], out_dirs, rev, dirs)
 
-            _split_directions(directions, threads, t)
+            # two passes so that the projections (23 MB for the paper's audio) are freed
+            # before the loops run
+            _split_directions(layout, threads, t)
+            del gi, src, layout
+            _split_directions(recur, threads, t)
         ctx.save_for_backward(x, w_ih, w_hh, hs, r, z, n, g[..., 2 * hid :])
         return out
 
@@ -203,11 +214,12 @@ class BiGRUFunction(torch.autograd.Function):
             dgi = x.new_empty((b, t, 6 * hid))  # natural time, batch-major: [B, T, 6H]
             dgi_dirs = dgi.view(b, t, 2, 3 * hid).permute(2, 1, 0, 3)  # [2, T, B, 3H]
 
-            def directions(dirs: range) -> None:
+            def directions(dirs: range, dg: torch.Tensor = dg) -> None:
                 _backward_steps(grad_out, w_p, hs, r, z, n, gh_n, dg, rev, dirs, backward_loop)
                 _step_order(dg[..., hid:], dgi_dirs, rev, dirs)
 
             _split_directions(directions, threads, t)
+            del directions
             flat = dg.view(2, t * b, 4 * hid)
             dsum = flat.sum(1)  # [2, 4H]
             d_b_hh = torch.cat((dsum[:, hid : 3 * hid], dsum[:, :hid]), dim=1)
@@ -218,6 +230,7 @@ class BiGRUFunction(torch.autograd.Function):
         if need_w_hh:
             d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), hs[:, :t].reshape(2, t * b, hid))
             d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)  # rows (n,r,z) -> (r,z,n)
+        del dg, flat  # 30 MB for the paper's audio, not needed by the last two matmuls
         d_w_ih = dgi.view(b * t, 6 * hid).t().mm(x.reshape(b * t, -1)) if need_w_ih else None
         dx = dgi.matmul(w_ih) if need_x else None
         return dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh
@@ -259,9 +272,11 @@ def _backward_steps(
     torch.sub(hs[d, 1:].transpose(0, 1), n, out=a_z)  # h' - n = z (h - n)
     a_z.mul_(u)  # (h - n) z (1 - z)
     del u
-    d_out = n.new_empty((2, t, b, hid))  # step order (only the rows of ``dirs`` are written)
-    _step_order(grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3), d_out, rev, dirs)
-    backward_loop(d_out[d], z, coef, dg[d], w_p[d])
+    d_out = n.new_empty((len(dirs), t, b, hid))  # output gradients of ``dirs``, step order
+    src = grad_out.unflatten(-1, (2, hid)).permute(2, 1, 0, 3)  # [2, T, B, H]
+    for i, direction in enumerate(dirs):
+        _step_order_one(src[direction], d_out[i], direction, rev)
+    backward_loop(d_out, z, coef, dg[d], w_p[d])
 
 
 def _forward_loop(

@@ -38,7 +38,7 @@ from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError
-from selfcross.models.kernels import set_kernels, tune_malloc
+from selfcross.models.kernels import make_adam, set_kernels, tune_malloc
 from selfcross.training.batches import SplitData
 from selfcross.training.environment import DTYPES, environment_info, resolve_device, runtime, seed_everything
 from selfcross.training.metrics import classification_metrics
@@ -98,24 +98,6 @@ def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, int]], n_
 def needs_lengths(config: ModelConfig) -> bool:
     """Whether the model reads valid lengths (only the ``improved`` switches do)."""
     return bool(config.mask_padding or config.packed_gru or config.masked_mean)
-
-
-def make_adam(params: Any, lr: float, kernels: str = "fast") -> torch.optim.Adam:
-    """The paper's optimizer, Adam(lr); with ``kernels="fast"`` PyTorch's fused Adam kernel.
-
-    Why fused: the same update (to float rounding) in one kernel over all parameters instead
-    of a dozen ``foreach`` passes; measured on this 2-core CPU (2 threads, the paper's
-    models, ~1.7 M parameters): 10.9 -> 2.1 ms per step (Self), 12.7 -> 2.7 ms (Cross).
-    ``kernels="reference"`` keeps the default implementation (the authors' ops). A torch too
-    old for the fused kernel on this device (CPU support came in 2.4) gets the default.
-    """
-    params = list(params)
-    if kernels == "fast":
-        try:
-            return torch.optim.Adam(params, lr=lr, fused=True)
-        except RuntimeError:  # fused Adam not built for this device in this torch: same update
-            pass
-    return torch.optim.Adam(params, lr=lr)
 
 
 def _autocast(device: torch.device, dtype: torch.dtype, amp: bool) -> contextlib.AbstractContextManager:
