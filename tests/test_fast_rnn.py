@@ -182,3 +182,15 @@ def test_bigru_two_threads_under_inference_mode(monkeypatch):
     finally:
         torch.set_num_threads(before)
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_bigru_scripting_shows_no_deprecation_notice(monkeypatch):
+    """``torch.jit.script``'s deprecation warning (Deprecation- or FutureWarning, by torch
+    version) is an implementation detail and must not reach users of the model."""
+    import warnings
+
+    monkeypatch.setattr(fast_rnn, "_SCRIPTED", {})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fast_rnn._loops()
+    assert not [w for w in caught if "torch.jit.script" in str(w.message)]

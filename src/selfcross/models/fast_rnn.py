@@ -125,7 +125,9 @@ def _loops() -> tuple[Callable[..., None], Callable[..., None]]:
     if not _SCRIPTED:
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
+                # its deprecation notice (a DeprecationWarning in torch 2.13, a FutureWarning
+                # in 2.14) would reach every user of the model; the fallback covers removal
+                warnings.filterwarnings("ignore", message=r"`?torch\.jit\.script`? is deprecated")
                 fwd, bwd = torch.jit.script(_forward_loop), torch.jit.script(_backward_loop)
         except Exception as exc:  # noqa: BLE001 - any scripting failure: fall back, loudly
             _LOG.warning("TorchScript unavailable (%s): the BiGRU kernel runs its loops in Python", exc)
