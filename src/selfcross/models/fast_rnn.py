@@ -118,8 +118,9 @@ def _loops() -> tuple[Callable[..., None], Callable[..., None]]:
     Why TorchScript: its interpreter releases the GIL for the whole loop (see
     :func:`_split_directions`) and dispatches each op with less overhead than Python. It
     computes the same ops in the same order as the Python functions (tested bit for bit).
-    ``torch.jit.script`` is deprecated in favour of ``torch.compile``, which cannot compile a
-    500-step loop of in-place ops in reasonable time; if scripting fails (a future torch
+    ``torch.jit.script`` is deprecated in favour of ``torch.compile``, which would unroll a
+    500-step Python loop into one graph (and, tried on the attention blocks, made this
+    project's kernels slower: docs/performance.md); if scripting fails (a future torch
     without it) the Python loops run instead (same results, slower), with a warning.
     """
     if not _SCRIPTED:
