@@ -38,6 +38,7 @@ import numpy as np
 
 from selfcross.data import layout
 from selfcross.errors import DataError
+from selfcross.processes import exit_with_driver
 
 #: Name of the feature cache folder inside a data root.
 CACHE_DIR = ".cache"
@@ -255,7 +256,12 @@ def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
     return VideoFeatures(VideoConfig.from_dict(config), encoder=encoder)
 
 
-def _init_worker(modality: str, config: dict[str, Any], encoder: Any, threads: int | None) -> None:
+def _init_worker(
+    modality: str, config: dict[str, Any], encoder: Any, threads: int | None, driver_pid: int | None = None
+) -> None:
+    """Set up one extraction worker; a pool worker (``driver_pid`` given) ends with its driver."""
+    if driver_pid is not None:
+        exit_with_driver(driver_pid)
     if threads:
         try:
             import torch
@@ -334,7 +340,7 @@ def _extract_modality(
                 max_workers=workers,
                 mp_context=mp.get_context("spawn"),  # safe with torch/CUDA already initialized
                 initializer=_init_worker,
-                initargs=(modality, config, encoder, threads),
+                initargs=(modality, config, encoder, threads, os.getpid()),
             ) as pool:
                 futures = [pool.submit(_run_job, j) for j in jobs]
                 for fut in as_completed(futures):

@@ -38,7 +38,6 @@ import logging
 import multiprocessing
 import os
 import shutil
-import threading
 import time
 import traceback
 from collections import deque
@@ -50,6 +49,7 @@ from typing import Any, Protocol
 
 from selfcross.errors import ConfigError
 from selfcross.experiments.store import Predictions, RunKey
+from selfcross.processes import exit_with_driver
 
 #: Files that make a run folder complete (written atomically by the trainer).
 RUN_FILES: tuple[str, ...] = ("config.json", "metrics.json", "predictions.npz")
@@ -203,22 +203,6 @@ def _init_worker(threads: int, driver_pid: int) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
     os.environ.setdefault("MKL_NUM_THREADS", str(threads))
     exit_with_driver(driver_pid)
-
-
-def exit_with_driver(driver_pid: int, poll_s: float = 1.0) -> None:
-    """End this worker when the driver dies (SIGTERM/SIGKILL of the driver skips pool shutdown).
-
-    Why: an orphaned worker would keep training a run nobody will record, holding cores for
-    minutes. A daemon thread polls the parent pid; the run in flight is simply redone on resume.
-    """
-
-    def watch() -> None:
-        while True:
-            time.sleep(poll_s)
-            if os.getppid() != driver_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="selfcross-driver-watch", daemon=True).start()
 
 
 class LocalExecutor:
