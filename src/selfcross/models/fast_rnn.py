@@ -186,6 +186,8 @@ class BiGRUFunction(torch.autograd.Function):
             out = x.new_empty((b, t, 2 * hid))
             out_dirs = out.view(b, t, 2, hid).permute(2, 1, 0, 3)  # [2, T, B, H]
 
+            # ``src`` (and ``dg`` below) are bound as defaults, not closed over, so that the
+            # ``del`` after the split really frees them
             def layout(dirs: range, src: torch.Tensor = src) -> None:
                 _step_order(src[..., : 2 * hid], g[..., : 2 * hid].transpose(0, 1), rev, dirs)
                 _step_order(src[..., 2 * hid :], n.transpose(0, 1), rev, dirs)
