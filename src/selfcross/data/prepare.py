@@ -55,6 +55,10 @@ SKIP_UNREADABLE_VIDEO = "unreadable video file"
 SKIP_VIDEO_SPAN = "video span outside the file"
 SKIP_NO_VIDEO_FRAMES = "no video frames in the span"
 SKIP_EMPTY_TRANSCRIPT = "empty transcript"
+SKIP_TEXT_ENCODER = "text encoder failed"
+# per modality: why an utterance is skipped when extraction fails / yields no frames
+_FAILED = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_UNREADABLE_VIDEO, "text": SKIP_TEXT_ENCODER}
+_EMPTY = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_NO_VIDEO_FRAMES, "text": SKIP_EMPTY_TRANSCRIPT}
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,18 @@ def _input_key(path: Path, span: tuple[float, float] | None, side: str) -> str:
     return _digest([str(path.resolve()), size, span, side])[:10]
 
 
+def _text_key(text: str) -> str:
+    return _digest(["text", text])[:10]
+
+
+def _encoded_text(configs: dict[str, dict[str, Any]]) -> bool:
+    """Whether text is encoded by a pretrained language model (features cached like audio)
+    rather than turned into word ids over word vectors."""
+    from selfcross.features.pretrained import is_hf_config
+
+    return "text" in configs and is_hf_config(configs["text"])
+
+
 def _safe_name(utt_id: str) -> str:
     bad = set('/\\:*?"<>|') | {"\0"}
     return "".join("_" if c in bad else c for c in utt_id)
@@ -247,6 +263,10 @@ _WORKER: dict[str, Any] = {}
 
 
 def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
+    from selfcross.features.pretrained import is_hf_config, make_extractor
+
+    if is_hf_config(config):
+        return make_extractor(modality, config)
     if modality == "audio":
         from selfcross.features.audio import AudioConfig, AudioFeatures
 
@@ -282,6 +302,10 @@ class _Job:
     out: str
 
 
+#: What a failed extraction may raise (anything else is a bug and keeps its traceback).
+_EXTRACTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
+
+
 def _run_job(job: _Job) -> tuple[str, int | None, str]:
     """Extract one utterance into its cache file; returns ``(utt, valid_len | None, error)``."""
     from selfcross.errors import SelfcrossError
@@ -289,12 +313,39 @@ def _run_job(job: _Job) -> tuple[str, int | None, str]:
     ex = _WORKER["extractor"]
     start, end = job.span if job.span is not None else (None, None)
     try:
-        if _WORKER["modality"] == "audio":
-            feats, n = ex.extract(job.source, start, end)
-        else:
+        if _WORKER["modality"] == "video":
             feats, n = ex.extract(job.source, start, end, side=job.side)
-    except (SelfcrossError, OSError, ValueError, RuntimeError, EOFError) as e:
+        elif _WORKER["modality"] == "text":  # the source is the transcript itself
+            feats, n = ex.extract(job.source)
+        else:
+            feats, n = ex.extract(job.source, start, end)
+    except (SelfcrossError, *_EXTRACTION_ERRORS) as e:
         return job.utt, None, str(e)
+    return _store(job, feats, n)
+
+
+def _run_batch(jobs: list[_Job]) -> list[tuple[str, int | None, str]]:
+    """Extract several utterances in one call of an extractor that batches (pretrained
+    encoders); a failing batch is rerun job by job so the error lands on its utterance."""
+    from selfcross.errors import SelfcrossError
+
+    ex = _WORKER["extractor"]
+    many = getattr(ex, "extract_many", None)
+    if many is None or len(jobs) == 1:
+        return [_run_job(j) for j in jobs]
+    if _WORKER["modality"] == "text":
+        items: list[Any] = [j.source for j in jobs]
+    else:
+        items = [(j.source, *(j.span if j.span is not None else (None, None))) for j in jobs]
+    try:
+        results = many(items)
+    except (SelfcrossError, *_EXTRACTION_ERRORS):
+        return [_run_job(j) for j in jobs]
+    return [(j.utt, None, str(r)) if isinstance(r, Exception) else _store(j, *r) for j, r in zip(jobs, results)]
+
+
+def _store(job: _Job, feats: np.ndarray, n: int) -> tuple[str, int | None, str]:
+    """Write the valid rows of one utterance's features to its cache file."""
     n = int(n)
     if n > 0:
         out = Path(job.out)
@@ -328,10 +379,11 @@ def _extract_modality(
     try:
         if workers <= 1:
             _init_worker(modality, config, encoder, None)
-            for job in jobs:
-                utt, n, err = _run_job(job)
-                (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
-                bar.update()
+            size = int(config.get("batch_size", 1)) if hasattr(_WORKER["extractor"], "extract_many") else 1
+            for k in range(0, len(jobs), size):
+                for utt, n, err in _run_batch(jobs[k : k + size]):
+                    (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+                    bar.update()
         else:
             import multiprocessing as mp
 
@@ -443,9 +495,10 @@ def prepare_records(
         seen.add(r.id)
         if r.label not in class_names:
             raise DataError(None, f"utterance {r.id!r} has label {r.label!r}, not one of {class_names}")
-    if "text" in mods and glove is None:
-        raise DataError(None, "text features need word vectors: give --glove FILE")
     configs = _configs(mods, audio_config, video_config, text_config)
+    hf_text = _encoded_text(configs)
+    if "text" in mods and glove is None and not hf_text:
+        raise DataError(None, "text features need word vectors: give --glove FILE (or a --text-encoder)")
     enc_id = encoder_identity(video_encoder)
 
     # 1. checks that need no feature extraction
@@ -455,9 +508,12 @@ def prepare_records(
     if "text" in mods:
         from selfcross.features.text import TextConfig, tokenize
 
-        tcfg = TextConfig.from_dict(configs["text"])
+        tcfg = None if hf_text else TextConfig.from_dict(configs["text"])
         for r in records:
-            toks = tokenize(r.transcript, tcfg) if r.transcript else []
+            if hf_text:  # the encoder's tokenizer runs later; here only emptiness matters
+                toks = r.transcript.split() if r.transcript else []
+            else:
+                toks = tokenize(r.transcript, tcfg) if r.transcript else []
             if not toks:
                 dropped.setdefault(r.id, Skip(r.id, SKIP_EMPTY_TRANSCRIPT,
                                               "no transcription line" if r.transcript is None
@@ -485,8 +541,8 @@ def prepare_records(
     cache_stats: dict[str, dict[str, int]] = {}
     lengths: dict[str, dict[str, int]] = {}
     cache_files: dict[str, dict[str, Path]] = {}
-    for m in ("audio", "video"):
-        if m not in mods:
+    for m in ("audio", "video", "text"):
+        if m not in mods or (m == "text" and not hf_text):
             continue
         t0 = time.perf_counter()
         folder = out_root / CACHE_DIR / cache_key(m, configs[m], enc_id if m == "video" else "")
@@ -501,11 +557,12 @@ def prepare_records(
         for r in records:
             if r.id in dropped:
                 continue
-            src = r.audio if m == "audio" else r.video
-            span = r.audio_span if m == "audio" else r.video_span
-            side = "full" if m == "audio" else r.video_side
+            src = {"audio": r.audio, "video": r.video, "text": r.transcript}[m]
+            span = {"audio": r.audio_span, "video": r.video_span}.get(m)
+            side = r.video_side if m == "video" else "full"
             assert src is not None
-            f = folder / f"{_safe_name(r.id)}.{_input_key(Path(src), span, side)}.npy"
+            key = _text_key(str(src)) if m == "text" else _input_key(Path(src), span, side)
+            f = folder / f"{_safe_name(r.id)}.{key}.npy"
             files[r.id] = f
             if f.is_file():
                 try:
@@ -518,12 +575,10 @@ def prepare_records(
         got, errors = _extract_modality(m, todo, configs[m], video_encoder, workers, progress)
         lengths[m].update(got)
         for utt, err in errors.items():
-            reason = SKIP_UNREADABLE_AUDIO if m == "audio" else SKIP_UNREADABLE_VIDEO
-            dropped.setdefault(utt, Skip(utt, reason, err))
+            dropped.setdefault(utt, Skip(utt, _FAILED[m], err))
         for utt, n in got.items():
             if n <= 0:
-                reason = SKIP_NO_VIDEO_FRAMES if m == "video" else SKIP_UNREADABLE_AUDIO
-                dropped.setdefault(utt, Skip(utt, reason, "no frames extracted"))
+                dropped.setdefault(utt, Skip(utt, _EMPTY[m], "no frames extracted"))
         cache_stats[m] = {"hits": hits, "computed": len(todo)}
         cache_files[m] = files
         timings[f"{m} features"] = time.perf_counter() - t0
@@ -537,7 +592,7 @@ def prepare_records(
     # 3. text: vocabulary, ids, word vectors
     embedding = None
     vocab = None
-    if "text" in mods:
+    if "text" in mods and not hf_text:
         t0 = time.perf_counter()
         from selfcross.features.text import Vocabulary
         from selfcross.features.wordvectors import load_word_vectors
@@ -620,32 +675,35 @@ def _assemble(
     tokens: dict[str, list[str]],
     vocab: Any,
 ) -> dict[str, np.ndarray]:
-    """One split's arrays: ``audio`` [N, T, F] + ``audio_seqN`` [N], same for video,
-    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere)."""
+    """One split's arrays: ``audio`` [N, T, F] (``[N, T, L, F]`` for stacked encoder layers) +
+    ``audio_seqN`` [N], same for video, ``text_ids`` [N, max_tokens] int64 (or ``text``
+    [N, T, F] from a pretrained text encoder), ``label`` [N] int64 (zero padding everywhere)."""
     arrays: dict[str, np.ndarray] = {
         "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
     }
-    for m in ("audio", "video"):
-        if m not in mods:
+    hf_text = _encoded_text(configs)
+    for m in ("audio", "video", "text"):
+        if m not in mods or (m == "text" and not hf_text):
             continue
-        t_max = int(configs[m]["max_frames"])
+        t_max = int(configs[m]["max_tokens" if m == "text" else "max_frames"])
         first = None
         seq = np.array([lengths[m][i] for i in ids], dtype=np.int64)
         x: np.ndarray | None = None
         for row, i in enumerate(ids):
             a = np.load(cache_files[m][i])
             if x is None:
-                first = a.shape[1]
-                x = np.zeros((len(ids), t_max, first), dtype=np.float32)
-            if a.shape[1] != first:
-                raise DataError(cache_files[m][i], f"feature width {a.shape[1]} differs from {first}")
+                first = a.shape[1:]
+                x = np.zeros((len(ids), t_max, *first), dtype=np.float32)
+            if a.shape[1:] != first:
+                raise DataError(cache_files[m][i], f"feature shape {list(a.shape[1:])} differs from {list(first)}")
             x[row, : min(len(a), t_max)] = a[:t_max]
         if x is None:  # empty split: width from a cached entry of any utterance
             any_file = next(iter(cache_files[m].values()))
-            x = np.zeros((0, t_max, np.load(any_file, mmap_mode="r").shape[1]), dtype=np.float32)
+            x = np.zeros((0, t_max, *np.load(any_file, mmap_mode="r").shape[1:]), dtype=np.float32)
         arrays[m] = x
-        arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
-    if "text" in mods:
+        if m != "text":  # the layout counts text lengths from the non-zero rows
+            arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
+    if "text" in mods and not hf_text:
         from selfcross.features.text import TextConfig, encode
 
         tcfg = TextConfig.from_dict(configs["text"])

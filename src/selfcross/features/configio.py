@@ -48,6 +48,16 @@ def _config_classes() -> dict[str, type[ConfigMixin]]:
     return {"audio": AudioConfig, "text": TextConfig, "video": VideoConfig}
 
 
+def config_class(modality: str, config: Any) -> type[ConfigMixin]:
+    """The config class of one modality's settings: a pretrained (``hf:``) encoder's own class
+    when ``config`` names one, else the modality's built-in extractor config."""
+    from selfcross.features.pretrained import CONFIG_CLASSES, is_hf_config
+
+    if is_hf_config(config):
+        return CONFIG_CLASSES[modality]
+    return _config_classes()[modality]
+
+
 def save_feature_configs(root: str | Path, configs: dict[str, Any]) -> Path:
     """Write ``root/features.json`` = ``{"audio": {...}, "text": {...}, "video": {...}}``.
 
@@ -65,7 +75,7 @@ def save_feature_configs(root: str | Path, configs: dict[str, Any]) -> Path:
         if name not in classes:
             raise ConfigError(f"features.json: unknown modality {name!r} (use {', '.join(classes)})")
         d = cfg if isinstance(cfg, dict) else cfg.to_dict()
-        out[name] = classes[name].from_dict(d).to_dict()  # validates plain dicts too
+        out[name] = config_class(name, d).from_dict(d).to_dict()  # validates plain dicts too
     path = Path(root)
     if path.suffix != ".json":
         path.mkdir(parents=True, exist_ok=True)
@@ -103,7 +113,7 @@ def load_feature_configs(path: str | Path) -> dict[str, Any]:
         if name not in classes:
             raise DataError(path, f"unknown modality {name!r} (expected {', '.join(classes)})")
         try:
-            out[name] = classes[name].from_dict(d)
+            out[name] = config_class(name, d).from_dict(d)
         except (ConfigError, TypeError) as e:
             raise DataError(path, f"{name}: {e}") from None
     return out
