@@ -74,8 +74,8 @@ def tiny_vision(folder: Path, family: str = "vit") -> Path:
         text = _small(vocab_size=40, max_position_embeddings=16)
         cfg = tf.CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)
         tf.CLIPModel(cfg).save_pretrained(folder)
-        tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(
-            folder)
+        processor = tf.CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32})
+        processor.save_pretrained(folder)
         return folder
     cfg = {"vit": tf.ViTConfig, "dinov2": tf.Dinov2Config}[family](**vision)
     tf.AutoModel.from_config(cfg).save_pretrained(folder)

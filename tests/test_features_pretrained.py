@@ -8,6 +8,7 @@ temporary folder (:mod:`hf_tiny`).
 from __future__ import annotations
 
 import csv
+import math
 import os
 import sys
 from pathlib import Path
@@ -23,13 +24,12 @@ pytest.importorskip("transformers")
 av = pytest.importorskip("av")
 
 import hf_tiny  # noqa: E402
-from test_adapters import speech  # noqa: E402
-from test_features_video import write_clip  # noqa: E402
-
 from selfcross.cli import main  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
 from selfcross.features import pretrained as hf  # noqa: E402
 from selfcross.features.configio import load_feature_configs, save_feature_configs  # noqa: E402
+from test_adapters import speech  # noqa: E402
+from test_features_video import write_clip  # noqa: E402
 
 SR = 16_000
 LINES = ["hello there i am very happy today", "the cats sat on the mat", "no", "we go home today",
@@ -242,7 +242,8 @@ def prepared(tiny, tmp_path_factory):
     man = _manifest(root)
     out = root / "data"
     argv = ["prepare-manifest", str(man), str(out), "--folds", "2", "--no-progress",
-            "--audio-encoder", f"hf:{tiny['speech']}", "--audio-layer", "weighted", "--max-audio-frames", "150",
+            "--audio-encoder", f"hf:{tiny['speech']}", "--audio-layer", "weighted",
+            "--max-audio-frames", "150",
             "--text-encoder", f"hf:{tiny['text']}", "--video-encoder", f"hf:{tiny['vision']}"]
     assert main(argv) == 0
     first = _cache_table(out / "prepare_report.md")
@@ -271,7 +272,7 @@ def test_prepare_manifest_writes_encoder_features_with_lengths(prepared, tiny):
             i = int(utt[1:])
             y, _ = sf.read(prepared["root"] / f"{utt}.wav")
             assert split.lengths["audio"][row] == min(150, _frames(len(y)))
-            assert split.lengths["video"][row] == 3 * (1.0 + 0.5 * (i % 3))  # 3 frames/s
+            assert split.lengths["video"][row] == math.ceil(3 * (1.0 + 0.5 * (i % 3)))  # 3 frames/s
             assert split.lengths["text"][row] == len(LINES[i].split())
     saved = load_feature_configs(prepared["out"])
     assert saved["audio"].layer == "weighted" and saved["text"].encoder == f"hf:{tiny['text']}"
@@ -314,3 +315,22 @@ def test_weighted_layers_are_learned_and_saved_with_the_run(prepared):
     assert w.shape == (3,)
     probs = torch.softmax(w.double(), 0).numpy()
     assert np.abs(probs - 1 / 3).max() > 1e-4  # moved away from the uniform start
+
+
+def test_every_preparation_command_takes_the_encoder_options(tiny, tmp_path, capsys):
+    from selfcross.cli import build_parser
+
+    enc = ["--audio-encoder", f"hf:{tiny['speech']}", "--audio-layer", "weighted",
+           "--text-encoder", f"hf:{tiny['text']}", "--text-units", "token",
+           "--video-encoder", f"hf:{tiny['vision']}"]
+    parser = build_parser()
+    for argv in (["prepare-iemocap", "SRC", "OUT"], ["prepare-manifest", "M.csv", "OUT"],
+                 ["prepare", "ravdess", "SRC", "OUT"]):
+        args = parser.parse_args(argv + enc)
+        assert (args.audio_encoder, args.audio_layer, args.text_units, args.video_encoder) == (
+            f"hf:{tiny['speech']}", "weighted", "token", f"hf:{tiny['vision']}")
+    err = _one_line_error(capsys, ["prepare-iemocap", str(tmp_path), str(tmp_path / "out")])
+    assert "--glove FILE" in err and "--text-encoder" in err
+    err = _one_line_error(capsys, ["prepare-manifest", str(_manifest(tmp_path, n=4, video=False, text=False)),
+                                   str(tmp_path / "out"), "--audio-layer", "3"])
+    assert "--audio-layer applies to --audio-encoder" in err

@@ -84,7 +84,8 @@ class Predictor:
         defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
         self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
         # modalities whose features come from a pretrained (hf:) encoder named in features.json
-        pretrained = {m: make_extractor(m, c, device) for m, c in self.feature_configs.items() if is_hf_config(c)}
+        pretrained = {m: make_extractor(m, c, device)
+                      for m, c in self.feature_configs.items() if is_hf_config(c)}
         self._audio = pretrained.get("audio")
         if self._audio is None and "audio" in self.modalities:
             self._audio = AudioFeatures(self.feature_configs["audio"])

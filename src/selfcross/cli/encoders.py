@@ -66,7 +66,8 @@ def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
                 args.audio_encoder, args.audio_layer, getattr(args, "max_audio_frames", None), precision)
         if args.text_encoder is not None:
             _check_spec("--text-encoder", args.text_encoder)
-            out["text_config"] = hf.text_encoder_config(args.text_encoder, units=args.text_units, dtype=precision)
+            out["text_config"] = hf.text_encoder_config(
+                args.text_encoder, units=args.text_units, dtype=precision)
         if _hf_video(args):
             out["video_config"] = hf.video_encoder_config(args.video_encoder, dtype=precision)
     return out

@@ -341,7 +341,8 @@ def _run_batch(jobs: list[_Job]) -> list[tuple[str, int | None, str]]:
         results = many(items)
     except (SelfcrossError, *_EXTRACTION_ERRORS):
         return [_run_job(j) for j in jobs]
-    return [(j.utt, None, str(r)) if isinstance(r, Exception) else _store(j, *r) for j, r in zip(jobs, results)]
+    return [(j.utt, None, str(r)) if isinstance(r, Exception) else _store(j, *r)
+            for j, r in zip(jobs, results)]
 
 
 def _store(job: _Job, feats: np.ndarray, n: int) -> tuple[str, int | None, str]:
@@ -695,7 +696,8 @@ def _assemble(
                 first = a.shape[1:]
                 x = np.zeros((len(ids), t_max, *first), dtype=np.float32)
             if a.shape[1:] != first:
-                raise DataError(cache_files[m][i], f"feature shape {list(a.shape[1:])} differs from {list(first)}")
+                raise DataError(cache_files[m][i],
+                                f"feature shape {list(a.shape[1:])} differs from {list(first)}")
             x[row, : min(len(a), t_max)] = a[:t_max]
         if x is None:  # empty split: width from a cached entry of any utterance
             any_file = next(iter(cache_files[m].values()))

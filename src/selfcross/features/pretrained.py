@@ -117,7 +117,8 @@ def _not_found(flag: str, spec: str, name: str, err: Exception) -> ConfigError:
     if Path(name).exists():
         return ConfigError(f"{flag} {spec}: {name} is not a transformers checkpoint folder "
                            f"({str(err).splitlines()[0][:160]})")
-    where = "the Hugging Face hub is offline (HF_HUB_OFFLINE=1)" if _offline() else "the hub could not be reached"
+    where = ("the Hugging Face hub is offline (HF_HUB_OFFLINE=1)" if _offline()
+             else "the hub could not be reached")
     return ConfigError(f"{flag} {spec}: not in the local Hugging Face cache and {where}; download it once "
                        f"with `hf download {name}` (network needed) or give a save_pretrained folder")
 
@@ -372,7 +373,7 @@ def video_encoder_config(
     if cfg.model_type == "clip":
         dim = int(cfg.projection_dim)  # image_embeds of CLIPVisionModelWithProjection
     else:
-        dim = int(getattr(cfg, "hidden_size", 0) or getattr(cfg.vision_config, "hidden_size"))
+        dim = int(getattr(cfg, "hidden_size", 0) or cfg.vision_config.hidden_size)
     return HFVideoConfig(
         encoder=f"{HF_PREFIX}{model_name(spec)}", revision=revision, model_type=cfg.model_type, feat_dim=dim,
         fps=fps, max_frames=max_frames, side=side, dtype=resolve_dtype(dtype, device or default_device()),
@@ -457,7 +458,8 @@ class HFAudioFeatures(_Encoder):
         if isinstance(source, tuple):
             from selfcross.features.audio import AudioConfig, AudioFeatures
 
-            return AudioFeatures(AudioConfig(sample_rate=self.config.sample_rate)).waveform(source, start, end)
+            resampler = AudioFeatures(AudioConfig(sample_rate=self.config.sample_rate))
+            return resampler.waveform(source, start, end)
         return load_audio(source, self.config.sample_rate, start, end)
 
     def from_waveforms(self, waves: Sequence[np.ndarray]) -> list[tuple[np.ndarray, int]]:
@@ -571,6 +573,10 @@ def _pool_words(states: np.ndarray, word_ids: list[int | None]) -> np.ndarray:
     return np.stack([states[ids == w].mean(axis=0) for w in words]).astype(np.float32)
 
 
+#: Vision models whose ``pooler_output`` is a trained, normalised image embedding.
+_TRAINED_POOLERS: tuple[str, ...] = ("clip_vision_model", "siglip", "siglip_vision_model")
+
+
 class HFVideoFeatures(_Encoder):
     """Image-model embeddings of frames sampled at ``fps``: video -> ``float32 [max_frames, D]``."""
 
@@ -608,9 +614,13 @@ class HFVideoFeatures(_Encoder):
             x = pixels["pixel_values"].to(self.device, dtype=getattr(torch, self.config.dtype))
             with torch.inference_mode():
                 y = self._model(pixel_values=x)
-            emb = getattr(y, "image_embeds", None)
+            emb = getattr(y, "image_embeds", None)  # CLIP: the projected embedding
+            if emb is None and self.config.model_type in _TRAINED_POOLERS:
+                emb = y.pooler_output
             if emb is None:
-                emb = y.pooler_output if getattr(y, "pooler_output", None) is not None else y.last_hidden_state[:, 0]
+                # the final-layer-normed CLS token: ViT's pooler is often absent from checkpoints
+                # (then initialised at random), DINOv2's pooler is this very token
+                emb = y.last_hidden_state[:, 0]
             outs.append(emb.float().cpu().numpy())
         return np.concatenate(outs)
 
