@@ -40,9 +40,10 @@ SENTENCE = "oh i really do not know what you want from me that is wonderful news
 
 def _speech_model(size: str) -> tuple[object, object]:
     if size == "tiny":
-        cfg = tf.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
-                                conv_dim=(16, 16, 16), conv_stride=(5, 8, 8), conv_kernel=(10, 8, 8),
-                                num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2)
+        cfg = tf.Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                intermediate_size=37, conv_dim=(16, 16, 16), conv_stride=(5, 8, 8),
+                                conv_kernel=(10, 8, 8), num_conv_pos_embeddings=16,
+                                num_conv_pos_embedding_groups=2)
     else:
         cfg = tf.Wav2Vec2Config()  # wav2vec2-base / HuBERT-base architecture
     fe = tf.Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=SR, do_normalize=True,
