@@ -334,3 +334,11 @@ def test_every_preparation_command_takes_the_encoder_options(tiny, tmp_path, cap
     err = _one_line_error(capsys, ["prepare-manifest", str(_manifest(tmp_path, n=4, video=False, text=False)),
                                    str(tmp_path / "out"), "--audio-layer", "3"])
     assert "--audio-layer applies to --audio-encoder" in err
+
+
+def test_too_short_audio_is_a_data_error(tiny):
+    from selfcross.errors import DataError
+
+    ex = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{tiny['speech']}"))
+    with pytest.raises(DataError, match="too short"):
+        ex.extract((np.zeros(100, np.float32), SR))

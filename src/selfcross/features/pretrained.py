@@ -497,8 +497,18 @@ class HFAudioFeatures(_Encoder):
     def extract(
         self, source: Any, start: float | None = None, end: float | None = None
     ) -> tuple[np.ndarray, int]:
-        """Features of a file (wav/flac/mp4...) or ``(waveform, sample_rate)``: ``(array, valid_len)``."""
-        return self.from_waveforms([self.waveform(source, start, end)])[0]
+        """Features of a file (wav/flac/mp4...) or ``(waveform, sample_rate)``: ``(array, valid_len)``.
+
+        Raises:
+            DataError: unreadable file, or audio shorter than the encoder's first frame (25 ms).
+        """
+        y = self.waveform(source, start, end)
+        try:
+            return self.from_waveforms([y])[0]
+        except RuntimeError as e:  # the convolutional front-end rejects too-short input
+            raise DataError(None if isinstance(source, tuple) else source,
+                            f"{len(y)} samples are too short for {self.config.encoder} "
+                            f"({str(e).splitlines()[0][:120]})") from None
 
     def extract_many(self, items: Sequence[tuple[Any, Any, Any]]) -> list[Any]:
         """``(source, start, end)`` items -> ``(array, valid_len)`` or the error, per item."""
