@@ -189,7 +189,7 @@ def execute_run(spec: RunSpec) -> RunOutcome:
         logging.getLogger("selfcross.data").setLevel(logging.ERROR)
         cfg = RunConfig.from_dict(spec.config)
         cfg.train.num_threads = max(1, spec.threads)
-        train_run(cfg, spec.fold_dir, run_dir, progress=False)
+        train_run(cfg, spec.fold_dir, run_dir, progress=False, tune_allocator=True)  # our own worker
         config, metrics, preds = _read_run_folder(run_dir)
         return RunOutcome(spec, "done", metrics, preds, config, list(config.get("class_names", [])),
                           wall_time_s=time.perf_counter() - t0)

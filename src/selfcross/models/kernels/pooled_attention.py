@@ -42,18 +42,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfcross.models.fast_attention import _padding_bias, chunk_rows
-from selfcross.models.threads import run_split
+from selfcross.models.kernels.threads import run_split
 
-#: Size of one block's ``[n, Tq, Tk]`` scores. Why 1 MiB (not the 4 MiB of the full-output
-#: kernel): a block is walked ~10 times (max, exp2, sums, masks, three matmuls), and 1 MiB stays
-#: in this CPU's L2 cache; measured (1 thread, batch 32, forward + backward, CPU time):
-#: 500 x 500 self-attention 545 -> 434 ms, 500 x 128 cross-attention 164 -> 140 ms; smaller
-#: blocks are slower again (thinner matmuls).
+#: Size of one block's ``[n, Tq, Tk]`` scores. Why 1 MiB: a block is walked ~10 times (max,
+#: exp2, sums, masks, three matmuls) and should stay in a core's L2 cache; smaller blocks make
+#: thinner, slower matmuls (docs/performance.md).
 CHUNK_BYTES = 1024**2
 
 #: ``log2(e)``: scores are scaled by it so that the softmax can use ``exp2``.
 LOG2E = 1.0 / math.log(2.0)
+
+
+def chunk_rows(batch_heads: int, tq: int, tk: int, itemsize: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Batch-heads per block so that one ``[n, Tq, Tk]`` block takes about ``chunk_bytes``.
+
+    Why blocks of whole heads (not of query rows): each ``bmm`` then multiplies whole
+    ``[Tq, d] x [d, Tk]`` matrices, which BLAS runs much faster than thin row slices, and the
+    key gradients of a block need no accumulation across blocks.
+    """
+    return max(1, min(batch_heads, chunk_bytes // max(1, tq * tk * itemsize)))
+
+
+def padding_bias(key_padding_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, Tk]`` bool (True = ignore) -> additive ``[B, 1, 1, Tk]`` bias (0 / -inf)."""
+    if key_padding_mask is None:
+        return None
+    bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    bias.masked_fill_(key_padding_mask, float("-inf"))
+    return bias[:, None, None, :]
 
 
 def dropped_positions(n_elements: int, p: float, seed: int) -> torch.Tensor:
@@ -229,7 +245,7 @@ def pooled_key_weights(
     p = dropout if training else 0.0
     b, h, tq, d = q.shape
     tk = k.shape[2]
-    bias = _padding_bias(key_padding_mask, q.dtype)
+    bias = padding_bias(key_padding_mask, q.dtype)
     seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item()) if p > 0.0 else 0
     rows = chunk_rows(b * h, tq, tk, q.element_size(), chunk_bytes)
     bias3 = None if bias is None else bias.expand(b, h, 1, tk).reshape(b * h, 1, tk)
@@ -296,6 +312,6 @@ def sdpa_then_mean(
 ) -> torch.Tensor:
     """The accelerator path: fused SDPA (its own dropout) then the ``weights``-mean over queries.
     ``q [B,h,Tq,d]``, ``k, v [B,h,Tk,d]``, ``weights [B, Tq]`` -> ``[B, h, d]``."""
-    bias = _padding_bias(key_padding_mask, q.dtype)
+    bias = padding_bias(key_padding_mask, q.dtype)
     full = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
     return torch.einsum("bhqd,bq->bhd", full, weights)

@@ -53,7 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfcross.models.threads import one_intraop_thread, run_split
+from selfcross.models.kernels.switch import uses_reference
+from selfcross.models.kernels.threads import one_intraop_thread, run_split
 
 _LOG = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ def _backward_loop(
 def fast_gru_applies(gru: nn.GRU, x: torch.Tensor) -> bool:
     """Whether :class:`BiGRUFunction` computes what ``gru(x)`` computes for this call."""
     return (
-        not getattr(gru, "selfcross_reference", False)
+        not uses_reference(gru)
         and x.device.type == "cpu"
         and x.dim() == 3
         and gru.num_layers == 1
