@@ -2,9 +2,10 @@
 
 Why: the paper's seed-to-seed spread (~2 points) is as large as the differences it
 studies. A run is only reproducible if the same seed, device and thread count give the
-same numbers *and* ``config.json`` records them (issue 3 point 5). Everything that touches
-process-wide torch state lives here, behind :func:`runtime`, which restores that state on
-exit so that library users (and tests) are not left with changed globals.
+same numbers *and* ``config.json`` records them. Everything that touches process-wide
+state lives here: torch's settings behind :func:`runtime`, which restores them on exit so
+that library users (and tests) are not left with changed globals, and the allocator setting
+:func:`tune_malloc`, which only a process's owner applies.
 """
 
 from __future__ import annotations

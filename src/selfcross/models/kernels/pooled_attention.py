@@ -1,4 +1,4 @@
-"""Attention followed by its temporal mean, computed as one operation (issue 8).
+"""Attention followed by its temporal mean, computed as one operation.
 
 Why: the model never uses an attention output ``O [B, Tq, E]`` itself, only its mean over
 the query steps (or a masked mean). Because the mean is linear, it moves inside the
@@ -79,13 +79,11 @@ def dropped_positions(n_elements: int, p: float, seed: int) -> torch.Tensor:
     Why positions and not a mask: with ``p = 0.1`` nine weights in ten are kept, so drawing
     the gaps between dropped weights (geometric with parameter ``p``, by inversion of a
     uniform: ``gap = 1 + floor(log(U) / log(1 - p))``) takes a tenth of the random numbers of
-    a per-weight mask, and applying it is a gather / scatter over a tenth of the weights
-    instead of multiplying every weight by a mask (measured: ~0.9 ms vs ~3.5 ms per million
-    weights, one thread). ``U = (r + 1) / 2^24`` with ``r`` the low 24 bits of each 32-bit half
-    of numpy's SFC64 words (24-bit resolution, as the uniforms behind ``torch.bernoulli_`` in
-    float32), so that ``gap = trunc(1 - 24 ln 2 / log(1-p) + log1p(r) / log(1-p))`` (the
-    argument is >= 1, so truncation is the floor): one ``log1p`` and one affine op, half the
-    64-bit draws (measured, 250 K weights: 575 -> 435 us per block).
+    a per-weight mask, and applying it is a scatter over a tenth of the weights.
+    ``U = (r + 1) / 2^24`` with ``r`` the low 24 bits of each 32-bit half of numpy's SFC64
+    words (the resolution of the uniforms behind ``torch.bernoulli_`` in float32), so that
+    ``gap = trunc(1 - 24 ln 2 / log(1-p) + log1p(r) / log(1-p))`` (the argument is >= 1, so
+    truncation is the floor): one ``log1p`` and one affine op per gap.
     """
     if p <= 0.0 or n_elements == 0:
         return torch.empty(0, dtype=torch.int64)
@@ -122,13 +120,12 @@ class PooledAttentionWeights(torch.autograd.Function):
     in the thread that computes the block (so the draw is parallel too); without dropout the
     block size does not change the result.
 
-    The softmax is taken in base 2 (``log2(e)`` folded into the query scaling), because
-    ``exp2`` costs half of ``exp`` on this kind of CPU (AVX2, measured 0.87 vs 1.62 ms per
-    million) and gives the same weights to float32 rounding; forward keeps each row's
-    log-sum-exp so that backward recomputes ``P = exp2(S - lse)`` without a second softmax.
-    Saved for backward: ``q, k, w``, the log-sum-exps ``[N, Tq, 1]`` and the block-local
-    dropped positions (8 bytes per dropped weight: ~38 MB for the paper's audio
-    self-attention at batch 32); no ``[N, Tq, Tk]`` tensor is kept.
+    The softmax is taken in base 2 (``log2(e)`` folded into the query scaling) because
+    ``exp2`` is cheaper than ``exp`` on AVX2 CPUs and gives the same weights to float32
+    rounding; forward keeps each row's log-sum-exp so that backward recomputes
+    ``P = exp2(S - lse)`` without a second softmax. Saved for backward: ``q, k, w``, the
+    log-sum-exps ``[N, Tq, 1]`` and the block-local dropped positions (8 bytes per dropped
+    weight); no ``[N, Tq, Tk]`` tensor is kept.
     """
 
     @staticmethod
