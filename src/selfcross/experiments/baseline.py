@@ -269,8 +269,13 @@ def run_baseline(
             summary.results.append(_one_run(store, k, path, code, fp, out, say))
     out.mkdir(parents=True, exist_ok=True)
     summary.table_md = out / "results.md"
-    summary.table_md.write_text(f"Command: `selfcross baseline --data {data} --out {out_dir}`\n\n"
-                                + summary.table() + "\n")
+    command = f"selfcross baseline --data {data} --out {out_dir}"
+    if modalities is not None:
+        command += f" --modalities {modalities if isinstance(modalities, str) else ','.join(modalities)}"
+    if db is not None:
+        command += f" --db {db}"
+    summary.table_md.write_text(f"Command: `{command}`  \nTest scores in %, mean (sample std) over "
+                                f"folds.\n\n{summary.table()}\n")
     summary.table_csv = out / "results.csv"
     _write_csv(summary.results, summary.table_csv)
     return summary
