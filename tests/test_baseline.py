@@ -85,6 +85,11 @@ def test_cli_missing_modality_is_one_line_exit_2(root, tmp_path, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "has no video" in err and "this fold has: audio" in err and "fold01" in err
     assert not (tmp_path / "o" / "results.sqlite").exists()
+    # the same with the fold folder itself as --data
+    one_fold = str(audio_only / "fold01")
+    rc = main(["baseline", "--data", one_fold, "--out", str(tmp_path / "o"), "--modalities", "t"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "has no text" in err and "this fold has: audio" in err
 
 
 def _add_deep(store, kind, fold, seed, floor, skill):
