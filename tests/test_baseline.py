@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,8 +14,6 @@ from selfcross.experiments.baseline import C_GRID, run_baseline, split_features
 from selfcross.experiments.report import make_report
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 from selfcross.training.metrics import classification_metrics
-
-RAVDESS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ravdess-speech-16k"
 
 
 @pytest.fixture(scope="module")
@@ -136,19 +133,3 @@ def test_report_shows_linear_beside_self_and_cross_with_paired_tests(root, tmp_p
     assert any(f.startswith("figures/confusion_linear_at") for f in res["figures"])
     runs_csv = (out / "runs.csv").read_text()
     assert runs_csv.count("linear-at-stat-none") == 2
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not RAVDESS.is_dir(), reason=f"RAVDESS speech not found at {RAVDESS}")
-def test_ravdess_mfcc_floor_reproduces_the_measured_40_3(tmp_path):
-    """The 4 speaker-independent folds of benchmarks/real/ravdess_audio.py: 40.3 % (std 3.3) measured."""
-    from selfcross.data.adapters import prepare_corpus
-    from selfcross.features.audio import AudioConfig
-
-    data = tmp_path / "data"
-    prepare_corpus("ravdess", RAVDESS, data, modalities="a", n_folds=4,
-                   audio_config=AudioConfig(max_frames=500), progress=False, workers=1)
-    summary = run_baseline(data, tmp_path / "bl", modalities="a", log=lambda _: None)
-    accs = [r.metrics["test"]["accuracy"] for r in summary.results]
-    assert len(accs) == 4
-    assert abs(100 * np.mean(accs) - 40.3) <= 2.0
