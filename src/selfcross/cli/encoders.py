@@ -57,6 +57,9 @@ def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
     precision = getattr(args, "encoder_precision", "auto")
     if args.audio_layer is not None and args.audio_encoder is None:
         raise ConfigError("--audio-layer applies to --audio-encoder hf:NAME only")
+    if args.audio_encoder is not None and getattr(args, "audio_features", "mfcc") != "mfcc":
+        raise ConfigError(f"--audio-features {args.audio_features} and --audio-encoder both choose the "
+                          "audio front-end: give one of them")
     if args.audio_encoder is not None or args.text_encoder is not None or _hf_video(args):
         from selfcross.features import pretrained as hf
 
