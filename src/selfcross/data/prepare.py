@@ -649,8 +649,12 @@ def prepare_records(
 
 def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[str, dict[str, Any]]:
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
+    from selfcross.features.pretrained import is_hf_config
+
     out: dict[str, dict[str, Any]] = {}
-    if "audio" in mods:
+    if "audio" in mods and is_hf_config(audio):  # a pretrained speech encoder's settings
+        out["audio"] = audio if isinstance(audio, dict) else audio.to_dict()
+    elif "audio" in mods:
         from selfcross.features.audio import AudioConfig, AudioFeatures
 
         cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
