@@ -342,3 +342,9 @@ def test_too_short_audio_is_a_data_error(tiny):
     ex = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{tiny['speech']}"))
     with pytest.raises(DataError, match="too short"):
         ex.extract((np.zeros(100, np.float32), SR))
+
+
+def test_a_relative_model_folder_is_recorded_as_an_absolute_path(tiny, monkeypatch):
+    monkeypatch.chdir(tiny["text"].parent)
+    cfg = hf.text_encoder_config(f"hf:{tiny['text'].name}")
+    assert cfg.encoder == f"hf:{tiny['text'].resolve()}"

@@ -91,6 +91,13 @@ def model_name(spec: str) -> str:
     return name.strip()
 
 
+def recorded_spec(spec: str) -> str:
+    """``hf:NAME_OR_PATH`` as ``features.json`` records it: a local folder as an absolute path,
+    so prediction finds it from any working directory."""
+    name = model_name(spec)
+    return HF_PREFIX + (str(Path(name).resolve()) if Path(name).is_dir() else name)
+
+
 def folder_fingerprint(folder: Path, sample_bytes: int = 65536) -> str:
     """A cheap identity of a local checkpoint folder (names, sizes, first/last bytes of each file).
 
@@ -342,7 +349,7 @@ def audio_encoder_config(
             raise ConfigError(f"--audio-layer {layer}: {spec} has hidden states 0..{n - 1}")
         chosen %= n
     return HFAudioConfig(
-        encoder=f"{HF_PREFIX}{model_name(spec)}", revision=revision, model_type=cfg.model_type, layer=chosen,
+        encoder=recorded_spec(spec), revision=revision, model_type=cfg.model_type, layer=chosen,
         n_layers=n, feat_dim=int(cfg.hidden_size), max_frames=max_frames or 500,
         dtype=resolve_dtype(dtype, device or default_device()),
     )
@@ -358,7 +365,7 @@ def text_encoder_config(
     if not -n <= int(layer) < n:
         raise ConfigError(f"text layer {layer}: {spec} has hidden states 0..{n - 1}")
     return HFTextConfig(
-        encoder=f"{HF_PREFIX}{model_name(spec)}", revision=revision, model_type=cfg.model_type,
+        encoder=recorded_spec(spec), revision=revision, model_type=cfg.model_type,
         layer=int(layer) % n, n_layers=n, feat_dim=int(cfg.hidden_size), units=units, max_tokens=max_tokens,
         dtype=resolve_dtype(dtype, device or default_device()),
     )
@@ -375,7 +382,7 @@ def video_encoder_config(
     else:
         dim = int(getattr(cfg, "hidden_size", 0) or cfg.vision_config.hidden_size)
     return HFVideoConfig(
-        encoder=f"{HF_PREFIX}{model_name(spec)}", revision=revision, model_type=cfg.model_type, feat_dim=dim,
+        encoder=recorded_spec(spec), revision=revision, model_type=cfg.model_type, feat_dim=dim,
         fps=fps, max_frames=max_frames, side=side, dtype=resolve_dtype(dtype, device or default_device()),
     )
 
@@ -399,7 +406,7 @@ class _Encoder:
 
         tf = _transformers()
         c = self.config
-        family, _, flag = _FAMILIES[self.modality]
+        _, _, flag = _FAMILIES[self.modality]
         name = model_name(c.encoder)
         local = Path(name).is_dir()
         if local and c.revision is not None and folder_fingerprint(Path(name)) != c.revision:
