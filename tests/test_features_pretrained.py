@@ -348,3 +348,38 @@ def test_a_relative_model_folder_is_recorded_as_an_absolute_path(tiny, monkeypat
     monkeypatch.chdir(tiny["text"].parent)
     cfg = hf.text_encoder_config(f"hf:{tiny['text'].name}")
     assert cfg.encoder == f"hf:{tiny['text'].resolve()}"
+
+
+@pytest.mark.parametrize("preset", ["paper", "improved"])
+def test_presets_take_stacked_layers_and_any_feature_size(preset):
+    import torch
+
+    from selfcross.config import ModalityShape, ModelConfig, RunConfig, apply_preset
+    from selfcross.models import FusionModel
+    from selfcross.training.standardize import Standardizer
+
+    shapes = {"audio": ModalityShape(20, 8, 10, layers=3), "video": ModalityShape(5, 7, 4),
+              "text": ModalityShape(6, 9, None)}
+    cfg = apply_preset(RunConfig(model=ModelConfig(kind="cross", shapes=shapes, hidden=4, heads=2,
+                                                   head_hidden=3, n_classes=3)), preset)
+    model = FusionModel(cfg.model)
+    rng = np.random.default_rng(0)
+    x = {"audio": rng.normal(size=(2, 20, 3, 8)), "video": rng.normal(size=(2, 5, 7)),
+         "text": rng.normal(size=(2, 6, 9))}
+    lengths = {"audio": np.array([20, 7]), "video": np.array([5, 2]), "text": np.array([6, 3])}
+    for m, n in lengths.items():
+        x[m][1, n[1]:] = 0.0
+    split = type("S", (), {"__len__": lambda self: 2,
+                           "get_batch": lambda self, i, mods: ({m: x[m][i] for m in mods},
+                                                               {m: lengths[m][i] for m in mods})})()
+    std = Standardizer.fit(split, ("audio", "video", "text"))
+    assert std.stats["audio"][0].shape == (3, 8)  # every layer standardized on its own
+    arrays = std.transform(x, lengths)
+    assert np.all(arrays["audio"][1, 7:] == 0)
+    tensors = {m: torch.as_tensor(a, dtype=torch.float32) for m, a in arrays.items()}
+    logits = model(**tensors, lengths={m: torch.as_tensor(n) for m, n in lengths.items()})
+    assert logits.shape == (2, 3) and torch.isfinite(logits).all()
+    from selfcross.errors import DataError
+
+    with pytest.raises(DataError, match=r"expected \[batch, 20, 3, 8\]"):
+        model(audio=tensors["audio"][:, :, 0], video=tensors["video"], text=tensors["text"])
