@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
-from selfcross.features.configio import ConfigMixin
 
 #: Extensions read with soundfile first (PyAV is the fallback for everything else).
 SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".aiff", ".aif"})
