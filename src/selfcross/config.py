@@ -25,6 +25,8 @@ from selfcross.labels import MODALITIES, parse_modalities
 MODEL_KINDS: tuple[str, ...] = ("self", "cross", "self+cross")
 POOLINGS: tuple[str, ...] = ("stat", "concat", "mean")
 PRESETS: tuple[str, ...] = ("paper", "improved")
+#: Kernel sets (see :mod:`selfcross.models.kernels`): ours, or the authors' ops.
+KERNELS: tuple[str, ...] = ("fast", "reference")
 
 C = TypeVar("C", bound="ConfigMixin")
 
@@ -179,8 +181,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
-        if self.kernels not in ("fast", "reference"):
-            raise ConfigError(f"kernels {self.kernels!r} must be 'fast' or 'reference'")
+        if self.kernels not in KERNELS:
+            raise ConfigError(f"kernels {self.kernels!r} must be one of {', '.join(KERNELS)}")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ConfigError("batch_size, max_epochs and patience must be positive")
 

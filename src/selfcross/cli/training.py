@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from selfcross.config import MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.labels import modality_code, parse_modalities
 
 
@@ -115,7 +115,7 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--kernels",
-        choices=("fast", "reference"),
+        choices=KERNELS,
         default="fast",
         help="fast = our CPU attention/GRU kernels (same function, much faster); reference = the "
         "authors' ops (nn.MultiheadAttention with weights requested, nn.GRU) (default: %(default)s)",
