@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError, SelfcrossError
-from selfcross.features.configio import ConfigMixin
+from selfcross.config import ConfigMixin
 
 #: Prefix of an encoder name that means "a Hugging Face transformers checkpoint".
 HF_PREFIX = "hf:"
