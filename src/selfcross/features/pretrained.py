@@ -36,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from selfcross.errors import ConfigError, DataError, SelfcrossError
 from selfcross.config import ConfigMixin
+from selfcross.errors import ConfigError, DataError, SelfcrossError
 
 #: Prefix of an encoder name that means "a Hugging Face transformers checkpoint".
 HF_PREFIX = "hf:"
