@@ -334,6 +334,13 @@ def test_every_preparation_command_takes_the_encoder_options(tiny, tmp_path, cap
     err = _one_line_error(capsys, ["prepare-manifest", str(_manifest(tmp_path, n=4, video=False, text=False)),
                                    str(tmp_path / "out"), "--audio-layer", "3"])
     assert "--audio-layer applies to --audio-encoder" in err
+    man = _manifest(tmp_path, n=4, video=False, text=False)
+    err = _one_line_error(capsys, ["prepare-manifest", str(man), str(tmp_path / "out"), "--audio-encoder",
+                                   f"hf:{tiny['speech']}", "--speaker-norm", "--no-progress"])
+    assert "--speaker-norm applies to the built-in audio features" in err
+    err = _one_line_error(capsys, ["prepare-manifest", str(man), str(tmp_path / "out"), "--audio-encoder",
+                                   f"hf:{tiny['speech']}", "--audio-features", "logmel", "--no-progress"])
+    assert "give one of them" in err
 
 
 def test_too_short_audio_is_a_data_error(tiny):

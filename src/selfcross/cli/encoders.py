@@ -60,6 +60,9 @@ def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
     if args.audio_encoder is not None and getattr(args, "audio_features", "mfcc") != "mfcc":
         raise ConfigError(f"--audio-features {args.audio_features} and --audio-encoder both choose the "
                           "audio front-end: give one of them")
+    if args.audio_encoder is not None and getattr(args, "speaker_norm", False):
+        raise ConfigError("--speaker-norm applies to the built-in audio features (mfcc, egemaps, compare, "
+                          "logmel), not to an --audio-encoder")
     if args.audio_encoder is not None or args.text_encoder is not None or _hf_video(args):
         from selfcross.features import pretrained as hf
 
