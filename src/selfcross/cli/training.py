@@ -129,6 +129,14 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
         "sooner (default: %(default)s)",
     )
     p.add_argument(
+        "--modality-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="drop each modality of each training utterance with probability P (zeroed, length 0; "
+        "every utterance keeps one), for robustness to a missing modality (default: 0, off)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -169,6 +177,7 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         max_epochs=args.max_epochs,
         num_threads=args.threads,
+        modality_dropout=args.modality_dropout,
     )
     return apply_preset(RunConfig(model=model, train=train), args.preset)
 

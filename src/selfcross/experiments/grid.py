@@ -46,6 +46,11 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 )
 
 
+#: Switches added after stores were first written: left out of the hash at their default
+#: (off), so runs recorded before the switch existed keep their hash and are not rerun.
+HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (("train", "modality_dropout", 0.0),)
+
+
 def set_code(modalities: Sequence[str] | str) -> str:
     """The modality set's short code as the paper's table spells it (``"atv"``, ``"vt"``, ...)."""
     return modality_code(modalities if isinstance(modalities, str) else tuple(modalities))
@@ -61,6 +66,9 @@ def config_hash(config: dict[str, Any]) -> str:
     d = copy.deepcopy(config)
     for section, key in HASH_EXCLUDED:
         (d if section is None else d.get(section, {})).pop(key, None)
+    for section, key, default in HASH_OMITTED_AT_DEFAULT:
+        if d.get(section, {}).get(key, default) == default:
+            d.get(section, {}).pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 

@@ -49,6 +49,7 @@ from selfcross.training.environment import (
     tune_malloc,
 )
 from selfcross.training.metrics import classification_metrics
+from selfcross.training.modality_dropout import drop_modalities
 from selfcross.training.optimizer import make_adam
 from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
 from selfcross.training.rundir import check_out_dir, load_run, save_run
@@ -261,6 +262,8 @@ def train_run(
             optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
         )
         order_gen = torch.Generator().manual_seed(tc.seed)
+        # a generator of its own, so that the batch order stays the same with and without drops
+        drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
         pass_lengths = needs_lengths(config.model)
         n_train = len(train)
 
@@ -272,6 +275,8 @@ def train_run(
             total = torch.zeros((), dtype=torch.float64, device=device)
             order = torch.randperm(n_train, generator=order_gen)
             for inputs, lengths, labels in train.batches(order, tc.batch_size):
+                if drop_gen is not None:
+                    inputs, lengths = drop_modalities(inputs, lengths, tc.modality_dropout, drop_gen)
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(device, dtype, tc.amp):
                     logits = model(**inputs, lengths=lengths if pass_lengths else None)
