@@ -33,6 +33,7 @@ from selfcross.config import paper_shapes
 from selfcross.errors import StoreError
 from selfcross.experiments import plots
 from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
+from selfcross.experiments.robustness import compare_robustness, robustness_figures, robustness_section
 from selfcross.experiments.stats import (
     bootstrap_mean_diff,
     holm,
@@ -315,9 +316,11 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         study = collect(store)
         comparisons = compare(store, study)
         versus_linear = compare_linear(store, study)
+        robust = compare_robustness(store, study)
         out.mkdir(parents=True, exist_ok=True)
         figures = _figures(store, study, labels, out / "figures")
-    md = _markdown(study, comparisons, labels, figures, out, versus_linear)
+        figures += robustness_figures(robust, out / "figures")
+    md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust)
     (out / "report.md").write_text(md)
     summary = _summary_text(study, comparisons, labels, versus_linear)
     (out / "summary.txt").write_text(summary)
@@ -327,6 +330,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "cells": [_cell_json(c) for c in _sorted_cells(study)],
         "comparisons": comparisons,
         "linear_comparisons": versus_linear,
+        "robustness": robust,
         "superseded_runs": study.superseded,
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
@@ -668,6 +672,7 @@ def _linear_section(versus_linear: list[dict[str, Any]], labels: dict[str, str],
 def _markdown(
     study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str], figures: list[Path], out: Path,
     versus_linear: list[dict[str, Any]] = (),
+    robust: list[dict[str, Any]] = (),
 ) -> str:
     n_runs = len(_unique_runs(study))
     lines = [
@@ -717,6 +722,7 @@ def _markdown(
             if notes:
                 lines += ["", "Notes:", *[f"- {n}" for n in notes]]
         lines += _linear_section(list(versus_linear), labels, preset)
+        lines += robustness_section(list(robust), preset)
         abl = _ablation(study, labels, preset)
         if abl:
             lines += ["", "### Ablation (pooling and combined attention)", *abl]

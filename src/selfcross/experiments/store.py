@@ -93,6 +93,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     probs         TEXT NOT NULL,      -- JSON list of class probabilities (label order)
     PRIMARY KEY (run_id, idx)
 );
+CREATE TABLE IF NOT EXISTS robustness (
+    run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    perturbation  TEXT NOT NULL,      -- canonical spec: drop:t, noise:a=10, shuffle:v, swap:a
+    seed          INTEGER NOT NULL,   -- seed of the perturbation's randomness
+    test_metrics  TEXT NOT NULL,      -- JSON: classification_metrics() on the perturbed test split
+    y_pred        TEXT NOT NULL,      -- JSON list: predicted class per test utterance, split order
+    PRIMARY KEY (run_id, perturbation, seed)
+);
 """
 
 
@@ -155,6 +163,17 @@ class Predictions:
     y_pred: np.ndarray
     probs: np.ndarray
     ids: list[str] | None
+
+
+@dataclass
+class Robustness:
+    """One run's test scores with one modality perturbed (``selfcross grid --robustness``)."""
+
+    run_id: int
+    perturbation: str
+    seed: int
+    test_metrics: dict[str, Any]
+    y_pred: np.ndarray
 
 
 def now_iso() -> str:
@@ -384,6 +403,33 @@ class ResultsStore:
             probs=np.array([json.loads(r["probs"]) for r in rows], dtype=np.float64),
             ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
         )
+
+    def record_robustness(
+        self, run_id: int, perturbation: str, seed: int, metrics: dict[str, Any], y_pred: np.ndarray
+    ) -> None:
+        """Store (or replace) one run's test scores under one perturbation, in one transaction."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO robustness (run_id, perturbation, seed, test_metrics, y_pred) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, perturbation, int(seed), json.dumps(metrics, sort_keys=True),
+                 json.dumps([int(v) for v in y_pred])),
+            )
+
+    def robustness(self) -> list[Robustness]:
+        """Every stored perturbed evaluation (empty for a store written before they existed)."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "robustness" not in tables:
+            return []
+        rows = self._conn.execute(
+            "SELECT run_id, perturbation, seed, test_metrics, y_pred FROM robustness "
+            "ORDER BY run_id, perturbation, seed"
+        )
+        return [
+            Robustness(int(r["run_id"]), str(r["perturbation"]), int(r["seed"]),
+                       json.loads(r["test_metrics"]), np.array(json.loads(r["y_pred"]), dtype=np.int64))
+            for r in rows
+        ]
 
     def counts(self) -> dict[str, int]:
         """Number of runs per status."""

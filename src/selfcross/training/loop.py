@@ -49,7 +49,9 @@ from selfcross.training.environment import (
     tune_malloc,
 )
 from selfcross.training.metrics import classification_metrics
+from selfcross.training.modality_dropout import drop_modalities
 from selfcross.training.optimizer import make_adam
+from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
 from selfcross.training.rundir import check_out_dir, load_run, save_run
 from selfcross.training.standardize import Standardizer
 
@@ -262,6 +264,8 @@ def train_run(
             optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
         )
         order_gen = torch.Generator().manual_seed(tc.seed)
+        # a generator of its own, so that the batch order stays the same with and without drops
+        drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
         pass_lengths = needs_lengths(config.model)
         n_train = len(train)
 
@@ -273,6 +277,8 @@ def train_run(
             total = torch.zeros((), dtype=torch.float64, device=device)
             order = torch.randperm(n_train, generator=order_gen)
             for inputs, lengths, labels in train.batches(order, tc.batch_size):
+                if drop_gen is not None:
+                    inputs, lengths = drop_modalities(inputs, lengths, tc.modality_dropout, drop_gen)
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(device, dtype, tc.amp):
                     logits = model(**inputs, lengths=lengths if pass_lengths else None)
@@ -351,6 +357,8 @@ def evaluate_run(
     fold_dir: str | Path,
     split: str = "test",
     device: str | None = None,
+    perturb: str | None = None,
+    perturb_seed: int = 0,
 ) -> dict[str, Any]:
     """Re-evaluate a saved run on one split of a fold; returns its metrics dict.
 
@@ -362,12 +370,16 @@ def evaluate_run(
         fold_dir: the fold to evaluate on.
         split: ``train``, ``dev`` or ``test``.
         device: ``auto``/``cpu``/``cuda``; default: the run's configured device setting.
+        perturb: a test-time perturbation of one modality (``drop:t``, ``noise:a=10``,
+            ``shuffle:v``, ``swap:a``; see :mod:`selfcross.training.perturb`), or ``None``.
+        perturb_seed: seed of the perturbation's randomness.
 
     Raises:
         CheckpointError: the run folder is incomplete. DataError: the fold does not fit the
-        model (input shapes, classes).
+        model (input shapes, classes). ConfigError: a bad perturbation, or one of a modality
+        the run does not use.
     """
-    return evaluate_run_full(run_dir, fold_dir, split, device)["metrics"]
+    return evaluate_run_full(run_dir, fold_dir, split, device, perturb, perturb_seed)["metrics"]
 
 
 def evaluate_run_full(
@@ -375,11 +387,16 @@ def evaluate_run_full(
     fold_dir: str | Path,
     split: str = "test",
     device: str | None = None,
+    perturb: str | None = None,
+    perturb_seed: int = 0,
 ) -> dict[str, Any]:
     """:func:`evaluate_run` with predictions: the :func:`evaluate_model` dict plus
     ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None)."""
     fold_dir = Path(fold_dir)
+    perturbation = None if perturb is None else parse_perturbation(perturb)
     model, config, standardizer = load_run(run_dir)
+    if perturbation is not None:
+        check_applies(perturbation, tuple(config.model.modalities))
     tc = config.train
     dev_ = resolve_device(device or tc.device)
     with runtime(tc.num_threads, deterministic=True):
@@ -404,9 +421,10 @@ def evaluate_run_full(
                 fold_dir, f"{len(names)} classes but the model has {config.model.n_classes} outputs"
             )
         model = model.to(dev_)
-        data = SplitData(
-            _split(fold, split, fold_dir), config.model.modalities, DTYPES[tc.dtype], dev_, standardizer
-        )
+        rows = _split(fold, split, fold_dir)
+        if perturbation is not None:
+            rows = PerturbedSplit(rows, perturbation, perturb_seed)
+        data = SplitData(rows, config.model.modalities, DTYPES[tc.dtype], dev_, standardizer)
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)
