@@ -69,7 +69,10 @@ def tiny_run_config(seed: int = 1, **train_kw) -> RunConfig:
 
 
 def strip_time(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if k != "wall_time_s"}
+    """Metrics without the wall-clock fields (run and per-epoch time), which no seed fixes."""
+    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
+    out["history"] = [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in metrics["history"]]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,7 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
         "config.json",
         "model.safetensors",
         "metrics.json",
+        "history.csv",
         "predictions.npz",
         "features",
     }

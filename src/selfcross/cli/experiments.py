@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.cli.trackers import add_logger_arguments, logger_options
 from selfcross.errors import ConfigError
 
 
@@ -51,6 +52,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="after training, re-score every run's test split with one modality perturbed, "
                    "e.g. drop:a,drop:v,drop:t,noise:a=10 (specs as in evaluate --perturb); report "
                    "compares the accuracy change of self and cross")
+    add_logger_arguments(g)
     g.set_defaults(func=_grid)
 
     b = subparsers.add_parser(
@@ -96,7 +98,7 @@ def _grid(args: argparse.Namespace) -> int:
         device=args.device, preset=args.preset, runs_dir=args.runs_dir, executor=args.executor,
         progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
         threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
-        robustness=args.robustness or (),
+        robustness=args.robustness or (), loggers=logger_options(args),
     )
     print(summary)
     return 0 if summary.complete else 1

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from selfcross.cli.trackers import add_logger_arguments, logger_options
 from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.labels import modality_code, parse_modalities
 
@@ -33,14 +34,16 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
             "(lr 1e-3), batches of 32, cross-entropy; the learning rate drops 10x after 10 "
             "epochs without a lower dev loss; training stops after 10 epochs without a higher "
             "dev accuracy; the best dev-accuracy weights are restored and the test split is "
-            "evaluated once. Writes RUN_DIR/config.json, model.safetensors, metrics.json and "
-            "predictions.npz (a run folder is complete or absent)."
+            "evaluated once. Writes RUN_DIR/config.json, model.safetensors, metrics.json (with "
+            "the per-epoch history, also as history.csv) and predictions.npz (a run folder is "
+            "complete or absent)."
         ),
     )
     _add_run_arguments(p)
     _add_model_switches(p)
     _add_runtime_arguments(p)
     _add_output_arguments(p)
+    add_logger_arguments(p)
     p.set_defaults(func=_cmd_train)
 
 
@@ -184,22 +187,31 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from selfcross.training import format_metrics_table, train_run
+    from selfcross.training.callbacks import run_params
 
     config = build_run_config(args)
+    loggers = logger_options(args)
+    loggers.check()
     if not args.quiet:
         code = modality_code(config.model.modalities).upper()
         print(
             f"training {config.model.kind} {code} seed {config.train.seed} ({config.preset} preset) "
             f"on {args.data}"
         )
-    metrics = train_run(
-        config,
-        args.data,
-        args.out,
-        progress=not args.quiet,
-        overwrite=args.overwrite,
-        tune_allocator=not args.no_tune_malloc,
-    )
+    callbacks = loggers.open(Path(args.out).name, run_params(config.to_dict()))
+    try:
+        metrics = train_run(
+            config,
+            args.data,
+            args.out,
+            progress=not args.quiet,
+            overwrite=args.overwrite,
+            tune_allocator=not args.no_tune_malloc,
+            callbacks=callbacks,
+        )
+    finally:
+        for callback in callbacks:
+            callback.close()
     print(
         format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels)
     )

@@ -36,6 +36,7 @@ from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.robustness import evaluate_robustness, parse_specs
 from selfcross.experiments.store import ResultsStore, RunKey
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
+from selfcross.training.callbacks import LoggerOptions, replay, run_params
 
 #: Config fields that do not change a run's result (or are filled from the data) and are
 #: therefore left out of the config hash: (section, key); section None = top level.
@@ -255,6 +256,7 @@ def run_grid(
     log: Callable[[str], None] | None = None,
     threads_per_worker: int | None = None,
     robustness: Sequence[str] | str = (),
+    loggers: LoggerOptions | None = None,
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -282,6 +284,8 @@ def run_grid(
             the runs are done, every planned run that uses the perturbed modality is re-scored
             on its test split under each, into the store (resumable; see
             :mod:`selfcross.experiments.robustness`).
+        loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
+            under its run key by the driver when the run finishes (workers write nothing).
 
     Returns:
         A :class:`GridSummary`.
@@ -293,6 +297,8 @@ def run_grid(
     """
     t0 = time.perf_counter()
     say = log or (lambda msg: print(msg, file=sys.stderr))
+    loggers = loggers or LoggerOptions()
+    loggers.check()  # a missing extra is an option error: before planning prints notices
     fold_list = parse_range(folds, "folds")
     seed_list = parse_range(seeds, "seeds")
     assert seed_list is not None
@@ -333,7 +339,7 @@ def run_grid(
             say(f"resuming: {summary.already_done} of {summary.planned} runs already done")
         if todo:
             runs_path.mkdir(parents=True, exist_ok=True)
-            _drive(store, todo, executor, workers, executor_options or {}, progress, summary)
+            _drive(store, todo, executor, workers, executor_options or {}, progress, summary, loggers)
         if perturbations:
             planned_keys = {str(r.key) for r in plan}
             summary.robustness_scored = evaluate_robustness(store, perturbations, folds_info, planned_keys,
@@ -350,6 +356,7 @@ def _drive(
     options: dict[str, Any],
     progress: bool,
     summary: GridSummary,
+    loggers: LoggerOptions,
 ) -> None:
     """Submit runs, collect outcomes, write each to the store (the only writer)."""
     from tqdm import tqdm
@@ -376,7 +383,7 @@ def _drive(
                 break
         while ex.pending():
             out = ex.next_outcome()
-            _record(store, ids[str(out.spec.key)], out, summary)
+            _record(store, ids[str(out.spec.key)], out, summary, loggers)
             bar.update(1)
             if out.status == "done" and out.metrics:
                 t = out.metrics.get("test", {})
@@ -391,11 +398,14 @@ def _drive(
         ex.close(cancel=cancel)
 
 
-def _record(store: ResultsStore, run_id: int, out: RunOutcome, summary: GridSummary) -> None:
+def _record(
+    store: ResultsStore, run_id: int, out: RunOutcome, summary: GridSummary, loggers: LoggerOptions
+) -> None:
     summary.ran += 1
     if out.status == "done" and out.metrics is not None and out.predictions is not None:
         store.record_done(run_id, out.metrics, out.predictions, out.class_names, out.wall_time_s,
                           config=out.config)
+        replay(out.metrics.get("history", []), loggers.open(str(out.spec.key), run_params(out.config or {})))
         summary.done += 1
         summary.reused_folders += int(out.reused)
     else:

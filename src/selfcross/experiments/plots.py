@@ -188,3 +188,58 @@ def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: st
         ax.set_title(title, loc="left", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def curves_chart(
+    panels: dict[str, list[tuple[str, list[dict], int | None]]], path: Path, title: str = ""
+) -> Path:
+    """Learning curves: one column per model, rows = loss (train solid, dev dashed) and dev accuracy.
+
+    Args:
+        panels: model label -> [(run label e.g. ``f01-s02``, history rows, best epoch), ...];
+            a run label keeps its colour in every column, the best epoch is marked on dev accuracy.
+        path: PNG to write.
+    """
+    models = list(panels)
+    labels = sorted({label for runs in panels.values() for label, _, _ in runs})
+    cmap = _run_colours(len(labels))
+    colour = dict(zip(labels, cmap))
+    fig = Figure(figsize=(4.2 * len(models) + 1.0, 6.0))
+    axes = fig.subplots(2, len(models), sharex=True, sharey="row", squeeze=False)
+    for j, model in enumerate(models):
+        loss_ax, acc_ax = axes[0, j], axes[1, j]
+        for label, history, best in panels[model]:
+            epochs = [h["epoch"] for h in history]
+            c = colour[label]
+            loss_ax.plot(epochs, [h["train_loss"] for h in history], color=c, lw=1.0)
+            loss_ax.plot(epochs, [h["dev_loss"] for h in history], color=c, lw=1.0, ls="--")
+            acc = [100 * h["dev_accuracy"] for h in history]
+            acc_ax.plot(epochs, acc, color=c, lw=1.0, label=label)
+            if best is not None and 1 <= best <= len(history):
+                acc_ax.plot([best], [acc[best - 1]], "o", color=c, ms=4)
+        loss_ax.set_title(f"{model} ({len(panels[model])} runs)", fontsize=10,
+                          color=COLOURS.get(model, "black"))
+        acc_ax.set_xlabel("epoch")
+        for ax in (loss_ax, acc_ax):
+            ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("cross-entropy\n(train solid, dev dashed)")
+    axes[1, 0].set_ylabel("dev accuracy (%)\n(dot: best epoch, restored)")
+    if len(labels) <= 12:
+        handles, names = axes[1, 0].get_legend_handles_labels()
+        fig.legend(handles, names, loc="center right", fontsize=7, frameon=False, title="fold-seed",
+                   title_fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.02, ha="left")
+    fig.tight_layout(rect=(0, 0, 0.9 if len(labels) <= 12 else 1, 1))
+    return _save(fig, path)
+
+
+def _run_colours(n: int) -> list[tuple[float, ...]]:
+    """``n`` distinguishable colours (tab10/tab20, then a sampled viridis for larger studies)."""
+    from matplotlib import colormaps
+
+    if n <= 10:
+        return [colormaps["tab10"](i) for i in range(n)]
+    if n <= 20:
+        return [colormaps["tab20"](i) for i in range(n)]
+    return [colormaps["viridis"](x) for x in np.linspace(0, 0.95, n)]

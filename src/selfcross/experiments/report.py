@@ -33,6 +33,7 @@ from selfcross.config import paper_shapes
 from selfcross.errors import StoreError
 from selfcross.experiments import plots
 from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
+from selfcross.experiments.curves import curve_figures, curves_section
 from selfcross.experiments.robustness import compare_robustness, robustness_figures, robustness_section
 from selfcross.experiments.stats import (
     bootstrap_mean_diff,
@@ -297,7 +298,8 @@ def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.nd
 
 
 def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False) -> Path:
-    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures.
+    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures
+    (scores, confusion, recall, robustness, and learning curves ``figures/curves_<set>.png``).
 
     Args:
         db: the results database (opened read-only in spirit: nothing is written to it).
@@ -320,7 +322,9 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         out.mkdir(parents=True, exist_ok=True)
         figures = _figures(store, study, labels, out / "figures")
         figures += robustness_figures(robust, out / "figures")
-    md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust)
+        curve_files, no_history = curve_figures(store, study.cells, out / "figures")
+    md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust,
+                   curves_section(curve_files, no_history, out))
     (out / "report.md").write_text(md)
     summary = _summary_text(study, comparisons, labels, versus_linear)
     (out / "summary.txt").write_text(summary)
@@ -336,7 +340,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "running_runs": study.running,
         "iemocap_shaped": study.iemocap_shaped,
         "class_names": study.class_names,
-        "figures": [str(f.relative_to(out)) for f in figures],
+        "figures": [str(f.relative_to(out)) for f in figures + curve_files],
     }
     (out / "results.json").write_text(json.dumps(_clean(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
@@ -673,6 +677,7 @@ def _markdown(
     study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str], figures: list[Path], out: Path,
     versus_linear: list[dict[str, Any]] = (),
     robust: list[dict[str, Any]] = (),
+    curves: list[str] = (),
 ) -> str:
     n_runs = len(_unique_runs(study))
     lines = [
@@ -736,6 +741,7 @@ def _markdown(
                 "",
                 *_paper_table(study, labels, preset),
             ]
+    lines += list(curves)
     if figures:
         lines += ["", "## Figures", ""]
         for f in figures:

@@ -101,7 +101,23 @@ CREATE TABLE IF NOT EXISTS robustness (
     y_pred        TEXT NOT NULL,      -- JSON list: predicted class per test utterance, split order
     PRIMARY KEY (run_id, perturbation, seed)
 );
+CREATE TABLE IF NOT EXISTS history (
+    run_id                  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    epoch                   INTEGER NOT NULL,  -- 1-based
+    train_loss              REAL,              -- mean cross-entropy over the training split
+    dev_loss                REAL,
+    dev_accuracy            REAL,
+    dev_balanced_accuracy   REAL,
+    lr                      REAL,              -- learning rate during the epoch
+    epoch_time_s            REAL,              -- wall time of the epoch (NULL for older run folders)
+    PRIMARY KEY (run_id, epoch)
+);
 """
+
+#: Columns of ``history`` after ``run_id`` (the keys of a ``metrics.json`` history row).
+HISTORY_FIELDS: tuple[str, ...] = (
+    "epoch", "train_loss", "dev_loss", "dev_accuracy", "dev_balanced_accuracy", "lr", "epoch_time_s",
+)
 
 
 @dataclass(frozen=True)
@@ -300,6 +316,7 @@ class ResultsStore:
                 return int(cur.lastrowid)
             run_id = int(row["id"])
             c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM history WHERE run_id=?", (run_id,))
             c.execute(
                 "UPDATE runs SET model_kind=?, modalities=?, pooling=?, preset=?, fold=?, seed=?, "
                 "config_json=?, started_at=?, run_dir=?, status='running', error=NULL, "
@@ -320,10 +337,12 @@ class ResultsStore:
         wall_time_s: float,
         config: dict[str, Any] | None = None,
     ) -> None:
-        """Store a finished run: metrics, scalar columns and all predictions in ONE transaction.
+        """Store a finished run: metrics, scalar columns, all predictions and the per-epoch
+        history in ONE transaction.
 
         Args:
-            metrics: ``metrics.json`` content (``dev``, ``test``, ``best_epoch``, ``epochs_run``).
+            metrics: ``metrics.json`` content (``dev``, ``test``, ``best_epoch``, ``epochs_run``,
+                ``history``).
             predictions: the test split's predictions (``probs`` [N, C]).
             config: the run folder's ``config.json`` (replaces the planned config when given:
                 it has the fitted shapes, the data path and the environment).
@@ -338,12 +357,19 @@ class ResultsStore:
              int(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
             for i in range(n)
         ]
+        epochs = [(run_id, *(_num(h.get(k)) for k in HISTORY_FIELDS)) for h in metrics.get("history", [])]
         with self._tx() as c:
             c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
             c.executemany(
                 "INSERT INTO predictions (run_id, idx, utterance_id, y_true, y_pred, probs) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
+            )
+            c.execute("DELETE FROM history WHERE run_id=?", (run_id,))
+            c.executemany(
+                f"INSERT INTO history (run_id, {', '.join(HISTORY_FIELDS)}) "
+                f"VALUES (?, {', '.join('?' * len(HISTORY_FIELDS))})",
+                epochs,
             )
             if config is not None:
                 c.execute(
@@ -367,6 +393,7 @@ class ResultsStore:
         """Mark a run ``failed`` with its error text (it is retried only with ``retry_failed``)."""
         with self._tx() as c:
             c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
+            c.execute("DELETE FROM history WHERE run_id=?", (run_id,))
             c.execute(
                 "UPDATE runs SET status='failed', error=?, finished_at=?, wall_time_s=? WHERE id=?",
                 (error, now_iso(), wall_time_s, run_id),
@@ -430,6 +457,17 @@ class ResultsStore:
                        json.loads(r["test_metrics"]), np.array(json.loads(r["y_pred"]), dtype=np.int64))
             for r in rows
         ]
+
+    def history(self, run_id: int) -> list[dict[str, Any]]:
+        """One run's per-epoch rows (keys :data:`HISTORY_FIELDS`), by epoch; empty when the run
+        was stored before histories were kept."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "history" not in tables:
+            return []
+        rows = self._conn.execute(
+            f"SELECT {', '.join(HISTORY_FIELDS)} FROM history WHERE run_id=? ORDER BY epoch", (run_id,)
+        )
+        return [{k: (int(r[k]) if k == "epoch" else r[k]) for k in HISTORY_FIELDS} for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Number of runs per status."""

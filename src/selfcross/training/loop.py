@@ -28,6 +28,7 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,7 @@ from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError
 from selfcross.models.kernels import set_kernels
 from selfcross.training.batches import SplitData
+from selfcross.training.callbacks import EpochCallback
 from selfcross.training.environment import (
     DTYPES,
     environment_info,
@@ -201,6 +203,7 @@ def train_run(
     progress: bool = True,
     overwrite: bool = False,
     tune_allocator: bool = False,
+    callbacks: Sequence[EpochCallback] = (),
 ) -> dict[str, Any]:
     """Train one model on one fold with the authors' protocol and write a run folder.
 
@@ -214,11 +217,13 @@ def train_run(
         overwrite: replace an existing run folder at ``out_dir``.
         tune_allocator: call :func:`~selfcross.training.environment.tune_malloc` first (faster
             CPU steps; changes this process's allocator for good, hence off by default).
+        callbacks: each gets every epoch's history row (:mod:`selfcross.training.callbacks`);
+            the caller closes them.
 
     Returns:
         The ``metrics.json`` content: ``dev`` and ``test`` metric dicts, ``best_epoch``,
         ``epochs_run``, ``wall_time_s`` and ``history`` (per epoch: losses, dev accuracy,
-        dev balanced accuracy, learning rate).
+        dev balanced accuracy, learning rate, epoch wall time).
 
     Raises:
         DataError: the fold is malformed. ConfigError: bad options or an existing ``out_dir``.
@@ -273,6 +278,7 @@ def train_run(
         best_acc, best_epoch, best_state, stale = -math.inf, 0, None, 0
         bar = tqdm(range(1, tc.max_epochs + 1), desc="train", unit="epoch", disable=not progress)
         for epoch in bar:
+            epoch_t0 = time.perf_counter()
             model.train()
             total = torch.zeros((), dtype=torch.float64, device=device)
             order = torch.randperm(n_train, generator=order_gen)
@@ -301,8 +307,11 @@ def train_run(
                     "dev_accuracy": dev_acc,
                     "dev_balanced_accuracy": dev_bal,
                     "lr": lr,
+                    "epoch_time_s": time.perf_counter() - epoch_t0,
                 }
             )
+            for callback in callbacks:
+                callback.on_epoch(history[-1])
             if dev_acc > best_acc:
                 best_acc, best_epoch, stale = dev_acc, epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -4,7 +4,8 @@ A run folder holds::
 
     config.json         RunConfig: model, training protocol, data path + fingerprint, environment
     model.safetensors   model weights (+ standardizer.<modality>.mean|std when fitted)
-    metrics.json        {"dev": {...}, "test": {...}, "best_epoch", "epochs_run", "wall_time_s", ...}
+    metrics.json        {"dev": {...}, "test": {...}, "best_epoch", "epochs_run", "wall_time_s", "history"}
+    history.csv         metrics.json's per-epoch history, one row per epoch (for spreadsheets)
     predictions.npz     test predictions: y_true, y_pred, probs, ids
     features/           features.json, vocab.txt, W_embedding.npy copied from the data (optional)
 
@@ -16,6 +17,7 @@ and an interrupted run never leaves a folder that looks finished.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -31,12 +33,14 @@ from safetensors.torch import load_file, save_file
 
 from selfcross.config import RunConfig
 from selfcross.errors import CheckpointError, ConfigError, SelfcrossError
+from selfcross.training.callbacks import HISTORY_COLUMNS
 from selfcross.training.environment import DTYPES
 from selfcross.training.standardize import PREFIX, Standardizer
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
 PREDICTIONS_FILE = "predictions.npz"
 FEATURES_DIR = "features"
 
@@ -73,7 +77,8 @@ def save_run(
         out_dir: the run folder to create (its parent is created if needed).
         config: the run's configuration (written as ``config.json``).
         model: the trained model; its ``state_dict`` goes to ``model.safetensors``.
-        metrics: ``metrics.json`` content (omitted when ``None``).
+        metrics: ``metrics.json`` content (omitted when ``None``); its ``history`` is also
+            written as ``history.csv``.
         standardizer: its statistics go into ``model.safetensors`` under ``standardizer.``.
         predictions: arrays for ``predictions.npz`` (``y_true``, ``y_pred``, ``probs``, ``ids``);
             ``ids=None`` is stored as an empty array.
@@ -97,6 +102,8 @@ def save_run(
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         if metrics is not None:
             (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            if metrics.get("history"):
+                write_history_csv(metrics["history"], tmp / HISTORY_FILE)
         if predictions is not None:
             arrays = {k: np.asarray(v) for k, v in predictions.items() if k != "ids"}
             ids = predictions.get("ids")
@@ -111,6 +118,14 @@ def save_run(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def write_history_csv(history: Sequence[Mapping[str, Any]], path: Path) -> None:
+    """One row per epoch, columns :data:`HISTORY_COLUMNS` (empty where a row lacks one)."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(HISTORY_COLUMNS), extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(history)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
