@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.cli.options import add_no_progress
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare-iemocap`` to the ``selfcross`` command line."""
@@ -49,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "this share of the training sessions (default 0.1: one IEMOCAP speaker)")
     p.add_argument("--strict", action="store_true",
                    help="stop at the first malformed annotation line instead of reporting it")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p, "no progress bars")
     p.set_defaults(func=_prepare_iemocap)
     _register_manifest(subparsers)
     _register_corpus(subparsers)
@@ -112,7 +114,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
                    help="grouped folds: share of the training speakers held out as dev (default 0.1)")
     p.add_argument("--fold-seed", type=int, default=0, metavar="S",
                    help="grouped folds: seed of the speaker shuffling (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p, "no progress bars")
 
 
 def _register_manifest(subparsers: argparse._SubParsersAction) -> None:

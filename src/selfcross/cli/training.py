@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from selfcross.cli.options import add_no_progress
 from selfcross.config import MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.labels import modality_code, parse_modalities
 
@@ -55,11 +56,11 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--modalities",
-        default="atv",
+        default=None,
         metavar="SET",
         help="letters of the modalities to use: a = audio (MFCC frames), v = video (ResNet "
         "frame features), t = text (word vectors); the paper's table has a, v, t, av, at, "
-        "vt, atv (default: %(default)s)",
+        "vt, atv (default: every modality the fold has, atv for the paper's folds)",
     )
     p.add_argument(
         "--seed",
@@ -124,16 +125,22 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does "
         "(most speech-emotion papers use the opposite names)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_no_progress(p, "no progress bar and no header line (metrics are still printed)")
     p.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it already holds a run")
     p.set_defaults(func=_cmd_train)
 
 
 def build_run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by ``train``'s options (preset switches applied)."""
+    if args.modalities is None:
+        from selfcross.data.reader import fold_modalities
+
+        modalities = fold_modalities(args.data)
+    else:
+        modalities = parse_modalities(args.modalities)
     model = ModelConfig(
         kind=args.model,
-        modalities=parse_modalities(args.modalities),
+        modalities=modalities,
         pooling="concat" if args.no_stat_pool else "stat",
     )
     train = TrainConfig(
@@ -151,13 +158,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from selfcross.training import format_metrics_table, train_run
 
     config = build_run_config(args)
-    if not args.quiet:
+    if not args.no_progress:
         code = modality_code(config.model.modalities).upper()
         print(
             f"training {config.model.kind} {code} seed {config.train.seed} ({config.preset} preset) "
             f"on {args.data}"
         )
-    metrics = train_run(config, args.data, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    metrics = train_run(config, args.data, args.out, progress=not args.no_progress, overwrite=args.overwrite)
     print(
         format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels)
     )

@@ -26,6 +26,7 @@ import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -271,6 +272,17 @@ def _init_worker(
             pass
     _WORKER["extractor"] = _make_extractor(modality, config, encoder)
     _WORKER["modality"] = modality
+    if modality == "audio":
+        _warm_up_audio(_WORKER["extractor"])
+
+
+def _warm_up_audio(extractor: Any) -> None:
+    """Analyse a second of silence once, so librosa's imports and JIT compilation (tens of
+    seconds on a slow machine) happen before the first clip and not inside its timing."""
+    import soundfile  # noqa: F401  (the decoder of the first real clip)
+
+    rate = extractor.config.sample_rate
+    extractor.from_waveform(np.zeros(rate, dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -324,10 +336,14 @@ def _extract_modality(
     errors: dict[str, str] = {}
     if not jobs:
         return lengths, errors
-    bar = tqdm(total=len(jobs), desc=f"{modality} features", unit="utt", disable=not progress)
+    if workers <= 1:
+        if progress:
+            print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
+        _init_worker(modality, config, encoder, None)
+    desc = f"{modality} features" if workers <= 1 else f"{modality} features (starting {workers} workers)"
+    bar = tqdm(total=len(jobs), desc=desc, unit="utt", disable=not progress)
     try:
         if workers <= 1:
-            _init_worker(modality, config, encoder, None)
             for job in jobs:
                 utt, n, err = _run_job(job)
                 (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
@@ -343,9 +359,12 @@ def _extract_modality(
                 initargs=(modality, config, encoder, threads, os.getpid()),
             ) as pool:
                 futures = [pool.submit(_run_job, j) for j in jobs]
-                for fut in as_completed(futures):
+                for done, fut in enumerate(as_completed(futures), start=1):
                     utt, n, err = fut.result()
                     (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+                    if done == 1:  # workers are up: time the rate from here, not from their start-up
+                        bar.set_description(f"{modality} features")
+                        bar.reset(total=len(jobs))
                     bar.update()
     finally:
         bar.close()
