@@ -287,7 +287,8 @@ def label_warnings(records: Sequence[UtteranceRecord], given: bool, n_folds: int
         out.append(f"class(es) with fewer than {need} items: {listed}; some test folds will have "
                    "none of them (a typo in the label column?)")
     if not given:
-        best = max(CLASS_SETS.values(), key=lambda cs: len(set(cs.names) & set(counts)))
+        # the set holding most of the labels; among equals the smallest (iemocap4 before iemocap7)
+        best = max(CLASS_SETS.values(), key=lambda cs: (len(set(cs.names) & set(counts)), -len(cs)))
         inside = set(best.names) & set(counts)
         outside = sorted(set(counts) - set(best.names))
         if outside and len(inside) >= max(2, len(counts) / 2):
