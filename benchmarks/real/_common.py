@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
 import re
 import shlex
 import sys
@@ -20,6 +22,12 @@ def mean_std(values: list[float]) -> str:
     """``mean (std)`` in percent, std with n-1."""
     a = np.asarray(values, dtype=float) * 100
     return f"{a.mean():.1f} ({a.std(ddof=1) if len(a) > 1 else 0.0:.1f})"
+
+
+def hardware() -> str:
+    """The machine a measurement ran on, in words a reader elsewhere can compare with."""
+    cpu = platform.processor() or platform.machine()
+    return f"{os.cpu_count()} CPU cores ({cpu}, {platform.system()})"
 
 
 def command_line() -> str:

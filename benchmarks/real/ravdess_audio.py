@@ -43,10 +43,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: find _common
-from _common import DEFAULT_DATA, RESULTS, command_line, mean_std, runs_details, write_section
+from _common import DEFAULT_DATA, RESULTS, command_line, hardware, mean_std, runs_details, write_section
 
 SECTION = "ravdess_audio"
 CHANCE = 1 / 8
+#: A published figure for scale (not comparable protocol: the split is not stated there).
+PUBLISHED = ("| published: MFCC CNN / ConvLSTM (Badr et al., SciTePress 2021; split protocol not stated) "
+             "| 60 / 59 | - |")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,13 +122,13 @@ def main(argv: list[str] | None = None) -> int:
         f"| selfcross uni-modal self, {args.preset} ({len(folds)} folds x {len(seeds)} seeds) | "
         f"{mean_std(acc)} | {mean_std(bal)} |",
         f"| chance (uniform guess) | {CHANCE * 100:.1f} | {CHANCE * 100:.1f} |",
+        PUBLISHED,
     ]
     print("\n".join(table))
     text = "\n".join([
         "## RAVDESS speech, audio only", "",
         f"Command: `{command_line()}`  ",
-        f"Time: {total / 60:.1f} min on this machine ({t_prep:.0f} s preparation; 2 CPU cores shared "
-        "with other jobs; torch threads "
+        f"Time: {total / 60:.1f} min on {hardware()} ({t_prep:.0f} s preparation; torch threads "
         f"{args.threads}).  ",
         f"Setup: {len(result.kept)} utterances, {len(folds)} speaker-independent folds "
         f"({24 // len(folds)} test actors each, dev = 2 other actors), seeds {args.seeds}, "
