@@ -279,3 +279,88 @@ def test_prepare_train_predict_from_clips_and_truncated_wav(tmp_path, capsys):
     assert "1/2 clips predicted" in captured.out
     assert "gone: line 3:" in captured.err and "no such audio file" in captured.err
     assert "1 row(s) failed" in captured.err
+
+
+# ------------------------------------------------------------------------------ the report
+
+
+def _report_db(path: Path, sets: tuple[str, ...], folds: int, seeds: int) -> Path:
+    """Self and cross on ``sets``; self right on 75% of 60 utterances, cross on 65%."""
+    import zlib
+
+    from selfcross.experiments.store import Predictions, ResultsStore, RunKey
+
+    with ResultsStore.open(path, lock=True) as s:
+        for fold in range(1, folds + 1):
+            y = np.random.default_rng(fold).integers(0, 4, 60)
+            for seed in range(1, seeds + 1):
+                for mods in sets:
+                    for kind, skill in (("self", 0.75), ("cross", 0.65)):
+                        rng = np.random.default_rng(zlib.crc32(f"{kind}{mods}{fold}{seed}".encode()))
+                        pred = np.where(rng.random(60) < skill, y, (y + rng.integers(1, 4, 60)) % 4)
+                        acc = float(np.mean(pred == y))
+                        bal = float(np.mean([np.mean(pred[y == c] == c) for c in range(4)]))
+                        rid = s.record_started(RunKey(kind, mods, "stat", "paper", fold, seed), {}, "h",
+                                               f"fp{fold}", "/r")
+                        probs = np.full((60, 4), 0.25)
+                        s.record_done(rid, {"dev": {"accuracy": acc},
+                                            "test": {"accuracy": acc, "balanced_accuracy": bal},
+                                            "best_epoch": 1, "epochs_run": 1},
+                                      Predictions(y, pred, probs, None), ["a", "b", "c", "d"], 1.0)
+    return path
+
+
+def test_verdict_one_line_per_set_and_metric_power_once_disagreement_plain(tmp_path):
+    from selfcross.experiments.report import make_report
+
+    db = _report_db(tmp_path / "r.sqlite", ("av", "at", "vt", "atv"), folds=3, seeds=2)
+    make_report(db, tmp_path / "rep")
+    summary = (tmp_path / "rep" / "summary.txt").read_text().splitlines()
+    verdicts = [ln for ln in summary if ln.startswith("- ")]
+    assert len(verdicts) == 8  # 4 modality sets x 2 metrics, one line each
+    assert all(len(ln) < 240 for ln in verdicts)
+    assert sum("Power:" in ln for ln in summary) == 1
+    assert not any("Holm's correction" in ln or "run more folds" in ln for ln in verdicts)
+    # 6 pairs x 60 utterances, 10 points apart: McNemar sees it, the signed-rank test cannot
+    mcnemar = [ln for ln in verdicts if "McNemar (p = " in ln]
+    assert mcnemar and all(" accuracy: no significant difference" in ln and "the tests disagree" in ln
+                           for ln in mcnemar)
+    assert not any("McNemar" in ln for ln in verdicts if "balanced accuracy" in ln)
+
+
+def test_figures_name_the_data_count_rows_and_centre_bars(tmp_path):
+    from selfcross.experiments import plots
+    from selfcross.experiments.report import _root_name
+
+    root = tmp_path / "ravdess-prepared"
+    root.mkdir()
+    (root / "prepare_report.md").write_text("# ravdess preparation\n\nSource: x\n")
+    assert _root_name(root) == "RAVDESS"
+    (root / "prepare_report.md").write_text("# Manifest preparation\n")
+    assert _root_name(root) == "ravdess-prepared"
+    (root / "synthetic.json").write_text("{}")
+    assert _root_name(root) == "synthetic benchmark"
+
+    cells = {("self", "a"): {"accuracy": (0.4, 0.02, 3)}, ("self", "av"): {"accuracy": (0.6, 0.02, 3)},
+             ("cross", "av"): {"accuracy": (0.5, 0.02, 3)}}
+    captured = {}
+    real_save = plots._save
+
+    def keep(fig, path):
+        captured[path.name] = fig
+        return real_save(fig, path)
+
+    import pytest as _pytest
+
+    with _pytest.MonkeyPatch.context() as mp:
+        mp.setattr(plots, "_save", keep)
+        plots.bar_chart(cells, ["accuracy"], {}, tmp_path / "scores.png", title="RAVDESS, 4 classes",
+                        chance=0.25)
+        plots.confusion_plot(np.array([[3, 0], [10, 290]]), ["rare", "common"], "t", tmp_path / "cm.png")
+    ax = captured["scores.png"].axes[0]
+    centres = sorted((round(b.get_x() + b.get_width() / 2, 6)) for b in ax.patches)
+    assert centres[0] == 0.0  # the lone uni-modal bar sits on its tick
+    assert [round(c, 6) for c in centres[1:]] == [0.8, 1.2]  # the two A+V bars straddle theirs
+    assert any(ln.get_linestyle() == "--" and ln.get_ydata()[0] == 25.0 for ln in ax.lines)
+    rows = [t.get_text() for t in captured["cm.png"].axes[0].get_yticklabels()]
+    assert rows == ["rare (n=3)", "common (n=300)"]
