@@ -102,12 +102,13 @@ def bar_chart(
         if row == 0:
             ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8,
                       ncols=len(models) + (chance is not None), frameon=False)
-            if title:
-                ax.set_title(title, loc="left", fontsize=10)
+
         top = np.nanmax([100 * v[0] + 100 * (v[1] if np.isfinite(v[1]) else 0)
                          for c in cells.values() for m, v in c.items() if m == metric]
                         + [1.0, 100 * (chance or 0.0)])
         ax.set_ylim(0, min(100.0, top * 1.15 + 2))
+    if title:  # above the legend, not beside it
+        fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -177,6 +178,6 @@ def recall_plot(
     ax.set_axisbelow(True)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models) + bool(chance),
               frameon=False)
-    ax.set_title(title, fontsize=10, loc="left")
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)  # above the legend, not beside it
     fig.tight_layout()
     return _save(fig, path)

@@ -271,7 +271,7 @@ def _disagreeing(m: dict[str, Any], mcnemar: dict[str, Any] | None) -> list[str]
     """The other tests that do see a difference at ALPHA (McNemar only for plain accuracy)."""
     out = []
     ci, pt = m["bootstrap"], m["paired_t"]["p_value"]
-    if ci["low"] > 0 or ci["high"] < 0:
+    if ci.get("n", 2) > 1 and (ci["low"] > 0 or ci["high"] < 0):  # one pair: no interval at all
         out.append("the bootstrap CI")
     if pt is not None and pt < ALPHA:
         out.append(f"paired t (p = {_p(pt)})")
@@ -666,7 +666,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                     METRICS,
                     labels,
                     fig_dir / f"scores{suffix}.png",
-                    title=f"{data}: test scores, mean and std over runs (preset {preset})",
+                    title=f"{data}, preset {preset}\ntest scores, mean and std over runs",
                     chance=chance,
                 )
             )
@@ -688,7 +688,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                 plots.confusion_plot(
                     cm,
                     study.class_names,
-                    f"{data}\n{v}, {plots.modality_label(top)}, row-normalized, {len(runs)} runs pooled",
+                    f"{data}\n{v}, {plots.modality_label(top)}, row-normalized, {len(runs)} run(s) pooled",
                     fig_dir / f"confusion_{v.replace('+', '_')}_{top}{suffix}.png",
                 )
             )
@@ -698,7 +698,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                 plots.recall_plot(
                     recalls,
                     study.class_names,
-                    f"{data}: per-class test recall, {plots.modality_label(top)} (mean, std over runs)",
+                    f"{data}\nper-class test recall, {plots.modality_label(top)} (mean, std over runs)",
                     fig_dir / f"recall_{top}{suffix}.png",
                 )
             )
