@@ -141,6 +141,9 @@ class TrainConfig:
         standardize: improved: per-feature standardization fitted on the training split.
         amp: improved: automatic mixed precision (bf16) on CUDA; ignored on CPU.
         eval_batch_size: batch size for dev/test evaluation (no effect on results).
+        task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
+            ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
+            :mod:`selfcross.training.tasks`).
     """
 
     seed: int = 1
@@ -157,8 +160,11 @@ class TrainConfig:
     standardize: bool = False
     amp: bool = False
     eval_batch_size: int = 128
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise ConfigError(f"task {self.task!r} must be 'classification' or 'regression'")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in ("fast", "reference"):

@@ -124,6 +124,14 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does "
         "(most speech-emotion papers use the opposite names)",
     )
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification: the paper's (classes, cross-entropy, best dev accuracy); regression: "
+        "sentiment scores of a data root written by import-features (one output, L1 loss, best "
+        "dev MAE; reports MAE, Pearson r, Acc-2 has-0/non-0 with F1, Acc-5, Acc-7) (default: %(default)s)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it already holds a run")
     p.set_defaults(func=_cmd_train)
@@ -143,6 +151,7 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         max_epochs=args.max_epochs,
         num_threads=args.threads,
+        task=args.task,
     )
     return apply_preset(RunConfig(model=model, train=train), args.preset)
 

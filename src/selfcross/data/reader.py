@@ -117,6 +117,7 @@ class Split:
         prosody: memory-mapped ``S_audio_prosody.npy`` [n_raw, P] if present (not used by the
             models; indexed by raw row, see :attr:`rows`).
         rows: int64 [n] row numbers of the kept utterances in the files.
+        scores: float64 [n] sentiment scores (``S_score.npy``) or ``None``.
     """
 
     name: str
@@ -128,6 +129,7 @@ class Split:
     n_dropped: int = 0
     dropped_ids: list[str] = field(default_factory=list)
     prosody: np.ndarray | None = None
+    scores: np.ndarray | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _text_ids: np.ndarray | None = field(default=None, repr=False)
     _embedding: np.ndarray | None = field(default=None, repr=False)
@@ -304,6 +306,19 @@ def _integer_vector(arr: np.ndarray, path: Path, n: int, what: str) -> np.ndarra
     return a.astype(np.int64)
 
 
+def _read_scores(path: Path, n: int, check_values: bool) -> np.ndarray | None:
+    """``S_score.npy`` as float64 [n], or ``None`` when the split has no scores."""
+    if not path.is_file():
+        return None
+    scores = load_npy(path, mmap=False)
+    _rank(scores, path, 1, "[N] scores")
+    if scores.shape[0] != n:
+        raise DataError(path, f"has {scores.shape[0]} rows but the labels have {n}")
+    if check_values and not np.isfinite(scores).all():
+        raise DataError(path, "contains NaN or inf scores")
+    return scores.astype(np.float64)
+
+
 def _read_split(
     fold_dir: Path,
     split: str,
@@ -402,6 +417,7 @@ def _read_split(
         if prosody.shape[0] != n:
             raise DataError(pp, f"has {prosody.shape[0]} rows but {lp.name} has {n}")
 
+    scores = _read_scores(fold_dir / layout.split_file(split, "score"), n, check_values)
     keep = np.ones(n, dtype=bool) if video_len is None else video_len > 0
     rows = np.flatnonzero(keep).astype(np.int64)
     n_dropped = int(n - rows.size)
@@ -422,6 +438,7 @@ def _read_split(
         n_dropped=n_dropped,
         dropped_ids=dropped_ids,
         prosody=prosody,
+        scores=None if scores is None else scores[rows],
         _arrays=arrays,
         _text_ids=text_ids,
         _embedding=embedding,

@@ -1,0 +1,82 @@
+"""Sentiment regression: metrics against hand-computed values, and a run end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from feature_files import write_mfn
+
+from selfcross.cli import main
+from selfcross.config import ModelConfig, RunConfig, TrainConfig
+from selfcross.data import import_features
+from selfcross.training import train_run
+from selfcross.training.tasks import n_outputs, regression_metrics, task_loss
+
+
+def test_regression_metrics_equal_hand_computed_values():
+    y_true = np.array([-3.0, -1.2, 0.0, 0.4, 2.6, 3.5])
+    y_pred = np.array([-2.5, 0.6, -0.4, 0.5, 3.4, 1.5])
+    m = regression_metrics(y_true, y_pred)
+    # |errors| = 0.5, 1.8, 0.4, 0.1, 0.8, 2.0 -> 5.6 / 6
+    assert m["mae"] == pytest.approx(5.6 / 6)
+    dt, dp = y_true - y_true.mean(), y_pred - y_pred.mean()
+    assert m["pearson_r"] == pytest.approx((dt @ dp) / np.sqrt((dt @ dt) * (dp @ dp)))
+    # has-0: truth >= 0 = F F T T T T, pred >= 0 = F T F T T T -> 4 / 6 right
+    assert m["acc2_has0"] == pytest.approx(4 / 6)
+    # non-0 drops the 0.0 truth: truth > 0 = F F T T T, pred > 0 = F T T T T -> 4 / 5
+    assert m["acc2_non0"] == pytest.approx(4 / 5)
+    # Acc-7: clip to [-3, 3], round half to even: truth -3 -1 0 0 3 3, pred -2 1 -0 0 3 2 -> 3 / 6
+    assert m["acc7"] == pytest.approx(3 / 6)
+    # Acc-5: clip to [-2, 2]: truth -2 -1 0 0 2 2, pred -2 1 0 0 2 2 -> 5 / 6
+    assert m["acc5"] == pytest.approx(5 / 6)
+    # weighted F1 of has-0: class "non-negative" (4 true, 4 predicted, 3 hit) F1 = 3/4,
+    # class "negative" (2 true, 2 predicted, 1 hit) F1 = 1/2; weights 4/6 and 2/6
+    assert m["f1_has0"] == pytest.approx(4 / 6 * 3 / 4 + 2 / 6 * 1 / 2)
+    assert m["n"] == 6
+
+
+def test_acc7_rounds_half_to_even_like_mmsa():
+    m = regression_metrics(np.array([0.5, 1.5, 2.5, -0.5]), np.array([0.0, 2.0, 2.0, 0.0]))
+    assert m["acc7"] == 1.0
+
+
+def test_pearson_r_is_none_for_constant_predictions():
+    assert regression_metrics(np.array([1.0, 2.0]), np.array([0.5, 0.5]))["pearson_r"] is None
+
+
+def test_regression_has_one_output_and_l1_loss():
+    assert n_outputs("regression", 2) == 1 and n_outputs("classification", 2) == 2
+    out = torch.tensor([[1.0], [-2.0]])
+    assert task_loss("regression", out, torch.tensor([0.0, 0.0])).item() == pytest.approx(1.5)
+
+
+@pytest.mark.slow
+def test_regression_run_selects_on_dev_mae_and_feature_sizes_come_from_the_data(tmp_path):
+    write_mfn(tmp_path / "mfn")
+    root = import_features("mfn", tmp_path / "mfn", tmp_path / "root", center=3).root
+    config = RunConfig(model=ModelConfig(kind="cross", modalities=("audio", "video")),
+                       train=TrainConfig(seed=1, max_epochs=4, patience=2, num_threads=1, task="regression"))
+    metrics = train_run(config, root / "fold01", tmp_path / "run", progress=False)
+    saved = json.loads(Path(tmp_path / "run" / "config.json").read_text())
+    assert saved["model"]["n_classes"] == 1
+    assert {m: saved["model"]["shapes"][m]["feat_dim"] for m in ("audio", "video")} == {"audio": 5, "video": 3}
+    maes = [h["dev_mae"] for h in metrics["history"]]
+    assert metrics["best_epoch"] == 1 + int(np.argmin(maes))
+    assert metrics["dev"]["mae"] == pytest.approx(min(maes))
+    rc = main(["evaluate", "--run", str(tmp_path / "run"), "--data", str(root / "fold01"), "--json"])
+    assert rc == 0
+
+
+def test_regression_without_scores_is_one_line_exit_2(tmp_path, capsys):
+    from feature_files import write_mult
+
+    write_mult(tmp_path / "iemocap_data.pkl", iemocap=True)
+    root = import_features("mult", tmp_path / "iemocap_data.pkl", tmp_path / "root", trust_pickle=True).root
+    rc = main(["train", "--data", str(root / "fold01"), "--modalities", "av", "--task", "regression",
+               "--out", str(tmp_path / "run"), "--max-epochs", "1", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "no sentiment scores" in err and len(err.splitlines()) == 1
