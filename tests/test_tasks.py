@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from feature_files import write_mfn
 
+from feature_files import write_mfn
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig
 from selfcross.data import import_features
@@ -63,7 +63,8 @@ def test_regression_run_selects_on_dev_mae_and_feature_sizes_come_from_the_data(
     metrics = train_run(config, root / "fold01", tmp_path / "run", progress=False)
     saved = json.loads(Path(tmp_path / "run" / "config.json").read_text())
     assert saved["model"]["n_classes"] == 1
-    assert {m: saved["model"]["shapes"][m]["feat_dim"] for m in ("audio", "video")} == {"audio": 5, "video": 3}
+    feat = {m: saved["model"]["shapes"][m]["feat_dim"] for m in ("audio", "video")}
+    assert feat == {"audio": 5, "video": 3}
     maes = [h["dev_mae"] for h in metrics["history"]]
     assert metrics["best_epoch"] == 1 + int(np.argmin(maes))
     assert metrics["dev"]["mae"] == pytest.approx(min(maes))
