@@ -81,3 +81,29 @@ def test_regression_without_scores_is_one_line_exit_2(tmp_path, capsys):
                "--out", str(tmp_path / "run"), "--max-epochs", "1", "--quiet"])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "no sentiment scores" in err and len(err.splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_grid_and_report_of_a_regression_study(tmp_path):
+    from selfcross.experiments.grid import run_grid
+    from selfcross.experiments.report import make_report
+    from selfcross.experiments.store import ResultsStore
+
+    write_mfn(tmp_path / "mfn")
+    root = import_features("mfn", tmp_path / "mfn", tmp_path / "root", center=3).root
+    summary = run_grid(root, models=("self", "cross"), modalities=("av",), seeds="1-2",
+                       db=tmp_path / "r.sqlite", workers=1, device="cpu", progress=False, max_epochs=2,
+                       threads_per_worker=1, task="regression", log=lambda _: None)
+    assert summary.done == 4 and summary.failed == 0
+    with ResultsStore.open(tmp_path / "r.sqlite", create=False) as store:
+        run = store.runs()[0]
+        preds = store.predictions(run.id)
+    truth = np.load(root / "fold01" / "test_score.npy")
+    np.testing.assert_allclose(preds.y_true, truth, rtol=1e-6)  # scores, not class indices
+    assert preds.y_pred.dtype == np.float64 and preds.probs.shape == (len(truth), 0)
+    assert run.test_metrics["mae"] == pytest.approx(np.mean(np.abs(preds.y_pred - preds.y_true)), abs=1e-5)
+    md = make_report(tmp_path / "r.sqlite", tmp_path / "report").read_text()
+    assert "Self vs cross (test MAE, lower is better)" in md and "| paper | A+V | 2 |" in md
+    assert (tmp_path / "report" / "figures" / "scatter_paper_self_av.png").is_file()
+    results = json.loads((tmp_path / "report" / "results.json").read_text())
+    assert results["task"] == "regression" and results["comparisons"][0]["n_pairs"] == 2

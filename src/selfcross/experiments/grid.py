@@ -110,6 +110,7 @@ def plan_runs(
     preset: str = "paper",
     device: str = "auto",
     max_epochs: int | None = None,
+    task: str = "classification",
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
 
@@ -139,7 +140,7 @@ def plan_runs(
         for fold in folds:
             for seed in seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
-                                train=TrainConfig(seed=seed, device=device))
+                                train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
                 if max_epochs is not None:
                     if max_epochs < 1:
@@ -242,6 +243,7 @@ def run_grid(
     executor_options: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
     threads_per_worker: int | None = None,
+    task: str = "classification",
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -265,6 +267,8 @@ def run_grid(
         executor_options: extra keyword arguments for the executor (e.g. Ray resources).
         log: where notices go (default: stderr).
         threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
+        task: ``classification`` or ``regression`` (sentiment scores); keep one task per
+            results database (the report compares the runs of one task).
 
     Returns:
         A :class:`GridSummary`.
@@ -286,13 +290,13 @@ def run_grid(
     union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
     # plan first (cheap option errors), then validate data, then open the store
     plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
-                              max_epochs)
+                              max_epochs, task)
     for n in notices:
         say(f"notice: {n}")
     folds_info = validate_data_root(data_root, fold_list, union)
     if fold_list is None:
         plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
-                            max_epochs)
+                            max_epochs, task)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
 
