@@ -386,7 +386,7 @@ class ResultsStore:
         return Predictions(
             y_true=np.array([r["y_true"] for r in rows], dtype=kind),
             y_pred=np.array([r["y_pred"] for r in rows], dtype=kind),
-            probs=np.array([json.loads(r["probs"]) for r in rows], dtype=np.float64).reshape(len(rows), -1),
+            probs=_probs([json.loads(r["probs"]) for r in rows], kind),
             ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
         )
 
@@ -406,6 +406,13 @@ class ResultsStore:
 def open_store(path: str | Path, create: bool = True, lock: bool = False) -> ResultsStore:
     """Shorthand for :meth:`ResultsStore.open`."""
     return ResultsStore.open(path, create=create, lock=lock)
+
+
+def _probs(rows: list[list[float]], kind: type) -> np.ndarray:
+    """[N, C] class probabilities; [N, 0] for a regression run (it predicts scores)."""
+    if kind is np.float64:
+        return np.zeros((len(rows), 0))
+    return np.array(rows, dtype=np.float64)
 
 
 def _num(x: Any) -> float | None:
