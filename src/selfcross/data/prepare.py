@@ -595,9 +595,12 @@ def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[s
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
     out: dict[str, dict[str, Any]] = {}
     if "audio" in mods:
-        from selfcross.features.audio import AudioConfig
+        from selfcross.features.audio import AudioConfig, AudioFeatures
 
-        out["audio"] = (audio or AudioConfig()).to_dict() if not isinstance(audio, dict) else audio
+        cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
+        # Building the extractor once here names the openSMILE descriptors in features.json
+        # and fails before any work when the front-end's package is missing.
+        out["audio"] = AudioFeatures(cfg).config.to_dict()
     if "video" in mods:
         from selfcross.features.video import VideoConfig
 
