@@ -16,8 +16,9 @@ front) and the self-vs-cross study runs on it end to end. Protocol:
 * training: the paper's protocol (Adam 1e-3, batch 32, patience 10, at most 100 epochs),
   seeds 1..10, ``--workers`` 2 runs in parallel with one torch thread each;
 * report: ``selfcross report`` of each results database (tables, paired tests on accuracy /
-  MAE, figures); baselines computed here from the labels: the training majority class
-  (binary) and the training mean score (regression).
+  MAE, figures); baselines: the linear floor of ``selfcross baseline`` (binary; it has no
+  regression mode) and, computed here from the labels, the training majority class (binary)
+  and the training mean score (regression).
 
 Run::
 
@@ -87,6 +88,10 @@ def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
                        task=task, progress=False, runs_dir=work / f"runs_{name}")
     if summary.failed:
         raise SystemExit(f"{name}: {summary.failed} runs failed: {summary.failures[:2]}")
+    if task == "classification":  # the linear floor, stored beside the runs (model "linear")
+        from selfcross.experiments.baseline import run_baseline
+
+        run_baseline(root, work / f"baseline_{name}", modalities="av", db=db, log=lambda _: None)
     make_report(db, work / f"report_{name}")
     with ResultsStore.open(db, create=False) as store:
         runs = [{"model": r.model_kind, "seed": r.seed,
@@ -104,6 +109,10 @@ def _table(results: dict, minutes: float) -> str:
             runs = [r for r in res["runs"] if r["model"] == kind]
             cells = " | ".join(_cell([r[k] for r in runs], pct) for k, _, pct in cols)
             lines.append(f"| selfcross {kind}, improved ({len(runs)} seeds) | {cells} |")
+        linear = [r for r in res["runs"] if r["model"] == "linear"]
+        if linear:
+            cells = " | ".join(_cell([r[k] for r in linear], pct) for k, _, pct in cols)
+            lines.append(f"| linear floor (`selfcross baseline`, logistic regression) | {cells} |")
         base = res["baseline"]
         label = "training majority class" if name == "binary" else "training mean score"
         cells = " | ".join((f"{100 * base[k]:.1f}" if pct else f"{base[k]:.3f}") if k in base else "-"
