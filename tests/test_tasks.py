@@ -107,3 +107,14 @@ def test_grid_and_report_of_a_regression_study(tmp_path):
     assert (tmp_path / "report" / "figures" / "scatter_paper_self_av.png").is_file()
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert results["task"] == "regression" and results["comparisons"][0]["n_pairs"] == 2
+
+
+def test_scores_with_the_wrong_row_count_name_the_file(tmp_path):
+    from selfcross.data import read_fold
+    from selfcross.errors import DataError
+
+    write_mfn(tmp_path / "mfn")
+    fold = import_features("mfn", tmp_path / "mfn", tmp_path / "root").fold
+    np.save(fold / "dev_score.npy", np.zeros(3, dtype=np.float32))
+    with pytest.raises(DataError, match=r"dev_score\.npy: has 3 rows but the labels have 6"):
+        read_fold(fold)
