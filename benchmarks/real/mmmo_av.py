@@ -31,7 +31,6 @@ message when the data is absent.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 import tempfile
 import time
@@ -79,10 +78,8 @@ def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
 
     options, task, _ = TASKS[name]
     root = work / f"data_{name}"
-    shutil.rmtree(root, ignore_errors=True)
-    import_features("mfn", src, root, center=3, **options)
-    db = work / f"{name}.sqlite"
-    db.unlink(missing_ok=True)
+    import_features("mfn", src, root, center=3, overwrite=True, **options)
+    db = work / f"{name}.sqlite"  # a rerun resumes: runs already done there are not repeated
     summary = run_grid(root, models=("self", "cross"), modalities=("av",), seeds=args.seeds, db=db,
                        workers=args.workers, threads_per_worker=1, device="cpu", preset="improved",
                        task=task, progress=False, runs_dir=work / f"runs_{name}")
