@@ -188,6 +188,7 @@ BAD = {
     "missing key": (_remove("train/audio"), "'train/audio'"),
     "mismatched N": (_set("test", "vision", lambda x: x[:-1]), "'test/vision'"),
     "NaN features": (_set("train", "vision", _nan), "'train/vision'"),
+    "feature sizes differ across splits": (_set("test", "text", lambda x: x[:, :, :5]), "'test/text'"),
     "labels of the wrong shape": (_set("valid", "labels",
                                        lambda y: np.repeat(y, 2, axis=1)), "'valid/labels'"),
 }

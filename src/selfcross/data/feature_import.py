@@ -191,9 +191,10 @@ def _check_split(raw: RawSplit, kind: str, mods: tuple[str, ...]) -> _Checked:
 def _check_sizes(raw: RawDataset, checked: dict[str, _Checked], mods: tuple[str, ...]) -> None:
     for m in mods:
         dims = {s: c.features[m].shape[2] for s, c in checked.items()}
-        if len(set(dims.values())) > 1:
-            a = raw.splits["test"].features[m]
-            raise a.error(f"{m} features have sizes {dims} across splits; they must agree")
+        odd = next((s for s, d in dims.items() if d != dims["train"]), None)
+        if odd is not None:
+            raise raw.splits[odd].features[m].error(
+                f"has {dims[odd]} features per step but the training split has {dims['train']}")
 
 
 def _lengths(checked: dict[str, _Checked], m: str) -> tuple[dict[str, np.ndarray], Padding]:

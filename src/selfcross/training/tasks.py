@@ -80,12 +80,6 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
     return out
 
 
-def selection_score(task: str, metrics: dict[str, Any]) -> float:
-    """The dev number the best epoch maximises: accuracy, or minus the MAE."""
-    name, higher = MAIN_METRIC[task]
-    return float(metrics[name]) if higher else -float(metrics[name])
-
-
 def dev_summary(task: str, outputs: torch.Tensor, data: Any, n_classes: int) -> dict[str, float]:
     """The per-epoch dev numbers kept in the run's history (and shown on the progress bar)."""
     if task == "regression":
@@ -101,7 +95,8 @@ def dev_summary(task: str, outputs: torch.Tensor, data: Any, n_classes: int) -> 
 
 
 def dev_selection(task: str, summary: dict[str, float]) -> float:
-    """:func:`selection_score` of a :func:`dev_summary`."""
+    """The number the best epoch maximises, from a :func:`dev_summary`: dev accuracy, or
+    minus the dev MAE."""
     name, higher = MAIN_METRIC[task]
     value = summary[f"dev_{name}"]
     return value if higher else -value
