@@ -93,12 +93,14 @@ def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
     with ResultsStore.open(db, create=False) as store:
         runs = [{"model": r.model_kind, "seed": r.seed,
                  **{k: r.test_metrics.get(k) for k, _, _ in TASKS[name][2]}} for r in store.runs()]
-    return {"runs": runs, "baseline": _baselines(root), "report": work / f"report_{name}" / "report.md"}
+    return {"runs": runs, "baseline": _baselines(root), "report": work / f"report_{name}" / "report.md",
+            "resumed": summary.already_done}
 
 
 def _table(results: dict, minutes: float) -> str:
-    lines = [f"ICT-MMMO, audio + video, official split, 10 seeds each (`{command_line()}`, "
-             f"{minutes:.1f} min).", ""]
+    resumed = sum(r["resumed"] for r in results.values())
+    note = f"; {resumed} runs were already in the databases and not repeated" if resumed else ""
+    lines = [f"ICT-MMMO, audio + video, official split (`{command_line()}`, {minutes:.1f} min{note}).", ""]
     for name, res in results.items():
         cols = TASKS[name][2]
         lines += [f"| {name} | " + " | ".join(h for _, h, _ in cols) + " |", "|---|" + "---|" * len(cols)]
