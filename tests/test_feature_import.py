@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -225,3 +226,11 @@ def test_bad_mfn_labels_shape_and_missing_dataset_name_the_file(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "video_valid.h5" in err and "'d1' is missing" in err
     assert not (tmp_path / "root").exists()
+
+
+def test_mfn_without_h5py_names_the_extra(tmp_path, monkeypatch, capsys):
+    write_mfn(tmp_path / "mfn")
+    monkeypatch.setitem(sys.modules, "h5py", None)  # import h5py now raises ModuleNotFoundError
+    rc = main(["import-features", "mfn", str(tmp_path / "mfn"), str(tmp_path / "root")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "pip install 'selfcross[hdf5]'" in err and not (tmp_path / "root").exists()
