@@ -52,9 +52,10 @@ TASKS = {  # name -> (import options, grid task, metrics shown: key, header, per
 
 
 def _cell(values: list[float], percent: bool) -> str:
+    """``mean (std)``; a single run (the deterministic linear floor) is shown without a std."""
     a = np.asarray([v for v in values if v is not None], dtype=float) * (100 if percent else 1)
     digits = 1 if percent else 3
-    return f"{a.mean():.{digits}f} ({a.std(ddof=1) if a.size > 1 else 0.0:.{digits}f})"
+    return f"{a.mean():.{digits}f}" + (f" ({a.std(ddof=1):.{digits}f})" if a.size > 1 else "")
 
 
 def _baselines(root: Path) -> dict[str, float]:
@@ -97,6 +98,23 @@ def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
             "resumed": summary.already_done}
 
 
+def self_vs_cross(report_dir: Path) -> list[str]:
+    """The report's self-vs-cross verdicts on the task's main metric (accuracy / MAE), as lines."""
+    import json
+
+    comparisons = json.loads((report_dir / "results.json").read_text())["comparisons"]
+    out = []
+    for e in comparisons:
+        if "metrics" in e:  # a classification report: one entry per metric
+            m = e["metrics"]["accuracy"]
+            p = m["wilcoxon"]["p_value"]
+            out.append(f"- accuracy, {e['n_pairs']} paired runs: {m['verdict']}; Wilcoxon p = {p:.3g}.")
+        else:
+            p = e["wilcoxon"]["p_value"]
+            out.append(f"- MAE, {e['n_pairs']} paired runs: {e['verdict']}; Wilcoxon p = {p:.3g}.")
+    return out
+
+
 def _table(results: dict, minutes: float) -> str:
     resumed = sum(r["resumed"] for r in results.values())
     note = f"; {resumed} runs were already in the databases and not repeated" if resumed else ""
@@ -111,14 +129,15 @@ def _table(results: dict, minutes: float) -> str:
         linear = [r for r in res["runs"] if r["model"] == "linear"]
         if linear:
             cells = " | ".join(_cell([r[k] for r in linear], pct) for k, _, pct in cols)
-            lines.append(f"| linear floor (`selfcross baseline`, logistic regression) | {cells} |")
+            lines.append(f"| linear floor (`selfcross baseline`, logistic regression; deterministic, 1 run) "
+                         f"| {cells} |")
         base = res["baseline"]
         label = "training majority class" if name == "binary" else "training mean score"
         cells = " | ".join((f"{100 * base[k]:.1f}" if pct else f"{base[k]:.3f}") if k in base else "-"
                            for k, _, pct in cols)
         lines += [f"| {label} | {cells} |", ""]
-        lines += [f"Paired tests and figures: `{res['report'].name}` of the {name} study "
-                  "(see the script's docstring).", ""]
+        lines += ["Self vs cross (paired over seeds; all tests and figures in the study's "
+                  f"`report_{name}/report.md`):", "", *self_vs_cross(res["report"].parent), ""]
         lines += runs_details(res["runs"]) + [""]
     return "\n".join(lines)
 
