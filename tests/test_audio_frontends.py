@@ -16,6 +16,7 @@ import torch
 
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.data.manifest import prepare_manifest
 from selfcross.data.reader import read_fold
 from selfcross.errors import ConfigError
 from selfcross.features import AudioConfig, AudioFeatures, load_feature_configs
@@ -183,3 +184,148 @@ def test_predict_raw_clip_equals_prepared_egemaps_arrays(
         assert int(lens["audio"][0]) == int(lengths["audio"][row])
         np.testing.assert_allclose(predictor.logits(inputs, lens)[0], ref[row].double().numpy(),
                                    rtol=1e-5, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- speaker normalisation
+
+FAST = AudioConfig(max_frames=300)
+
+
+def _write_manifest(path: Path, rows: list[list[str]], header: list[str]) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def _frames_by_id(root: Path) -> dict[str, np.ndarray]:
+    """Valid audio frames of every utterance of fold01 (all splits), by id."""
+    fold = read_fold(root / "fold01")
+    out = {}
+    for split in (fold.train, fold.dev, fold.test):
+        x, lengths = split.get_batch(np.arange(len(split)), ("audio",))
+        for row, utt in enumerate(split.ids):
+            out[utt] = x["audio"][row, : lengths["audio"][row]]
+    return out
+
+
+@pytest.fixture(scope="module")
+def spk_root(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("spk") / "root"
+    prepare_manifest(corpus / "manifest.csv", root, n_folds=2, modalities="a", audio_config=FAST,
+                     progress=False, speaker_norm=True)
+    return root
+
+
+def test_speaker_norm_gives_each_speaker_zero_mean_unit_std(spk_root: Path) -> None:
+    frames = _frames_by_id(spk_root)
+    assert len(frames) == 16
+    for s in range(4):
+        x = np.concatenate([f for utt, f in frames.items() if utt.startswith(f"s{s}_")]).astype(np.float64)
+        np.testing.assert_allclose(x.mean(axis=0), 0, atol=1e-4)
+        np.testing.assert_allclose(x.std(axis=0), 1, atol=1e-3)
+    assert load_feature_configs(spk_root)["audio"].speaker_norm is True
+
+
+def test_speaker_stats_saved_for_root_and_each_folds_training_speakers(spk_root: Path) -> None:
+    from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats
+
+    everyone = SpeakerStats.load(spk_root / SPEAKER_STATS)
+    assert sorted(everyone.speakers) == ["spk0", "spk1", "spk2", "spk3"]
+    assert everyone.mean.shape == (4, 120)
+    fold = read_fold(spk_root / "fold01")
+    train_speakers = {f"spk{utt[1]}" for utt in fold.train.ids}
+    assert set(SpeakerStats.load(spk_root / "fold01" / SPEAKER_STATS).speakers) == train_speakers
+    assert len(train_speakers) < 4
+
+
+def test_speaker_norm_uses_no_labels(corpus: Path, spk_root: Path, tmp_path: Path) -> None:
+    with open(corpus / "manifest.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    labels = [r[1] for r in rows]
+    permuted = np.random.default_rng(3).permutation(labels)
+    assert list(permuted) != labels
+    for r, lab in zip(rows, permuted):
+        r[1] = str(lab)
+        r[3] = str(corpus / r[3])
+    man = _write_manifest(tmp_path / "permuted.csv", rows, header)
+    prepare_manifest(man, tmp_path / "root", n_folds=2, modalities="a", audio_config=FAST,
+                     progress=False, speaker_norm=True)
+    a, b = _frames_by_id(spk_root), _frames_by_id(tmp_path / "root")
+    assert sorted(a) == sorted(b)
+    for utt in a:
+        np.testing.assert_array_equal(a[utt], b[utt], err_msg=utt)
+
+
+def test_cli_speaker_norm_without_speaker_column_names_it(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = [[f"u{i}", "happy", str(corpus / "clips" / f"s0_u{i}.wav")] for i in range(4)]
+    man = _write_manifest(tmp_path / "nospk.csv", rows, ["id", "label", "audio"])
+    rc = main(["prepare-manifest", str(man), str(tmp_path / "root"), "--folds", "2", "--modalities", "a",
+               "--no-progress", "--speaker-norm"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "nospk.csv" in err and "'speaker' column" in err
+
+
+@pytest.fixture(scope="module")
+def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch improved run on fold01 of the speaker-normalised root."""
+    from selfcross.training import train_run
+
+    run = tmp_path_factory.mktemp("spk_run") / "run"
+    config = RunConfig(model=ModelConfig(kind="self", modalities=("audio",)),
+                       train=TrainConfig(max_epochs=1, batch_size=8, device="cpu", num_threads=1))
+    apply_preset(config, "improved")
+    train_run(config, spk_root / "fold01", run, progress=False)
+    return run
+
+
+@pytest.mark.slow
+def test_predict_with_speaker_clips_reproduces_prepared_arrays(
+    corpus: Path, spk_root: Path, spk_run: Path, tmp_path: Path
+) -> None:
+    from selfcross.predict import Predictor
+
+    prepared = _frames_by_id(spk_root)
+    utt = sorted(read_fold(spk_root / "fold01").test.ids)[0]
+    speaker_dir = tmp_path / "speaker"
+    speaker_dir.mkdir()
+    for clip in (corpus / "clips").glob(f"{utt.split('_')[0]}_*.wav"):
+        shutil.copy(clip, speaker_dir / clip.name)
+    predictor = Predictor(spk_run, speaker_clips=speaker_dir)
+    assert predictor.speaker_note is not None and "4 clip(s)" in predictor.speaker_note
+    inputs, lengths = predictor.features(audio=corpus / "clips" / f"{utt}.wav")
+    n = int(lengths["audio"][0])
+    assert n == len(prepared[utt])
+    np.testing.assert_allclose(inputs["audio"][0, :n], prepared[utt], rtol=1e-5, atol=1e-5)
+    assert np.all(inputs["audio"][0, n:] == 0)
+
+
+@pytest.mark.slow
+def test_predict_without_speaker_clips_pools_the_training_speakers(
+    corpus: Path, spk_root: Path, spk_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
+    from selfcross.predict import Predictor
+
+    fold_stats = SpeakerStats.load(spk_root / "fold01" / SPEAKER_STATS)
+    clip = corpus / "clips" / "s0_u1.wav"
+    inputs, lengths = Predictor(spk_run).features(audio=clip)
+    raw, n = AudioFeatures(FAST).extract(clip)
+    np.testing.assert_array_equal(inputs["audio"][0, :n], normalise(raw[:n], *fold_stats.pooled()))
+    rc = main(["predict", "--run", str(spk_run), "--audio", str(clip), "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 0 and err == ("speaker normalisation: no --speaker-clips given, using the statistics "
+                               f"pooled over the {len(fold_stats.speakers)} training speakers")
+
+
+def test_speaker_clips_on_a_run_without_speaker_norm_is_an_error(
+    egemaps_run: tuple[Path, Path], corpus: Path
+) -> None:
+    from selfcross.predict import Predictor
+
+    with pytest.raises(ConfigError, match="--speaker-norm"):
+        Predictor(egemaps_run[1], speaker_clips=corpus / "clips")

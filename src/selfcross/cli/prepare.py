@@ -66,6 +66,11 @@ def add_audio_options(p: argparse.ArgumentParser) -> None:
                         "descriptors), compare (the 65 ComParE_2016 low-level descriptors + their "
                         "deltas, 130-d) or logmel (64 log mel energies); egemaps and compare need "
                         "selfcross[opensmile]. See docs/features.md")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="standardise each speaker's audio frames with the mean and std of all that "
+                        "speaker's frames (every split, never labels; statistics saved in "
+                        "speaker_stats.npz for predict). Using a test speaker's unlabelled clips "
+                        "this way is transductive. Needs speaker ids (a manifest's speaker column)")
 
 
 def audio_config(args: argparse.Namespace) -> object:
@@ -97,6 +102,7 @@ def _prepare_iemocap(args: argparse.Namespace) -> int:
         video_encoder=args.video_encoder,
         video_config=video_config,
         audio_config=audio_config(args),
+        speaker_norm=args.speaker_norm,
         side=args.side,
         workers=args.workers,
         strict=args.strict,
@@ -244,7 +250,8 @@ def _prepare_manifest(args: argparse.Namespace) -> int:
         modalities=args.modalities, video_encoder=args.video_encoder, workers=args.workers,
         progress=not args.no_progress, dev_fraction=args.dev_fraction, fold_seed=args.fold_seed,
         on_missing="skip" if args.skip_missing else "error",
-        allow_shared_speakers=args.allow_shared_speakers, **_feature_configs(args),
+        allow_shared_speakers=args.allow_shared_speakers, speaker_norm=args.speaker_norm,
+        **_feature_configs(args),
     )
     return _report(result)
 
@@ -267,6 +274,7 @@ def _prepare_corpus(args: argparse.Namespace) -> int:
         args.corpus, args.src, args.out_root, scan_options=options, glove=args.glove,
         modalities=args.modalities, n_folds=args.folds, video_encoder=args.video_encoder,
         manifest_only=args.manifest_only, workers=args.workers, progress=not args.no_progress,
-        dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, **_feature_configs(args),
+        dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, speaker_norm=args.speaker_norm,
+        **_feature_configs(args),
     )
     return _report(result)

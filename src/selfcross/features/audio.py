@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
-from selfcross.features.configio import ConfigMixin
 
 #: Audio front-ends (``AudioConfig.features``); the first is the paper's.
 AUDIO_FEATURES: tuple[str, ...] = ("mfcc", "egemaps", "compare", "logmel")
@@ -47,6 +47,9 @@ class AudioConfig(ConfigMixin):
             Build non-default front-ends with :meth:`for_features`.
         descriptors: names of the openSMILE descriptors, in column order (filled in by
             :class:`AudioFeatures` for ``egemaps``/``compare``; empty for librosa front-ends).
+        speaker_norm: the prepared frames were standardised per speaker
+            (:mod:`selfcross.features.speakernorm`; set by preparation, read by prediction;
+            the extractor itself always returns raw frames).
         sample_rate: waveforms are resampled to this rate (Hz) before analysis.
         n_mfcc: cepstral coefficients per frame (40).
         n_mels: mel filters the MFCCs (or the log-mel energies) are computed from (40, as in
@@ -81,6 +84,7 @@ class AudioConfig(ConfigMixin):
     max_frames: int = 1000
     features: str = "mfcc"
     descriptors: tuple[str, ...] = ()
+    speaker_norm: bool = False
 
     def __post_init__(self) -> None:
         if self.features not in AUDIO_FEATURES:

@@ -57,7 +57,7 @@ from selfcross.training.standardize import Standardizer
 from selfcross.training.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 
 #: Files copied from the data into ``RUN_DIR/features/`` (fold first, then data root).
-FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy")
+FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy", "speaker_stats.npz")
 
 
 # ----------------------------------------------------------------------------- data access
