@@ -56,11 +56,20 @@ class ModalityShape:
         feat_dim: features per time step.
         mixed_len: output time steps of the 1x1 time-mixing Conv1d; ``None`` = no
             convolution (the paper's text branch).
+        layers: ``L`` when each time step holds ``L`` stacked encoder layers ``[L, feat_dim]``
+            (a pretrained speech encoder's hidden states), mixed by a learned softmax-weighted
+            sum before the encoder; ``None`` = plain ``[feat_dim]`` frames.
     """
 
     seq_len: int
     feat_dim: int
     mixed_len: int | None
+    layers: int | None = None
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Per-step input shape: ``(feat_dim,)`` or ``(layers, feat_dim)``."""
+        return (self.feat_dim,) if self.layers is None else (self.layers, self.feat_dim)
 
 
 def paper_shapes() -> dict[str, ModalityShape]:

@@ -73,6 +73,7 @@ class Predictor:
             Vocabulary,
             load_feature_configs,
         )
+        from selfcross.features.pretrained import is_hf_config, make_extractor
         from selfcross.training.loop import needs_lengths
         from selfcross.training.rundir import load_run
 
@@ -96,20 +97,26 @@ class Predictor:
                 raise CheckpointError(str(e)) from None
         defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
         self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
-        self._audio = AudioFeatures(self.feature_configs["audio"]) if "audio" in self.modalities else None
+        # modalities whose features come from a pretrained (hf:) encoder named in features.json
+        pretrained = {m: make_extractor(m, c, device)
+                      for m, c in self.feature_configs.items() if is_hf_config(c)}
+        self._audio = pretrained.get("audio")
+        if self._audio is None and "audio" in self.modalities:
+            self._audio = AudioFeatures(self.feature_configs["audio"])
         self._speaker: tuple[np.ndarray, np.ndarray] | None = None
         self.speaker_note: str | None = None
-        if self._audio is not None and self._audio.config.speaker_norm:
+        if self._audio is not None and getattr(self._audio.config, "speaker_norm", False):
             self._speaker, self.speaker_note = self._speaker_statistics(feat_dir, speaker_clips)
         elif speaker_clips is not None:
             raise ConfigError(f"{self.run_dir}: --speaker-clips applies to runs prepared with --speaker-norm "
                               "(this run's audio frames are not speaker-normalised)")
-        self._video = None
-        if "video" in self.modalities:
+        self._video = pretrained.get("video")
+        if self._video is None and "video" in self.modalities:
             self._video = VideoFeatures(self.feature_configs["video"], encoder=video_encoder, device=device)
+        self._text = pretrained.get("text")
         self.vocab = None
         self.embedding: np.ndarray | None = None
-        if "text" in self.modalities:
+        if "text" in self.modalities and self._text is None:
             vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
             for p in (vocab_path, emb_path):
                 if not p.is_file():
@@ -162,6 +169,14 @@ class Predictor:
         shapes = self.config.model.shapes
         for m in self.modalities:
             c = self.feature_configs[m]
+            if hasattr(c, "input_shape"):  # a pretrained encoder's config
+                got_shape, want_shape = c.input_shape(), (shapes[m].seq_len, *shapes[m].frame_shape)
+                if got_shape != want_shape:
+                    raise ConfigError(
+                        f"{self.run_dir}: the {m} encoder {c.encoder} gives {list(got_shape)} arrays but "
+                        f"the model expects {list(want_shape)} (features.json does not match the model)"
+                    )
+                continue
             if m == "audio":
                 got = (c.max_frames, c.feat_dim)
             elif m == "video":
@@ -226,7 +241,10 @@ class Predictor:
             ve = end if video_end is None else video_end
             x, n = self._video.extract(video, vs, ve, side=video_side)  # type: ignore[arg-type]
             inputs["video"], lengths["video"] = x[None], np.array([n], np.int64)
-        if "text" in self.modalities:
+        if "text" in self.modalities and self._text is not None:
+            x, n = self._text.extract(str(transcript))
+            inputs["text"], lengths["text"] = x[None], np.array([n], np.int64)
+        elif "text" in self.modalities:
             from selfcross.features import encode
 
             assert self.vocab is not None and self.embedding is not None

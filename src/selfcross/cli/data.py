@@ -90,7 +90,7 @@ def _validate(args: argparse.Namespace) -> int:
     folds = [args.path] if is_fold(args.path) else list_folds(args.path)
     for fold_dir in folds:
         fold = read_fold(fold_dir, args.modalities)
-        shapes = ", ".join(f"{m} {t}x{f}" for m, (t, f) in fold.shapes.items())
+        shapes = ", ".join(f"{m} {'x'.join(map(str, shp))}" for m, shp in fold.shapes.items())
         text = f"; text as {fold.text_form}" if fold.text_form else ""
         print(f"{fold_dir}: {len(fold.class_names)} classes; {shapes}{text}")
         header = "  split  " + " ".join(f"{c[:10]:>10}" for c in fold.class_names) + "      total  dropped"

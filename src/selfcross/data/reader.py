@@ -77,7 +77,8 @@ def _scan(arr: np.ndarray, path: Path, check_finite: bool, count_rows: bool) -> 
             bad = start + int(np.argwhere(~np.isfinite(chunk))[0][0])
             raise DataError(path, f"contains NaN or inf values (first at row {bad})")
         if counts is not None:
-            counts[start : start + len(chunk)] = (chunk != 0).any(axis=2).sum(axis=1)
+            nonzero = (chunk != 0).reshape(len(chunk), chunk.shape[1], -1)  # [T, L, F] rows too
+            counts[start : start + len(chunk)] = nonzero.any(axis=2).sum(axis=1)
     return counts
 
 
@@ -226,7 +227,8 @@ class Fold:
         train, dev, test: the splits.
         class_names: label order (``classes.txt`` or IEMOCAP's 7).
         modalities: modalities read (requested and present), canonical order.
-        shapes: ``{modality: (T, F)}`` per-utterance input shape.
+        shapes: ``{modality: (T, F)}`` per-utterance input shape (``(T, L, F)`` for audio or
+            video holding ``L`` stacked encoder layers).
         text_form: ``"ids"`` (ids + ``W_embedding.npy``), ``"vectors"`` or ``None``.
         embedding_path: the ``W_embedding.npy`` used for the ids form.
     """
@@ -237,7 +239,7 @@ class Fold:
     test: Split
     class_names: tuple[str, ...]
     modalities: tuple[str, ...]
-    shapes: dict[str, tuple[int, int]]
+    shapes: dict[str, tuple[int, ...]]
     text_form: str | None = None
     embedding_path: Path | None = None
 
@@ -328,14 +330,16 @@ def _read_labels(fold_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray
     return labels, lp
 
 
-def _check_kind(arr: np.ndarray, path: Path, word_ids: bool) -> None:
-    """``[N, T]`` integer word ids, or an ``[N, T, F]`` floating sequence."""
+def _check_kind(arr: np.ndarray, path: Path, word_ids: bool, stacked_ok: bool = False) -> None:
+    """``[N, T]`` integer word ids, or an ``[N, T, F]`` floating sequence (``[N, T, L, F]``
+    stacked encoder layers too when ``stacked_ok``)."""
     if word_ids:
         _rank(arr, path, 2, "[N, T] word ids")
         if arr.dtype.kind not in "iu":
             raise DataError(path, f"word ids must be integers, got dtype {arr.dtype}")
     else:
-        _rank(arr, path, 3, "[N, T, F] sequence")
+        if not (stacked_ok and arr.ndim == 4):
+            _rank(arr, path, 3, "[N, T, F] sequence")
         if arr.dtype.kind != "f":
             raise DataError(path, f"features must be floating point, got dtype {arr.dtype}")
 
@@ -374,7 +378,7 @@ def _read_modalities(
         (path,) = _modality_files(fold_dir, split, m, text_form)
         arr = load_npy(path)
         word_ids = m == "text" and text_form == "ids"
-        _check_kind(arr, path, word_ids)
+        _check_kind(arr, path, word_ids, stacked_ok=m != "text")
         if arr.shape[0] != n:
             raise DataError(path, f"has {arr.shape[0]} rows but {label_file} has {n}")
         if word_ids:
@@ -558,21 +562,21 @@ def read_fold(
     splits = {s: _read_split(fold_dir, s, mods, text_form, embedding, len(class_names), check_values)
               for s in layout.SPLITS}
 
-    shapes: dict[str, tuple[int, int]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for m in mods:
-        seen: dict[tuple[int, int], str] = {}
+        seen: dict[tuple[int, ...], str] = {}
         for s, sp in splits.items():
             if m == "text" and text_form == "ids":
                 assert sp._text_ids is not None and embedding is not None
                 shp = (int(sp._text_ids.shape[1]), int(embedding.shape[1]))
             else:
                 a = sp._arrays[m]
-                shp = (int(a.shape[1]), int(a.shape[2]))
+                shp = tuple(int(v) for v in a.shape[1:])
             seen.setdefault(shp, s)
         if len(seen) > 1:
             (s0, first), (s1, other) = ((v, k) for k, v in list(seen.items())[:2])
             (f,) = _modality_files(fold_dir, s1, m, text_form)
-            raise DataError(f, f"{m} has per-utterance shape [T, F] = {list(other)} in {s1} but "
+            raise DataError(f, f"{m} has per-utterance shape {list(other)} in {s1} but "
                                f"{list(first)} in {s0}")
         shapes[m] = next(iter(seen))
 

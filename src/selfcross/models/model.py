@@ -22,6 +22,7 @@ from selfcross.errors import ConfigError, DataError
 from selfcross.labels import MODALITIES
 from selfcross.models.attention import Attention
 from selfcross.models.encoders import ModalityEncoder, valid_mask
+from selfcross.models.layer_weighting import LayerWeighting
 from selfcross.models.pooling import Pooling
 
 
@@ -43,7 +44,9 @@ def attention_pairs(config: ModelConfig) -> list[tuple[str, str, str]]:
 class FusionModel(nn.Module):
     """Multimodal emotion classifier built from one :class:`~selfcross.config.ModelConfig`.
 
-    Sub-modules: ``encoders`` (``ModuleDict`` modality -> :class:`ModalityEncoder`),
+    Sub-modules: ``layer_mixers`` (``ModuleDict`` modality -> :class:`LayerWeighting`, only
+    for inputs of stacked encoder layers ``[B, T, L, F]``; empty otherwise),
+    ``encoders`` (``ModuleDict`` modality -> :class:`ModalityEncoder`),
     ``attentions`` (``ModuleDict`` name -> :class:`Attention`, see :func:`attention_pairs`),
     ``pooling`` (:class:`Pooling`), ``head`` (``Sequential(Linear, Linear)``).
 
@@ -56,6 +59,9 @@ class FusionModel(nn.Module):
         config.validate()
         self.config = config
         self.modalities: tuple[str, ...] = tuple(config.modalities)
+        self.layer_mixers = nn.ModuleDict(
+            {m: LayerWeighting(config.shapes[m].layers) for m in self.modalities if config.shapes[m].layers}
+        )
         self.encoders = nn.ModuleDict()
         for m in self.modalities:
             shape = config.shapes[m]
@@ -102,11 +108,11 @@ class FusionModel(nn.Module):
             if not isinstance(x, torch.Tensor):
                 raise DataError(None, f"{m} input must be a torch.Tensor, got {type(x).__name__}")
             shape = self.config.shapes[m]
-            if x.dim() != 3 or tuple(x.shape[1:]) != (shape.seq_len, shape.feat_dim):
+            want = (shape.seq_len, *shape.frame_shape)
+            if tuple(x.shape[1:]) != want:
                 raise DataError(
                     None,
-                    f"{m} input has shape {tuple(x.shape)}; expected [batch, {shape.seq_len}, "
-                    f"{shape.feat_dim}]",
+                    f"{m} input has shape {tuple(x.shape)}; expected [batch, {', '.join(map(str, want))}]",
                 )
             if x.device != device:
                 raise DataError(None, f"{m} input is on {x.device} but the model is on {device}")
@@ -150,6 +156,8 @@ class FusionModel(nn.Module):
         """The head's input ``[B, pool_dim]`` (``[B, 2E]`` for ``stat``): for parity checks."""
         xs, lens = self._check_inputs({"audio": audio, "video": video, "text": text}, lengths)
         cfg = self.config
+        for m, mixer in self.layer_mixers.items():
+            xs[m] = mixer(xs[m])
         encoded = {m: self.encoders[m](xs[m], lens[m]) for m in self.modalities}
         # valid-step masks exist only where time is not mixed and a switch asks for them
         key_masks: dict[str, torch.Tensor | None] = {}

@@ -55,18 +55,19 @@ def split_nbytes(split: Any, modalities: Sequence[str], dtype: torch.dtype) -> i
     total = 0
     for m in modalities:
         t, f = split_shape(split, m)
-        total += n * t * f * item
+        total += n * t * f * item  # f: every value of a step ([L, F] counts L * F)
     return total
 
 
 def split_shape(split: Any, modality: str) -> tuple[int, int]:
-    """``(T, F)`` of one modality of a split (from ``split.shapes`` or one read row)."""
+    """``(T, F)`` of one modality of a split (from ``split.shapes`` or one read row); F counts
+    every value of a step (``L * F`` for stacked encoder layers)."""
     shapes = getattr(split, "shapes", None)
     if shapes and modality in shapes:
-        t, f = shapes[modality]
-        return int(t), int(f)
+        t, *frame = shapes[modality]
+        return int(t), int(np.prod(frame))
     x = split.get_batch(np.arange(1), (modality,))[0][modality]
-    return int(x.shape[1]), int(x.shape[2])
+    return int(x.shape[1]), int(np.prod(x.shape[2:]))
 
 
 def load_split_arrays(

@@ -80,25 +80,27 @@ def _split(fold: Any, name: str, fold_dir: Path) -> Any:
 
 
 # --------------------------------------------------------------------------- model config
-def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, int]], n_classes: int) -> ModelConfig:
+def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, ...]], n_classes: int) -> ModelConfig:
     """A copy of ``config`` whose input shapes and class count are the fold's.
 
     A modality whose configured ``(seq_len, feat_dim)`` already matches the fold keeps its
     configured ``mixed_len``. Otherwise the time-mixing length is scaled with the paper's
     ratio (audio 500/1000, video 25/32): ``mixed_len = max(1, round(seq_len * ratio))``, which
-    gives the paper's value for the paper's lengths; text has no time mixing.
+    gives the paper's value for the paper's lengths; text has no time mixing. A ``(T, L, F)``
+    shape (stacked encoder layers) sets ``layers = L``.
     """
     paper = paper_shapes()
     new: dict[str, ModalityShape] = {}
     for m in config.modalities:
-        t, f = (int(v) for v in shapes[m])
+        t, *frame = (int(v) for v in shapes[m])
+        f, layers = frame[-1], (frame[0] if len(frame) == 2 else None)
         cur = config.shapes.get(m)
-        if cur is not None and (cur.seq_len, cur.feat_dim) == (t, f):
-            new[m] = ModalityShape(t, f, cur.mixed_len)
+        if cur is not None and (cur.seq_len, *cur.frame_shape) == (t, *frame):
+            new[m] = ModalityShape(t, f, cur.mixed_len, layers)
             continue
         ref = paper[m]
         mixed = None if ref.mixed_len is None else max(1, round(t * ref.mixed_len / ref.seq_len))
-        new[m] = ModalityShape(t, f, mixed)
+        new[m] = ModalityShape(t, f, mixed, layers)
     out = copy.deepcopy(config)
     out.shapes = new
     out.n_classes = int(n_classes)
@@ -388,11 +390,11 @@ def evaluate_run_full(
         for m in config.model.modalities:
             want = config.model.shapes[m]
             got = tuple(int(v) for v in fold.shapes[m])
-            if got != (want.seq_len, want.feat_dim):
+            if got != (want.seq_len, *want.frame_shape):
                 raise DataError(
                     fold_dir,
-                    f"{m} frames are {got[0]}x{got[1]} but the run's model expects "
-                    f"{want.seq_len}x{want.feat_dim}",
+                    f"{m} frames are {'x'.join(map(str, got))} but the run's model expects "
+                    f"{'x'.join(map(str, (want.seq_len, *want.frame_shape)))}",
                 )
         names = tuple(fold.class_names)
         if config.class_names and names != tuple(config.class_names):
