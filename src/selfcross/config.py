@@ -174,6 +174,9 @@ class TrainConfig:
             (zeroed, length 0; every utterance keeps one), as ``evaluate --perturb drop:m``
             does at test time; 0 = off (every preset). See
             :mod:`selfcross.training.modality_dropout`.
+        task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
+            ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
+            :mod:`selfcross.training.tasks`).
     """
 
     seed: int = 1
@@ -191,8 +194,11 @@ class TrainConfig:
     amp: bool = False
     eval_batch_size: int = 128
     modality_dropout: float = 0.0
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise ConfigError(f"task {self.task!r} must be 'classification' or 'regression'")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in KERNELS:

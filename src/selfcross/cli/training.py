@@ -79,6 +79,15 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification: the paper's (classes, cross-entropy, best dev accuracy); regression: "
+        "sentiment scores of a data root written by import-features (one output, L1 loss, best "
+        "dev MAE; reports MAE, Pearson r, Acc-2 has-0/non-0 with F1, Acc-5, Acc-7) "
+        "(default: %(default)s)",
+    )
 
 
 def _add_model_switches(p: argparse.ArgumentParser) -> None:
@@ -178,6 +187,7 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         max_epochs=args.max_epochs,
         num_threads=args.threads,
         modality_dropout=args.modality_dropout,
+        task=args.task,
     )
     return apply_preset(RunConfig(model=model, train=train), args.preset)
 

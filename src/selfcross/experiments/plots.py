@@ -188,3 +188,21 @@ def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: st
         ax.set_title(title, loc="left", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def score_scatter(
+    y_true: np.ndarray, y_pred: np.ndarray, title: str, path: Path, mae: float | None = None
+) -> Path:
+    """Predicted vs true sentiment scores (every test prediction of the runs pooled), with y = x."""
+    fig = Figure(figsize=(4.2, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(y_true, y_pred, s=10, alpha=0.35, edgecolors="none")
+    lo = float(min(np.min(y_true), np.min(y_pred)))
+    hi = float(max(np.max(y_true), np.max(y_pred)))
+    ax.plot([lo, hi], [lo, hi], color="0.4", linewidth=1, linestyle="--", label="y = x")
+    ax.set_xlabel("true score")
+    ax.set_ylabel("predicted score")
+    ax.set_title(title + (f" (MAE {mae:.3f})" if mae is not None else ""), fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)

@@ -314,6 +314,10 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
     with ResultsStore.open(db, create=False) as store:
         study = collect(store)
+        if _task(store, study) == "regression":
+            from selfcross.experiments.regression_report import make_regression_report
+
+            return make_regression_report(store, study, out)
         comparisons = compare(store, study)
         versus_linear = compare_linear(store, study)
         robust = compare_robustness(store, study)
@@ -340,6 +344,16 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     }
     (out / "results.json").write_text(json.dumps(_clean(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
+
+
+def _task(store: ResultsStore, study: Study) -> str:
+    """The one task of the store's runs (a report compares the runs of one task)."""
+    runs = [r for c in study.cells.values() for r in c.runs]
+    tasks = {r.config.get("train", {}).get("task", "classification") for r in runs}
+    if len(tasks) > 1:
+        raise StoreError(f"{store.path}: holds both classification and regression runs; keep one task "
+                         "per results database (grid --db)")
+    return tasks.pop()
 
 
 def _clean(x: Any) -> Any:

@@ -157,6 +157,7 @@ class Predictions:
 
     Attributes:
         y_true: int64 [N]; y_pred: int64 [N]; probs: float64 [N, C]; ids: N strings or ``None``.
+        A regression run's ``y_true`` / ``y_pred`` are float64 scores and ``probs`` is [N, 0].
     """
 
     y_true: np.ndarray
@@ -333,9 +334,10 @@ class ResultsStore:
         if len(predictions.y_pred) != n or len(predictions.probs) != n:
             raise StoreError(f"run {run_id}: y_true, y_pred and probs have different lengths")
         ids = predictions.ids if predictions.ids is not None else [None] * n
+        value = float if "mae" in test else int  # regression runs predict scores, not classes
         rows = [
-            (run_id, i, None if ids[i] is None else str(ids[i]), int(predictions.y_true[i]),
-             int(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
+            (run_id, i, None if ids[i] is None else str(ids[i]), value(predictions.y_true[i]),
+             value(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
             for i in range(n)
         ]
         with self._tx() as c:
@@ -397,10 +399,13 @@ class ResultsStore:
             (run_id,),
         ).fetchall()
         ids = [r["utterance_id"] for r in rows]
+        config = self._conn.execute("SELECT config_json FROM runs WHERE id=?", (run_id,)).fetchone()
+        task = json.loads(config["config_json"]).get("train", {}).get("task") if config else None
+        kind = np.float64 if task == "regression" else np.int64
         return Predictions(
-            y_true=np.array([r["y_true"] for r in rows], dtype=np.int64),
-            y_pred=np.array([r["y_pred"] for r in rows], dtype=np.int64),
-            probs=np.array([json.loads(r["probs"]) for r in rows], dtype=np.float64),
+            y_true=np.array([r["y_true"] for r in rows], dtype=kind),
+            y_pred=np.array([r["y_pred"] for r in rows], dtype=kind),
+            probs=_probs([json.loads(r["probs"]) for r in rows], kind),
             ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
         )
 
@@ -447,6 +452,13 @@ class ResultsStore:
 def open_store(path: str | Path, create: bool = True, lock: bool = False) -> ResultsStore:
     """Shorthand for :meth:`ResultsStore.open`."""
     return ResultsStore.open(path, create=create, lock=lock)
+
+
+def _probs(rows: list[list[float]], kind: type) -> np.ndarray:
+    """[N, C] class probabilities; [N, 0] for a regression run (it predicts scores)."""
+    if kind is np.float64:
+        return np.zeros((len(rows), 0))
+    return np.array(rows, dtype=np.float64)
 
 
 def _num(x: Any) -> float | None:
