@@ -170,6 +170,13 @@ class TrainConfig:
         standardize: improved: per-feature standardization fitted on the training split.
         amp: improved: automatic mixed precision (bf16) on CUDA; ignored on CPU.
         eval_batch_size: batch size for dev/test evaluation (no effect on results).
+        modality_dropout: probability of dropping each modality of each training utterance
+            (zeroed, length 0; every utterance keeps one), as ``evaluate --perturb drop:m``
+            does at test time; 0 = off (every preset). See
+            :mod:`selfcross.training.modality_dropout`.
+        task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
+            ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
+            :mod:`selfcross.training.tasks`).
     """
 
     seed: int = 1
@@ -186,14 +193,20 @@ class TrainConfig:
     standardize: bool = False
     amp: bool = False
     eval_batch_size: int = 128
+    modality_dropout: float = 0.0
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise ConfigError(f"task {self.task!r} must be 'classification' or 'regression'")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in KERNELS:
             raise ConfigError(f"kernels {self.kernels!r} must be one of {', '.join(KERNELS)}")
         if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
             raise ConfigError("batch_size, max_epochs and patience must be positive")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ConfigError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
 
 
 @dataclass

@@ -119,6 +119,7 @@ class Split:
         prosody: memory-mapped ``S_audio_prosody.npy`` [n_raw, P] if present (not used by the
             models; indexed by raw row, see :attr:`rows`).
         rows: int64 [n] row numbers of the kept utterances in the files.
+        scores: float64 [n] sentiment scores (``S_score.npy``) or ``None``.
     """
 
     name: str
@@ -130,6 +131,7 @@ class Split:
     n_dropped: int = 0
     dropped_ids: list[str] = field(default_factory=list)
     prosody: np.ndarray | None = None
+    scores: np.ndarray | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _text_ids: np.ndarray | None = field(default=None, repr=False)
     _embedding: np.ndarray | None = field(default=None, repr=False)
@@ -472,6 +474,19 @@ def _kept_rows(
     return rows, dropped_ids
 
 
+def _read_scores(path: Path, n: int, check_values: bool) -> np.ndarray | None:
+    """``S_score.npy`` as float64 [n], or ``None`` when the split has no scores."""
+    if not path.is_file():
+        return None
+    scores = load_npy(path, mmap=False)
+    _rank(scores, path, 1, "[N] scores")
+    if scores.shape[0] != n:
+        raise DataError(path, f"has {scores.shape[0]} rows but the labels have {n}")
+    if check_values and not np.isfinite(scores).all():
+        raise DataError(path, "contains NaN or inf scores")
+    return scores.astype(np.float64)
+
+
 def _read_split(
     fold_dir: Path,
     split: str,
@@ -489,6 +504,7 @@ def _read_split(
     video_len = _sequence_lengths(fold_dir, split, modalities, lengths, n)
     ids_list = _read_ids(fold_dir, split, n, lp.name)
     prosody = _read_prosody(fold_dir, split, n, lp.name)
+    scores = _read_scores(fold_dir / layout.split_file(split, "score"), n, check_values)
     rows, dropped_ids = _kept_rows(fold_dir, split, video_len, ids_list, n)
     return Split(
         name=split,
@@ -500,6 +516,7 @@ def _read_split(
         n_dropped=int(n - rows.size),
         dropped_ids=dropped_ids,
         prosody=prosody,
+        scores=None if scores is None else scores[rows],
         _arrays=arrays,
         _text_ids=text_ids,
         _embedding=embedding,

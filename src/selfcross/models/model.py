@@ -154,6 +154,26 @@ class FusionModel(nn.Module):
         lengths: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The head's input ``[B, pool_dim]`` (``[B, 2E]`` for ``stat``): for parity checks."""
+        encoded, key_masks, mean_masks = self.attention_inputs(audio, video, text, lengths)
+        vectors = []
+        for name, target, source in self.pairs:
+            attention = self.attentions[name]
+            pooled = attention.pooled(encoded[target], encoded[source], key_masks[source], mean_masks[target])
+            vectors.append(pooled)
+        return self.pooling(torch.stack(vectors, dim=1))
+
+    def attention_inputs(
+        self,
+        audio: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        lengths: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None], dict[str, torch.Tensor | None]]:
+        """What every attention block sees: ``(encoded, key_masks, mean_masks)`` per modality.
+
+        ``encoded[m]`` is the encoder output ``[B, T', E]``; ``key_masks[m]`` (``True`` = ignore)
+        and ``mean_masks[m]`` (``True`` = valid query) are ``None`` unless a switch uses them.
+        """
         xs, lens = self._check_inputs({"audio": audio, "video": video, "text": text}, lengths)
         cfg = self.config
         for m, mixer in self.layer_mixers.items():
@@ -170,12 +190,7 @@ class FusionModel(nn.Module):
                 keep = valid_mask(ln.clamp(min=1), encoded[m].shape[1])
             key_masks[m] = ~keep if (keep is not None and cfg.mask_padding) else None
             mean_masks[m] = keep if (keep is not None and cfg.masked_mean) else None
-        vectors = []
-        for name, target, source in self.pairs:
-            attention = self.attentions[name]
-            pooled = attention.pooled(encoded[target], encoded[source], key_masks[source], mean_masks[target])
-            vectors.append(pooled)
-        return self.pooling(torch.stack(vectors, dim=1))
+        return encoded, key_masks, mean_masks
 
     def forward(
         self,
