@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.config import PRESETS
 from selfcross.errors import ConfigError
 
 
@@ -32,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=("paper", "improved"))
+    g.add_argument("--preset", default="paper", choices=PRESETS)
     g.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local processes (default) or ray tasks (pip install selfcross[ray]; "
                    "docs/cluster.md)")
