@@ -39,33 +39,20 @@ from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, par
 #: Config fields that do not change a run's result (or are filled from the data) and are
 #: therefore left out of the config hash: (section, key); section None = top level.
 HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
-    (None, "data"),
-    (None, "environment"),
-    (None, "class_names"),
-    ("model", "shapes"),
-    ("model", "n_classes"),
-    ("train", "device"),
-    ("train", "num_threads"),
-    ("train", "eval_batch_size"),
+    (None, "data"), (None, "environment"), (None, "class_names"),
+    ("model", "shapes"), ("model", "n_classes"),
+    ("train", "device"), ("train", "num_threads"), ("train", "eval_batch_size"),
 )
 
 
 #: Switches added after results were first stored, with the value that reproduces the older
 #: computation: left out of the hash at that value, so earlier runs keep their hash.
 HASH_DEFAULTS: tuple[tuple[str, str, Any], ...] = (
-    ("model", "time_mixing", "conv"),
-    ("model", "pool_stride", 1),
-    ("model", "spec_time_masks", 0),
-    ("model", "spec_time_width", 0),
-    ("model", "spec_feat_masks", 0),
-    ("model", "spec_feat_width", 0),
-    ("model", "word_dropout", 0.0),
-    ("train", "class_weights", "none"),
-    ("train", "select_on", "accuracy"),
-    ("train", "optimizer", "adam"),
-    ("train", "weight_decay", 0.0),
-    ("train", "schedule", "plateau"),
-    ("train", "warmup_epochs", 0),
+    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
+    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
+    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
+    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
+    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
 )
 
 
@@ -157,20 +144,16 @@ def plan_runs(
             cells.append((kind, mods, "stat"))
             if include_no_sp:
                 if kind == "self" and len(mods) == 1:
-                    notices.append(
-                        f"no noSP run for self on {set_code(mods)}: one attention vector is "
-                        "fed on unpooled either way"
-                    )
+                    notices.append(f"no noSP run for self on {set_code(mods)}: one attention vector is "
+                                   "fed on unpooled either way")
                 else:
                     cells.append((kind, mods, "concat"))
     runs = []
     for kind, mods, pooling in cells:
         for fold in folds:
             for seed in seeds:
-                cfg = RunConfig(
-                    model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
-                    train=TrainConfig(seed=seed, device=device),
-                )
+                cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
+                                train=TrainConfig(seed=seed, device=device))
                 apply_preset(cfg, preset)
                 if max_epochs is not None:
                     if max_epochs < 1:
@@ -244,11 +227,8 @@ def validate_data_root(
     wanted = list(range(1, len(all_folds) + 1)) if folds is None else list(folds)
     missing = [f for f in wanted if f > len(all_folds)]
     if missing:
-        raise DataError(
-            root,
-            f"fold(s) {', '.join(f'fold{f:02d}' for f in missing)} requested but the data "
-            f"root has only fold01..fold{len(all_folds):02d}",
-        )
+        raise DataError(root, f"fold(s) {', '.join(f'fold{f:02d}' for f in missing)} requested but the data "
+                              f"root has only fold01..fold{len(all_folds):02d}")
     out = {}
     for f in wanted:
         path = all_folds[f - 1]
@@ -319,16 +299,14 @@ def run_grid(
     runs_path = Path(runs_dir) if runs_dir is not None else db.parent / "runs"
     union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
     # plan first (cheap option errors), then validate data, then open the store
-    plan, notices = plan_runs(
-        models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device, max_epochs
-    )
+    plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
+                              max_epochs)
     for n in notices:
         say(f"notice: {n}")
     folds_info = validate_data_root(data_root, fold_list, union)
     if fold_list is None:
-        plan, _ = plan_runs(
-            models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device, max_epochs
-        )
+        plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
+                            max_epochs)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
 
@@ -345,17 +323,8 @@ def run_grid(
             if status == "failed" and not retry_failed:
                 summary.skipped_failed += 1
                 continue
-            todo.append(
-                RunSpec(
-                    run.key,
-                    cfg,
-                    h,
-                    str(fold_dir.resolve()),
-                    str((runs_path / f"{run.key}-{h[:8]}").resolve()),
-                    fp,
-                    threads,
-                )
-            )
+            todo.append(RunSpec(run.key, cfg, h, str(fold_dir.resolve()),
+                                str((runs_path / f"{run.key}-{h[:8]}").resolve()), fp, threads))
         if summary.already_done:
             say(f"resuming: {summary.already_done} of {summary.planned} runs already done")
         if todo:
@@ -403,10 +372,8 @@ def _drive(
             bar.update(1)
             if out.status == "done" and out.metrics:
                 t = out.metrics.get("test", {})
-                bar.set_postfix_str(
-                    f"last {out.spec.key}: acc {t.get('accuracy', float('nan')):.3f} "
-                    f"bal {t.get('balanced_accuracy', float('nan')):.3f}"
-                )
+                bar.set_postfix_str(f"last {out.spec.key}: acc {t.get('accuracy', float('nan')):.3f} "
+                                    f"bal {t.get('balanced_accuracy', float('nan')):.3f}")
             else:
                 bar.set_postfix_str(f"last {out.spec.key}: FAILED")
             submit_next()
@@ -419,9 +386,8 @@ def _drive(
 def _record(store: ResultsStore, run_id: int, out: RunOutcome, summary: GridSummary) -> None:
     summary.ran += 1
     if out.status == "done" and out.metrics is not None and out.predictions is not None:
-        store.record_done(
-            run_id, out.metrics, out.predictions, out.class_names, out.wall_time_s, config=out.config
-        )
+        store.record_done(run_id, out.metrics, out.predictions, out.class_names, out.wall_time_s,
+                          config=out.config)
         summary.done += 1
         summary.reused_folders += int(out.reused)
     else:
