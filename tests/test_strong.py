@@ -115,6 +115,7 @@ def test_balanced_class_weights_change_the_loss_as_computed_by_hand():
     weights = class_weights(labels, 3, "balanced")
     np.testing.assert_allclose(weights, [4 / (2 * 3), 4 / (2 * 1), 0.0])
     assert class_weights(labels, 3, "none") is None
+    np.testing.assert_allclose(class_weights(labels, 3, "sqrt"), np.sqrt(weights))
     logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.5, 0.0, 0.0]])
     y = torch.as_tensor(labels)
     nll = -torch.log_softmax(logits, 1)[torch.arange(4), y]

@@ -47,6 +47,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "no_wdrop": {"model.word_dropout": 0.0},
     "wdrop2": {"model.word_dropout": 0.2},
     "no_weights": {"train.class_weights": "none"},
+    "sqrt_weights": {"train.class_weights": "sqrt"},
+    "sqrtw_f1w": {"train.class_weights": "sqrt", "train.select_on": "f1_weighted"},
     "sel_acc": {"train.select_on": "accuracy"},
     "sel_f1w": {"train.select_on": "f1_weighted"},
     "sel_bal": {"train.select_on": "balanced_accuracy"},

@@ -28,7 +28,7 @@ MODEL_KINDS: tuple[str, ...] = ("self", "cross", "self+cross")
 POOLINGS: tuple[str, ...] = ("stat", "concat", "mean")
 PRESETS: tuple[str, ...] = ("paper", "improved", "strong")
 TIME_MIXINGS: tuple[str, ...] = ("conv", "pool", "none")
-CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced")
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced", "sqrt")
 SELECT_ON: tuple[str, ...] = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
 OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("plateau", "cosine", "none")
@@ -171,8 +171,9 @@ class TrainConfig:
         standardize: improved: per-feature standardization fitted on the training split.
         amp: improved: automatic mixed precision (bf16) on CUDA; ignored on CPU.
         eval_batch_size: batch size for dev/test evaluation (no effect on results).
-        class_weights: ``none`` (the paper) or ``balanced``: cross-entropy weights
-            ``n / (k * count_c)`` from the training split's label counts.
+        class_weights: ``none`` (the paper), ``balanced`` (cross-entropy weights
+            ``n / (k * count_c)`` from the training split's label counts) or ``sqrt`` (their
+            square roots: a milder push towards rare classes).
         select_on: the dev metric for early stopping and for the epoch whose weights are
             kept: ``accuracy`` (the paper), ``balanced_accuracy``, ``f1_macro``, ``f1_weighted``.
         optimizer: ``adam`` (the paper) or ``adamw`` (decoupled weight decay).

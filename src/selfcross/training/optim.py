@@ -65,11 +65,12 @@ class EpochSchedule:
 
 def class_weights(labels: np.ndarray, n_classes: int, mode: str) -> np.ndarray | None:
     """Cross-entropy weights: ``None`` for ``none``; ``n / (k * count_c)`` for ``balanced``
-    (scikit-learn's "balanced"; a class absent from training gets weight 0)."""
+    (scikit-learn's "balanced"; a class absent from training gets weight 0); the square
+    root of that for ``sqrt``."""
     if mode == "none":
         return None
     counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=n_classes).astype(np.float64)
     present = counts > 0
     weights = np.zeros(n_classes)
     weights[present] = counts.sum() / (present.sum() * counts[present])
-    return weights
+    return np.sqrt(weights) if mode == "sqrt" else weights
