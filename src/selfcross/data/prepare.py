@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from selfcross.data import layout
-from selfcross.errors import DataError
+from selfcross.errors import ConfigError, DataError
 from selfcross.processes import exit_with_driver
 
 #: Name of the feature cache folder inside a data root.
@@ -223,8 +223,16 @@ def encoder_identity(encoder: Any) -> str:
     return f"{type(encoder).__qualname__}:{h.hexdigest()[:16]}"
 
 
+#: Audio settings that do not change the cached (raw) frames, with the value whose key is
+#: left out of the hash so caches made before the setting existed stay valid.
+_CACHE_NEUTRAL: dict[str, Any] = {"features": "mfcc", "descriptors": [], "speaker_norm": None}
+
+
 def cache_key(modality: str, config: dict[str, Any], encoder: str = "") -> str:
     """Folder name of one extractor setting's cache: ``<modality>-<12 hex>``."""
+    if modality == "audio":  # speaker normalisation is applied after the cache
+        config = {k: v for k, v in config.items()
+                  if k not in _CACHE_NEUTRAL or (k != "speaker_norm" and v != _CACHE_NEUTRAL[k])}
     return f"{modality}-{_digest([CACHE_VERSION, modality, config, encoder])[:12]}"
 
 
@@ -400,6 +408,7 @@ def prepare_records(
     title: str = "Data preparation",
     notes: Sequence[str] = (),
     source: str = "",
+    speaker_norm: bool = False,
 ) -> PrepareResult:
     """Extract, cache and write a data root from utterance records.
 
@@ -418,6 +427,10 @@ def prepare_records(
         dev_fraction: dev size for :func:`plan_group_folds`.
         skipped, problems: what the corpus adapter already left out / found malformed.
         title, notes, source: for the report.
+        speaker_norm: standardise each speaker's audio frames with the mean and std of all
+            that speaker's valid frames (every split; transductive for test speakers, never
+            labels); statistics written to ``speaker_stats.npz`` (root: every speaker; each
+            fold: its training speakers).
 
     Returns:
         A :class:`PrepareResult`.
@@ -446,6 +459,10 @@ def prepare_records(
     if "text" in mods and glove is None:
         raise DataError(None, "text features need word vectors: give --glove FILE")
     configs = _configs(mods, audio_config, video_config, text_config)
+    if speaker_norm:
+        if "audio" not in mods:
+            raise ConfigError("speaker normalisation applies to audio frames: prepare the audio modality")
+        configs["audio"]["speaker_norm"] = True
     enc_id = encoder_identity(video_encoder)
 
     # 1. checks that need no feature extraction
@@ -534,6 +551,8 @@ def prepare_records(
         raise DataError(out_root, "no utterance left to write; see the skip reasons: "
                         + ", ".join(sorted({s.reason for s in skips})))
 
+    stats = _speaker_statistics(kept_records, cache_files["audio"]) if speaker_norm else None
+
     # 3. text: vocabulary, ids, word vectors
     embedding = None
     vocab = None
@@ -558,16 +577,20 @@ def prepare_records(
     for k, plan in enumerate(plans, start=1):
         fold_dir = out_root / layout.fold_name(k)
         for split, ids in (("train", plan.train), ("dev", plan.dev), ("test", plan.test)):
-            arrays = _assemble(ids, by_id, class_names, mods, configs, cache_files, lengths, tokens, vocab)
+            arrays = _assemble(ids, by_id, class_names, mods, configs, cache_files, lengths, tokens, vocab,
+                               stats)
             write_split(fold_dir, split, arrays, ids)
             for key in set(layout.SPLIT_FILES) - set(arrays) - {"ids"}:  # from an earlier run
                 (fold_dir / layout.split_file(split, key)).unlink(missing_ok=True)
+        _write_speaker_stats(fold_dir, None if stats is None else stats.subset(
+            by_id[i].speaker for i in plan.train))
         if embedding is not None:
             write_embedding(fold_dir, embedding)
         else:
             (fold_dir / layout.EMBEDDING_FILE).unlink(missing_ok=True)
     _remove_stale_folds(out_root, len(plans))
     write_classes(out_root, class_names)
+    _write_speaker_stats(out_root, stats)
     from selfcross.features.configio import save_feature_configs
 
     save_feature_configs(out_root, {m: configs[m] for m in ("audio", "video", "text") if m in configs})
@@ -595,9 +618,12 @@ def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[s
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
     out: dict[str, dict[str, Any]] = {}
     if "audio" in mods:
-        from selfcross.features.audio import AudioConfig
+        from selfcross.features.audio import AudioConfig, AudioFeatures
 
-        out["audio"] = (audio or AudioConfig()).to_dict() if not isinstance(audio, dict) else audio
+        cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
+        # Building the extractor once here names the openSMILE descriptors in features.json
+        # and fails before any work when the front-end's package is missing.
+        out["audio"] = AudioFeatures(cfg).config.to_dict()
     if "video" in mods:
         from selfcross.features.video import VideoConfig
 
@@ -607,6 +633,26 @@ def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[s
 
         out["text"] = (text or TextConfig()).to_dict() if not isinstance(text, dict) else text
     return out
+
+
+def _speaker_statistics(records: Sequence[UtteranceRecord], files: dict[str, Path]) -> Any:
+    """Per-speaker statistics of the cached audio frames of ``records`` (labels unused)."""
+    from selfcross.features.speakernorm import SpeakerStats
+
+    by_speaker: dict[str, list[Path]] = {}
+    for r in records:
+        by_speaker.setdefault(r.speaker, []).append(files[r.id])
+    return SpeakerStats.from_frames({s: (np.load(f) for f in fs) for s, fs in by_speaker.items()})
+
+
+def _write_speaker_stats(folder: Path, stats: Any) -> None:
+    """Write ``speaker_stats.npz`` (or remove one left by an earlier preparation)."""
+    from selfcross.features.speakernorm import SPEAKER_STATS
+
+    if stats is None:
+        (folder / SPEAKER_STATS).unlink(missing_ok=True)
+    else:
+        stats.save(folder / SPEAKER_STATS)
 
 
 def _assemble(
@@ -619,9 +665,13 @@ def _assemble(
     lengths: dict[str, dict[str, int]],
     tokens: dict[str, list[str]],
     vocab: Any,
+    speaker_stats: Any = None,
 ) -> dict[str, np.ndarray]:
     """One split's arrays: ``audio`` [N, T, F] + ``audio_seqN`` [N], same for video,
-    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere)."""
+    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere).
+    With ``speaker_stats``, each audio row's valid frames are normalised by its speaker's."""
+    from selfcross.features.speakernorm import normalise
+
     arrays: dict[str, np.ndarray] = {
         "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
     }
@@ -634,6 +684,8 @@ def _assemble(
         x: np.ndarray | None = None
         for row, i in enumerate(ids):
             a = np.load(cache_files[m][i])
+            if m == "audio" and speaker_stats is not None:
+                a = normalise(a, *speaker_stats.of(by_id[i].speaker))
             if x is None:
                 first = a.shape[1]
                 x = np.zeros((len(ids), t_max, first), dtype=np.float32)
