@@ -223,3 +223,17 @@ def test_paper_model_has_the_same_parameters_as_before():
     model = FusionModel(apply_preset(RunConfig(), "paper").model)
     names = {k for k in model.state_dict() if k.startswith("encoders.audio")}
     assert "encoders.audio.conv.weight" in names and not any("spec" in k or "word" in k for k in names)
+
+
+@pytest.mark.slow
+def test_cli_train_preset_strong_keeps_an_explicit_epoch_cap(tiny_fold, tmp_path):  # noqa: F811
+    import json
+
+    from selfcross.cli import main
+
+    out = tmp_path / "r"
+    args = ["train", "--data", str(tiny_fold), "--out", str(out), "--quiet", "--preset", "strong"]
+    assert main([*args, "--max-epochs", "1", "--threads", "1"]) == 0
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["preset"] == "strong" and saved["train"]["max_epochs"] == 1
+    assert saved["model"]["time_mixing"] == STRONG["model"]["time_mixing"]
