@@ -16,7 +16,7 @@ from selfcross.models import FusionModel
 from selfcross.models.augment import SpecMask, WordDropout
 from selfcross.models.encoders import pool_time
 from selfcross.training import train_run
-from selfcross.training.optim import EpochSchedule, class_weights, cosine_factor, make_optimizer
+from selfcross.training.optimizer import EpochSchedule, class_weights, cosine_factor, make_optimizer
 from test_training_loop import tiny_fold, tiny_run_config  # noqa: F401  (module-scoped fixture)
 
 

@@ -192,6 +192,13 @@ class Split:
         lengths = {m: self.lengths[m][idx] for m in mods}
         return inputs, lengths
 
+    def word_ids(self, index: np.ndarray | Sequence[int]) -> np.ndarray | None:
+        """int64 [b, T] word ids of the utterances at ``index``, or ``None`` when text is not ids."""
+        if self._text_ids is None:
+            return None
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        return np.asarray(self._text_ids[self.rows[idx]], dtype=np.int64)
+
     def load_all(self, modalities: Sequence[str] | str | None = None) -> Split:
         """Read the kept rows of ``modalities`` into RAM (float32) so batches skip the disk.
 

@@ -23,7 +23,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from selfcross.config import TIME_MIXINGS
 from selfcross.models.augment import SpecMask, WordDropout
-from selfcross.models.fast_rnn import gru_forward
+from selfcross.models.kernels import gru_forward
 
 
 def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
