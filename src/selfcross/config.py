@@ -300,8 +300,8 @@ STRONG: dict[str, dict[str, Any]] = {
         "word_dropout": 0.1,
     },
     "train": {
-        "class_weights": "balanced",
-        "select_on": "f1_macro",
+        "class_weights": "none",
+        "select_on": "f1_weighted",
         "optimizer": "adamw",
         "weight_decay": 0.01,
         "schedule": "cosine",

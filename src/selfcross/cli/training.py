@@ -84,8 +84,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
         "train-split standardization, bf16 autocast on CUDA; strong: improved plus choices for small real "
         "corpora (order-preserving temporal pooling instead of the time-mixing conv, SpecAugment-style "
-        "masks and word dropout, class-weighted loss, AdamW, warm-up + cosine schedule, model selection on "
-        "dev macro F1; docs/improved.md) (default: %(default)s)",
+        "masks and word dropout, AdamW, warm-up + cosine schedule, model selection on dev weighted F1; "
+        "docs/improved.md) (default: %(default)s)",
     )
     p.add_argument(
         "--device",
