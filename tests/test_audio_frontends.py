@@ -268,3 +268,64 @@ def test_cli_speaker_norm_without_speaker_column_names_it(
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "Traceback" not in err
     assert "nospk.csv" in err and "'speaker' column" in err
+
+
+@pytest.fixture(scope="module")
+def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 1-epoch improved run on fold01 of the speaker-normalised root."""
+    from selfcross.training import train_run
+
+    run = tmp_path_factory.mktemp("spk_run") / "run"
+    config = RunConfig(model=ModelConfig(kind="self", modalities=("audio",)),
+                       train=TrainConfig(max_epochs=1, batch_size=8, device="cpu", num_threads=1))
+    apply_preset(config, "improved")
+    train_run(config, spk_root / "fold01", run, progress=False)
+    return run
+
+
+@pytest.mark.slow
+def test_predict_with_speaker_clips_reproduces_prepared_arrays(
+    corpus: Path, spk_root: Path, spk_run: Path, tmp_path: Path
+) -> None:
+    from selfcross.predict import Predictor
+
+    prepared = _frames_by_id(spk_root)
+    utt = sorted(read_fold(spk_root / "fold01").test.ids)[0]
+    speaker_dir = tmp_path / "speaker"
+    speaker_dir.mkdir()
+    for clip in (corpus / "clips").glob(f"{utt.split('_')[0]}_*.wav"):
+        shutil.copy(clip, speaker_dir / clip.name)
+    predictor = Predictor(spk_run, speaker_clips=speaker_dir)
+    assert predictor.speaker_note is not None and "4 clip(s)" in predictor.speaker_note
+    inputs, lengths = predictor.features(audio=corpus / "clips" / f"{utt}.wav")
+    n = int(lengths["audio"][0])
+    assert n == len(prepared[utt])
+    np.testing.assert_allclose(inputs["audio"][0, :n], prepared[utt], rtol=1e-5, atol=1e-5)
+    assert np.all(inputs["audio"][0, n:] == 0)
+
+
+@pytest.mark.slow
+def test_predict_without_speaker_clips_pools_the_training_speakers(
+    corpus: Path, spk_root: Path, spk_run: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
+    from selfcross.predict import Predictor
+
+    fold_stats = SpeakerStats.load(spk_root / "fold01" / SPEAKER_STATS)
+    clip = corpus / "clips" / "s0_u1.wav"
+    inputs, lengths = Predictor(spk_run).features(audio=clip)
+    raw, n = AudioFeatures(FAST).extract(clip)
+    np.testing.assert_array_equal(inputs["audio"][0, :n], normalise(raw[:n], *fold_stats.pooled()))
+    rc = main(["predict", "--run", str(spk_run), "--audio", str(clip), "--json"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 0 and err == ("speaker normalisation: no --speaker-clips given, using the statistics "
+                               f"pooled over the {len(fold_stats.speakers)} training speakers")
+
+
+def test_speaker_clips_on_a_run_without_speaker_norm_is_an_error(
+    egemaps_run: tuple[Path, Path], corpus: Path
+) -> None:
+    from selfcross.predict import Predictor
+
+    with pytest.raises(ConfigError, match="--speaker-norm"):
+        Predictor(egemaps_run[1], speaker_clips=corpus / "clips")

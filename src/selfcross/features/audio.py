@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
-from selfcross.features.configio import ConfigMixin
 
 #: Audio front-ends (``AudioConfig.features``); the first is the paper's.
 AUDIO_FEATURES: tuple[str, ...] = ("mfcc", "egemaps", "compare", "logmel")

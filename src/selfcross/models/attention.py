@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from selfcross.models.kernels import check_kernels, fast_pooled_mha, set_kernels, uses_reference
+from selfcross.models.kernels import fast_pooled_mha, set_kernels, uses_reference
 
 
 class Attention(nn.Module):
@@ -44,7 +44,7 @@ class Attention(nn.Module):
 
     @impl.setter
     def impl(self, impl: str) -> None:
-        set_kernels(self, check_kernels(impl))
+        set_kernels(self, impl)
 
     def forward(
         self,

@@ -60,7 +60,7 @@ from selfcross.training.rundir import check_out_dir, load_run, save_run
 from selfcross.training.standardize import Standardizer
 
 #: Files copied from the data into ``RUN_DIR/features/`` (fold first, then data root).
-FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy")
+FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy", "speaker_stats.npz")
 
 
 # ----------------------------------------------------------------------------- data access

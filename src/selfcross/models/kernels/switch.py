@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from torch import nn
 
+from selfcross.config import KERNELS
 from selfcross.errors import ConfigError
-
-#: Kernel sets: ``fast`` (default) or ``reference`` (the authors' ops).
-KERNELS: tuple[str, ...] = ("fast", "reference")
 
 #: Attribute set on every ``nn.MultiheadAttention`` and ``nn.GRU`` that must run the authors' ops.
 REFERENCE_FLAG = "selfcross_reference"
