@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from selfcross.config import STRONG, ModalityShape, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.errors import ConfigError
-from selfcross.experiments.grid import HASH_DEFAULTS, config_hash
+from selfcross.experiments.grid import HASH_OMITTED_AT_DEFAULT, config_hash
 from selfcross.models import FusionModel
 from selfcross.models.augment import SpecMask, WordDropout
 from selfcross.models.encoders import pool_time
@@ -208,10 +208,10 @@ def test_strong_preset_sets_its_switches_on_top_of_improved():
 @pytest.mark.parametrize("preset", ["paper", "improved"])
 def test_paper_and_improved_keep_every_new_switch_at_its_old_behaviour(preset):
     cfg = apply_preset(RunConfig(), preset)
-    for section, key, default in HASH_DEFAULTS:
+    for section, key, default in HASH_OMITTED_AT_DEFAULT:
         assert getattr(getattr(cfg, section), key) == default
     d = cfg.to_dict()
-    for section, key, _ in HASH_DEFAULTS:
+    for section, key, _ in HASH_OMITTED_AT_DEFAULT:
         del d[section][key]  # the config as it was before the switches existed
     assert config_hash(cfg.to_dict()) == config_hash(d)
     changed = cfg.to_dict()

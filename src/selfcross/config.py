@@ -63,11 +63,20 @@ class ModalityShape:
         feat_dim: features per time step.
         mixed_len: output time steps of the 1x1 time-mixing Conv1d; ``None`` = no
             convolution (the paper's text branch).
+        layers: ``L`` when each time step holds ``L`` stacked encoder layers ``[L, feat_dim]``
+            (a pretrained speech encoder's hidden states), mixed by a learned softmax-weighted
+            sum before the encoder; ``None`` = plain ``[feat_dim]`` frames.
     """
 
     seq_len: int
     feat_dim: int
     mixed_len: int | None
+    layers: int | None = None
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Per-step input shape: ``(feat_dim,)`` or ``(layers, feat_dim)``."""
+        return (self.feat_dim,) if self.layers is None else (self.layers, self.feat_dim)
 
 
 def paper_shapes() -> dict[str, ModalityShape]:
@@ -201,6 +210,13 @@ class TrainConfig:
         schedule: ``plateau`` (the paper: ReduceLROnPlateau on dev loss), ``cosine`` (linear
             warm-up over ``warmup_epochs``, then cosine decay to 0 at ``max_epochs``), ``none``.
         warmup_epochs: epochs of linear warm-up for ``cosine``.
+        modality_dropout: probability of dropping each modality of each training utterance
+            (zeroed, length 0; every utterance keeps one), as ``evaluate --perturb drop:m``
+            does at test time; 0 = off (every preset). See
+            :mod:`selfcross.training.modality_dropout`.
+        task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
+            ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
+            :mod:`selfcross.training.tasks`).
     """
 
     seed: int = 1
@@ -223,8 +239,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     schedule: str = "plateau"
     warmup_epochs: int = 0
+    modality_dropout: float = 0.0
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise ConfigError(f"task {self.task!r} must be 'classification' or 'regression'")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in KERNELS:
@@ -241,6 +261,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
         if self.weight_decay < 0 or self.warmup_epochs < 0:
             raise ConfigError("weight_decay and warmup_epochs must be >= 0")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ConfigError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
 
 
 @dataclass

@@ -33,6 +33,7 @@ from typing import Any
 from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
+from selfcross.experiments.robustness import evaluate_robustness, parse_specs
 from selfcross.experiments.store import ResultsStore, RunKey
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 
@@ -45,9 +46,10 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 )
 
 
-#: Switches added after results were first stored, with the value that reproduces the older
-#: computation: left out of the hash at that value, so earlier runs keep their hash.
-HASH_DEFAULTS: tuple[tuple[str, str, Any], ...] = (
+#: Switches added after stores were first written: left out of the hash at their default
+#: (off), so runs recorded before the switch existed keep their hash and are not rerun.
+HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
+    ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
     ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
     ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
     ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
@@ -71,7 +73,7 @@ def config_hash(config: dict[str, Any]) -> str:
     d = copy.deepcopy(config)
     for section, key in HASH_EXCLUDED:
         (d if section is None else d.get(section, {})).pop(key, None)
-    for section, key, default in HASH_DEFAULTS:
+    for section, key, default in HASH_OMITTED_AT_DEFAULT:
         if d.get(section, {}).get(key, default) == default:
             d.get(section, {}).pop(key, None)
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
@@ -124,6 +126,7 @@ def plan_runs(
     preset: str = "paper",
     device: str = "auto",
     max_epochs: int | None = None,
+    task: str = "classification",
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
 
@@ -153,7 +156,7 @@ def plan_runs(
         for fold in folds:
             for seed in seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
-                                train=TrainConfig(seed=seed, device=device))
+                                train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
                 if max_epochs is not None:
                     if max_epochs < 1:
@@ -177,6 +180,7 @@ class GridSummary:
     done: int = 0
     failed: int = 0
     reused_folders: int = 0
+    robustness_scored: int = 0
     notices: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     wall_time_s: float = 0.0
@@ -195,6 +199,8 @@ class GridSummary:
             f"(use --retry-failed), {self.wall_time_s:.0f} s",
             f"results: {self.db}  run folders: {self.runs_dir}",
         ]
+        if self.robustness_scored:
+            lines.append(f"robustness: {self.robustness_scored} perturbed test evaluations stored")
         for key, err in self.failures:
             last = (err.strip().splitlines() or [""])[0]
             lines.append(f"  failed: {key}: {last[:200]}")
@@ -256,6 +262,8 @@ def run_grid(
     executor_options: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
     threads_per_worker: int | None = None,
+    robustness: Sequence[str] | str = (),
+    task: str = "classification",
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -279,6 +287,12 @@ def run_grid(
         executor_options: extra keyword arguments for the executor (e.g. Ray resources).
         log: where notices go (default: stderr).
         threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
+        robustness: perturbation specs (``"drop:a,drop:t"``, see ``evaluate --perturb``): once
+            the runs are done, every planned run that uses the perturbed modality is re-scored
+            on its test split under each, into the store (resumable; see
+            :mod:`selfcross.experiments.robustness`).
+        task: ``classification`` or ``regression`` (sentiment scores); keep one task per
+            results database (the report compares the runs of one task).
 
     Returns:
         A :class:`GridSummary`.
@@ -300,13 +314,14 @@ def run_grid(
     union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
     # plan first (cheap option errors), then validate data, then open the store
     plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
-                              max_epochs)
+                              max_epochs, task)
     for n in notices:
         say(f"notice: {n}")
+    perturbations = parse_specs(robustness, modalities) if robustness else []
     folds_info = validate_data_root(data_root, fold_list, union)
     if fold_list is None:
         plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
-                            max_epochs)
+                            max_epochs, task)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
 
@@ -330,6 +345,10 @@ def run_grid(
         if todo:
             runs_path.mkdir(parents=True, exist_ok=True)
             _drive(store, todo, executor, workers, executor_options or {}, progress, summary)
+        if perturbations:
+            planned_keys = {str(r.key) for r in plan}
+            summary.robustness_scored = evaluate_robustness(store, perturbations, folds_info, planned_keys,
+                                                            log=say)
     summary.wall_time_s = time.perf_counter() - t0
     return summary
 
