@@ -521,7 +521,9 @@ def evaluate_run_full(
         rows = _split(fold, split, fold_dir)
         if perturbation is not None:
             rows = PerturbedSplit(rows, perturbation, perturb_seed)
-        data = SplitData(rows, config.model.modalities, DTYPES[tc.dtype], target_device, standardizer, task=tc.task)
+        data = SplitData(
+            rows, config.model.modalities, DTYPES[tc.dtype], target_device, standardizer, task=tc.task
+        )
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)
