@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from selfcross.cli.options import add_no_progress
+from selfcross.config import PRESETS
 from selfcross.errors import ConfigError
 
 
@@ -35,10 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=("paper", "improved"),
+    g.add_argument("--preset", default="paper", choices=PRESETS,
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
-                   "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA "
-                   "(default: %(default)s)")
+                   "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
+                   "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
     g.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local processes (default) or ray tasks (pip install selfcross[ray]; "
                    "docs/cluster.md)")

@@ -105,7 +105,10 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
         default="paper",
         help="paper: the authors' computation, quirks included (padding attended and averaged, "
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
-        "train-split standardization, bf16 autocast on CUDA (default: %(default)s)",
+        "train-split standardization, bf16 autocast on CUDA; strong: improved plus choices for small real "
+        "corpora (order-preserving temporal pooling instead of the time-mixing conv, SpecAugment-style "
+        "masks and word dropout, AdamW, warm-up + cosine schedule, model selection on dev weighted F1; "
+        "docs/improved.md) (default: %(default)s)",
     )
 
 
@@ -133,10 +136,10 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-epochs",
         type=int,
-        default=TrainConfig.max_epochs,
+        default=None,
         metavar="N",
-        help="hard cap on epochs; early stopping (patience 10 on dev accuracy) usually ends "
-        "sooner (default: %(default)s)",
+        help=f"hard cap on epochs; early stopping usually ends sooner (default: {TrainConfig.max_epochs}, "
+        "the strong preset's own budget with --preset strong)",
     )
     p.add_argument(
         "--modality-dropout",
@@ -191,12 +194,15 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         dtype=args.dtype,
         kernels=args.kernels,
         device=args.device,
-        max_epochs=args.max_epochs,
         num_threads=args.threads,
         modality_dropout=args.modality_dropout,
         task=args.task,
     )
-    return apply_preset(RunConfig(model=model, train=train), args.preset)
+    config = apply_preset(RunConfig(model=model, train=train), args.preset)
+    if args.max_epochs is not None:
+        config.train.max_epochs = args.max_epochs
+        config.train.__post_init__()  # the same check as a config file's value
+    return config
 
 
 def _cmd_train(args: argparse.Namespace) -> int:

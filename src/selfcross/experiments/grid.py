@@ -50,6 +50,11 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 #: (off), so runs recorded before the switch existed keep their hash and are not rerun.
 HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
     ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
+    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
+    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
+    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
+    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
+    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
 )
 
 
