@@ -7,10 +7,10 @@ each clip with the run's saved extractor settings (``RUN_DIR/features/features.j
 standardizer, and runs the model - the same arrays and the same arithmetic as evaluation on
 prepared folds.
 
-A run trained on data without ``features.json`` (e.g. the synthetic benchmark or the
-authors' folds) uses the default extractors, which match the paper's folds, as long as the
-model's input shapes agree with them; text then still needs ``vocab.txt`` and
-``W_embedding.npy`` in ``RUN_DIR/features/``.
+A run trained on data without ``features.json`` (e.g. the authors' folds) uses the default
+extractors, which match the paper's folds, as long as the model's input shapes agree with
+them; text then still needs ``vocab.txt`` and ``W_embedding.npy`` in ``RUN_DIR/features/``.
+A run on the synthetic benchmark has neither, and is refused with that reason.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ class Predictor:
     Attributes:
         modalities: modalities the model needs, canonical order.
         class_names: names of the output classes, in logit order.
+        task: ``classification`` (class probabilities) or ``regression`` (a sentiment score).
         feature_configs: modality -> extractor config used for new clips.
         speaker_note: one line saying which speaker statistics normalise the audio (``None``
             when the run is not speaker-normalised).
@@ -83,18 +84,22 @@ class Predictor:
         n_classes = self.config.model.n_classes
         names = tuple(self.config.class_names) or (IEMOCAP7.names if n_classes == len(IEMOCAP7) else ())
         self.class_names: tuple[str, ...] = names or tuple(f"class{i}" for i in range(n_classes))
+        self.task: str = self.config.train.task
         self._pass_lengths = needs_lengths(self.config.model)
         self._dtype = next(self.model.parameters()).dtype
 
         feat_dir = self.run_dir / FEATURES_DIR
         saved: dict[str, Any] = {}
-        if (feat_dir / "features.json").is_file():
+        self._has_settings = (feat_dir / "features.json").is_file()
+        if self._has_settings:
             try:
                 saved = load_feature_configs(feat_dir / "features.json")
             except DataError as e:
                 raise CheckpointError(str(e)) from None
         defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
         self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
+        if not self._has_settings:  # before any extractor (a video encoder) is loaded for nothing
+            self._refuse_without_settings(feat_dir)
         # modalities whose features come from a pretrained (hf:) encoder named in features.json
         pretrained = {m: make_extractor(m, c, device)
                       for m, c in self.feature_configs.items() if is_hf_config(c)}
@@ -189,6 +194,31 @@ class Predictor:
                     f"expects [{want[0]}, {want[1]}] (run trained on other features; "
                     f"add {FEATURES_DIR}/features.json to the run folder)"
                 )
+
+    def _refuse_without_settings(self, feat_dir: Path) -> None:
+        """Refuse a run whose inputs the default extractors cannot produce (e.g. synthetic arrays)."""
+        shapes = self.config.model.shapes
+        for m in self.modalities:
+            c = self.feature_configs[m]
+            if m == "text":
+                files = [feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"]
+                absent = [p.name for p in files if not p.is_file()]
+                if absent:
+                    raise self._no_settings_error(f"no {' or '.join(absent)} for its text")
+                got = (c.max_tokens, None)
+            else:
+                got = (c.max_frames, c.feat_dim)
+            want = (shapes[m].seq_len, shapes[m].feat_dim)
+            if got[0] != want[0] or (got[1] is not None and got[1] != want[1]):
+                raise self._no_settings_error(f"its {m} input is [{want[0]}, {want[1]}] per clip")
+
+    def _no_settings_error(self, detail: str) -> ConfigError:
+        """The error for a run trained on arrays that came without extractor settings."""
+        return ConfigError(
+            f"{self.run_dir}: this run was trained on synthetic or pre-extracted arrays with no feature "
+            f"settings ({detail}), so it cannot extract features from raw clips; train on data prepared "
+            "from media (selfcross prepare-manifest, prepare or prepare-iemocap) instead"
+        )
 
     # ------------------------------------------------------------------ features
     def features(
@@ -291,20 +321,26 @@ class Predictor:
 
         Returns:
             ``{"top_class": str, "probabilities": {class: p}, "logits": [float],
-            "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``.
+            "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``;
+            a regression run gives ``"score": float`` instead of the class and probabilities.
         """
         inputs, lengths = self.features(
             audio, video, transcript, video_side, start, end, video_start, video_end
         )
         logits = self.logits(inputs, lengths)[0]
-        probs = _softmax(logits)
         given = {"audio": audio, "video": video, "text": transcript}
-        return {
-            "top_class": self.class_names[int(np.argmax(probs))],
-            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs)},
+        common = {
             "logits": [float(v) for v in logits],
             "lengths": {m: int(v[0]) for m, v in lengths.items()},
             "ignored": [m for m, v in given.items() if v is not None and m not in self.modalities],
+        }
+        if self.task == "regression":
+            return {"score": float(logits[0]), **common}
+        probs = _softmax(logits)
+        return {
+            "top_class": self.class_names[int(np.argmax(probs))],
+            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs)},
+            **common,
         }
 
     def predict_manifest(
@@ -345,22 +381,17 @@ class Predictor:
                     video_start=_float(row.get("video_start"), path, lineno),
                     video_end=_float(row.get("video_end"), path, lineno),
                 )
-                results.append(
-                    {
-                        "id": row["id"],
-                        "top_class": out["top_class"],
-                        "probabilities": out["probabilities"],
-                        "error": "",
-                    }
-                )
+                keep = ("score",) if self.task == "regression" else ("top_class", "probabilities")
+                results.append({"id": row["id"], **{k: out[k] for k in keep}, "error": ""})
             except SelfcrossError as e:
                 if strict:
                     raise
-                results.append(
-                    {"id": row["id"], "top_class": "", "probabilities": None, "error": f"line {lineno}: {e}"}
+                empty: dict[str, Any] = (
+                    {"score": None} if self.task == "regression" else {"top_class": "", "probabilities": None}
                 )
+                results.append({"id": row["id"], **empty, "error": f"line {lineno}: {e}"})
         if out_csv is not None:
-            write_predictions(out_csv, results, self.class_names)
+            write_predictions(out_csv, results, () if self.task == "regression" else self.class_names)
         return results
 
 
@@ -448,22 +479,22 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
 def write_predictions(
     out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...]
 ) -> Path:
-    """Write ``id, top_class, p_<class>..., error`` rows (atomically)."""
+    """Write ``id, top_class, p_<class>..., error`` rows, or ``id, score, error`` for a
+    regression run's results (atomically)."""
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
-        for r in results:
-            probs = r["probabilities"]
-            w.writerow(
-                [
-                    r["id"],
-                    r["top_class"],
-                    *[("" if probs is None else f"{probs[c]:.6f}") for c in class_names],
-                    r["error"],
-                ]
-            )
+        if results and "score" in results[0]:
+            w.writerow(["id", "score", "error"])
+            for r in results:
+                w.writerow([r["id"], "" if r["score"] is None else f"{r['score']:.6f}", r["error"]])
+        else:
+            w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
+            for r in results:
+                probs = r["probabilities"]
+                cells = [("" if probs is None else f"{probs[c]:.6f}") for c in class_names]
+                w.writerow([r["id"], r["top_class"], *cells, r["error"]])
     tmp.replace(out)
     return out

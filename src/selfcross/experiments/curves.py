@@ -15,6 +15,8 @@ from selfcross.experiments.store import ResultsStore
 
 #: Model variants drawn side by side, in this order (those present).
 CURVE_VARIANTS: tuple[str, ...] = ("self", "cross", "self+cross")
+#: The dev score drawn under the losses: the first of these the histories have.
+CURVE_SCORES: tuple[str, ...] = ("dev_accuracy", "dev_mae")
 
 
 def curve_figures(store: ResultsStore, cells: dict[tuple[str, str, str], Any], fig_dir: Path
@@ -41,11 +43,13 @@ def curve_figures(store: ResultsStore, cells: dict[tuple[str, str, str], Any], f
                     continue
                 panels.setdefault(variant, []).append((f"f{run.fold:02d}-s{run.seed:02d}", history,
                                                        run.best_epoch))
-        if not panels:
+        keys = {k for runs in panels.values() for _, history, _ in runs for k in history[0]}
+        score = next((s for s in CURVE_SCORES if s in keys), None)
+        if score is None:
             continue
         suffix = "" if preset == "paper" else f"_{preset}"
         files.append(plots.curves_chart(
-            panels, fig_dir / f"curves_{code}{suffix}.png",
+            panels, fig_dir / f"curves_{code}{suffix}.png", score=score,
             title=f"Learning curves, {plots.modality_label(code)} (preset {preset}), "
                   "one line per (fold, seed) run",
         ))
@@ -57,8 +61,8 @@ def curves_section(files: list[Path], missing: int, out: Path) -> list[str]:
     if not files and not missing:
         return []
     lines = ["", "## Training curves", "",
-             "Per epoch, from each run's history: training and dev cross-entropy, dev accuracy "
-             "(the dot marks the best dev-accuracy epoch, whose weights were restored and tested). "
+             "Per epoch, from each run's history: training and dev loss, dev accuracy (dev MAE for "
+             "regression; the dot marks the best epoch, whose weights were restored and tested). "
              "Each run's full history is also in its run folder (`metrics.json`, `history.csv`)."]
     if missing:
         lines += ["", f"{missing} run(s) have no stored per-epoch history (recorded before selfcross "

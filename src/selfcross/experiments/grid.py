@@ -49,7 +49,14 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 
 #: Switches added after stores were first written: left out of the hash at their default
 #: (off), so runs recorded before the switch existed keep their hash and are not rerun.
-HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (("train", "modality_dropout", 0.0),)
+HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
+    ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
+    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
+    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
+    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
+    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
+    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
+)
 
 
 def set_code(modalities: Sequence[str] | str) -> str:
@@ -120,6 +127,7 @@ def plan_runs(
     preset: str = "paper",
     device: str = "auto",
     max_epochs: int | None = None,
+    task: str = "classification",
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
 
@@ -149,7 +157,7 @@ def plan_runs(
         for fold in folds:
             for seed in seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
-                                train=TrainConfig(seed=seed, device=device))
+                                train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
                 if max_epochs is not None:
                     if max_epochs < 1:
@@ -256,6 +264,7 @@ def run_grid(
     log: Callable[[str], None] | None = None,
     threads_per_worker: int | None = None,
     robustness: Sequence[str] | str = (),
+    task: str = "classification",
     loggers: LoggerOptions | None = None,
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
@@ -284,6 +293,8 @@ def run_grid(
             the runs are done, every planned run that uses the perturbed modality is re-scored
             on its test split under each, into the store (resumable; see
             :mod:`selfcross.experiments.robustness`).
+        task: ``classification`` or ``regression`` (sentiment scores); keep one task per
+            results database (the report compares the runs of one task).
         loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
             under its run key by the driver when the run finishes (workers write nothing).
 
@@ -309,14 +320,14 @@ def run_grid(
     union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
     # plan first (cheap option errors), then validate data, then open the store
     plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
-                              max_epochs)
+                              max_epochs, task)
     for n in notices:
         say(f"notice: {n}")
     perturbations = parse_specs(robustness, modalities) if robustness else []
     folds_info = validate_data_root(data_root, fold_list, union)
     if fold_list is None:
         plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
-                            max_epochs)
+                            max_epochs, task)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
 

@@ -23,6 +23,7 @@ The schema is documented in ``docs/results-store.md`` and in :data:`SCHEMA_SQL`.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 from collections.abc import Iterator, Sequence
@@ -102,22 +103,12 @@ CREATE TABLE IF NOT EXISTS robustness (
     PRIMARY KEY (run_id, perturbation, seed)
 );
 CREATE TABLE IF NOT EXISTS history (
-    run_id                  INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
-    epoch                   INTEGER NOT NULL,  -- 1-based
-    train_loss              REAL,              -- mean cross-entropy over the training split
-    dev_loss                REAL,
-    dev_accuracy            REAL,
-    dev_balanced_accuracy   REAL,
-    lr                      REAL,              -- learning rate during the epoch
-    epoch_time_s            REAL,              -- wall time of the epoch (NULL for older run folders)
+    run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    epoch         INTEGER NOT NULL,   -- 1-based
+    row_json      TEXT NOT NULL,      -- JSON: the metrics.json history row (train_loss, dev_loss, lr, ...)
     PRIMARY KEY (run_id, epoch)
 );
 """
-
-#: Columns of ``history`` after ``run_id`` (the keys of a ``metrics.json`` history row).
-HISTORY_FIELDS: tuple[str, ...] = (
-    "epoch", "train_loss", "dev_loss", "dev_accuracy", "dev_balanced_accuracy", "lr", "epoch_time_s",
-)
 
 
 @dataclass(frozen=True)
@@ -173,6 +164,7 @@ class Predictions:
 
     Attributes:
         y_true: int64 [N]; y_pred: int64 [N]; probs: float64 [N, C]; ids: N strings or ``None``.
+        A regression run's ``y_true`` / ``y_pred`` are float64 scores and ``probs`` is [N, 0].
     """
 
     y_true: np.ndarray
@@ -352,12 +344,14 @@ class ResultsStore:
         if len(predictions.y_pred) != n or len(predictions.probs) != n:
             raise StoreError(f"run {run_id}: y_true, y_pred and probs have different lengths")
         ids = predictions.ids if predictions.ids is not None else [None] * n
+        value = float if "mae" in test else int  # regression runs predict scores, not classes
         rows = [
-            (run_id, i, None if ids[i] is None else str(ids[i]), int(predictions.y_true[i]),
-             int(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
+            (run_id, i, None if ids[i] is None else str(ids[i]), value(predictions.y_true[i]),
+             value(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
             for i in range(n)
         ]
-        epochs = [(run_id, *(_num(h.get(k)) for k in HISTORY_FIELDS)) for h in metrics.get("history", [])]
+        epochs = [(run_id, int(h["epoch"]), json.dumps(_finite(h), sort_keys=True))
+                  for h in metrics.get("history", [])]
         with self._tx() as c:
             c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
             c.executemany(
@@ -366,11 +360,7 @@ class ResultsStore:
                 rows,
             )
             c.execute("DELETE FROM history WHERE run_id=?", (run_id,))
-            c.executemany(
-                f"INSERT INTO history (run_id, {', '.join(HISTORY_FIELDS)}) "
-                f"VALUES (?, {', '.join('?' * len(HISTORY_FIELDS))})",
-                epochs,
-            )
+            c.executemany("INSERT INTO history (run_id, epoch, row_json) VALUES (?, ?, ?)", epochs)
             if config is not None:
                 c.execute(
                     "UPDATE runs SET config_json=? WHERE id=?", (json.dumps(config, sort_keys=True), run_id)
@@ -424,10 +414,13 @@ class ResultsStore:
             (run_id,),
         ).fetchall()
         ids = [r["utterance_id"] for r in rows]
+        config = self._conn.execute("SELECT config_json FROM runs WHERE id=?", (run_id,)).fetchone()
+        task = json.loads(config["config_json"]).get("train", {}).get("task") if config else None
+        kind = np.float64 if task == "regression" else np.int64
         return Predictions(
-            y_true=np.array([r["y_true"] for r in rows], dtype=np.int64),
-            y_pred=np.array([r["y_pred"] for r in rows], dtype=np.int64),
-            probs=np.array([json.loads(r["probs"]) for r in rows], dtype=np.float64),
+            y_true=np.array([r["y_true"] for r in rows], dtype=kind),
+            y_pred=np.array([r["y_pred"] for r in rows], dtype=kind),
+            probs=_probs([json.loads(r["probs"]) for r in rows], kind),
             ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
         )
 
@@ -459,15 +452,13 @@ class ResultsStore:
         ]
 
     def history(self, run_id: int) -> list[dict[str, Any]]:
-        """One run's per-epoch rows (keys :data:`HISTORY_FIELDS`), by epoch; empty when the run
-        was stored before histories were kept."""
+        """One run's per-epoch history rows (as in its ``metrics.json``), by epoch; empty when
+        the run was stored before histories were kept."""
         tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
         if "history" not in tables:
             return []
-        rows = self._conn.execute(
-            f"SELECT {', '.join(HISTORY_FIELDS)} FROM history WHERE run_id=? ORDER BY epoch", (run_id,)
-        )
-        return [{k: (int(r[k]) if k == "epoch" else r[k]) for k in HISTORY_FIELDS} for r in rows]
+        rows = self._conn.execute("SELECT row_json FROM history WHERE run_id=? ORDER BY epoch", (run_id,))
+        return [json.loads(r["row_json"]) for r in rows]
 
     def counts(self) -> dict[str, int]:
         """Number of runs per status."""
@@ -487,8 +478,20 @@ def open_store(path: str | Path, create: bool = True, lock: bool = False) -> Res
     return ResultsStore.open(path, create=create, lock=lock)
 
 
+def _probs(rows: list[list[float]], kind: type) -> np.ndarray:
+    """[N, C] class probabilities; [N, 0] for a regression run (it predicts scores)."""
+    if kind is np.float64:
+        return np.zeros((len(rows), 0))
+    return np.array(rows, dtype=np.float64)
+
+
 def _num(x: Any) -> float | None:
     return None if x is None else float(x)
+
+
+def _finite(row: dict[str, Any]) -> dict[str, Any]:
+    """A history row with NaN/inf as ``None``: strict JSON, readable by SQLite's json_extract."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
 
 
 def _row(r: sqlite3.Row) -> RunRow:

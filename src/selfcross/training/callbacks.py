@@ -4,8 +4,9 @@ Why a callback interface: the training loop only hands each finished epoch's his
 whoever listens; TensorBoard and MLflow (optional extras) live here, so the loop neither
 imports nor knows them, and a run without loggers computes exactly what it did before.
 
-A history row is ``metrics.json["history"][i]``: ``epoch``, ``train_loss``, ``dev_loss``,
-``dev_accuracy``, ``dev_balanced_accuracy``, ``lr`` and ``epoch_time_s``.
+A history row is ``metrics.json["history"][i]``: ``epoch``, ``train_loss``, ``dev_loss``, the
+task's dev scores (``dev_accuracy``, ``dev_balanced_accuracy``, ``dev_f1_macro``, ... for
+classification; ``dev_mae``, ``dev_pearson_r`` for regression), ``lr`` and ``epoch_time_s``.
 """
 
 from __future__ import annotations
@@ -20,10 +21,10 @@ from urllib.parse import urlparse
 
 from selfcross.errors import ConfigError
 
-#: Columns of a history row, in the order of ``history.csv``.
-HISTORY_COLUMNS: tuple[str, ...] = (
-    "epoch", "train_loss", "dev_loss", "dev_accuracy", "dev_balanced_accuracy", "lr", "epoch_time_s",
-)
+
+def history_columns(history: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The keys of a history's rows, first-seen order (``epoch`` first): ``history.csv``'s header."""
+    return list(dict.fromkeys(key for row in history for key in row))
 
 
 class EpochCallback(Protocol):
@@ -37,7 +38,9 @@ class EpochCallback(Protocol):
 
 
 def _scalars(row: Mapping[str, Any]) -> dict[str, float]:
-    return {k: float(row[k]) for k in HISTORY_COLUMNS[1:] if row.get(k) is not None}
+    """Every number of a history row but the epoch (the logged step)."""
+    return {k: float(v) for k, v in row.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)}
 
 
 def import_tensorboard_writer() -> Any:

@@ -33,7 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from selfcross.config import RunConfig
 from selfcross.errors import CheckpointError, ConfigError, SelfcrossError
-from selfcross.training.callbacks import HISTORY_COLUMNS
+from selfcross.training.callbacks import history_columns
 from selfcross.training.environment import DTYPES
 from selfcross.training.standardize import PREFIX, Standardizer
 
@@ -121,9 +121,9 @@ def save_run(
 
 
 def write_history_csv(history: Sequence[Mapping[str, Any]], path: Path) -> None:
-    """One row per epoch, columns :data:`HISTORY_COLUMNS` (empty where a row lacks one)."""
+    """One row per epoch, a column per key of the rows (empty where a row lacks one)."""
     with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(HISTORY_COLUMNS), extrasaction="ignore")
+        writer = csv.DictWriter(f, fieldnames=history_columns(history))
         writer.writeheader()
         writer.writerows(history)
 
