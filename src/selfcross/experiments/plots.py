@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from selfcross.errors import ConfigError
 from selfcross.labels import PAPER_MODALITY_SETS, parse_modalities
@@ -246,7 +247,7 @@ def curves_chart(
         score: the history key of the second row (``dev_accuracy``, drawn in %, or ``dev_mae``).
     """
     in_percent = score == "dev_accuracy"
-    scale, score_label = (100.0, "dev accuracy (%)") if in_percent else (1.0, score.replace("_", " "))
+    scale, score_label = (100.0, "dev accuracy (%)") if in_percent else (1.0, f"dev {score[4:].upper()}")
     models = list(panels)
     labels = sorted({label for runs in panels.values() for label, _, _ in runs})
     cmap = _run_colours(len(labels))
@@ -264,12 +265,14 @@ def curves_chart(
             acc_ax.plot(epochs, acc, color=c, lw=1.0, label=label)
             if best is not None and 1 <= best <= len(history):
                 acc_ax.plot([best], [acc[best - 1]], "o", color=c, ms=4)
-        loss_ax.set_title(f"{model} ({len(panels[model])} runs)", fontsize=10,
+        n = len(panels[model])
+        loss_ax.set_title(f"{model} ({n} run{'s' if n != 1 else ''})", fontsize=10,
                           color=COLOURS.get(model, "black"))
         acc_ax.set_xlabel("epoch")
+        acc_ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         for ax in (loss_ax, acc_ax):
             ax.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("training loss\n(train solid, dev dashed)")
+    axes[0, 0].set_ylabel("loss\n(train solid, dev dashed)")
     axes[1, 0].set_ylabel(f"{score_label}\n(dot: best epoch, restored)")
     if len(labels) <= 12:
         handles, names = axes[1, 0].get_legend_handles_labels()

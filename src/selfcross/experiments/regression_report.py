@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from selfcross.experiments import plots
+from selfcross.experiments.curves import curve_figures, curves_section
 from selfcross.experiments.stats import bootstrap_mean_diff, holm, paired_t, wilcoxon_paired
 from selfcross.experiments.store import ResultsStore
 
@@ -136,7 +137,10 @@ def make_regression_report(store: ResultsStore, study: Any, out: Path) -> Path:
     comparisons = compare_mae(study)
     out.mkdir(parents=True, exist_ok=True)
     figures = _scatter(store, study, out / "figures")
-    (out / "report.md").write_text(_tables(study, comparisons, figures, out))
+    curve_files, no_history = curve_figures(store, study.cells, out / "figures")
+    md = _tables(study, comparisons, figures, out).rstrip("\n")
+    (out / "report.md").write_text("\n".join([md, *curves_section(curve_files, no_history, out)]) + "\n")
+    figures += curve_files
     (out / "summary.txt").write_text("\n".join(
         f"{e['preset']} {e['modalities']}: {e['verdict']}" for e in comparisons) + "\n")
     with (out / "results.csv").open("w", newline="") as f:
