@@ -51,7 +51,7 @@ def test_plan_skips_invalid_and_hash_rules():
     base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
     other_device = plan_runs(("self",), ("at",), [1], [3], device="cuda")[0][0].config
     capped = plan_runs(("self",), ("at",), [1], [3], max_epochs=2)[0][0].config
-    assert config_hash(base.to_dict()) == config_hash(other_device.to_dict())
+    assert config_hash(base.to_dict()) != config_hash(other_device.to_dict())
     assert config_hash(base.to_dict()) != config_hash(capped.to_dict())
     filled = base.to_dict()
     filled["data"] = {"fold_dir": "/x"}
@@ -171,3 +171,48 @@ def test_driver_killed_then_same_command_completes(data_root, tmp_path):
     run_dirs = sorted(p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
     assert len(run_dirs) == 3 and all((tmp_path / "runs" / d / "metrics.json").is_file() for d in run_dirs)
     assert Path(str(db) + ".lock").exists()
+
+
+def test_run_identity_device_and_dtype_count_threads_and_eval_batch_do_not():
+    base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
+
+    def variant(section, key, value):
+        d = base.to_dict()
+        d[section][key] = value
+        return config_hash(d)
+
+    h = config_hash(base.to_dict())
+    assert variant("train", "device", "cuda") != h  # CPU and GPU kernels round differently
+    assert variant("train", "device", "cuda:1") == variant("train", "device", "cuda")  # which GPU: no
+    assert variant("train", "dtype", "float64") != h
+    assert variant("train", "num_threads", 7) == h
+    assert variant("train", "eval_batch_size", 3) == h
+
+
+def test_auto_device_hashes_as_the_device_it_resolves_to(monkeypatch):
+    import torch
+
+    auto = plan_runs(("self",), ("at",), [1], [3], device="auto")[0][0].config.to_dict()
+    for cuda, same_as in ((False, "cpu"), (True, "cuda")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        concrete = plan_runs(("self",), ("at",), [1], [3], device=same_as)[0][0].config.to_dict()
+        assert config_hash(auto) == config_hash(concrete)
+
+
+@pytest.mark.slow
+def test_grid_retrains_after_the_data_changed_local(tmp_path):
+    """Re-preparing the data root and rerunning the grid records new metrics, not the old folder's."""
+    from selfcross.data import fingerprint, make_synthetic
+
+    root = tmp_path / "data"
+    make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
+    args = dict(models=("self",), modalities=("a",), folds="1", seeds="1", db=tmp_path / "r.sqlite", **TINY)
+    first = run_grid(root, **args)
+    make_synthetic(root, "small", seed=1, n_folds=1, n_utterances=140)  # same path, other data
+    second = run_grid(root, **args)
+    assert first.done == 1 and second.done == 1 and second.reused_folders == 0
+    with ResultsStore.open(tmp_path / "r.sqlite", create=False) as store:
+        rows = {r.data_fingerprint: r for r in store.runs("done")}
+    new_fp = fingerprint(root / "fold01")
+    assert len(rows) == 2 and new_fp in rows
+    assert rows[new_fp].config["data"]["fingerprint"] == new_fp  # trained on the data it is filed under

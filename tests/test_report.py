@@ -123,3 +123,32 @@ def test_verdict_explains_an_inconclusive_design():
          "holm_reachable": False}
     v = _verdict(m, "accuracy")
     assert v.startswith("no significant difference") and "could not pass Holm" in v
+
+
+def test_a_p_value_of_zero_stays_zero_through_holm(db, monkeypatch):
+    from selfcross.experiments import report
+    from selfcross.experiments.stats import TestResult
+
+    def p_zero(x, y):
+        return TestResult("wilcoxon", 0.0, 0.0, len(x), "", {"min_p": 0.0})
+
+    monkeypatch.setattr(report, "wilcoxon_paired", p_zero)
+    with ResultsStore.open(db, create=False) as s:
+        comparisons = report.compare(s, report.collect(s))
+    assert comparisons
+    for e in comparisons:
+        for metric in ("accuracy", "balanced_accuracy"):
+            assert e["metrics"][metric]["wilcoxon_holm"] == 0.0
+            assert e["metrics"][metric]["verdict"].startswith("self-attention is significantly better")
+
+
+def test_mcnemar_is_printed_on_the_accuracy_row_only(db, tmp_path):
+    md = make_report(db, tmp_path / "rep").read_text()
+    header = next(line for line in md.splitlines() if "McNemar p" in line)
+    col = [c.strip() for c in header.split("|")].index("McNemar p (b/c)")
+    rows = [[c.strip() for c in line.split("|")] for line in md.splitlines()
+            if line.startswith("| A+V") and len(line.split("|")) == len(header.split("|"))]
+    by_metric = {(r[1], r[2]): r[col] for r in rows}
+    assert by_metric[("A+V+T", "accuracy")].endswith(")")  # "p (b/c)"
+    assert by_metric[("A+V+T", "balanced accuracy")] == "-"
+    assert by_metric[("A+V", "balanced accuracy")] == "-"

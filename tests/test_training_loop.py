@@ -127,14 +127,49 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     np.testing.assert_allclose(preds["probs"].sum(1), 1, rtol=1e-5)
 
 
-def test_early_stopping_and_best_weights(tiny_fold, tmp_path):
-    metrics = train_run(tiny_run_config(max_epochs=40, patience=2), tiny_fold, tmp_path / "r", progress=False)
-    hist = metrics["history"]
-    accs = [h["dev_accuracy"] for h in hist]
-    best = metrics["best_epoch"]
-    assert accs[best - 1] == max(accs) and accs.index(max(accs)) == best - 1  # first best epoch
-    if len(hist) < 40:  # stopped early: exactly `patience` epochs without improvement
-        assert len(hist) == best + 2
+def test_early_stopping_ends_the_run_patience_epochs_after_the_best(tiny_fold, tmp_path):
+    # lr = 0: the model never changes, dev accuracy never improves after epoch 1
+    metrics = train_run(tiny_run_config(max_epochs=40, patience=3, lr=0.0), tiny_fold, tmp_path / "r",
+                        progress=False)
+    assert metrics["best_epoch"] == 1
+    assert metrics["epochs_run"] == len(metrics["history"]) == 1 + 3
+
+
+def test_best_weights_are_restored(tiny_fold, tmp_path):
+    long = train_run(tiny_run_config(seed=2, max_epochs=40, patience=2), tiny_fold, tmp_path / "long",
+                     progress=False)
+    accs = [h["dev_accuracy"] for h in long["history"]]
+    best = long["best_epoch"]
+    assert accs.index(max(accs)) == best - 1  # the first best epoch
+    assert long["epochs_run"] == best + 2  # stopped by patience, after the weights moved on
+    # the same seed trained for exactly `best` epochs has the best epoch's weights
+    train_run(tiny_run_config(seed=2, max_epochs=best, patience=2), tiny_fold, tmp_path / "short",
+              progress=False)
+    a = load_file(str(tmp_path / "long" / "model.safetensors"))
+    b = load_file(str(tmp_path / "short" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+def test_learning_rate_drops_on_a_dev_loss_plateau(tiny_fold, tmp_path):
+    # lr so small that the dev loss cannot improve by ReduceLROnPlateau's relative 1e-4
+    cfg = tiny_run_config(max_epochs=9, patience=20, lr=1e-6, plateau_patience=2, plateau_factor=0.1)
+    lrs = [h["lr"] for h in train_run(cfg, tiny_fold, tmp_path / "r", progress=False)["history"]]
+    # epoch 1 sets the best loss; 3 epochs without improvement (> patience 2) -> x0.1
+    assert lrs == pytest.approx([1e-6] * 4 + [1e-7] * 3 + [1e-8] * 2, rel=1e-9)
+
+
+def test_max_epochs_0_means_no_cap(tiny_fold, tmp_path):
+    from itertools import islice
+
+    assert len(list(islice(TrainConfig(max_epochs=0).epochs(), 500))) == 500  # beyond any default cap
+    assert list(TrainConfig(max_epochs=3).epochs()) == [1, 2, 3]
+    with pytest.raises(ConfigError, match="max_epochs"):
+        TrainConfig(max_epochs=-1)
+    metrics = train_run(tiny_run_config(max_epochs=0, patience=1, lr=0.0), tiny_fold, tmp_path / "r",
+                        progress=False)
+    assert metrics["epochs_run"] == 2  # ended by early stopping, the only stop there is
 
 
 def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):

@@ -108,8 +108,8 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         type=int,
         default=TrainConfig.max_epochs,
         metavar="N",
-        help="hard cap on epochs; early stopping (patience 10 on dev accuracy) usually ends "
-        "sooner (default: %(default)s)",
+        help="cap on epochs; early stopping (patience 10 on dev accuracy) usually ends sooner; "
+        "0 = no cap, as in the authors' loop (default: %(default)s)",
     )
     p.add_argument(
         "--threads",

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from selfcross.config import config_hash
 from selfcross.errors import ConfigError
 from selfcross.experiments.store import Predictions, RunKey
 from selfcross.processes import exit_with_driver
@@ -62,7 +63,7 @@ class RunSpec:
     Attributes:
         key: the run's identity.
         config: ``RunConfig.to_dict()`` as planned by the driver.
-        config_hash: :func:`selfcross.experiments.grid.config_hash` of ``config``.
+        config_hash: :func:`selfcross.config.config_hash` of ``config``.
         fold_dir: the fold folder (must be readable by the worker).
         run_dir: the run folder to create (``runs_dir/<key>-<hash8>``).
         data_fingerprint: fingerprint of ``fold_dir`` computed by the driver.
@@ -157,22 +158,27 @@ def _read_run_folder(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Pre
                                         p["probs"].astype("float64"), id_list)
 
 
+def _same_run(folder_config: dict[str, Any], spec: RunSpec) -> bool:
+    """The folder holds this run: same config hash and trained on the same data."""
+    trained_on = (folder_config.get("data") or {}).get("fingerprint")
+    return config_hash(folder_config) == spec.config_hash and trained_on == spec.data_fingerprint
+
+
 def execute_run(spec: RunSpec) -> RunOutcome:
     """Train one run in this process and return its outcome (never raises for a run error).
 
-    A complete run folder whose ``config.json`` has the same config hash is read back
-    instead of retrained (a driver killed after the worker finished loses nothing); an
-    incomplete or stale folder at ``run_dir`` is removed first (it belongs to this run key
-    and config hash, so nothing else is lost).
+    A complete run folder whose ``config.json`` has the same config hash *and* was trained
+    on data with the same fingerprint is read back instead of retrained (a driver killed
+    after the worker finished loses nothing); an incomplete or stale folder at ``run_dir``
+    (e.g. trained before the data root was prepared again) is removed first (it belongs to
+    this run key and config hash, so nothing else is lost).
     """
-    from selfcross.experiments.grid import config_hash
-
     t0 = time.perf_counter()
     run_dir = Path(spec.run_dir)
     try:
         if run_dir.exists() and _complete(run_dir):
             config, metrics, preds = _read_run_folder(run_dir)
-            if config_hash(config) == spec.config_hash:
+            if _same_run(config, spec):
                 return RunOutcome(spec, "done", metrics, preds, config, list(config.get("class_names", [])),
                                   wall_time_s=float(metrics.get("wall_time_s", 0.0)), reused=True)
         if run_dir.exists():

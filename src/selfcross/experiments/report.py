@@ -158,6 +158,11 @@ def _pooled(store: ResultsStore, a: list[RunRow], b: list[RunRow]) -> tuple[np.n
     return np.concatenate(ys), np.concatenate(pa), np.concatenate(pb)
 
 
+def _nan_if_none(p: float | None) -> float:
+    """A p-value from ``TestResult.to_dict`` (undefined = None) as a float; 0.0 stays 0.0."""
+    return math.nan if p is None else float(p)
+
+
 def compare(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
     """Self vs cross (SP) per preset and modality set, both metrics; Holm across modality sets."""
     out: list[dict[str, Any]] = []
@@ -193,7 +198,7 @@ def compare(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
             entry["mcnemar"] = None if pooled is None else mcnemar(*pooled).to_dict()
             group.append(entry)
         for metric in METRICS:
-            adj = holm([e["metrics"][metric]["wilcoxon"]["p_value"] or math.nan for e in group])
+            adj = holm([_nan_if_none(e["metrics"][metric]["wilcoxon"]["p_value"]) for e in group])
             for e, a in zip(group, adj):
                 m = e["metrics"][metric]
                 m["wilcoxon_holm"] = None if not math.isfinite(a) else float(a)
@@ -441,9 +446,11 @@ def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str],
         if e["preset"] != preset:
             continue
         mc = e["mcnemar"]
-        mcs = "-" if mc is None else f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
         for metric in METRICS:
             m = e["metrics"][metric]
+            # McNemar compares correct/incorrect calls: it tests plain accuracy only
+            mcs = "-" if mc is None or metric != "accuracy" else \
+                f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
             ci = m["bootstrap"]
             lines.append(
                 f"| {plots.modality_label(e['modalities'])} | {labels[metric]} | {e['n_pairs']} | "
@@ -630,7 +637,8 @@ def _markdown(
                 '`zero_method="wilcox"`), paired t-test, mean difference with a 95% percentile '
                 "bootstrap interval (10,000 resamples, seed 0), McNemar on the pooled test predictions "
                 "(b = self right & cross wrong, c = the reverse; exact binomial when b + c < 25, else "
-                "chi-square with continuity correction). Holm p: Wilcoxon p adjusted across the "
+                "chi-square with continuity correction; it counts correct calls, so it tests plain accuracy "
+                "only). Holm p: Wilcoxon p adjusted across the "
                 f"{len(comp)} modality set(s) compared, per metric.",
                 "",
                 *_comparison_table(comparisons, labels, preset),

@@ -253,7 +253,7 @@ def train_run(
 
         history: list[dict[str, Any]] = []
         best_acc, best_epoch, best_state, stale = -math.inf, 0, None, 0
-        bar = tqdm(range(1, tc.max_epochs + 1), desc="train", unit="epoch", disable=not progress)
+        bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
         for epoch in bar:
             model.train()
             total = torch.zeros((), dtype=torch.float64, device=device)
