@@ -199,3 +199,20 @@ def test_worker_refuses_invisible_or_different_data(tmp_path, monkeypatch):
     assert "SELFCROSS_X" not in os.environ  # forwarded variables do not leak
     seen["data"]["fingerprint"] = spec.data_fingerprint
     assert ray_executor.run_on_worker(spec, {})[0].status == "done"
+
+
+def test_grid_retrains_after_the_data_changed_ray(ray_session, tmp_path):
+    """A run folder trained on the old data is retrained, not read back nor refused as 'different data'."""
+    from selfcross.data import fingerprint, make_synthetic
+
+    root = tmp_path / "data"
+    make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
+    args = dict(models=("self",), modalities=("a",))
+    first = _ray_grid(root, tmp_path, "changed", **args)
+    make_synthetic(root, "small", seed=1, n_folds=1, n_utterances=140)  # same path, other data
+    second = _ray_grid(root, tmp_path, "changed", **args)
+    assert first.done == 1 and (second.done, second.failed, second.reused_folders) == (1, 0, 0)
+    new_fp = fingerprint(root / "fold01")
+    with ResultsStore.open(tmp_path / "changed" / "r.sqlite", create=False) as store:
+        row = next(r for r in store.runs("done") if r.data_fingerprint == new_fp)
+    assert row.config["data"]["fingerprint"] == new_fp
