@@ -216,3 +216,28 @@ def test_grid_retrains_after_the_data_changed_local(tmp_path):
     new_fp = fingerprint(root / "fold01")
     assert len(rows) == 2 and new_fp in rows
     assert rows[new_fp].config["data"]["fingerprint"] == new_fp  # trained on the data it is filed under
+
+
+def test_grid_says_when_the_store_mixes_results_versions(data_root, tmp_path):
+    import selfcross
+    from selfcross.data import fingerprint
+    from selfcross.experiments.store import Predictions
+
+    db = tmp_path / "r.sqlite"
+    fp = fingerprint(data_root / "fold01")
+    y = np.array([0, 1])
+    with ResultsStore.open(db, lock=True) as store:
+        for seed, version in ((1, 0), (2, selfcross.RESULTS_VERSION)):
+            run = plan_runs(("self",), ("a",), [1], [seed], device="cpu", max_epochs=2)[0][0]
+            cfg = run.config.to_dict()
+            cfg["environment"] = {"results_version": version}
+            rid = store.record_started(run.key, cfg, config_hash(cfg), fp, "/r")
+            store.record_done(rid, {"test": {"accuracy": 1.0}}, Predictions(y, y, np.eye(2), None),
+                              ["x", "y"], 1.0, config=cfg)
+    notices = []
+    s = run_grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db,
+                 **{**TINY, "log": notices.append})
+    assert (s.already_done, s.ran) == (1, 0)  # nothing trained
+    mixed = [n for n in notices if "mix code versions" in n]
+    assert len(mixed) == 1 and "0: 1 run(s)" in mixed[0]
+    assert f"{selfcross.RESULTS_VERSION}: 1 run(s)" in mixed[0]

@@ -152,3 +152,32 @@ def test_mcnemar_is_printed_on_the_accuracy_row_only(db, tmp_path):
     assert by_metric[("A+V+T", "accuracy")].endswith(")")  # "p (b/c)"
     assert by_metric[("A+V+T", "balanced accuracy")] == "-"
     assert by_metric[("A+V", "balanced accuracy")] == "-"
+
+
+def _add_versioned_run(store, seed, version):
+    key = RunKey("self", "a", "stat", "paper", 1, seed)
+    env = {} if version is None else {"results_version": version}
+    rid = store.record_started(key, {"environment": env}, "h", "fp1", f"/runs/{key}")
+    y = np.array([0, 1, 2, 3])
+    store.record_done(rid, {"test": {"accuracy": 1.0, "balanced_accuracy": 1.0}},
+                      Predictions(y, y, np.eye(4), None), CLASSES, 1.0, config={"environment": env})
+
+
+def test_report_says_when_a_store_mixes_results_versions(tmp_path):
+    import selfcross
+
+    one, mixed = tmp_path / "one.sqlite", tmp_path / "mixed.sqlite"
+    with ResultsStore.open(one, lock=True) as s:
+        for seed in (1, 2):
+            _add_versioned_run(s, seed, selfcross.RESULTS_VERSION)
+    with ResultsStore.open(mixed, lock=True) as s:
+        _add_versioned_run(s, 1, selfcross.RESULTS_VERSION)
+        _add_versioned_run(s, 2, None)  # a run from before versions were recorded
+    md = make_report(one, tmp_path / "r1").read_text()
+    assert "mix code versions" not in md
+    assert json.loads((tmp_path / "r1" / "results.json").read_text())["mixed_versions"] is None
+    md = make_report(mixed, tmp_path / "r2").read_text()
+    line = next(x for x in md.splitlines() if "mix code versions" in x)
+    assert f"{selfcross.RESULTS_VERSION}: 1 run(s)" in line and "unrecorded: 1 run(s)" in line
+    assert sum("mix code versions" in x for x in md.splitlines()) == 1
+    assert "mix code versions" in (tmp_path / "r2" / "summary.txt").read_text()

@@ -14,6 +14,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import selfcross
+
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import read_fold, write_classes, write_embedding, write_split
@@ -109,6 +111,7 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     for key in ("selfcross_version", "torch_version", "python_version", "platform", "device", "threads"):
         assert env[key] not in (None, "")
     assert env["threads"] == 1 and env["device"] == "cpu"
+    assert env["results_version"] == selfcross.RESULTS_VERSION  # tells code versions' results apart
     assert cfg["train"]["seed"] == 1
     assert cfg["data"]["fingerprint"] and Path(cfg["data"]["fold_dir"]) == tiny_fold.resolve()
     assert cfg["data"]["n_train"] == 90 and cfg["class_names"] == list(CLASSES)

@@ -30,7 +30,7 @@ from typing import Any
 from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
-from selfcross.experiments.store import ResultsStore, RunKey
+from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 
 
@@ -293,6 +293,10 @@ def run_grid(
         if todo:
             runs_path.mkdir(parents=True, exist_ok=True)
             _drive(store, todo, executor, workers, executor_options or {}, progress, summary)
+        mixed = mixed_versions_notice(store.runs("done"))
+        if mixed:
+            summary.notices.append(mixed)
+            say(f"notice: {mixed}")
     summary.wall_time_s = time.perf_counter() - t0
     return summary
 

@@ -35,7 +35,7 @@ from selfcross.experiments.stats import (
     paired_t,
     wilcoxon_paired,
 )
-from selfcross.experiments.store import Predictions, ResultsStore, RunRow
+from selfcross.experiments.store import Predictions, ResultsStore, RunRow, mixed_versions_notice
 from selfcross.labels import IEMOCAP7, PAPER_MODALITY_SETS
 from selfcross.paper import PAPER_ABLATION, PAPER_METRIC_LABELS, PAPER_RESULTS
 
@@ -89,6 +89,7 @@ class Study:
     running: int
     class_names: list[str]
     iemocap_shaped: bool
+    mixed_versions: str | None = None
 
 
 def collect(store: ResultsStore) -> Study:
@@ -110,7 +111,8 @@ def collect(store: ResultsStore) -> Study:
     failed = store.runs("failed")
     running = len(store.runs("running"))
     return Study(
-        cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values())
+        cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values()),
+        mixed_versions_notice(latest.values()),
     )
 
 
@@ -291,6 +293,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
         "iemocap_shaped": study.iemocap_shaped,
+        "mixed_versions": study.mixed_versions,
         "class_names": study.class_names,
         "figures": [str(f.relative_to(out)) for f in figures],
     }
@@ -532,7 +535,7 @@ def _paper_table(study: Study, labels: dict[str, str], preset: str) -> list[str]
 
 
 def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str]) -> str:
-    parts = []
+    parts = [f"warning: {study.mixed_versions}", ""] if study.mixed_versions else []
     for preset in sorted({k[0] for k in study.cells}):
         parts += [f"Test scores, mean (std) in %, preset {preset}:", *_main_table(study, labels, preset), ""]
         v = _verdict_lines(comparisons, labels, preset)
@@ -619,6 +622,8 @@ def _markdown(
             f"{study.superseded} older run(s) of the same run key under another configuration were "
             "superseded by the latest one."
         )
+    if study.mixed_versions:
+        lines.append(f"**Warning:** {study.mixed_versions}.")
     if study.failed:
         lines.append(f"{len(study.failed)} run(s) failed and are not included (see below).")
     if study.running:
