@@ -15,7 +15,6 @@ import torch
 from safetensors.torch import load_file
 
 import selfcross
-
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import read_fold, write_classes, write_embedding, write_split
