@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faults import Faults
 from selfcross.errors import ConfigError, DataError, StoreError
 from selfcross.experiments.executors import RunSpec, execute_run
 from selfcross.experiments.grid import config_hash, parse_range, plan_runs, run_grid
@@ -102,18 +103,15 @@ def test_db_not_sqlite_untouched(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_worker_death_failure_retry_and_resume(data_root, tmp_path, monkeypatch):
+def test_worker_death_failure_retry_and_resume(data_root, tmp_path):
     db = tmp_path / "r.sqlite"
     marker = tmp_path / "died"
-    monkeypatch.setenv("SELFCROSS_TEST_DIE_ONCE", str(marker))
-    monkeypatch.setenv("SELFCROSS_TEST_RAISE_KEY", "self-v-stat-paper-f01-s01")
+    faults = Faults(die_once=marker, raise_key="self-v-stat-paper-f01-s01")
     args = dict(models=("self",), modalities=("a", "v"), folds="1", seeds="1", db=db, **TINY)
-    s = run_grid(data_root, **args)
+    s = run_grid(data_root, executor_options={"before_run": faults}, **args)
     assert marker.exists()  # a worker process really died (os._exit) mid-grid
     assert (s.planned, s.done, s.failed) == (2, 1, 1)
-    assert "test hook" in s.failures[0][1]
-    monkeypatch.delenv("SELFCROSS_TEST_DIE_ONCE")
-    monkeypatch.delenv("SELFCROSS_TEST_RAISE_KEY")
+    assert "injected fault" in s.failures[0][1]
     s2 = run_grid(data_root, **args)
     assert (s2.already_done, s2.skipped_failed, s2.ran) == (1, 1, 0)
     s3 = run_grid(data_root, retry_failed=True, **args)

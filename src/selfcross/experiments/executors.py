@@ -23,11 +23,9 @@ max_retries=R, address=..., cpus_per_run=..., gpus_per_run=...)`` for ``--execut
 (the CLI passes those options; ``None`` = the executor's default); ``workers`` is then the
 number of runs kept in flight.
 
-Test-only hooks (environment variables read by :func:`execute_run` in the worker):
-``SELFCROSS_TEST_DIE_ONCE=<marker file>`` — the first run to start while the marker file
-does not exist creates it and kills its own process (``os._exit(137)``, like ``kill -9``);
-``SELFCROSS_TEST_DIE_KEY=<run key>`` — that run always kills its process;
-``SELFCROSS_TEST_RAISE_KEY=<run key>`` — that run raises ``RuntimeError``.
+``before_run`` (both executors): a picklable callable run in the worker with the
+:class:`RunSpec` just before each run trains (per-worker setup; tests inject faults with it:
+kill the worker process, raise).
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ import shutil
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -124,24 +123,6 @@ class Executor(Protocol):
         """Release resources; ``cancel`` abandons runs in flight."""
 
 
-def _test_hooks(spec: RunSpec) -> None:
-    key = str(spec.key)
-    marker = os.environ.get("SELFCROSS_TEST_DIE_ONCE")
-    if marker:
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.write(fd, key.encode())
-            os.close(fd)
-            os._exit(137)
-    if os.environ.get("SELFCROSS_TEST_DIE_KEY") == key:
-        os._exit(137)
-    if os.environ.get("SELFCROSS_TEST_RAISE_KEY") == key:
-        raise RuntimeError(f"test hook: run {key} raises")
-
-
 def _complete(run_dir: Path) -> bool:
     return all((run_dir / f).is_file() for f in RUN_FILES)
 
@@ -164,8 +145,11 @@ def _same_run(folder_config: dict[str, Any], spec: RunSpec) -> bool:
     return config_hash(folder_config) == spec.config_hash and trained_on == spec.data_fingerprint
 
 
-def execute_run(spec: RunSpec) -> RunOutcome:
+def execute_run(spec: RunSpec, before_run: Callable[[RunSpec], None] | None = None) -> RunOutcome:
     """Train one run in this process and return its outcome (never raises for a run error).
+
+    ``before_run(spec)`` is called just before training (not for a folder read back); if it
+    raises, the run is a failed outcome like any run that raised.
 
     A complete run folder whose ``config.json`` has the same config hash *and* was trained
     on data with the same fingerprint is read back instead of retrained (a driver killed
@@ -183,7 +167,8 @@ def execute_run(spec: RunSpec) -> RunOutcome:
                                   wall_time_s=float(metrics.get("wall_time_s", 0.0)), reused=True)
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        _test_hooks(spec)
+        if before_run is not None:
+            before_run(spec)
         import torch
 
         from selfcross.config import RunConfig
@@ -222,11 +207,13 @@ class LocalExecutor:
     returned as failed ("worker process died").
     """
 
-    def __init__(self, workers: int = 1, max_retries: int = 2) -> None:
+    def __init__(self, workers: int = 1, max_retries: int = 2,
+                 before_run: Callable[[RunSpec], None] | None = None) -> None:
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.capacity = workers
         self.max_retries = max_retries
+        self.before_run = before_run
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: ProcessPoolExecutor | None = None
         self._futures: dict[Future[RunOutcome], RunSpec] = {}
@@ -243,10 +230,10 @@ class LocalExecutor:
     def submit(self, spec: RunSpec) -> None:
         """Queue ``spec`` on the pool (restarting it first if a worker died meanwhile)."""
         try:
-            fut = self._get_pool(spec.threads).submit(execute_run, spec)
+            fut = self._get_pool(spec.threads).submit(execute_run, spec, self.before_run)
         except BrokenProcessPool:
             self._restart()
-            fut = self._get_pool(spec.threads).submit(execute_run, spec)
+            fut = self._get_pool(spec.threads).submit(execute_run, spec, self.before_run)
         self._futures[fut] = spec
 
     def pending(self) -> int:
