@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import recall_score
 
 from selfcross.config import paper_shapes
 from selfcross.errors import StoreError
@@ -248,14 +249,10 @@ def _confusion(store: ResultsStore, runs: list[RunRow], n_classes: int) -> np.nd
 
 
 def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    rec = []
-    for p in preds:
-        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-        np.add.at(cm, (p.y_true, p.y_pred), 1)
-        rows = cm.sum(axis=1)
-        rec.append(np.where(rows > 0, np.diag(cm) / np.maximum(rows, 1), np.nan))
-    r = np.array(rec)
-    std = np.nanstd(r, axis=0, ddof=1) if len(rec) > 1 else np.zeros(n_classes)
+    # recall of a class with no true example is undefined (NaN), not 0
+    r = np.array([recall_score(p.y_true, p.y_pred, labels=np.arange(n_classes), average=None,
+                               zero_division=np.nan) for p in preds])
+    std = np.nanstd(r, axis=0, ddof=1) if len(preds) > 1 else np.zeros(n_classes)
     return np.nanmean(r, axis=0), std
 
 

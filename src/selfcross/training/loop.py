@@ -41,7 +41,7 @@ from selfcross.errors import DataError
 from selfcross.models.kernels import make_adam, set_kernels, tune_malloc
 from selfcross.training.batches import SplitData
 from selfcross.training.environment import DTYPES, environment_info, resolve_device, runtime, seed_everything
-from selfcross.training.metrics import classification_metrics
+from selfcross.training.metrics import accuracy_and_balanced, classification_metrics
 from selfcross.training.rundir import check_out_dir, load_run, save_run
 from selfcross.training.standardize import Standardizer
 
@@ -136,11 +136,8 @@ def _forward_all(
 
 
 def _acc_balacc(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
-    """Plain and balanced accuracy (mean recall over classes present), as in metrics.py."""
-    support = np.bincount(y_true, minlength=k)
-    hits = np.bincount(y_true[y_true == y_pred], minlength=k)
-    present = support > 0
-    return float((y_true == y_pred).mean()), float((hits[present] / support[present]).mean())
+    """Plain and balanced accuracy (scikit-learn's, through metrics.py)."""
+    return accuracy_and_balanced(y_true, y_pred)
 
 
 def evaluate_model(
