@@ -87,6 +87,7 @@ def test_cuda_without_gpus_per_run_is_refused(ray_session, data_root, tmp_path):
         _ray_grid(data_root, tmp_path, "cuda", models=("self",), modalities=("a",), device="cuda")
 
 
+@pytest.mark.slow
 def test_same_metrics_as_local_executor_and_resume(ray_session, data_root, tmp_path):
     cells = dict(models=("self", "cross"), modalities=("av",))
     local = run_grid(data_root, db=tmp_path / "local" / "r.sqlite", folds="1", seeds="1", workers=2,
@@ -111,6 +112,7 @@ def test_same_metrics_as_local_executor_and_resume(ray_session, data_root, tmp_p
     assert (again.already_done, again.ran) == (2, 0)
 
 
+@pytest.mark.slow
 def test_worker_killed_once_is_retried(ray_session, data_root, tmp_path, caplog):
     marker = tmp_path / "died"
     caplog.set_level(logging.WARNING, logger="selfcross.experiments.ray_executor")
@@ -131,6 +133,7 @@ def test_worker_killed_once_is_retried(ray_session, data_root, tmp_path, caplog)
     assert not list(runs_dir.glob(".*.attempts"))  # the attempt counters are cleaned up
 
 
+@pytest.mark.slow
 def test_worker_always_dies_is_a_failed_row_with_reason(ray_session, data_root, tmp_path):
     s = _ray_grid(data_root, tmp_path, "always", models=("self",), modalities=("a", "v"),
                   executor_options={"max_retries": 1,
@@ -146,6 +149,7 @@ def test_worker_always_dies_is_a_failed_row_with_reason(ray_session, data_root, 
     assert not attempts_file(run_dir / "x").exists() and not list(run_dir.glob(".*.attempts"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_in_flight_and_store_stays_consistent(ray_session, data_root, tmp_path, monkeypatch):
     calls = {"next": 0, "cancel": 0}
     real_next, real_cancel = RayExecutor.next_outcome, ray.cancel
@@ -204,6 +208,7 @@ def test_worker_refuses_invisible_or_different_data(tmp_path, monkeypatch):
     assert ray_executor.run_on_worker(spec)[0].status == "done"
 
 
+@pytest.mark.slow
 def test_grid_retrains_after_the_data_changed_ray(ray_session, tmp_path):
     """A run folder trained on the old data is retrained, not read back nor refused as 'different data'."""
     from selfcross.data import fingerprint, make_synthetic

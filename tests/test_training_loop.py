@@ -79,6 +79,7 @@ def tiny_fold(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- tiny folds
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_weights(tiny_fold, tmp_path):
     cfg = tiny_run_config(seed=5, max_epochs=2)
     m1 = train_run(cfg, tiny_fold, tmp_path / "a", progress=False)
@@ -94,6 +95,7 @@ def test_same_seed_same_metrics_and_weights(tiny_fold, tmp_path):
     assert cfg.environment == {} and cfg.data == {}
 
 
+@pytest.mark.slow
 def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     metrics = train_run(tiny_run_config(max_epochs=2), tiny_fold, tmp_path / "run", progress=False)
     run = tmp_path / "run"
@@ -129,6 +131,7 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     np.testing.assert_allclose(preds["probs"].sum(1), 1, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_early_stopping_ends_the_run_patience_epochs_after_the_best(tiny_fold, tmp_path):
     # lr = 0: the model never changes, dev accuracy never improves after epoch 1
     metrics = train_run(tiny_run_config(max_epochs=40, patience=3, lr=0.0), tiny_fold, tmp_path / "r",
@@ -137,6 +140,7 @@ def test_early_stopping_ends_the_run_patience_epochs_after_the_best(tiny_fold, t
     assert metrics["epochs_run"] == len(metrics["history"]) == 1 + 3
 
 
+@pytest.mark.slow
 def test_best_weights_are_restored(tiny_fold, tmp_path):
     long = train_run(tiny_run_config(seed=2, max_epochs=40, patience=2), tiny_fold, tmp_path / "long",
                      progress=False)
@@ -154,6 +158,7 @@ def test_best_weights_are_restored(tiny_fold, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
 
 
+@pytest.mark.slow
 def test_learning_rate_drops_on_a_dev_loss_plateau(tiny_fold, tmp_path):
     # lr so small that the dev loss cannot improve by ReduceLROnPlateau's relative 1e-4
     cfg = tiny_run_config(max_epochs=9, patience=20, lr=1e-6, plateau_patience=2, plateau_factor=0.1)
@@ -162,6 +167,7 @@ def test_learning_rate_drops_on_a_dev_loss_plateau(tiny_fold, tmp_path):
     assert lrs == pytest.approx([1e-6] * 4 + [1e-7] * 3 + [1e-8] * 2, rel=1e-9)
 
 
+@pytest.mark.slow
 def test_max_epochs_0_means_no_cap(tiny_fold, tmp_path):
     from itertools import islice
 
@@ -174,6 +180,7 @@ def test_max_epochs_0_means_no_cap(tiny_fold, tmp_path):
     assert metrics["epochs_run"] == 2  # ended by early stopping, the only stop there is
 
 
+@pytest.mark.slow
 def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):
     metrics = train_run(tiny_run_config(max_epochs=2), tiny_fold, tmp_path / "r", progress=False)
     assert evaluate_run(tmp_path / "r", tiny_fold) == metrics["test"]
@@ -183,6 +190,7 @@ def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):
     np.testing.assert_array_equal(full["y_pred"], load_predictions(tmp_path / "r")["y_pred"])
 
 
+@pytest.mark.slow
 def test_standardizer_is_fitted_on_train_only_and_stored(tmp_path):
     fold = write_tiny_fold(tmp_path / "data", seed=3, train_shift=10.0)
     cfg = apply_preset(tiny_run_config(max_epochs=1), "improved")
@@ -200,6 +208,7 @@ def test_standardizer_is_fitted_on_train_only_and_stored(tmp_path):
     assert evaluate_run(tmp_path / "run", fold) == metrics["test"]
 
 
+@pytest.mark.slow
 def test_float64_run(tiny_fold, tmp_path):
     train_run(tiny_run_config(max_epochs=1, dtype="float64"), tiny_fold, tmp_path / "r", progress=False)
     assert all(
@@ -207,6 +216,7 @@ def test_float64_run(tiny_fold, tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["self", "cross"])
 def test_fast_kernels_train_like_the_authors_ops(tiny_fold, tmp_path, kind):
     """Whole training runs, float64, dropout off (so no random stream differs): our kernels and
@@ -225,6 +235,7 @@ def test_fast_kernels_train_like_the_authors_ops(tiny_fold, tmp_path, kind):
         TrainConfig(kernels="turbo")
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_fold_of_other_shapes_is_a_data_error(tiny_fold, tmp_path):
     train_run(tiny_run_config(max_epochs=1), tiny_fold, tmp_path / "r", progress=False)
     other = write_tiny_fold(tmp_path / "other", t_audio=10)
@@ -232,6 +243,7 @@ def test_evaluate_on_a_fold_of_other_shapes_is_a_data_error(tiny_fold, tmp_path)
 
 
 # ------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_train_then_evaluate(tiny_fold, tmp_path, capsys):
     run = tmp_path / "run"
     args = [
