@@ -1,4 +1,4 @@
-"""Micro-benchmark of the CPU BiGRU kernel (issue 8): forward + backward per modality shape.
+"""Micro-benchmark of the CPU BiGRU kernel: forward + backward per modality shape.
 
 Times ``gru_forward(gru, x)`` + ``out.sum().backward()`` for the three GRUs of the Self/Cross
 models (hidden 60, batch 32 by default) against ``nn.GRU`` in float32 and float64 (the
@@ -6,10 +6,11 @@ authors' path). Prints milliseconds per call: the minimum and the median over ``
 calls, with the variants interleaved so background load hits them alike, plus the thread
 count and the load average (the machine's 2 cores are shared: read the minimum).
 
-``tune_malloc()`` is called first, as ``train_run`` does (``--no-tune-malloc`` to skip it:
+``tune_malloc()`` is called first, as ``selfcross train`` does (``--no-tune-malloc`` to skip it:
 then every large buffer is a fresh ``mmap`` whose pages fault in on first touch, which adds
 the same cost to every variant). ``--compare PATH`` also times the ``gru_forward`` of
-another copy of ``fast_rnn.py`` (e.g. an earlier version from ``git show``) in the same run.
+another copy of ``selfcross/models/kernels/gru.py`` (e.g. an earlier version from
+``git show``) in the same run.
 
 Usage::
 
@@ -30,8 +31,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from selfcross.models.fast_rnn import gru_forward
-from selfcross.models.kernels import tune_malloc
+from selfcross.models.kernels import gru_forward
+from selfcross.training.environment import tune_malloc
 
 HIDDEN = 60
 # (name, time steps, features, does the input require grad)
@@ -87,7 +88,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--compare", type=Path, default=None, help="another fast_rnn.py to time alongside")
+    ap.add_argument(
+        "--compare", type=Path, default=None, help="another copy of models/kernels/gru.py to time alongside"
+    )
     ap.add_argument("--no-reference", action="store_true", help="skip nn.GRU float32/float64")
     ap.add_argument("--no-tune-malloc", action="store_true", help="keep glibc's malloc defaults")
     ap.add_argument(

@@ -1,11 +1,11 @@
-"""Training and inference throughput of the tri-modal Self and Cross models (issue 8).
+"""Training and inference throughput of the tri-modal Self and Cross models.
 
 Two paths, timed interleaved in one process (so machine load hits both alike):
 
   (a) ``authors``: float64 (their precision), ``nn.MultiheadAttention`` with attention
       weights requested (``need_weights=True``, as their code calls it), ``nn.GRU``;
-  (b) ``fast``: our default — float32, :mod:`selfcross.models.fast_attention` and
-      :mod:`selfcross.models.fast_rnn`; attention dropout 0.1 stays on in training.
+  (b) ``fast``: our default — float32, the kernels of :mod:`selfcross.models.kernels`
+      (pooled attention, BiGRU); attention dropout 0.1 stays on in training.
 
 Training step = forward + cross-entropy + backward + Adam step on a synthetic batch at the
 paper's shapes (audio 1000x120, video 32x2048, text 128x300). Inference = eval-mode forward
@@ -40,7 +40,9 @@ import torch.nn.functional as F
 from _results import replace_section
 from selfcross.config import ModelConfig
 from selfcross.models import FusionModel
-from selfcross.models.kernels import make_adam, set_kernels, tune_malloc
+from selfcross.models.kernels import set_kernels
+from selfcross.training.environment import tune_malloc
+from selfcross.training.optimizer import make_adam
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- cpu-train-throughput:begin -->", "<!-- cpu-train-throughput:end -->"

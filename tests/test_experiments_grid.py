@@ -15,9 +15,10 @@ import numpy as np
 import pytest
 
 from faults import Faults
+from selfcross.config import config_hash
 from selfcross.errors import ConfigError, DataError, StoreError
 from selfcross.experiments.executors import RunSpec, execute_run
-from selfcross.experiments.grid import config_hash, parse_range, plan_runs, run_grid
+from selfcross.experiments.grid import parse_range, plan_runs, run_grid
 from selfcross.experiments.report import make_report
 from selfcross.experiments.store import ResultsStore, RunKey
 

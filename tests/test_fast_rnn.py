@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from selfcross.models import fast_rnn
-from selfcross.models.fast_rnn import fast_gru_applies, gru_forward
+from selfcross.models.kernels import gru as fast_rnn
+from selfcross.models.kernels.gru import fast_gru_applies, gru_forward
 
 TOLERANCES = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-5, 1e-5)}
 
@@ -161,7 +161,7 @@ def test_bigru_without_torchscript_warns_and_runs_python_loops(monkeypatch, capl
 
     monkeypatch.setattr(fast_rnn, "_SCRIPTED", {})
     monkeypatch.setattr(torch.jit, "script", refuse)
-    with caplog.at_level("WARNING", logger="selfcross.models.fast_rnn"):
+    with caplog.at_level("WARNING", logger="selfcross.models.kernels.gru"):
         loops = fast_rnn._loops()
     assert loops == (fast_rnn._forward_loop, fast_rnn._backward_loop)
     assert "no TorchScript in this build" in caplog.text

@@ -1,4 +1,4 @@
-"""The pooled attention kernel (issue 8): the temporal mean of the attention output, exactly.
+"""The pooled attention kernel: the temporal mean of the attention output, exactly.
 
 Checked against ``nn.MultiheadAttention`` followed by the (masked) mean, values and every
 gradient, in float64; with dropout against an explicit computation that uses the same
@@ -16,9 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfcross.models import Attention
-from selfcross.models.fast_attention import chunk_rows
-from selfcross.models.pooled_attention import (
+from selfcross.models.kernels.pooled_attention import (
     PooledAttentionWeights,
+    chunk_rows,
     dropped_positions,
     query_weights,
     sdpa_then_mean,

@@ -1,4 +1,4 @@
-"""``selfcross.models.threads``: every item once, errors surface, the thread setting survives."""
+"""``selfcross.models.kernels.threads``: every item once, errors surface, the thread setting survives."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 import pytest
 import torch
 
-from selfcross.models.threads import one_intraop_thread, run_split
+from selfcross.models.kernels.threads import one_intraop_thread, run_split
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])

@@ -19,9 +19,9 @@ from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import read_fold, write_classes, write_embedding, write_split
 from selfcross.errors import ConfigError
-from selfcross.models.kernels import make_adam
 from selfcross.training import evaluate_run, load_run, train_run
 from selfcross.training.loop import evaluate_run_full
+from selfcross.training.optimizer import make_adam
 from selfcross.training.rundir import load_predictions
 from selfcross.training.standardize import valid_mask
 

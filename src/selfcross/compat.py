@@ -7,15 +7,15 @@ their model's (checked against their outputs in ``tests/test_compat.py``).
 
 Name mapping (theirs -> ours):
 
-==========================  ==========================================
-``{t,v,a}_conv.*``          ``encoders.{text,video,audio}.conv.*``
-``{t,v,a}_encoder.*``       ``encoders.{text,video,audio}.gru.*``
-``mha_{x}`` (self)          ``attentions.self_{x}.mha.*``
-``mha_{s}_{q}`` (cross)     ``attentions.{q}_from_{s}.mha.*`` — ``q`` queries ``s``:
-                            their forward calls ``mha_v_t(text, video, video)``
-``concat_linear.*``         ``head.0.*`` (its input is ``[std, mean]``, see pooling)
-``classifier.*``            ``head.1.*``
-==========================  ==========================================
+================================  ========================================================
+``{video,audio}_conv.*``          ``encoders.{video,audio}.conv.*`` (text has no conv)
+``{text,video,audio}_encoder.*``  ``encoders.{text,video,audio}.gru.*``
+``mha_{t,v,a}`` (self)            ``attentions.self_{text,video,audio}.mha.*``
+``mha_{s}_{q}`` (cross)           ``attentions.{q}_from_{s}.mha.*`` — ``q`` queries ``s``:
+                                  their forward calls ``mha_v_t(text, video, video)``
+``concat_linear.*``               ``head.0.*`` (its input is ``[std, mean]``, see pooling)
+``classifier.*``                  ``head.1.*``
+================================  ========================================================
 
 Checkpoints come as a state dict (``.pt``/``.pth``, loaded with ``weights_only=True``) or as
 the whole-model pickle their training script writes (``torch.save(model)``), which names

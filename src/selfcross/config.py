@@ -29,6 +29,26 @@ from selfcross.labels import MODALITIES, parse_modalities
 MODEL_KINDS: tuple[str, ...] = ("self", "cross", "self+cross")
 POOLINGS: tuple[str, ...] = ("stat", "concat", "mean")
 PRESETS: tuple[str, ...] = ("paper", "improved")
+#: Kernel sets (see :mod:`selfcross.models.kernels`): ours, or the authors' ops.
+KERNELS: tuple[str, ...] = ("fast", "reference")
+
+C = TypeVar("C", bound="ConfigMixin")
+
+
+class ConfigMixin:
+    """``to_dict``/``from_dict`` for a flat dataclass (tuples become lists in JSON)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
+        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ConfigError`."""
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
+        _check_keys(cls, d)
+        return cls(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()})
 
 
 @dataclass
@@ -166,8 +186,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
-        if self.kernels not in ("fast", "reference"):
-            raise ConfigError(f"kernels {self.kernels!r} must be 'fast' or 'reference'")
+        if self.kernels not in KERNELS:
+            raise ConfigError(f"kernels {self.kernels!r} must be one of {', '.join(KERNELS)}")
         if self.batch_size < 1 or self.patience < 1:
             raise ConfigError("batch_size and patience must be positive")
         if self.max_epochs < 0:
@@ -179,7 +199,7 @@ class TrainConfig:
 
 
 @dataclass
-class RunConfig:
+class RunConfig(ConfigMixin):
     """One training run: what to build, how to train it, on what data, and where it ran.
 
     ``data`` and ``environment`` are filled in by the trainer (data path and fingerprint;
@@ -194,12 +214,8 @@ class RunConfig:
     data: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
-
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> RunConfig:
+    def from_dict(cls, d: dict[str, Any]) -> RunConfig:  # type: ignore[override]
         """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ConfigError`."""
         d = dict(d)
         model = _build(ModelConfig, d.pop("model", {}))
@@ -232,11 +248,16 @@ class RunConfig:
 T = TypeVar("T")
 
 
-def _build(cls: type[T], d: dict[str, Any]) -> T:
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+def _check_keys(cls: type, d: dict[str, Any]) -> None:
+    """:class:`ConfigError` naming every key of ``d`` that is no field of ``cls``."""
+    names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - names)
     if unknown:
         raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
+
+
+def _build(cls: type[T], d: dict[str, Any]) -> T:
+    _check_keys(cls, d)
     if cls is ModelConfig and "modalities" in d:
         d = {**d, "modalities": tuple(d["modalities"])}
     return cls(**d)

@@ -39,18 +39,30 @@ class Predictor:
         device: torch device for the model and the video encoder (``cpu``, ``cuda``...).
         video_encoder: image encoder to use instead of the one named in the run's video
             settings (needed when the run was prepared with a custom encoder).
+        speaker_clips: for a run prepared with speaker normalisation: the new speaker's
+            clips (a folder of audio files, or a CSV with an ``audio`` column) whose frames
+            give that speaker's statistics; ``None`` = the statistics pooled over the run's
+            training speakers (:attr:`speaker_note` says which was used).
 
     Attributes:
         modalities: modalities the model needs, canonical order.
         class_names: names of the output classes, in logit order.
         feature_configs: modality -> extractor config used for new clips.
+        speaker_note: one line saying which speaker statistics normalise the audio (``None``
+            when the run is not speaker-normalised).
 
     Raises:
         CheckpointError: unreadable run folder, or text model without vocabulary/embeddings.
         ConfigError: the run's extractor settings do not produce the model's input shapes.
     """
 
-    def __init__(self, run_dir: str | Path, device: str = "cpu", video_encoder: Any = None) -> None:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        device: str = "cpu",
+        video_encoder: Any = None,
+        speaker_clips: str | Path | None = None,
+    ) -> None:
         from selfcross.features import (
             AudioConfig,
             AudioFeatures,
@@ -83,6 +95,13 @@ class Predictor:
         defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
         self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
         self._audio = AudioFeatures(self.feature_configs["audio"]) if "audio" in self.modalities else None
+        self._speaker: tuple[np.ndarray, np.ndarray] | None = None
+        self.speaker_note: str | None = None
+        if self._audio is not None and self._audio.config.speaker_norm:
+            self._speaker, self.speaker_note = self._speaker_statistics(feat_dir, speaker_clips)
+        elif speaker_clips is not None:
+            raise ConfigError(f"{self.run_dir}: --speaker-clips applies to runs prepared with --speaker-norm "
+                              "(this run's audio frames are not speaker-normalised)")
         self._video = None
         if "video" in self.modalities:
             self._video = VideoFeatures(self.feature_configs["video"], encoder=video_encoder, device=device)
@@ -109,6 +128,33 @@ class Predictor:
                     f"in {vocab_path.name}"
                 )
         self._check_shapes()
+
+    def _speaker_statistics(
+        self, feat_dir: Path, clips: str | Path | None
+    ) -> tuple[tuple[np.ndarray, np.ndarray], str]:
+        """``((mean, std), note)``: the new speaker's statistics from ``clips``, else the run's
+        training speakers' pooled statistics."""
+        from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats
+
+        assert self._audio is not None
+        if clips is not None:
+            files = speaker_clip_files(clips)
+            frames = []
+            for f in files:
+                x, n = self._audio.extract(f)
+                frames.append(x[:n])
+            stats = SpeakerStats.from_frames({"new": frames})
+            return stats.of("new"), f"speaker statistics from {len(files)} clip(s) of {clips}"
+        path = feat_dir / SPEAKER_STATS
+        if not path.is_file():
+            raise CheckpointError(f"{path}: missing; a speaker-normalised run needs the training "
+                                  "speakers' statistics (written by preparation, copied by training)")
+        try:
+            stats = SpeakerStats.load(path)
+        except DataError as e:
+            raise CheckpointError(str(e)) from None
+        return stats.pooled(), (f"speaker normalisation: no --speaker-clips given, using the statistics "
+                                f"pooled over the {len(stats.speakers)} training speakers")
 
     def _check_shapes(self) -> None:
         shapes = self.config.model.shapes
@@ -167,6 +213,10 @@ class Predictor:
         if "audio" in self.modalities:
             assert self._audio is not None
             x, n = self._audio.extract(audio, start, end)  # type: ignore[arg-type]
+            if self._speaker is not None:
+                from selfcross.features.speakernorm import normalise
+
+                x[:n] = normalise(x[:n], *self._speaker)
             inputs["audio"], lengths["audio"] = x[None], np.array([n], np.int64)
         if "video" in self.modalities:
             assert self._video is not None
@@ -315,6 +365,31 @@ def _float(value: str | None, path: Path, lineno: int) -> float | None:
         return float(value)
     except ValueError:
         raise DataError(path, f"line {lineno}: {value!r} is not a number of seconds") from None
+
+
+def speaker_clip_files(source: str | Path) -> list[Path]:
+    """Audio files of one speaker: every file of a folder (sorted), or the ``audio`` column of a
+    CSV (paths relative to it).
+
+    Raises:
+        DataError: missing source, an empty folder, or a CSV without an ``audio`` column.
+    """
+    source = Path(source)
+    if source.is_dir():
+        files = sorted(p for p in source.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not files:
+            raise DataError(source, "no clips in the speaker folder")
+        return files
+    if not source.is_file():
+        raise DataError(source, "no such speaker clips folder or CSV")
+    try:
+        with open(source, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as e:
+        raise DataError(source, f"cannot read the speaker clips CSV ({e})") from None
+    if not rows or "audio" not in rows[0]:
+        raise DataError(source, "the speaker clips CSV needs an 'audio' column and at least one row")
+    return [p for p in (_resolve(r["audio"], source.parent) for r in rows) if p is not None]
 
 
 def read_manifest(path: str | Path) -> list[dict[str, str]]:

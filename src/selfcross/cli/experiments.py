@@ -1,4 +1,4 @@
-"""``selfcross grid``, ``selfcross report`` and ``selfcross demo`` (thin wrappers over the API)."""
+"""``selfcross grid``, ``baseline``, ``report`` and ``demo`` (thin wrappers over the API)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     g.set_defaults(func=_grid)
 
+    b = subparsers.add_parser(
+        "baseline",
+        help="the linear floor (logistic regression on per-utterance statistics) on the same folds",
+        description="Per utterance: mean and std of the valid frames of audio/video, the mean word "
+        "vector and TF-IDF word-id 1-2 grams of text; StandardScaler + logistic regression, C chosen "
+        "on each fold's dev accuracy, evaluated on test once. Stored as model `linear` so `selfcross "
+        "report` compares self and cross with it. Rerunning skips folds already done.",
+    )
+    b.add_argument("--data", required=True, help="data root with fold01 .. foldK, or one fold folder")
+    b.add_argument("--out", required=True, help="output folder (results.md, results.csv, one folder per run)")
+    b.add_argument("--modalities", default=None,
+                   help="comma list of modality sets, e.g. a or a,atv (default: every set the folds have)")
+    b.add_argument("--db", default=None, help="results database (default <out>/results.sqlite)")
+    b.set_defaults(func=_baseline)
+
     r = subparsers.add_parser("report", help="tables, significance tests and figures from a results store")
     r.add_argument("--db", default="results.sqlite", help="results database")
     r.add_argument("--out", required=True, help="output folder (report.md, results.csv/json, figures/)")
@@ -95,6 +110,16 @@ def _executor_options(args: argparse.Namespace) -> dict[str, object]:
     if args.max_retries is not None:
         given["max_retries"] = args.max_retries
     return given
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    from selfcross.experiments.baseline import run_baseline
+
+    sets = None if args.modalities is None else _csv(args.modalities)
+    summary = run_baseline(args.data, args.out, modalities=sets, db=args.db)
+    print(summary.table())
+    print(f"results: {summary.table_md}, {summary.table_csv}; store: {summary.db}")
+    return 0
 
 
 def _report(args: argparse.Namespace) -> int:

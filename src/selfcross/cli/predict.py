@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--manifest", type=Path, metavar="CSV", help="predict every row of this CSV")
     p.add_argument("--out", type=Path, metavar="CSV", help="output CSV for --manifest")
     p.add_argument("--strict", action="store_true", help="with --manifest: stop at the first bad row")
+    p.add_argument("--speaker-clips", metavar="DIR|CSV",
+                   help="for a run prepared with --speaker-norm: clips of the new speaker (a folder, or "
+                        "a CSV with an audio column) whose frames give the speaker's statistics; "
+                        "without it the training speakers' pooled statistics are used (said in one line)")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1...)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run)
@@ -64,7 +68,9 @@ def run(args: argparse.Namespace) -> int:
         except (OSError, UnicodeDecodeError) as e:
             raise DataError(args.transcript_file, f"cannot read the transcript ({e})") from None
 
-    predictor = Predictor(args.run, device=args.device)
+    predictor = Predictor(args.run, device=args.device, speaker_clips=args.speaker_clips)
+    if predictor.speaker_note is not None:
+        print(predictor.speaker_note, file=sys.stderr)
     if args.manifest is not None:
         results = predictor.predict_manifest(args.manifest, args.out, strict=args.strict)
         failed = [r for r in results if r["error"]]

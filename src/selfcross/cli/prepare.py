@@ -47,12 +47,40 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--dev-fraction", type=float, default=0.1, metavar="F",
                    help="whole speakers are held out of training into dev until dev holds at least "
                         "this share of the training sessions (default 0.1: one IEMOCAP speaker)")
+    add_audio_options(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first malformed annotation line instead of reporting it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_prepare_iemocap)
     _register_manifest(subparsers)
     _register_corpus(subparsers)
+
+
+def add_audio_options(p: argparse.ArgumentParser) -> None:
+    """``--audio-features``: the audio front-end (shared by every prepare command)."""
+    from selfcross.features.audio import AUDIO_FEATURES
+
+    p.add_argument("--audio-features", default="mfcc", choices=AUDIO_FEATURES,
+                   help="audio frames at 100 frames/s: mfcc (the paper's 40 MFCC + deltas + "
+                        "delta-deltas, 120-d; default), egemaps (the 25 eGeMAPSv02 low-level "
+                        "descriptors), compare (the 65 ComParE_2016 low-level descriptors + their "
+                        "deltas, 130-d) or logmel (64 log mel energies); egemaps and compare need "
+                        "selfcross[opensmile]. See docs/features.md")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="standardise each speaker's audio frames with the mean and std of all that "
+                        "speaker's frames (every split, never labels; statistics saved in "
+                        "speaker_stats.npz for predict). Using a test speaker's unlabelled clips "
+                        "this way is transductive. Needs speaker ids (a manifest's speaker column)")
+
+
+def audio_config(args: argparse.Namespace) -> object:
+    """The ``AudioConfig`` the audio options ask for, or ``None`` for the paper's default."""
+    from selfcross.features.audio import AudioConfig
+
+    frames = getattr(args, "max_audio_frames", None)
+    if args.audio_features == "mfcc" and frames is None:
+        return None
+    return AudioConfig.for_features(args.audio_features, **({} if frames is None else {"max_frames": frames}))
 
 
 def _prepare_iemocap(args: argparse.Namespace) -> int:
@@ -73,6 +101,8 @@ def _prepare_iemocap(args: argparse.Namespace) -> int:
         labels=args.labels,
         video_encoder=args.video_encoder,
         video_config=video_config,
+        audio_config=audio_config(args),
+        speaker_norm=args.speaker_norm,
         side=args.side,
         workers=args.workers,
         strict=args.strict,
@@ -104,6 +134,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--video-weights", default="IMAGENET1K_V1", metavar="W",
                    help="ResNet-101 weights: IMAGENET1K_V1 (default), IMAGENET1K_V2 or a local "
                         ".pth/.safetensors state dict")
+    add_audio_options(p)
     p.add_argument("--max-audio-frames", type=int, default=None, metavar="T",
                    help="audio frames kept per utterance at 100 frames/s (default 1000 = 10 s)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
@@ -188,10 +219,9 @@ def _feature_configs(args: argparse.Namespace) -> dict:
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     out: dict = {}
-    if args.max_audio_frames is not None:
-        from selfcross.features.audio import AudioConfig
-
-        out["audio_config"] = AudioConfig(max_frames=args.max_audio_frames)
+    audio = audio_config(args)
+    if audio is not None:
+        out["audio_config"] = audio
     if args.video_encoder == "resnet101":
         from selfcross.features.video import VideoConfig
 
@@ -220,7 +250,8 @@ def _prepare_manifest(args: argparse.Namespace) -> int:
         modalities=args.modalities, video_encoder=args.video_encoder, workers=args.workers,
         progress=not args.no_progress, dev_fraction=args.dev_fraction, fold_seed=args.fold_seed,
         on_missing="skip" if args.skip_missing else "error",
-        allow_shared_speakers=args.allow_shared_speakers, **_feature_configs(args),
+        allow_shared_speakers=args.allow_shared_speakers, speaker_norm=args.speaker_norm,
+        **_feature_configs(args),
     )
     return _report(result)
 
@@ -243,6 +274,7 @@ def _prepare_corpus(args: argparse.Namespace) -> int:
         args.corpus, args.src, args.out_root, scan_options=options, glove=args.glove,
         modalities=args.modalities, n_folds=args.folds, video_encoder=args.video_encoder,
         manifest_only=args.manifest_only, workers=args.workers, progress=not args.no_progress,
-        dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, **_feature_configs(args),
+        dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, speaker_norm=args.speaker_norm,
+        **_feature_configs(args),
     )
     return _report(result)

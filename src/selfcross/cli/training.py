@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from selfcross.config import MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.labels import modality_code, parse_modalities
 
 
@@ -37,6 +37,15 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
             "predictions.npz (a run folder is complete or absent)."
         ),
     )
+    _add_run_arguments(p)
+    _add_model_switches(p)
+    _add_runtime_arguments(p)
+    _add_output_arguments(p)
+    p.set_defaults(func=_cmd_train)
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """What one run is: the fold, the model, its modalities, the seed, the run folder."""
     p.add_argument(
         "--data",
         required=True,
@@ -70,6 +79,10 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+
+
+def _add_model_switches(p: argparse.ArgumentParser) -> None:
+    """The paper's noSP ablation and the preset of switches."""
     p.add_argument(
         "--no-stat-pool",
         action="store_true",
@@ -84,6 +97,10 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
         "train-split standardization, bf16 autocast on CUDA (default: %(default)s)",
     )
+
+
+def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """Where and how fast the run computes (the recorded ones can change the numbers)."""
     p.add_argument(
         "--device",
         default="auto",
@@ -98,7 +115,7 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--kernels",
-        choices=("fast", "reference"),
+        choices=KERNELS,
         default="fast",
         help="fast = our CPU attention/GRU kernels (same function, much faster); reference = the "
         "authors' ops (nn.MultiheadAttention with weights requested, nn.GRU) (default: %(default)s)",
@@ -119,6 +136,16 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
         help="torch CPU threads (default: torch's choice); recorded, since it can change the numbers",
     )
     p.add_argument(
+        "--no-tune-malloc",
+        action="store_true",
+        help="leave glibc's allocator settings alone (by default freed training buffers are kept "
+        "for reuse, which makes CPU steps faster; results are the same either way)",
+    )
+
+
+def _add_output_arguments(p: argparse.ArgumentParser) -> None:
+    """What the command prints and whether it may replace a run folder."""
+    p.add_argument(
         "--paper-labels",
         action="store_true",
         help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does "
@@ -126,7 +153,6 @@ def _register_train(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it already holds a run")
-    p.set_defaults(func=_cmd_train)
 
 
 def build_run_config(args: argparse.Namespace) -> RunConfig:
@@ -157,7 +183,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"training {config.model.kind} {code} seed {config.train.seed} ({config.preset} preset) "
             f"on {args.data}"
         )
-    metrics = train_run(config, args.data, args.out, progress=not args.quiet, overwrite=args.overwrite)
+    metrics = train_run(
+        config,
+        args.data,
+        args.out,
+        progress=not args.quiet,
+        overwrite=args.overwrite,
+        tune_allocator=not args.no_tune_malloc,
+    )
     print(
         format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels)
     )

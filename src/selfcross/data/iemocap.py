@@ -288,6 +288,7 @@ def prepare_iemocap(
     video_config: Any = None,
     text_config: Any = None,
     dev_fraction: float = 0.1,
+    speaker_norm: bool = False,
 ) -> PrepareResult:
     """Raw IEMOCAP release -> data root ``fold01..foldK`` (K = sessions present, 5 normally).
 
@@ -309,6 +310,8 @@ def prepare_iemocap(
         progress: tqdm progress bars.
         audio_config, video_config, text_config: extractor settings (paper defaults).
         dev_fraction: minimum share of the training sessions' utterances moved to dev.
+        speaker_norm: standardise each speaker's audio frames with that speaker's own
+            statistics (all their utterances, every session; transductive, never labels).
     """
     scan = scan_iemocap(root, labels=labels, side=side, strict=strict)
     modalities = ["audio", "text"]
@@ -351,4 +354,5 @@ def prepare_iemocap(
         title="IEMOCAP preparation",
         notes=notes,
         source=str(Path(root).resolve()),
+        speaker_norm=speaker_norm,
     )

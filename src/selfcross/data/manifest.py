@@ -86,6 +86,8 @@ class Manifest:
         skipped: rows left out (missing media with ``on_missing="skip"``).
         notes: facts for the report (audio formats found, shared speakers, ...).
         lines: utterance id -> 1-based CSV line (for error messages).
+        speaker_column: the column the speakers came from (``None``: none, every row is its
+            own speaker).
     """
 
     path: Path
@@ -96,6 +98,7 @@ class Manifest:
     skipped: list[Skip] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     lines: dict[str, int] = field(default_factory=dict)
+    speaker_column: str | None = None
 
 
 def parse_labels(spec: str | Sequence[str] | None) -> tuple[str, ...] | None:
@@ -256,7 +259,7 @@ def read_manifest(
     # a modality column that is empty in every row is treated as absent
     modalities = tuple(m for m in MODALITIES if m in present and has_value[m])
     names = wanted if wanted is not None else tuple(sorted({r.label for r in records}))
-    man = Manifest(path, records, modalities, names, splits, skipped, [], lines)
+    man = Manifest(path, records, modalities, names, splits, skipped, [], lines, gcol)
     if not gcol:
         man.notes.append("No speaker/group column: every utterance is its own group, so folds are "
                          "NOT speaker independent.")
@@ -454,6 +457,7 @@ def prepare_manifest(
     allow_shared_speakers: bool = False,
     title: str = "Manifest preparation",
     notes: Sequence[str] = (),
+    speaker_norm: bool = False,
 ) -> PrepareResult:
     """Manifest CSV -> data root (``fold01..foldK``, ``S_ids.txt``, ``classes.txt``, report).
 
@@ -478,6 +482,9 @@ def prepare_manifest(
         on_missing: ``"error"`` or ``"skip"`` for rows whose media file does not exist.
         allow_shared_speakers: accept a speaker in two official splits (noted in the report).
         title, notes: report title and extra lines.
+        speaker_norm: standardise each speaker's audio frames with that speaker's own
+            statistics (all their clips, every split; transductive, never labels); needs the
+            speaker column.
 
     Raises:
         DataError: malformed manifest (naming file and line), too few speakers for the folds.
@@ -498,6 +505,9 @@ def prepare_manifest(
                         group_column=group_column, on_missing=on_missing,
                         allow_shared_speakers=allow_shared_speakers,
                         modalities=wanted or tuple(m for m in MODALITIES if m != "video" or use_video))
+    if speaker_norm and man.speaker_column is None:
+        raise DataError(man.path, f"line 1: speaker normalisation needs a {group_column or 'speaker'!r} "
+                                  "column of speaker ids; the header has none")
     if wanted is None:
         mods = man.modalities
     else:
@@ -533,7 +543,7 @@ def prepare_manifest(
         audio_config=audio_config, video_config=video_config, text_config=text_config,
         video_encoder=encoder, workers=workers, progress=progress, folds=folds,
         dev_fraction=dev_fraction, skipped=man.skipped, problems=[], title=title,
-        notes=all_notes, source=str(man.path.resolve()),
+        notes=all_notes, source=str(man.path.resolve()), speaker_norm=speaker_norm,
     )
 
 

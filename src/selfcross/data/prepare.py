@@ -22,14 +22,11 @@ module does the rest the same way for all of them:
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,15 +34,22 @@ from typing import Any
 import numpy as np
 
 from selfcross.data import layout
-from selfcross.errors import DataError
-from selfcross.processes import exit_with_driver
+from selfcross.data.cache import (  # noqa: F401 - cache_key, encoder_identity, _init_worker: public here too
+    CACHE_DIR,
+    CACHE_VERSION,
+    _extract_modality,
+    _init_worker,
+    _input_key,
+    _Job,
+    _safe_name,
+    cache_key,
+    encoder_identity,
+)
+from selfcross.data.report import count_extractions, write_report  # noqa: F401 - re-exported
+from selfcross.errors import ConfigError, DataError
 
-#: Name of the feature cache folder inside a data root.
-CACHE_DIR = ".cache"
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
-#: Bump when the cached arrays' meaning changes (invalidates every cache).
-CACHE_VERSION = 1
 
 # Skip reasons (the report groups by these strings).
 SKIP_MISSING_AUDIO = "missing audio file"
@@ -198,161 +202,6 @@ def plan_group_folds(
     return plans
 
 
-# --------------------------------------------------------------------------- cache
-
-
-def _digest(obj: Any) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def encoder_identity(encoder: Any) -> str:
-    """A stable description of an injected image encoder (class + parameter hash).
-
-    Why: cached video features depend on the encoder's weights, not only on the config.
-    """
-    if encoder is None:
-        return "default"
-    if isinstance(encoder, str):
-        return encoder
-    h = hashlib.sha256(f"{type(encoder).__module__}.{type(encoder).__qualname__}".encode())
-    state = getattr(encoder, "state_dict", None)
-    if callable(state):
-        for k, v in sorted(state().items()):
-            h.update(k.encode())
-            h.update(np.ascontiguousarray(v.detach().cpu().numpy()).tobytes())
-    return f"{type(encoder).__qualname__}:{h.hexdigest()[:16]}"
-
-
-def cache_key(modality: str, config: dict[str, Any], encoder: str = "") -> str:
-    """Folder name of one extractor setting's cache: ``<modality>-<12 hex>``."""
-    return f"{modality}-{_digest([CACHE_VERSION, modality, config, encoder])[:12]}"
-
-
-def _input_key(path: Path, span: tuple[float, float] | None, side: str) -> str:
-    try:
-        size = path.stat().st_size
-    except OSError:
-        size = -1
-    return _digest([str(path.resolve()), size, span, side])[:10]
-
-
-def _safe_name(utt_id: str) -> str:
-    bad = set('/\\:*?"<>|') | {"\0"}
-    return "".join("_" if c in bad else c for c in utt_id)
-
-
-# --------------------------------------------------------------------------- extraction
-
-_WORKER: dict[str, Any] = {}
-
-
-def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
-    if modality == "audio":
-        from selfcross.features.audio import AudioConfig, AudioFeatures
-
-        return AudioFeatures(AudioConfig.from_dict(config))
-    from selfcross.features.video import VideoConfig, VideoFeatures
-
-    return VideoFeatures(VideoConfig.from_dict(config), encoder=encoder)
-
-
-def _init_worker(
-    modality: str, config: dict[str, Any], encoder: Any, threads: int | None, driver_pid: int | None = None
-) -> None:
-    """Set up one extraction worker; a pool worker (``driver_pid`` given) ends with its driver."""
-    if driver_pid is not None:
-        exit_with_driver(driver_pid)
-    if threads:
-        try:
-            import torch
-
-            torch.set_num_threads(threads)
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
-    _WORKER["extractor"] = _make_extractor(modality, config, encoder)
-    _WORKER["modality"] = modality
-
-
-@dataclass(frozen=True)
-class _Job:
-    utt: str
-    source: str
-    span: tuple[float, float] | None
-    side: str
-    out: str
-
-
-def _run_job(job: _Job) -> tuple[str, int | None, str]:
-    """Extract one utterance into its cache file; returns ``(utt, valid_len | None, error)``."""
-    from selfcross.errors import SelfcrossError
-
-    ex = _WORKER["extractor"]
-    start, end = job.span if job.span is not None else (None, None)
-    try:
-        if _WORKER["modality"] == "audio":
-            feats, n = ex.extract(job.source, start, end)
-        else:
-            feats, n = ex.extract(job.source, start, end, side=job.side)
-    except (SelfcrossError, OSError, ValueError, RuntimeError, EOFError) as e:
-        return job.utt, None, str(e)
-    n = int(n)
-    if n > 0:
-        out = Path(job.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-        try:
-            with open(tmp, "wb") as f:
-                np.save(f, np.ascontiguousarray(feats[:n], dtype=np.float32), allow_pickle=False)
-            os.replace(tmp, out)
-        finally:
-            tmp.unlink(missing_ok=True)
-    return job.utt, n, ""
-
-
-def _extract_modality(
-    modality: str,
-    jobs: list[_Job],
-    config: dict[str, Any],
-    encoder: Any,
-    workers: int,
-    progress: bool,
-) -> tuple[dict[str, int], dict[str, str]]:
-    """Run the jobs not cached yet; returns (valid lengths by utt, errors by utt)."""
-    from tqdm.auto import tqdm
-
-    lengths: dict[str, int] = {}
-    errors: dict[str, str] = {}
-    if not jobs:
-        return lengths, errors
-    bar = tqdm(total=len(jobs), desc=f"{modality} features", unit="utt", disable=not progress)
-    try:
-        if workers <= 1:
-            _init_worker(modality, config, encoder, None)
-            for job in jobs:
-                utt, n, err = _run_job(job)
-                (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
-                bar.update()
-        else:
-            import multiprocessing as mp
-
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=mp.get_context("spawn"),  # safe with torch/CUDA already initialized
-                initializer=_init_worker,
-                initargs=(modality, config, encoder, threads, os.getpid()),
-            ) as pool:
-                futures = [pool.submit(_run_job, j) for j in jobs]
-                for fut in as_completed(futures):
-                    utt, n, err = fut.result()
-                    (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
-                    bar.update()
-    finally:
-        bar.close()
-        _WORKER.clear()
-    return lengths, errors
-
-
 _DURATIONS: dict[tuple[str, int, int], float | None] = {}
 
 
@@ -400,6 +249,7 @@ def prepare_records(
     title: str = "Data preparation",
     notes: Sequence[str] = (),
     source: str = "",
+    speaker_norm: bool = False,
 ) -> PrepareResult:
     """Extract, cache and write a data root from utterance records.
 
@@ -418,6 +268,10 @@ def prepare_records(
         dev_fraction: dev size for :func:`plan_group_folds`.
         skipped, problems: what the corpus adapter already left out / found malformed.
         title, notes, source: for the report.
+        speaker_norm: standardise each speaker's audio frames with the mean and std of all
+            that speaker's valid frames (every split; transductive for test speakers, never
+            labels); statistics written to ``speaker_stats.npz`` (root: every speaker; each
+            fold: its training speakers).
 
     Returns:
         A :class:`PrepareResult`.
@@ -425,8 +279,6 @@ def prepare_records(
     Raises:
         DataError: duplicate ids, unknown labels, nothing left to write, or no GloVe file.
     """
-    from selfcross.data.writer import save_text, write_classes, write_embedding, write_split
-
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     out_root = Path(out_root)
@@ -434,8 +286,66 @@ def prepare_records(
     if not mods:
         raise DataError(out_root, "no modality selected")
     class_names = list(class_names)
-    skips: list[Skip] = list(skipped)
     records = list(records)
+    _check_records(records, class_names)
+    if "text" in mods and glove is None:
+        raise DataError(None, "text features need word vectors: give --glove FILE")
+    configs = _configs(mods, audio_config, video_config, text_config)
+    if speaker_norm:
+        if "audio" not in mods:
+            raise ConfigError("speaker normalisation applies to audio frames: prepare the audio modality")
+        configs["audio"]["speaker_norm"] = True
+    enc_id = encoder_identity(video_encoder)
+
+    t0 = time.perf_counter()
+    dropped, tokens = _media_checks(records, mods, configs)
+    timings["checks"] = time.perf_counter() - t0
+    feats = _FeatureSet(lengths={}, files={}, cache={})
+    for m in ("audio", "video"):
+        if m in mods:
+            t0 = time.perf_counter()
+            _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
+                             video_encoder, workers, progress, feats)
+            timings[f"{m} features"] = time.perf_counter() - t0
+
+    kept_records = [r for r in records if r.id not in dropped]
+    skips = list(skipped) + [dropped[r.id] for r in records if r.id in dropped]
+    if not kept_records:
+        raise DataError(out_root, "no utterance left to write; see the skip reasons: "
+                        + ", ".join(sorted({s.reason for s in skips})))
+    stats = _speaker_statistics(kept_records, feats.files["audio"]) if speaker_norm else None
+
+    embedding = vocab = None
+    if "text" in mods:
+        t0 = time.perf_counter()
+        vocab, embedding = _text_vocabulary(kept_records, tokens, configs, glove)
+        timings["text features"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    plans = folds if folds is not None else plan_group_folds(kept_records, dev_fraction)
+    by_id = {r.id: r for r in kept_records}
+    plans = [FoldPlan(p.test_groups, [i for i in p.train if i in by_id], [i for i in p.dev if i in by_id],
+                      [i for i in p.test if i in by_id], p.dev_speakers) for p in plans]
+    arrays = _Assembly(by_id, class_names, mods, configs, feats, tokens, vocab, stats)
+    _write_root(out_root, plans, arrays, class_names, embedding, configs)
+    timings["write folds"] = time.perf_counter() - t0
+    timings["total"] = time.perf_counter() - t_all
+
+    counts: dict[str, dict[str, int]] = {c: {} for c in class_names}
+    for r in kept_records:
+        counts[r.label][r.group] = counts[r.label].get(r.group, 0) + 1
+    result = PrepareResult(
+        out_root=out_root, folds=plans, kept=[r.id for r in kept_records], skipped=skips,
+        problems=list(problems), counts=counts, cache=feats.cache, timings=timings, modalities=mods,
+        report=out_root / REPORT_FILE,
+    )
+    extra = {"video encoder": enc_id} if "video" in mods else {}
+    write_report(result, configs, title=title, notes=notes, source=source, extra=extra)
+    return result
+
+
+def _check_records(records: Sequence[UtteranceRecord], class_names: list[str]) -> None:
+    """Unique ids and known labels, else :class:`DataError`."""
     seen: set[str] = set()
     for r in records:
         if r.id in seen:
@@ -443,13 +353,12 @@ def prepare_records(
         seen.add(r.id)
         if r.label not in class_names:
             raise DataError(None, f"utterance {r.id!r} has label {r.label!r}, not one of {class_names}")
-    if "text" in mods and glove is None:
-        raise DataError(None, "text features need word vectors: give --glove FILE")
-    configs = _configs(mods, audio_config, video_config, text_config)
-    enc_id = encoder_identity(video_encoder)
 
-    # 1. checks that need no feature extraction
-    t0 = time.perf_counter()
+
+def _media_checks(
+    records: Sequence[UtteranceRecord], mods: tuple[str, ...], configs: dict[str, dict[str, Any]]
+) -> tuple[dict[str, Skip], dict[str, list[str]]]:
+    """Checks that need no feature extraction: ``(skips by id, tokens by id)``."""
     dropped: dict[str, Skip] = {}
     tokens: dict[str, list[str]] = {}
     if "text" in mods:
@@ -468,136 +377,164 @@ def prepare_records(
         if "audio" in mods and (r.audio is None or not Path(r.audio).is_file()):
             dropped.setdefault(r.id, Skip(r.id, SKIP_MISSING_AUDIO, str(r.audio)))
         if "video" in mods:
-            if r.video is None or not Path(r.video).is_file():
-                dropped.setdefault(r.id, Skip(r.id, SKIP_MISSING_VIDEO, str(r.video)))
-                continue
-            dur = video_duration(Path(r.video))
-            if dur is None:
-                dropped.setdefault(r.id, Skip(r.id, SKIP_UNREADABLE_VIDEO, str(r.video)))
-            elif r.video_span is not None and (
-                r.video_span[0] >= dur or r.video_span[1] > dur + tolerance
-            ):
-                dropped.setdefault(r.id, Skip(r.id, SKIP_VIDEO_SPAN, f"span {r.video_span[0]:.2f}-"
-                                              f"{r.video_span[1]:.2f} s, file {dur:.2f} s ({r.video})"))
-    timings["checks"] = time.perf_counter() - t0
+            skip = _video_check(r, tolerance)
+            if skip is not None:
+                dropped.setdefault(r.id, skip)
+    return dropped, tokens
 
-    # 2. audio / video features with the cache
-    cache_stats: dict[str, dict[str, int]] = {}
-    lengths: dict[str, dict[str, int]] = {}
-    cache_files: dict[str, dict[str, Path]] = {}
-    for m in ("audio", "video"):
-        if m not in mods:
+
+def _video_check(r: UtteranceRecord, tolerance: float) -> Skip | None:
+    """Why ``r``'s video cannot be used (missing, unreadable, span outside), or ``None``."""
+    if r.video is None or not Path(r.video).is_file():
+        return Skip(r.id, SKIP_MISSING_VIDEO, str(r.video))
+    dur = video_duration(Path(r.video))
+    if dur is None:
+        return Skip(r.id, SKIP_UNREADABLE_VIDEO, str(r.video))
+    if r.video_span is not None and (r.video_span[0] >= dur or r.video_span[1] > dur + tolerance):
+        return Skip(r.id, SKIP_VIDEO_SPAN, f"span {r.video_span[0]:.2f}-{r.video_span[1]:.2f} s, "
+                    f"file {dur:.2f} s ({r.video})")
+    return None
+
+
+@dataclass
+class _FeatureSet:
+    """Cached frame files of the extracted modalities: valid lengths, files, cache use."""
+
+    lengths: dict[str, dict[str, int]]
+    files: dict[str, dict[str, Path]]
+    cache: dict[str, dict[str, int]]
+
+
+def _cached_features(
+    m: str,
+    records: Sequence[UtteranceRecord],
+    dropped: dict[str, Skip],
+    out_root: Path,
+    config: dict[str, Any],
+    enc_id: str,
+    video_encoder: Any,
+    workers: int,
+    progress: bool,
+    feats: _FeatureSet,
+) -> None:
+    """Features of modality ``m`` for every record not dropped, from the cache or extracted
+    into it; records whose extraction fails are added to ``dropped``."""
+    folder = out_root / CACHE_DIR / cache_key(m, config, enc_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(
+        {"modality": m, "config": config, "encoder": enc_id or None, "version": CACHE_VERSION},
+        indent=2, sort_keys=True) + "\n")
+    todo: list[_Job] = []
+    files: dict[str, Path] = {}
+    lengths: dict[str, int] = {}
+    for r in records:
+        if r.id in dropped:
             continue
-        t0 = time.perf_counter()
-        folder = out_root / CACHE_DIR / cache_key(m, configs[m], enc_id if m == "video" else "")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "config.json").write_text(json.dumps(
-            {"modality": m, "config": configs[m], "encoder": enc_id if m == "video" else None,
-             "version": CACHE_VERSION}, indent=2, sort_keys=True) + "\n")
-        todo: list[_Job] = []
-        files: dict[str, Path] = {}
-        hits = 0
-        lengths[m] = {}
-        for r in records:
-            if r.id in dropped:
+        src = r.audio if m == "audio" else r.video
+        span = r.audio_span if m == "audio" else r.video_span
+        side = "full" if m == "audio" else r.video_side
+        assert src is not None
+        f = folder / f"{_safe_name(r.id)}.{_input_key(Path(src), span, side)}.npy"
+        files[r.id] = f
+        if f.is_file():
+            try:
+                lengths[r.id] = int(np.load(f, mmap_mode="r").shape[0])
                 continue
-            src = r.audio if m == "audio" else r.video
-            span = r.audio_span if m == "audio" else r.video_span
-            side = "full" if m == "audio" else r.video_side
-            assert src is not None
-            f = folder / f"{_safe_name(r.id)}.{_input_key(Path(src), span, side)}.npy"
-            files[r.id] = f
-            if f.is_file():
-                try:
-                    lengths[m][r.id] = int(np.load(f, mmap_mode="r").shape[0])
-                    hits += 1
-                    continue
-                except (OSError, ValueError):
-                    f.unlink(missing_ok=True)  # a damaged cache entry is recomputed
-            todo.append(_Job(r.id, str(src), span, side, str(f)))
-        got, errors = _extract_modality(m, todo, configs[m], video_encoder, workers, progress)
-        lengths[m].update(got)
-        for utt, err in errors.items():
-            reason = SKIP_UNREADABLE_AUDIO if m == "audio" else SKIP_UNREADABLE_VIDEO
-            dropped.setdefault(utt, Skip(utt, reason, err))
-        for utt, n in got.items():
-            if n <= 0:
-                reason = SKIP_NO_VIDEO_FRAMES if m == "video" else SKIP_UNREADABLE_AUDIO
-                dropped.setdefault(utt, Skip(utt, reason, "no frames extracted"))
-        cache_stats[m] = {"hits": hits, "computed": len(todo)}
-        cache_files[m] = files
-        timings[f"{m} features"] = time.perf_counter() - t0
+            except (OSError, ValueError):
+                f.unlink(missing_ok=True)  # a damaged cache entry is recomputed
+        todo.append(_Job(r.id, str(src), span, side, str(f)))
+    hits = len(lengths)
+    got, errors = _extract_modality(m, todo, config, video_encoder, workers, progress)
+    lengths.update(got)
+    for utt, err in errors.items():
+        reason = SKIP_UNREADABLE_AUDIO if m == "audio" else SKIP_UNREADABLE_VIDEO
+        dropped.setdefault(utt, Skip(utt, reason, err))
+    for utt, n in got.items():
+        if n <= 0:
+            reason = SKIP_NO_VIDEO_FRAMES if m == "video" else SKIP_UNREADABLE_AUDIO
+            dropped.setdefault(utt, Skip(utt, reason, "no frames extracted"))
+    feats.lengths[m], feats.files[m] = lengths, files
+    feats.cache[m] = {"hits": hits, "computed": len(todo)}
 
-    kept_records = [r for r in records if r.id not in dropped]
-    skips.extend(dropped[r.id] for r in records if r.id in dropped)
-    if not kept_records:
-        raise DataError(out_root, "no utterance left to write; see the skip reasons: "
-                        + ", ".join(sorted({s.reason for s in skips})))
 
-    # 3. text: vocabulary, ids, word vectors
-    embedding = None
-    vocab = None
-    if "text" in mods:
-        t0 = time.perf_counter()
-        from selfcross.features.text import Vocabulary
-        from selfcross.features.wordvectors import load_word_vectors
+def _text_vocabulary(
+    kept: Sequence[UtteranceRecord], tokens: dict[str, list[str]], configs: dict[str, dict[str, Any]],
+    glove: str | Path | None,
+) -> tuple[Any, np.ndarray]:
+    """Vocabulary of the kept transcripts and its word vectors (``configs["text"]`` records them)."""
+    from selfcross.features.text import TextConfig, Vocabulary
+    from selfcross.features.wordvectors import load_word_vectors
 
-        vocab = Vocabulary.build([tokens[r.id] for r in kept_records], min_count=tcfg.min_count)
-        embedding = load_word_vectors(str(glove), vocab, unknown=tcfg.unknown)
-        configs["text"] = {**configs["text"], "word_vectors": Path(str(glove)).name,
-                           "embedding_dim": int(embedding.shape[1])}
-        timings["text features"] = time.perf_counter() - t0
+    tcfg = TextConfig.from_dict(configs["text"])
+    vocab = Vocabulary.build([tokens[r.id] for r in kept], min_count=tcfg.min_count)
+    embedding = load_word_vectors(str(glove), vocab, unknown=tcfg.unknown)
+    configs["text"] = {**configs["text"], "word_vectors": Path(str(glove)).name,
+                       "embedding_dim": int(embedding.shape[1])}
+    return vocab, embedding
 
-    # 4. folds
-    t0 = time.perf_counter()
-    plans = folds if folds is not None else plan_group_folds(kept_records, dev_fraction)
-    by_id = {r.id: r for r in kept_records}
-    plans = [FoldPlan(p.test_groups, [i for i in p.train if i in by_id], [i for i in p.dev if i in by_id],
-                      [i for i in p.test if i in by_id], p.dev_speakers) for p in plans]
+
+@dataclass
+class _Assembly:
+    """What :func:`_assemble` needs to build any split's arrays."""
+
+    by_id: dict[str, UtteranceRecord]
+    class_names: list[str]
+    mods: tuple[str, ...]
+    configs: dict[str, dict[str, Any]]
+    feats: _FeatureSet
+    tokens: dict[str, list[str]]
+    vocab: Any
+    speaker_stats: Any
+
+    def split(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return _assemble(ids, self.by_id, self.class_names, self.mods, self.configs, self.feats.files,
+                         self.feats.lengths, self.tokens, self.vocab, self.speaker_stats)
+
+
+def _write_root(
+    out_root: Path, plans: list[FoldPlan], arrays: _Assembly, class_names: list[str],
+    embedding: np.ndarray | None, configs: dict[str, dict[str, Any]],
+) -> None:
+    """Write the folds, ``classes.txt``, ``features.json``, ``vocab.txt`` and speaker statistics
+    (removing what an earlier preparation left that this one does not write)."""
+    from selfcross.data.writer import save_text, write_classes, write_embedding, write_split
+    from selfcross.features.configio import save_feature_configs
+
     out_root.mkdir(parents=True, exist_ok=True)
+    stats = arrays.speaker_stats
     for k, plan in enumerate(plans, start=1):
         fold_dir = out_root / layout.fold_name(k)
         for split, ids in (("train", plan.train), ("dev", plan.dev), ("test", plan.test)):
-            arrays = _assemble(ids, by_id, class_names, mods, configs, cache_files, lengths, tokens, vocab)
-            write_split(fold_dir, split, arrays, ids)
-            for key in set(layout.SPLIT_FILES) - set(arrays) - {"ids"}:  # from an earlier run
+            split_arrays = arrays.split(ids)
+            write_split(fold_dir, split, split_arrays, ids)
+            for key in set(layout.SPLIT_FILES) - set(split_arrays) - {"ids"}:  # from an earlier run
                 (fold_dir / layout.split_file(split, key)).unlink(missing_ok=True)
+        _write_speaker_stats(fold_dir, None if stats is None else stats.subset(
+            arrays.by_id[i].speaker for i in plan.train))
         if embedding is not None:
             write_embedding(fold_dir, embedding)
         else:
             (fold_dir / layout.EMBEDDING_FILE).unlink(missing_ok=True)
     _remove_stale_folds(out_root, len(plans))
     write_classes(out_root, class_names)
-    from selfcross.features.configio import save_feature_configs
-
+    _write_speaker_stats(out_root, stats)
     save_feature_configs(out_root, {m: configs[m] for m in ("audio", "video", "text") if m in configs})
-    if vocab is not None:
-        save_text(out_root / layout.VOCAB_FILE, list(vocab.words))
+    if arrays.vocab is not None:
+        save_text(out_root / layout.VOCAB_FILE, list(arrays.vocab.words))
     else:
         (out_root / layout.VOCAB_FILE).unlink(missing_ok=True)
-    timings["write folds"] = time.perf_counter() - t0
-    timings["total"] = time.perf_counter() - t_all
-
-    counts: dict[str, dict[str, int]] = {c: {} for c in class_names}
-    for r in kept_records:
-        counts[r.label][r.group] = counts[r.label].get(r.group, 0) + 1
-    result = PrepareResult(
-        out_root=out_root, folds=plans, kept=[r.id for r in kept_records], skipped=skips,
-        problems=list(problems), counts=counts, cache=cache_stats, timings=timings, modalities=mods,
-        report=out_root / REPORT_FILE,
-    )
-    extra = {"video encoder": enc_id} if "video" in mods else {}
-    write_report(result, configs, title=title, notes=notes, source=source, extra=extra)
-    return result
 
 
 def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[str, dict[str, Any]]:
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
     out: dict[str, dict[str, Any]] = {}
     if "audio" in mods:
-        from selfcross.features.audio import AudioConfig
+        from selfcross.features.audio import AudioConfig, AudioFeatures
 
-        out["audio"] = (audio or AudioConfig()).to_dict() if not isinstance(audio, dict) else audio
+        cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
+        # Building the extractor once here names the openSMILE descriptors in features.json
+        # and fails before any work when the front-end's package is missing.
+        out["audio"] = AudioFeatures(cfg).config.to_dict()
     if "video" in mods:
         from selfcross.features.video import VideoConfig
 
@@ -607,6 +544,26 @@ def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[s
 
         out["text"] = (text or TextConfig()).to_dict() if not isinstance(text, dict) else text
     return out
+
+
+def _speaker_statistics(records: Sequence[UtteranceRecord], files: dict[str, Path]) -> Any:
+    """Per-speaker statistics of the cached audio frames of ``records`` (labels unused)."""
+    from selfcross.features.speakernorm import SpeakerStats
+
+    by_speaker: dict[str, list[Path]] = {}
+    for r in records:
+        by_speaker.setdefault(r.speaker, []).append(files[r.id])
+    return SpeakerStats.from_frames({s: (np.load(f) for f in fs) for s, fs in by_speaker.items()})
+
+
+def _write_speaker_stats(folder: Path, stats: Any) -> None:
+    """Write ``speaker_stats.npz`` (or remove one left by an earlier preparation)."""
+    from selfcross.features.speakernorm import SPEAKER_STATS
+
+    if stats is None:
+        (folder / SPEAKER_STATS).unlink(missing_ok=True)
+    else:
+        stats.save(folder / SPEAKER_STATS)
 
 
 def _assemble(
@@ -619,9 +576,13 @@ def _assemble(
     lengths: dict[str, dict[str, int]],
     tokens: dict[str, list[str]],
     vocab: Any,
+    speaker_stats: Any = None,
 ) -> dict[str, np.ndarray]:
     """One split's arrays: ``audio`` [N, T, F] + ``audio_seqN`` [N], same for video,
-    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere)."""
+    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere).
+    With ``speaker_stats``, each audio row's valid frames are normalised by its speaker's."""
+    from selfcross.features.speakernorm import normalise
+
     arrays: dict[str, np.ndarray] = {
         "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
     }
@@ -634,6 +595,8 @@ def _assemble(
         x: np.ndarray | None = None
         for row, i in enumerate(ids):
             a = np.load(cache_files[m][i])
+            if m == "audio" and speaker_stats is not None:
+                a = normalise(a, *speaker_stats.of(by_id[i].speaker))
             if x is None:
                 first = a.shape[1]
                 x = np.zeros((len(ids), t_max, first), dtype=np.float32)
@@ -662,81 +625,3 @@ def _remove_stale_folds(out_root: Path, k: int) -> None:
         n = layout.fold_number(p.name)
         if n is not None and n > k and p.is_dir():
             shutil.rmtree(p)
-
-
-# --------------------------------------------------------------------------- report
-
-
-def write_report(
-    result: PrepareResult,
-    configs: dict[str, dict[str, Any]],
-    *,
-    title: str,
-    notes: Sequence[str] = (),
-    source: str = "",
-    extra: dict[str, str] | None = None,
-) -> Path:
-    """Write ``prepare_report.md``: counts, folds, skips, problems, settings, cache, timings."""
-    from selfcross.data.writer import save_text
-
-    groups = sorted({g for per in result.counts.values() for g in per})
-    lines = [f"# {title}", ""]
-    if source:
-        lines += [f"Source: `{source}`  ", ""]
-    lines += [f"Modalities written: {', '.join(result.modalities)}. Utterances kept: {len(result.kept)}; "
-              f"skipped: {len(result.skipped)}; malformed input lines/files: {len(result.problems)}.", ""]
-    for n in notes:
-        lines += [f"> {n}", ""]
-    lines += ["## Utterances per class and group", "",
-              "| class | " + " | ".join(groups) + " | total |",
-              "|---|" + "---|" * (len(groups) + 1)]
-    for c, per in result.counts.items():
-        cells = " | ".join(str(per.get(g, 0)) for g in groups)
-        lines.append(f"| {c} | {cells} | {sum(per.values())} |")
-    tot = [sum(per.get(g, 0) for per in result.counts.values()) for g in groups]
-    lines += ["| **total** | " + " | ".join(map(str, tot)) + f" | {sum(tot)} |", ""]
-
-    lines += ["## Folds", "",
-              "Fold k tests on group k; dev = whole held-out speakers of the training groups "
-              "(no speaker is in two splits of a fold).", "",
-              "| fold | test groups | train | dev | test | dev speakers |", "|---|---|---|---|---|---|"]
-    for k, p in enumerate(result.folds, start=1):
-        lines.append(f"| {layout.fold_name(k)} | {', '.join(p.test_groups)} | {len(p.train)} | "
-                     f"{len(p.dev)} | {len(p.test)} | {', '.join(p.dev_speakers)} |")
-    lines.append("")
-
-    lines += ["## Skipped utterances", ""]
-    if result.skipped:
-        reasons = Counter(s.reason for s in result.skipped)
-        lines += ["| reason | utterances |", "|---|---|"]
-        lines += [f"| {r} | {n} |" for r, n in sorted(reasons.items())]
-        lines += ["", "<details><summary>every skipped utterance</summary>", "",
-                  "| utterance | reason | detail |", "|---|---|---|"]
-        lines += [f"| {s.id} | {s.reason} | {_cell(s.detail)} |" for s in result.skipped]
-        lines += ["", "</details>", ""]
-    else:
-        lines += ["None.", ""]
-
-    lines += ["## Malformed input", ""]
-    lines += [f"- `{p}`" for p in result.problems] if result.problems else ["None."]
-    lines.append("")
-
-    lines += ["## Extractor settings", "", "```json",
-              json.dumps({**configs, **({"extra": extra} if extra else {})}, indent=2, sort_keys=True),
-              "```", ""]
-    lines += ["## Feature cache", "", "| modality | reused | computed |", "|---|---|---|"]
-    lines += [f"| {m} | {s['hits']} | {s['computed']} |" for m, s in result.cache.items()]
-    lines += ["", "## Timings", "", "| step | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
-    lines.append("")
-    return save_text(result.report, "\n".join(lines).split("\n"))
-
-
-def _cell(s: str) -> str:
-    return s.replace("|", "\\|").replace("\n", " ")[:300]
-
-
-def count_extractions(result: PrepareResult) -> int:
-    """Utterance feature extractions actually run (0 when everything came from the cache)."""
-    return sum(s["computed"] for s in result.cache.values())
-

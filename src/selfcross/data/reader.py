@@ -192,6 +192,13 @@ class Split:
         lengths = {m: self.lengths[m][idx] for m in mods}
         return inputs, lengths
 
+    def word_ids(self, index: np.ndarray | Sequence[int]) -> np.ndarray | None:
+        """int64 [b, T] word ids of the utterances at ``index``, or ``None`` when text is not ids."""
+        if self._text_ids is None:
+            return None
+        idx = np.asarray(index, dtype=np.int64).reshape(-1)
+        return np.asarray(self._text_ids[self.rows[idx]], dtype=np.int64)
+
     def load_all(self, modalities: Sequence[str] | str | None = None) -> Split:
         """Read the kept rows of ``modalities`` into RAM (float32) so batches skip the disk.
 
@@ -304,15 +311,8 @@ def _integer_vector(arr: np.ndarray, path: Path, n: int, what: str) -> np.ndarra
     return a.astype(np.int64)
 
 
-def _read_split(
-    fold_dir: Path,
-    split: str,
-    modalities: tuple[str, ...],
-    text_form: str | None,
-    embedding: np.ndarray | None,
-    n_classes: int,
-    check_values: bool,
-) -> Split:
+def _read_labels(fold_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray, Path]:
+    """The split's labels as int64 ``[N]`` (N > 0, each in ``0..n_classes-1``) and their file."""
     lp = fold_dir / layout.split_file(split, "label")
     raw = load_npy(lp)
     _rank(raw, lp, 1, "[N] labels")
@@ -323,34 +323,62 @@ def _read_split(
     if labels.min() < 0 or labels.max() >= n_classes:
         bad = int(labels[(labels < 0) | (labels >= n_classes)][0])
         raise DataError(lp, f"label {bad} is out of range 0..{n_classes - 1} ({n_classes} classes)")
+    return labels, lp
 
+
+def _check_kind(arr: np.ndarray, path: Path, word_ids: bool) -> None:
+    """``[N, T]`` integer word ids, or an ``[N, T, F]`` floating sequence."""
+    if word_ids:
+        _rank(arr, path, 2, "[N, T] word ids")
+        if arr.dtype.kind not in "iu":
+            raise DataError(path, f"word ids must be integers, got dtype {arr.dtype}")
+    else:
+        _rank(arr, path, 3, "[N, T, F] sequence")
+        if arr.dtype.kind != "f":
+            raise DataError(path, f"features must be floating point, got dtype {arr.dtype}")
+
+
+def _word_id_counts(path: Path, arr: np.ndarray, embedding: np.ndarray) -> np.ndarray:
+    """Check word ids against the embedding's rows; returns the valid (non-zero) counts."""
+    ids = np.asarray(arr)
+    if ids.size and (ids.min() < 0 or ids.max() >= embedding.shape[0]):
+        raise DataError(
+            path,
+            f"word id {int(ids.max() if ids.max() >= embedding.shape[0] else ids.min())} is "
+            f"outside the embedding's {embedding.shape[0]} rows",
+        )
+    return (ids != 0).sum(axis=1).astype(np.int64)
+
+
+def _read_modalities(
+    fold_dir: Path,
+    split: str,
+    modalities: tuple[str, ...],
+    text_form: str | None,
+    embedding: np.ndarray | None,
+    n: int,
+    label_file: str,
+    check_values: bool,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], np.ndarray | None]:
+    """Open and check every modality's array: ``(arrays, lengths, text_ids)``.
+
+    ``lengths`` holds the counts read from the data (word ids, or non-padding frames where no
+    ``seqN`` file gives them); ``text_ids`` is the ``[N, T]`` id array of the ``ids`` text form.
+    """
     arrays: dict[str, np.ndarray] = {}
     lengths: dict[str, np.ndarray] = {}
     text_ids = None
     for m in modalities:
         (path,) = _modality_files(fold_dir, split, m, text_form)
         arr = load_npy(path)
-        if m == "text" and text_form == "ids":
-            assert embedding is not None
-            _rank(arr, path, 2, "[N, T] word ids")
-            if arr.dtype.kind not in "iu":
-                raise DataError(path, f"word ids must be integers, got dtype {arr.dtype}")
-        else:
-            _rank(arr, path, 3, "[N, T, F] sequence")
-            if arr.dtype.kind != "f":
-                raise DataError(path, f"features must be floating point, got dtype {arr.dtype}")
+        word_ids = m == "text" and text_form == "ids"
+        _check_kind(arr, path, word_ids)
         if arr.shape[0] != n:
-            raise DataError(path, f"has {arr.shape[0]} rows but {lp.name} has {n}")
-        if m == "text" and text_form == "ids":
-            ids = np.asarray(arr)
-            if ids.size and (ids.min() < 0 or ids.max() >= embedding.shape[0]):
-                raise DataError(
-                    path,
-                    f"word id {int(ids.max() if ids.max() >= embedding.shape[0] else ids.min())} is "
-                    f"outside the embedding's {embedding.shape[0]} rows",
-                )
+            raise DataError(path, f"has {arr.shape[0]} rows but {label_file} has {n}")
+        if word_ids:
+            assert embedding is not None
+            lengths[m] = _word_id_counts(path, arr, embedding)
             text_ids = arr
-            lengths[m] = (ids != 0).sum(axis=1).astype(np.int64)
             continue
         seq_key = layout.LENGTH_KEYS.get(m)
         has_seq = seq_key is not None and (fold_dir / layout.split_file(split, seq_key)).is_file()
@@ -358,8 +386,15 @@ def _read_split(
         arrays[m] = arr
         if counts is not None:
             lengths[m] = counts
+    return arrays, lengths, text_ids
 
-    # Audio / video lengths from the seqN files (clipped to T: a longer original was cut).
+
+def _sequence_lengths(
+    fold_dir: Path, split: str, modalities: tuple[str, ...], lengths: dict[str, np.ndarray], n: int
+) -> np.ndarray | None:
+    """Fill ``lengths`` for audio / video from the ``seqN`` files (clipped to T: a longer
+    original was cut); returns the video lengths whenever the fold has video (read or not),
+    for the drop rule."""
     video_len = None
     for m, key in layout.LENGTH_KEYS.items():
         sp = fold_dir / layout.split_file(split, key)
@@ -383,35 +418,69 @@ def _read_split(
             lengths[m] = seq
         if m == "video":
             video_len = seq
+    return video_len
 
-    ids_list = None
+
+def _read_ids(fold_dir: Path, split: str, n: int, label_file: str) -> list[str] | None:
+    """The utterance ids of the optional ``S_ids.txt`` (one per line), or ``None``."""
     ip = fold_dir / layout.split_file(split, "ids")
-    if ip.is_file():
-        try:
-            ids_list = ip.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(ip, f"cannot be read as UTF-8 text: {e}") from None
-        if len(ids_list) != n:
-            raise DataError(ip, f"has {len(ids_list)} lines but {lp.name} has {n} utterances")
+    if not ip.is_file():
+        return None
+    try:
+        ids_list = ip.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(ip, f"cannot be read as UTF-8 text: {e}") from None
+    if len(ids_list) != n:
+        raise DataError(ip, f"has {len(ids_list)} lines but {label_file} has {n} utterances")
+    return ids_list
 
-    prosody = None
+
+def _read_prosody(fold_dir: Path, split: str, n: int, label_file: str) -> np.ndarray | None:
+    """The optional ``[N, P]`` prosody array, or ``None``."""
     pp = fold_dir / layout.split_file(split, "audio_prosody")
-    if pp.is_file():
-        prosody = load_npy(pp)
-        _rank(prosody, pp, 2, "[N, P] prosody")
-        if prosody.shape[0] != n:
-            raise DataError(pp, f"has {prosody.shape[0]} rows but {lp.name} has {n}")
+    if not pp.is_file():
+        return None
+    prosody = load_npy(pp)
+    _rank(prosody, pp, 2, "[N, P] prosody")
+    if prosody.shape[0] != n:
+        raise DataError(pp, f"has {prosody.shape[0]} rows but {label_file} has {n}")
+    return prosody
 
+
+def _kept_rows(
+    fold_dir: Path, split: str, video_len: np.ndarray | None, ids_list: list[str] | None, n: int
+) -> tuple[np.ndarray, list[str]]:
+    """Rows kept by the drop rule (zero video length is dropped) and the dropped ids."""
     keep = np.ones(n, dtype=bool) if video_len is None else video_len > 0
     rows = np.flatnonzero(keep).astype(np.int64)
     n_dropped = int(n - rows.size)
-    dropped = np.flatnonzero(~keep)
-    dropped_ids = [ids_list[i] if ids_list else str(i) for i in dropped]
+    dropped_ids = [ids_list[i] if ids_list else str(i) for i in np.flatnonzero(~keep)]
     if n_dropped:
         log.warning("%s/%s: dropped %d utterance(s) with zero video length", fold_dir.name, split, n_dropped)
     if rows.size == 0:
         raise DataError(fold_dir / layout.split_file(split, "video_seqN"),
                         "the split is empty after dropping zero-video-length utterances")
+    return rows, dropped_ids
+
+
+def _read_split(
+    fold_dir: Path,
+    split: str,
+    modalities: tuple[str, ...],
+    text_form: str | None,
+    embedding: np.ndarray | None,
+    n_classes: int,
+    check_values: bool,
+) -> Split:
+    labels, lp = _read_labels(fold_dir, split, n_classes)
+    n = labels.shape[0]
+    arrays, lengths, text_ids = _read_modalities(
+        fold_dir, split, modalities, text_form, embedding, n, lp.name, check_values
+    )
+    video_len = _sequence_lengths(fold_dir, split, modalities, lengths, n)
+    ids_list = _read_ids(fold_dir, split, n, lp.name)
+    prosody = _read_prosody(fold_dir, split, n, lp.name)
+    rows, dropped_ids = _kept_rows(fold_dir, split, video_len, ids_list, n)
     return Split(
         name=split,
         fold_dir=fold_dir,
@@ -419,7 +488,7 @@ def _read_split(
         rows=rows,
         lengths={m: lengths[m][rows] for m in modalities},
         ids=[ids_list[i] for i in rows] if ids_list is not None else None,
-        n_dropped=n_dropped,
+        n_dropped=int(n - rows.size),
         dropped_ids=dropped_ids,
         prosody=prosody,
         _arrays=arrays,

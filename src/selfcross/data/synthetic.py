@@ -250,10 +250,10 @@ def make_synthetic(
     Args:
         out: the data root to create (``fold01 .. foldK``, ``classes.txt``, ``vocab.txt``,
             ``synthetic.json``); existing files of the same names are replaced.
-        preset: ``small`` (audio 100x20, video 16x32, text 32 tokens x 32-d, 1,400
-            utterances: a training run takes seconds) or ``paper`` (the paper's shapes
-            1000x120 / 32x2048 / 128x300 and IEMOCAP's 7,487 utterances: ~5.6 GB per fold,
-            written in chunks).
+        preset: a name in :data:`PRESETS`: ``small`` (small shapes and ~1,100 utterances:
+            a training run takes seconds) or ``paper`` (the paper's shapes 1000x120 /
+            32x2048 / 128x300 and IEMOCAP's 7,487 utterances: ~5.6 GB per fold, written in
+            chunks).
         seed: the data depend only on ``seed``, the preset and ``n_utterances``.
         n_folds: folds to write, 1..5 (fold k tests on session k).
         n_utterances: override the preset's total (e.g. a small ``paper``-shaped set for tests).

@@ -4,6 +4,7 @@ Public API (mirrors the CLI):
 
 * :func:`run_grid` — ``selfcross grid``: every model x modality set x fold x seed, once,
   resumably, results in a SQLite store (:mod:`~selfcross.experiments.store`).
+* :func:`run_baseline` — ``selfcross baseline``: the linear floor on the same folds, into the store.
 * :func:`make_report` — ``selfcross report``: tables, self-vs-cross tests, figures.
 * :func:`run_demo` — ``selfcross demo``: the synthetic benchmark end to end.
 * :class:`ResultsStore`, :func:`open_store` — read (or, for the driver, write) a store.
@@ -11,6 +12,7 @@ Public API (mirrors the CLI):
 """
 
 from selfcross.config import config_hash
+from selfcross.experiments.baseline import run_baseline
 from selfcross.experiments.demo import run_demo
 from selfcross.experiments.executors import Executor, LocalExecutor, RunOutcome, RunSpec, make_executor
 from selfcross.experiments.grid import GridSummary, plan_runs, run_grid
@@ -31,6 +33,7 @@ __all__ = [
     "make_report",
     "open_store",
     "plan_runs",
+    "run_baseline",
     "run_demo",
     "run_grid",
 ]

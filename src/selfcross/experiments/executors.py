@@ -16,7 +16,7 @@ Every submitted spec yields exactly one :class:`RunOutcome` (``done`` or ``faile
 the executor is closed with ``cancel=True``. Executors retry runs whose *worker died*
 (killed, crashed, out of memory) up to ``max_retries`` times themselves; a run that *raised*
 is not retried (it is recorded as failed and retried only by ``--retry-failed``).
-A remote executor (Ray, issue 6) runs the same :func:`execute_run` on its workers and
+A remote executor (Ray) runs the same :func:`execute_run` on its workers and
 returns its :class:`RunOutcome` (plain data: dicts and NumPy arrays) to the driver.
 :func:`make_executor` builds ``selfcross.experiments.ray_executor.RayExecutor(workers=N,
 max_retries=R, address=..., cpus_per_run=..., gpus_per_run=...)`` for ``--executor ray``
@@ -180,7 +180,7 @@ def execute_run(spec: RunSpec, before_run: Callable[[RunSpec], None] | None = No
         logging.getLogger("selfcross.data").setLevel(logging.ERROR)
         cfg = RunConfig.from_dict(spec.config)
         cfg.train.num_threads = max(1, spec.threads)
-        train_run(cfg, spec.fold_dir, run_dir, progress=False)
+        train_run(cfg, spec.fold_dir, run_dir, progress=False, tune_allocator=True)  # our own worker
         config, metrics, preds = _read_run_folder(run_dir)
         return RunOutcome(spec, "done", metrics, preds, config, list(config.get("class_names", [])),
                           wall_time_s=time.perf_counter() - t0)

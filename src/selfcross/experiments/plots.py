@@ -17,8 +17,9 @@ from matplotlib.figure import Figure
 from selfcross.errors import ConfigError
 from selfcross.labels import PAPER_MODALITY_SETS, parse_modalities
 
-#: Colours of the model variants (self, cross, others), colour-blind safe (Okabe-Ito).
-COLOURS: dict[str, str] = {"self": "#0072B2", "cross": "#E69F00", "self+cross": "#009E73"}
+#: Colours of the model variants (self, cross, others; the linear floor grey), colour-blind safe (Okabe-Ito).
+COLOURS: dict[str, str] = {"self": "#0072B2", "cross": "#E69F00", "self+cross": "#009E73",
+                           "linear": "#999999"}
 _GROUP_NAMES = {1: "uni-modal", 2: "bi-modal", 3: "tri-modal"}
 _FALLBACK = ("#CC79A7", "#56B4E9", "#D55E00", "#999999")
 

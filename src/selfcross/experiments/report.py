@@ -12,6 +12,10 @@ Conventions:
 * Self vs cross is compared per preset and modality set on the (fold, seed) pairs both have.
   The verdict uses the Wilcoxon signed-rank test with Holm's correction across the modality
   sets (per metric); paired t, the bootstrap interval and McNemar are reported beside it.
+* The linear floor (model ``linear``, ``selfcross baseline``) has no preset and one run per
+  fold: it is shown in every preset's tables, and self and cross are each compared with it by
+  the same tests, each deep (fold, seed) run paired with the linear run of its fold (same
+  fold content). Seeds of one fold then share their linear partner, as they share their fold.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from sklearn.metrics import recall_score
 from selfcross.config import paper_shapes
 from selfcross.errors import StoreError
 from selfcross.experiments import plots
+from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
 from selfcross.experiments.stats import (
     bootstrap_mean_diff,
     holm,
@@ -45,6 +50,11 @@ METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy")
 #: Plain labels (``paper_labels=False``).
 PLAIN_LABELS: dict[str, str] = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
 ALPHA = 0.05
+#: The linear floor's model kind in the store (its preset is ``LINEAR_PRESET``).
+LINEAR = LINEAR_KIND
+#: How verdicts name each side of a comparison.
+SIDE_NAMES: dict[str, str] = {"self": "self-attention", "cross": "cross-attention",
+                              LINEAR: "the linear floor"}
 
 
 def variant_label(kind: str, pooling: str) -> str:
@@ -107,6 +117,7 @@ def collect(store: ResultsStore) -> Study:
         cells.setdefault(key, Cell(*key)).runs.append(r)
     for c in cells.values():
         c.runs.sort(key=lambda r: (r.fold, r.seed))
+    _share_linear(cells)
     names = [r.class_names for r in latest.values() if r.class_names]
     class_names = max(names, key=len) if names else []
     failed = store.runs("failed")
@@ -115,6 +126,22 @@ def collect(store: ResultsStore) -> Study:
         cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values()),
         mixed_versions_notice(latest.values()),
     )
+
+
+def _share_linear(cells: dict[tuple[str, str, str], Cell]) -> None:
+    """Show the preset-free linear cells under every deep preset (kept as is when there is none)."""
+    presets = {k[0] for k in cells} - {LINEAR_PRESET}
+    for key in [k for k in cells if k[0] == LINEAR_PRESET and k[1] == LINEAR]:
+        cell = cells[key]
+        for preset in presets:
+            cells[(preset, LINEAR, key[2])] = Cell(preset, LINEAR, key[2], cell.runs)
+        if presets:
+            del cells[key]
+
+
+def _unique_runs(study: Study) -> list[RunRow]:
+    """Every reported run once (a linear run is shown under each preset)."""
+    return list({r.id: r for c in study.cells.values() for r in c.runs}.values())
 
 
 def _iemocap_shaped(runs: Any) -> bool:
@@ -166,33 +193,44 @@ def _nan_if_none(p: float | None) -> float:
     return math.nan if p is None else float(p)
 
 
-def compare(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
-    """Self vs cross (SP) per preset and modality set, both metrics; Holm across modality sets."""
+def _paired_runs(a: Cell, b: Cell) -> tuple[list[RunRow], list[RunRow]]:
+    """Runs of ``a`` and ``b`` on the same (fold, seed); a linear ``b`` pairs with every seed of its fold."""
+    if b.variant != LINEAR:
+        pa, pb = a.by_pair(), b.by_pair()
+        pairs = sorted(set(pa) & set(pb))
+        return [pa[p] for p in pairs], [pb[p] for p in pairs]
+    floor = {(r.fold, r.data_fingerprint): r for r in b.runs}
+    ra = [r for r in a.runs if (r.fold, r.data_fingerprint) in floor]
+    return ra, [floor[(r.fold, r.data_fingerprint)] for r in ra]
+
+
+def compare(store: ResultsStore, study: Study, a: str = "self", b: str = "cross") -> list[dict[str, Any]]:
+    """``a`` vs ``b`` (SP) per preset and modality set, both metrics; Holm across modality sets."""
     out: list[dict[str, Any]] = []
     presets = sorted({k[0] for k in study.cells})
     for preset in presets:
         group = []
         for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=_order):
-            s, c = study.cells.get((preset, "self", code)), study.cells.get((preset, "cross", code))
+            s, c = study.cells.get((preset, a, code)), study.cells.get((preset, b, code))
             if s is None or c is None:
                 continue
-            sp, cp = s.by_pair(), c.by_pair()
-            pairs = sorted(set(sp) & set(cp))
-            if not pairs:
+            ra, rb = _paired_runs(s, c)
+            if not ra:
                 continue
-            ra, rb = [sp[p] for p in pairs], [cp[p] for p in pairs]
             entry: dict[str, Any] = {
                 "preset": preset,
                 "modalities": code,
-                "n_pairs": len(pairs),
+                "a": a,
+                "b": b,
+                "n_pairs": len(ra),
                 "metrics": {},
             }
             for metric in METRICS:
                 x = np.array([float(r.test_metrics.get(metric, np.nan)) for r in ra])
                 y = np.array([float(r.test_metrics.get(metric, np.nan)) for r in rb])
                 entry["metrics"][metric] = {
-                    "self_mean": float(x.mean()),
-                    "cross_mean": float(y.mean()),
+                    f"{a}_mean": float(x.mean()),
+                    f"{b}_mean": float(y.mean()),
                     "wilcoxon": wilcoxon_paired(x, y).to_dict(),
                     "paired_t": paired_t(x, y).to_dict(),
                     "bootstrap": bootstrap_mean_diff(x, y, seed=0).to_dict(),
@@ -202,25 +240,30 @@ def compare(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
             group.append(entry)
         for metric in METRICS:
             adj = holm([_nan_if_none(e["metrics"][metric]["wilcoxon"]["p_value"]) for e in group])
-            for e, a in zip(group, adj):
+            for e, p_holm in zip(group, adj):
                 m = e["metrics"][metric]
-                m["wilcoxon_holm"] = None if not math.isfinite(a) else float(a)
+                m["wilcoxon_holm"] = None if not math.isfinite(p_holm) else float(p_holm)
                 min_p = (m["wilcoxon"].get("details") or {}).get("min_p", 0.0)
                 m["holm_reachable"] = bool(min_p * len(group) < ALPHA)
-                m["verdict"] = _verdict(m, metric)
+                m["verdict"] = _verdict(m, metric, a, b)
         out.extend(group)
     return out
 
 
-def _verdict(m: dict[str, Any], metric: str) -> str:
+def compare_linear(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
+    """Self vs the linear floor and cross vs the linear floor (each its own Holm family)."""
+    return compare(store, study, "self", LINEAR) + compare(store, study, "cross", LINEAR)
+
+
+def _verdict(m: dict[str, Any], metric: str, a: str = "self", b: str = "cross") -> str:
     p, ph = m["wilcoxon"]["p_value"], m["wilcoxon_holm"]
     ci = m["bootstrap"]
     diff = (
-        f"self - cross = {100 * ci['mean_diff']:+.1f} points (95% CI {100 * ci['low']:+.1f} to "
+        f"{a} - {b} = {100 * ci['mean_diff']:+.1f} points (95% CI {100 * ci['low']:+.1f} to "
         f"{100 * ci['high']:+.1f})"
     )
     if ph is not None and ph < ALPHA:
-        better = "self-attention" if ci["mean_diff"] > 0 else "cross-attention"
+        better = SIDE_NAMES.get(a, a) if ci["mean_diff"] > 0 else SIDE_NAMES.get(b, b)
         return f"{better} is significantly better on {metric} ({diff}; Holm-adjusted Wilcoxon p = {_p(ph)})"
     extra = ""
     if p is not None and p < ALPHA:
@@ -275,17 +318,19 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     with ResultsStore.open(db, create=False) as store:
         study = collect(store)
         comparisons = compare(store, study)
+        versus_linear = compare_linear(store, study)
         out.mkdir(parents=True, exist_ok=True)
         figures = _figures(store, study, labels, out / "figures")
-    md = _markdown(study, comparisons, labels, figures, out)
+    md = _markdown(study, comparisons, labels, figures, out, versus_linear)
     (out / "report.md").write_text(md)
-    summary = _summary_text(study, comparisons, labels)
+    summary = _summary_text(study, comparisons, labels, versus_linear)
     (out / "summary.txt").write_text(summary)
     _write_csv(study, labels, out)
     results = {
         "metric_labels": labels,
         "cells": [_cell_json(c) for c in _sorted_cells(study)],
         "comparisons": comparisons,
+        "linear_comparisons": versus_linear,
         "superseded_runs": study.superseded,
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
@@ -312,7 +357,7 @@ def _clean(x: Any) -> Any:
 
 
 def _sorted_cells(study: Study) -> list[Cell]:
-    vorder = ["self", "cross", "self+cross"]
+    vorder = ["self", "cross", "self+cross", LINEAR]
     return sorted(
         study.cells.values(),
         key=lambda c: (
@@ -390,8 +435,12 @@ def _write_csv(study: Study, labels: dict[str, str], out: Path) -> None:
                 "run_dir",
             ]
         )
+        written: set[int] = set()
         for c in _sorted_cells(study):
             for r in c.runs:
+                if r.id in written:  # a linear run is shown under every preset, listed once
+                    continue
+                written.add(r.id)
                 t, dv = r.test_metrics, r.dev_metrics
                 w.writerow(
                     [
@@ -416,7 +465,8 @@ def _write_csv(study: Study, labels: dict[str, str], out: Path) -> None:
 
 
 def _main_table(study: Study, labels: dict[str, str], preset: str) -> list[str]:
-    variants = [v for v in ("self", "cross") if any(k[0] == preset and k[1] == v for k in study.cells)]
+    present = {k[1] for k in study.cells if k[0] == preset}
+    variants = [v for v in ("self", "cross", LINEAR) if v in present]
     codes = sorted({k[2] for k in study.cells if k[0] == preset and k[1] in variants}, key=_order)
     head = ["modalities"]
     for metric in METRICS:
@@ -436,14 +486,15 @@ def _main_table(study: Study, labels: dict[str, str], preset: str) -> list[str]:
     return lines
 
 
-def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str], preset: str) -> list[str]:
+def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str], preset: str,
+                      a: str = "self", b: str = "cross") -> list[str]:
     lines = [
-        "| modalities | metric | pairs | self - cross [95% CI] | Wilcoxon p | Holm p | paired t p "
+        f"| modalities | metric | pairs | {a} - {b} [95% CI] | Wilcoxon p | Holm p | paired t p "
         "| McNemar p (b/c) |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for e in comparisons:
-        if e["preset"] != preset:
+        if e["preset"] != preset or (e.get("a", "self"), e.get("b", "cross")) != (a, b):
             continue
         mc = e["mcnemar"]
         for metric in METRICS:
@@ -467,9 +518,10 @@ def _verdict_lines(comparisons: list[dict[str, Any]], labels: dict[str, str], pr
     for e in comparisons:
         if e["preset"] != preset:
             continue
+        versus = "" if e.get("b", "cross") == "cross" else f" ({e['a']} vs {e['b']})"
         for metric in METRICS:
             v = e["metrics"][metric]["verdict"].replace(metric, labels[metric])
-            lines.append(f"- {plots.modality_label(e['modalities'])}: {v}.")
+            lines.append(f"- {plots.modality_label(e['modalities'])}{versus}: {v}.")
     return lines
 
 
@@ -531,7 +583,8 @@ def _paper_table(study: Study, labels: dict[str, str], preset: str) -> list[str]
     return lines
 
 
-def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str]) -> str:
+def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str],
+                  versus_linear: list[dict[str, Any]] = ()) -> str:
     parts = [f"warning: {study.mixed_versions}", ""] if study.mixed_versions else []
     for preset in sorted({k[0] for k in study.cells}):
         parts += [f"Test scores, mean (std) in %, preset {preset}:", *_main_table(study, labels, preset), ""]
@@ -542,6 +595,10 @@ def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[
                 *v,
                 "",
             ]
+        v = _verdict_lines(list(versus_linear), labels, preset)
+        if v:
+            parts += ["Against the linear floor (same tests, each run paired with the linear run of "
+                      "its fold):", *v, ""]
     return "\n".join(parts)
 
 
@@ -552,7 +609,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
         suffix = "" if preset == "paper" else f"_{preset}"
         cells = {}
         for (p, v, code), c in study.cells.items():
-            if p == preset and v in ("self", "cross"):
+            if p == preset and v in ("self", "cross", LINEAR):
                 cells[(v, code)] = {m: c.summary(m) for m in METRICS}
         if cells:
             files.append(
@@ -570,7 +627,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
         top = max(set(codes), key=lambda c: (len(c), sum(len(x.runs) for k, x in study.cells.items()
                                                           if k[0] == preset and k[2] == c), -_order(c)[0]))
         recalls = {}
-        for v in ("self", "cross", "self+cross"):
+        for v in ("self", "cross", "self+cross", LINEAR):
             c = study.cells.get((preset, v, top))
             if c is None:
                 continue
@@ -599,10 +656,27 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
     return files
 
 
+def _linear_section(versus_linear: list[dict[str, Any]], labels: dict[str, str], preset: str) -> list[str]:
+    """Self vs linear and cross vs linear: the same tests as self vs cross."""
+    comp = [e for e in versus_linear if e["preset"] == preset]
+    if not comp:
+        return []
+    lines = ["", "### Against the linear floor", "",
+             "The linear floor (`selfcross baseline`: logistic regression on per-utterance statistics, "
+             "one deterministic run per fold) against each deep model, with the tests of self vs cross. "
+             "Each deep (fold, seed) run is paired with the linear run of the same fold; Holm across the "
+             "modality sets of each comparison."]
+    for a in ("self", "cross"):
+        if any(e["a"] == a for e in comp):
+            lines += ["", *_comparison_table(comp, labels, preset, a, LINEAR)]
+    return [*lines, "", "**Verdict** (alpha 0.05):", "", *_verdict_lines(comp, labels, preset)]
+
+
 def _markdown(
-    study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str], figures: list[Path], out: Path
+    study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str], figures: list[Path], out: Path,
+    versus_linear: list[dict[str, Any]] = (),
 ) -> str:
-    n_runs = sum(len(c.runs) for c in study.cells.values())
+    n_runs = len(_unique_runs(study))
     lines = [
         "# selfcross results",
         "",
@@ -652,6 +726,7 @@ def _markdown(
             notes = sorted({e["metrics"][m]["wilcoxon"]["note"] for e in comp for m in METRICS} - {""})
             if notes:
                 lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+        lines += _linear_section(list(versus_linear), labels, preset)
         abl = _ablation(study, labels, preset)
         if abl:
             lines += ["", "### Ablation (pooling and combined attention)", *abl]

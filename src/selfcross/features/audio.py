@@ -1,9 +1,13 @@
-"""Audio features: 40 MFCC + deltas + delta-deltas at 100 frames/s, as in the paper's folds.
+"""Audio features at 100 frames/s: the paper's MFCCs, log-mel energies or openSMILE descriptors.
 
 Why these settings: the authors' folds hold ``[N, 1000, 120]`` MFCC-based frames (10 s at
-100 frames/s, 40 coefficients with first and second derivatives). Every setting is a field
-of :class:`AudioConfig`, saved in ``features.json`` with each data root and run folder, so
-prediction on a new clip reproduces the training features exactly.
+100 frames/s, 40 coefficients with first and second derivatives); that is the default
+front-end (``features="mfcc"``). The others, for real corpora, keep the 10 ms frame shift:
+``logmel`` (log mel-band energies, librosa), ``egemaps`` (the 25 eGeMAPSv02 low-level
+descriptors) and ``compare`` (the 65 ComParE_2016 low-level descriptors + their 65 deltas),
+the last two through audEERING's ``opensmile`` package (:mod:`selfcross.features.smile`).
+Every setting is a field of :class:`AudioConfig`, saved in ``features.json`` with each data
+root and run folder, so prediction on a new clip reproduces the training features exactly.
 
 Decoding: WAV/FLAC/OGG go through ``soundfile``; anything it cannot read (mp4, avi, m4a,
 mkv...) through PyAV (ffmpeg). Stereo is mixed down by averaging channels; other sample
@@ -15,11 +19,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
-from selfcross.features.configio import ConfigMixin
+
+#: Audio front-ends (``AudioConfig.features``); the first is the paper's.
+AUDIO_FEATURES: tuple[str, ...] = ("mfcc", "egemaps", "compare", "logmel")
+#: Front-ends computed by openSMILE (need the ``opensmile`` extra).
+OPENSMILE_FEATURES: frozenset[str] = frozenset({"egemaps", "compare"})
 
 #: Extensions read with soundfile first (PyAV is the fallback for everything else).
 SOUNDFILE_EXTENSIONS: frozenset[str] = frozenset({".wav", ".flac", ".ogg", ".aiff", ".aif"})
@@ -30,16 +40,28 @@ class AudioConfig(ConfigMixin):
     """Settings of :class:`AudioFeatures` (defaults reproduce the paper's 1000 x 120 frames).
 
     Attributes:
+        features: front-end, one of :data:`AUDIO_FEATURES`: ``mfcc`` (the paper's),
+            ``logmel`` (``n_mels`` log mel energies in dB, + ``deltas``), ``egemaps``
+            (eGeMAPSv02 low-level descriptors, 25) or ``compare`` (ComParE_2016 low-level
+            descriptors, 65, + their openSMILE deltas when ``deltas`` is 1: 130).
+            Build non-default front-ends with :meth:`for_features`.
+        descriptors: names of the openSMILE descriptors, in column order (filled in by
+            :class:`AudioFeatures` for ``egemaps``/``compare``; empty for librosa front-ends).
+        speaker_norm: the prepared frames were standardised per speaker
+            (:mod:`selfcross.features.speakernorm`; set by preparation, read by prediction;
+            the extractor itself always returns raw frames).
         sample_rate: waveforms are resampled to this rate (Hz) before analysis.
         n_mfcc: cepstral coefficients per frame (40).
-        n_mels: mel filters the MFCCs are computed from (40, as in Kaldi's hi-res MFCC;
-            librosa's default of 128 leaves empty filters with a 512-point FFT at 16 kHz).
+        n_mels: mel filters the MFCCs (or the log-mel energies) are computed from (40, as in
+            Kaldi's hi-res MFCC; librosa's default of 128 leaves empty filters with a
+            512-point FFT at 16 kHz).
         n_fft: FFT size in samples (512 >= the 400-sample window at 16 kHz).
         win_ms: analysis window length in ms (25 ms = 400 samples at 16 kHz, Hann).
         hop_ms: frame shift in ms (10 ms = 100 frames/s).
         fmin: lowest mel filter edge (Hz).
         fmax: highest mel filter edge (Hz); ``None`` = Nyquist.
-        deltas: derivative orders appended (2 = deltas + delta-deltas -> 3 * n_mfcc = 120).
+        deltas: derivative orders appended (2 = deltas + delta-deltas -> 3 * n_mfcc = 120);
+            ``compare``: 0 or 1 (openSMILE defines first-order deltas only); ``egemaps``: 0.
         delta_width: frames used by ``librosa.feature.delta`` (odd, >= 3). Clips shorter than
             this use edge replication (``mode="nearest"``) instead of polynomial interpolation.
         center: librosa framing: frames centred on ``t * hop`` (the signal is reflect-padded
@@ -60,8 +82,23 @@ class AudioConfig(ConfigMixin):
     delta_width: int = 9
     center: bool = True
     max_frames: int = 1000
+    features: str = "mfcc"
+    descriptors: tuple[str, ...] = ()
+    speaker_norm: bool = False
 
     def __post_init__(self) -> None:
+        if self.features not in AUDIO_FEATURES:
+            raise ConfigError(
+                f"AudioConfig: unknown audio features {self.features!r} (use {', '.join(AUDIO_FEATURES)})"
+            )
+        if self.features == "compare" and self.deltas not in (0, 1):
+            raise ConfigError("AudioConfig: compare has first-order deltas only (deltas 0 or 1)")
+        if self.features == "egemaps" and self.deltas != 0:
+            raise ConfigError("AudioConfig: eGeMAPSv02 defines no deltas of its descriptors (deltas 0)")
+        if self.features in OPENSMILE_FEATURES and self.hop_ms != 10.0:
+            raise ConfigError(f"AudioConfig: openSMILE's {self.features} frames are 10 ms apart (hop_ms 10)")
+        if self.descriptors and self.features not in OPENSMILE_FEATURES:
+            raise ConfigError(f"AudioConfig: descriptors apply to openSMILE features, not {self.features}")
         if self.sample_rate <= 0 or self.n_mfcc <= 0 or self.n_mels < self.n_mfcc:
             raise ConfigError("AudioConfig: need sample_rate > 0 and 0 < n_mfcc <= n_mels")
         if self.win_length > self.n_fft:
@@ -83,10 +120,35 @@ class AudioConfig(ConfigMixin):
         """Frame shift in samples."""
         return int(round(self.sample_rate * self.hop_ms / 1000))
 
+    @classmethod
+    def for_features(cls, features: str = "mfcc", **overrides: Any) -> AudioConfig:
+        """The settings of one front-end: ``mfcc`` = the paper's; ``logmel`` = 64 log-mel
+        energies; ``egemaps`` = 25 descriptors; ``compare`` = 65 descriptors + 65 deltas.
+
+        ``overrides`` (e.g. ``max_frames=500``) replace any field.
+        """
+        defaults: dict[str, Any] = {
+            "mfcc": {},
+            "logmel": {"n_mels": 64, "deltas": 0},
+            "egemaps": {"deltas": 0},
+            "compare": {"deltas": 1},
+        }
+        if features not in defaults:
+            raise ConfigError(f"unknown audio features {features!r} (use {', '.join(AUDIO_FEATURES)})")
+        return cls(**{"features": features, **defaults[features], **overrides})
+
     @property
     def feat_dim(self) -> int:
-        """Features per frame: ``n_mfcc * (1 + deltas)`` (120 by default)."""
-        return self.n_mfcc * (1 + self.deltas)
+        """Features per frame: ``n_mfcc * (1 + deltas)`` (120 by default), ``n_mels * (1 +
+        deltas)`` for log-mel, the descriptor count for openSMILE (25 eGeMAPS, 65/130 ComParE)."""
+        if self.features in OPENSMILE_FEATURES:
+            if self.descriptors:
+                return len(self.descriptors)
+            from selfcross.features.smile import descriptor_count
+
+            return descriptor_count(self.features, self.deltas)
+        width = self.n_mels if self.features == "logmel" else self.n_mfcc
+        return width * (1 + self.deltas)
 
 
 def _mix_and_resample(y: np.ndarray, sr: int, sample_rate: int, path: str | Path | None) -> np.ndarray:
@@ -193,14 +255,34 @@ def _cut(
 
 
 class AudioFeatures:
-    """MFCC (+ deltas) extractor: waveform -> ``float32 [max_frames, feat_dim]`` + valid length.
+    """Audio front-end: waveform -> ``float32 [max_frames, feat_dim]`` + valid length.
 
-    Frame ``t`` of the output holds ``[mfcc(40), delta(40), delta-delta(40)]`` of the
-    analysis window centred at ``t * hop_ms``; frames past the clip's end are zeros.
+    With the paper's settings, frame ``t`` holds ``[mfcc(40), delta(40), delta-delta(40)]``
+    of the analysis window centred at ``t * hop_ms``; openSMILE frame ``t`` is the window
+    starting at ``t * 10 ms``. Frames past the clip's end are zeros.
+
+    Raises:
+        ConfigError: an openSMILE front-end without the ``opensmile`` package, or saved
+            descriptor names that this openSMILE does not produce.
     """
 
     def __init__(self, config: AudioConfig | None = None) -> None:
-        self.config = config or AudioConfig()
+        config = config or AudioConfig()
+        self._smile = None
+        if config.features in OPENSMILE_FEATURES:
+            import dataclasses
+
+            from selfcross.features.smile import SmileDescriptors
+
+            self._smile = SmileDescriptors(config.features, config.deltas, config.sample_rate)
+            if config.descriptors and tuple(config.descriptors) != self._smile.names:
+                raise ConfigError(
+                    f"the saved {config.features} descriptor names differ from what this openSMILE "
+                    f"computes ({len(config.descriptors)} saved, {len(self._smile.names)} now); "
+                    "install the opensmile version the data was prepared with"
+                )
+            config = dataclasses.replace(config, descriptors=self._smile.names)
+        self.config = config
 
     def waveform(
         self,
@@ -228,32 +310,55 @@ class AudioFeatures:
             ``(features float32 [max_frames, feat_dim], valid_len)`` where
             ``valid_len = min(n_frames, max_frames)``.
         """
+        c = self.config
+        y = np.asarray(y, dtype=np.float32)
+        if y.ndim != 1 or y.size == 0:
+            raise DataError(None, f"expected a non-empty mono waveform, got shape {y.shape}")
+        if self._smile is not None:
+            # a second of margin: openSMILE's longest window (60 ms) and delta context fit in it
+            full = self._smile(y[: (c.max_frames + 1) * c.hop_length + c.sample_rate])
+        else:
+            full = self._librosa_frames(y[: (c.max_frames + 1) * c.hop_length + c.n_fft])
+        n = full.shape[0]
+        if n == 0:
+            raise DataError(None, f"audio too short for one {c.win_ms} ms frame")
+        valid = min(n, c.max_frames)
+        out = np.zeros((c.max_frames, c.feat_dim), dtype=np.float32)
+        out[:valid] = full[:valid]
+        return out, valid
+
+    def _librosa_frames(self, y: np.ndarray) -> np.ndarray:
+        """``[frames, feat_dim]`` MFCC or log-mel frames (+ deltas) of the samples that reach
+        the kept frames (plus one window of margin)."""
         import warnings
 
         import librosa
 
         c = self.config
-        y = np.asarray(y, dtype=np.float32)
-        if y.ndim != 1 or y.size == 0:
-            raise DataError(None, f"expected a non-empty mono waveform, got shape {y.shape}")
-        # Only the samples that reach the kept frames are analysed (plus one window of margin).
-        y = y[: (c.max_frames + 1) * c.hop_length + c.n_fft]
         with warnings.catch_warnings():
             # clips shorter than n_fft are valid (one or a few zero-extended frames)
             warnings.filterwarnings("ignore", message="n_fft=.*too large", category=UserWarning)
-            mfcc = self._mfcc(y)
-        n = mfcc.shape[1]
+            base = self._logmel(y) if c.features == "logmel" else self._mfcc(y)
+        n = base.shape[1]
         if n == 0:
-            raise DataError(None, f"audio too short for one {c.win_ms} ms frame")
-        feats = [mfcc]
+            return np.zeros((0, c.feat_dim), dtype=np.float32)
+        feats = [base]
         mode = "interp" if n >= c.delta_width else "nearest"
         for order in range(1, c.deltas + 1):
-            feats.append(librosa.feature.delta(mfcc, width=c.delta_width, order=order, mode=mode))
-        full = np.concatenate(feats, axis=0).T.astype(np.float32)  # [frames, feat_dim]
-        valid = min(n, c.max_frames)
-        out = np.zeros((c.max_frames, c.feat_dim), dtype=np.float32)
-        out[:valid] = full[:valid]
-        return out, valid
+            feats.append(librosa.feature.delta(base, width=c.delta_width, order=order, mode=mode))
+        return np.concatenate(feats, axis=0).T.astype(np.float32)  # [frames, feat_dim]
+
+    def _logmel(self, y: np.ndarray) -> np.ndarray:
+        """Log mel energies ``[n_mels, frames]`` in dB re 1 (no per-clip reference or floor
+        relative to the loudest frame, so a frame's value does not depend on the rest of the clip)."""
+        import librosa
+
+        c = self.config
+        mel = librosa.feature.melspectrogram(
+            y=y, sr=c.sample_rate, n_fft=c.n_fft, win_length=c.win_length, hop_length=c.hop_length,
+            n_mels=c.n_mels, fmin=c.fmin, fmax=c.fmax, center=c.center, power=2.0,
+        )
+        return librosa.power_to_db(mel, ref=1.0, amin=1e-10, top_db=None)
 
     def _mfcc(self, y: np.ndarray) -> np.ndarray:
         """MFCC matrix ``[n_mfcc, frames]`` of a mono waveform."""

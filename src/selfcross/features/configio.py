@@ -1,4 +1,4 @@
-"""JSON in and out for the extractor configs, and the ``features.json`` file.
+"""The ``features.json`` file: the extractor settings of every modality, in and out.
 
 Why: a data root and every run folder carry the exact extractor settings, so prediction on
 a new clip computes the same features the model was trained on. Unknown keys are an error
@@ -7,45 +7,25 @@ a new clip computes the same features the model was trained on. Unknown keys are
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
+from selfcross.features.audio import AudioConfig
+from selfcross.features.text import TextConfig
+from selfcross.features.video import VideoConfig
 
 #: File name of the extractor settings in a data root and in ``RUN_DIR/features/``.
 FEATURES_JSON = "features.json"
 
-C = TypeVar("C", bound="ConfigMixin")
-
-
-class ConfigMixin:
-    """``to_dict``/``from_dict`` for a flat dataclass (tuples become lists in JSON)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict of every field."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))  # type: ignore[call-overload]
-
-    @classmethod
-    def from_dict(cls: type[C], d: dict[str, Any]) -> C:
-        """Rebuild from :meth:`to_dict` output; unknown keys raise :class:`ConfigError`."""
-        if not isinstance(d, dict):
-            raise ConfigError(f"{cls.__name__}: expected a JSON object, got {type(d).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(d) - set(fields))
-        if unknown:
-            raise ConfigError(f"unknown {cls.__name__} keys: {', '.join(unknown)}")
-        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items()}
-        return cls(**kwargs)
-
-
-def _config_classes() -> dict[str, type[ConfigMixin]]:
-    from selfcross.features.audio import AudioConfig
-    from selfcross.features.text import TextConfig
-    from selfcross.features.video import VideoConfig
-
-    return {"audio": AudioConfig, "text": TextConfig, "video": VideoConfig}
+#: The settings class of each modality in ``features.json``.
+CONFIG_CLASSES: dict[str, type[ConfigMixin]] = {
+    "audio": AudioConfig,
+    "text": TextConfig,
+    "video": VideoConfig,
+}
 
 
 def save_feature_configs(root: str | Path, configs: dict[str, Any]) -> Path:
@@ -59,7 +39,7 @@ def save_feature_configs(root: str | Path, configs: dict[str, Any]) -> Path:
     Returns:
         The path written.
     """
-    classes = _config_classes()
+    classes = CONFIG_CLASSES
     out: dict[str, Any] = {}
     for name, cfg in configs.items():
         if name not in classes:
@@ -97,7 +77,7 @@ def load_feature_configs(path: str | Path) -> dict[str, Any]:
         raise DataError(path, f"not valid JSON ({e})") from None
     if not isinstance(raw, dict):
         raise DataError(path, "expected a JSON object with keys audio/text/video")
-    classes = _config_classes()
+    classes = CONFIG_CLASSES
     out: dict[str, Any] = {}
     for name, d in raw.items():
         if name not in classes:

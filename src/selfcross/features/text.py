@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
-from selfcross.features.configio import ConfigMixin
 
 PAD, UNK = "<pad>", "<unk>"
 PAD_ID, UNK_ID = 0, 1

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
+from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
-from selfcross.features.configio import ConfigMixin
 
 SIDES: tuple[str, ...] = ("left", "right", "full")
 IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)

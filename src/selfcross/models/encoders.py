@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from selfcross.models.fast_rnn import gru_forward
+from selfcross.models.kernels import gru_forward
 
 
 def valid_mask(lengths: torch.Tensor, steps: int) -> torch.Tensor:
@@ -64,11 +64,6 @@ class ModalityEncoder(nn.Module):
     def mixes_time(self) -> bool:
         """True when a convolution mixes time steps (lengths are meaningless after it)."""
         return self.conv is not None
-
-    @property
-    def out_len(self) -> int:
-        """Output time steps ``T'``."""
-        return self.mixed_len if self.mixed_len is not None else self.seq_len
 
     def needs_lengths(self) -> bool:
         """Whether the active switches use this branch's lengths."""

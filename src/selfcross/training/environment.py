@@ -2,9 +2,10 @@
 
 Why: the paper's seed-to-seed spread (~2 points) is as large as the differences it
 studies. A run is only reproducible if the same seed, device and thread count give the
-same numbers *and* ``config.json`` records them (issue 3 point 5). Everything that touches
-process-wide torch state lives here, behind :func:`runtime`, which restores that state on
-exit so that library users (and tests) are not left with changed globals.
+same numbers *and* ``config.json`` records them. Everything that touches process-wide
+state lives here: torch's settings behind :func:`runtime`, which restores them on exit so
+that library users (and tests) are not left with changed globals, and the allocator setting
+:func:`tune_malloc`, which only a process's owner applies.
 """
 
 from __future__ import annotations
@@ -112,3 +113,28 @@ def environment_info(device: torch.device) -> dict[str, Any]:
         info["cuda_version"] = torch.version.cuda
         info["cudnn_version"] = torch.backends.cudnn.version()
     return info
+
+
+def tune_malloc(mmap_threshold: int = 1 << 30, trim_threshold: int = (1 << 31) - 1) -> bool:
+    """Ask glibc to keep freed memory for reuse instead of returning it to the kernel.
+
+    Why: a training step frees and reallocates the same large buffers every time; with
+    glibc's defaults each is a fresh ``mmap`` whose pages fault in again on first touch
+    (docs/performance.md). This changes the whole process for good, so only the process's
+    owner calls it: the CLI (``--no-tune-malloc`` to skip) and the grid's worker processes;
+    :func:`~selfcross.training.train_run` does so only when asked. Returns ``False`` where
+    ``mallopt`` is unavailable (not glibc).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if not name:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        m_trim_threshold, m_mmap_threshold = -1, -3
+        ok = libc.mallopt(m_mmap_threshold, int(mmap_threshold)) == 1
+        return bool(libc.mallopt(m_trim_threshold, int(trim_threshold)) == 1 and ok)
+    except (OSError, AttributeError):
+        return False

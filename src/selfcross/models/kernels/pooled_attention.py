@@ -1,4 +1,4 @@
-"""Attention followed by its temporal mean, computed as one operation (issue 8).
+"""Attention followed by its temporal mean, computed as one operation.
 
 Why: the model never uses an attention output ``O [B, Tq, E]`` itself, only its mean over
 the query steps (or a masked mean). Because the mean is linear, it moves inside the
@@ -42,18 +42,34 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfcross.models.fast_attention import _padding_bias, chunk_rows
-from selfcross.models.threads import run_split
+from selfcross.models.kernels.threads import run_split
 
-#: Size of one block's ``[n, Tq, Tk]`` scores. Why 1 MiB (not the 4 MiB of the full-output
-#: kernel): a block is walked ~10 times (max, exp2, sums, masks, three matmuls), and 1 MiB stays
-#: in this CPU's L2 cache; measured (1 thread, batch 32, forward + backward, CPU time):
-#: 500 x 500 self-attention 545 -> 434 ms, 500 x 128 cross-attention 164 -> 140 ms; smaller
-#: blocks are slower again (thinner matmuls).
+#: Size of one block's ``[n, Tq, Tk]`` scores. Why 1 MiB: a block is walked ~10 times (max,
+#: exp2, sums, masks, three matmuls) and should stay in a core's L2 cache; smaller blocks make
+#: thinner, slower matmuls (docs/performance.md).
 CHUNK_BYTES = 1024**2
 
 #: ``log2(e)``: scores are scaled by it so that the softmax can use ``exp2``.
 LOG2E = 1.0 / math.log(2.0)
+
+
+def chunk_rows(batch_heads: int, tq: int, tk: int, itemsize: int, chunk_bytes: int = CHUNK_BYTES) -> int:
+    """Batch-heads per block so that one ``[n, Tq, Tk]`` block takes about ``chunk_bytes``.
+
+    Why blocks of whole heads (not of query rows): each ``bmm`` then multiplies whole
+    ``[Tq, d] x [d, Tk]`` matrices, which BLAS runs much faster than thin row slices, and the
+    key gradients of a block need no accumulation across blocks.
+    """
+    return max(1, min(batch_heads, chunk_bytes // max(1, tq * tk * itemsize)))
+
+
+def padding_bias(key_padding_mask: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor | None:
+    """``[B, Tk]`` bool (True = ignore) -> additive ``[B, 1, 1, Tk]`` bias (0 / -inf)."""
+    if key_padding_mask is None:
+        return None
+    bias = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
+    bias.masked_fill_(key_padding_mask, float("-inf"))
+    return bias[:, None, None, :]
 
 
 def dropped_positions(n_elements: int, p: float, seed: int) -> torch.Tensor:
@@ -63,13 +79,11 @@ def dropped_positions(n_elements: int, p: float, seed: int) -> torch.Tensor:
     Why positions and not a mask: with ``p = 0.1`` nine weights in ten are kept, so drawing
     the gaps between dropped weights (geometric with parameter ``p``, by inversion of a
     uniform: ``gap = 1 + floor(log(U) / log(1 - p))``) takes a tenth of the random numbers of
-    a per-weight mask, and applying it is a gather / scatter over a tenth of the weights
-    instead of multiplying every weight by a mask (measured: ~0.9 ms vs ~3.5 ms per million
-    weights, one thread). ``U = (r + 1) / 2^24`` with ``r`` the low 24 bits of each 32-bit half
-    of numpy's SFC64 words (24-bit resolution, as the uniforms behind ``torch.bernoulli_`` in
-    float32), so that ``gap = trunc(1 - 24 ln 2 / log(1-p) + log1p(r) / log(1-p))`` (the
-    argument is >= 1, so truncation is the floor): one ``log1p`` and one affine op, half the
-    64-bit draws (measured, 250 K weights: 575 -> 435 us per block).
+    a per-weight mask, and applying it is a scatter over a tenth of the weights.
+    ``U = (r + 1) / 2^24`` with ``r`` the low 24 bits of each 32-bit half of numpy's SFC64
+    words (the resolution of the uniforms behind ``torch.bernoulli_`` in float32), so that
+    ``gap = trunc(1 - 24 ln 2 / log(1-p) + log1p(r) / log(1-p))`` (the argument is >= 1, so
+    truncation is the floor): one ``log1p`` and one affine op per gap.
     """
     if p <= 0.0 or n_elements == 0:
         return torch.empty(0, dtype=torch.int64)
@@ -106,13 +120,12 @@ class PooledAttentionWeights(torch.autograd.Function):
     in the thread that computes the block (so the draw is parallel too); without dropout the
     block size does not change the result.
 
-    The softmax is taken in base 2 (``log2(e)`` folded into the query scaling), because
-    ``exp2`` costs half of ``exp`` on this kind of CPU (AVX2, measured 0.87 vs 1.62 ms per
-    million) and gives the same weights to float32 rounding; forward keeps each row's
-    log-sum-exp so that backward recomputes ``P = exp2(S - lse)`` without a second softmax.
-    Saved for backward: ``q, k, w``, the log-sum-exps ``[N, Tq, 1]`` and the block-local
-    dropped positions (8 bytes per dropped weight: ~38 MB for the paper's audio
-    self-attention at batch 32); no ``[N, Tq, Tk]`` tensor is kept.
+    The softmax is taken in base 2 (``log2(e)`` folded into the query scaling) because
+    ``exp2`` is cheaper than ``exp`` on AVX2 CPUs and gives the same weights to float32
+    rounding; forward keeps each row's log-sum-exp so that backward recomputes
+    ``P = exp2(S - lse)`` without a second softmax. Saved for backward: ``q, k, w``, the
+    log-sum-exps ``[N, Tq, 1]`` and the block-local dropped positions (8 bytes per dropped
+    weight); no ``[N, Tq, Tk]`` tensor is kept.
     """
 
     @staticmethod
@@ -229,7 +242,7 @@ def pooled_key_weights(
     p = dropout if training else 0.0
     b, h, tq, d = q.shape
     tk = k.shape[2]
-    bias = _padding_bias(key_padding_mask, q.dtype)
+    bias = padding_bias(key_padding_mask, q.dtype)
     seed = int(torch.randint(0, 2**62, (1,), dtype=torch.int64).item()) if p > 0.0 else 0
     rows = chunk_rows(b * h, tq, tk, q.element_size(), chunk_bytes)
     bias3 = None if bias is None else bias.expand(b, h, 1, tk).reshape(b * h, 1, tk)
@@ -296,6 +309,6 @@ def sdpa_then_mean(
 ) -> torch.Tensor:
     """The accelerator path: fused SDPA (its own dropout) then the ``weights``-mean over queries.
     ``q [B,h,Tq,d]``, ``k, v [B,h,Tk,d]``, ``weights [B, Tq]`` -> ``[B, h, d]``."""
-    bias = _padding_bias(key_padding_mask, q.dtype)
+    bias = padding_bias(key_padding_mask, q.dtype)
     full = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout)
     return torch.einsum("bhqd,bq->bhd", full, weights)

@@ -2,13 +2,11 @@
 
 Why: a kernel that walks an attention map block by block issues thousands of mid-sized ops
 per training step. With torch's default intra-op threading every op is an OpenMP fork and
-join, and a join waits for the slowest thread. On a machine whose cores are shared with
-another busy process that thread is often descheduled, and each op then takes a scheduler
-tick. Measured on this project's 2-core VM with one other busy process: ``exp2`` of 250 K
-floats 0.19 ms on one thread, 8.0 ms on two; a ``[500, 20] x [20, 500]`` bmm 0.22 vs 16 ms.
-Splitting the *blocks* across Python threads (torch releases the GIL inside its ops), each
-running its ops on one intra-op thread, keeps both cores busy on an idle machine and costs
-one join per kernel call instead of one per op on a busy one.
+join, and a join waits for the slowest thread; on cores shared with another busy process
+that thread is often descheduled, and each op then takes a scheduler tick
+(docs/performance.md). Splitting the *blocks* across Python threads (torch releases the GIL
+inside its ops), each running its ops on one intra-op thread, keeps the cores busy and costs
+one join per kernel call instead of one per op.
 
 :func:`run_split` is that loop; :func:`one_intraop_thread` is the context for work that
 should not fork at all.

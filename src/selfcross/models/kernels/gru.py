@@ -1,24 +1,15 @@
-"""A CPU bidirectional GRU kernel with a hand-written backward (issue 8).
+"""A CPU bidirectional GRU kernel with a hand-written backward.
 
 Why: on CPU, ``nn.GRU`` runs each time step as a dozen small autograd-recorded ops per
-direction, and its backward replays them one by one (audio: 500 steps x 2 directions).
-Those tiny ops are dominated by dispatch and thread start-up, not arithmetic, and they get
-much worse when the 2 cores are shared. This kernel computes *the same function*
-(PyTorch's GRU equations, gate order ``r, z, n``, zero initial state) with both directions
-stacked into one ``[2, B, H]`` state, so one step is 5 ops forward and 3 ops backward;
-everything that does not depend on the recurrence (input projections, weight gradients,
-gate derivatives) is done once for all steps, as large matmuls or whole-buffer passes.
+direction and replays them one by one in backward; those ops cost dispatch, not arithmetic.
+This kernel computes the same function (PyTorch's GRU equations, gate order ``r, z, n``,
+zero initial state) with both directions stacked into one ``[2, B, H]`` state: 5 ops per step
+forward, 3 backward; everything that does not depend on the recurrence (input projections,
+weight gradients, gate derivatives) is done once for all steps as large matmuls.
 
-Threads: the step loops and the memory-bound copies and passes run on one intra-op thread
-(see :func:`selfcross.models.threads.one_intraop_thread`: a step's ops are tiny, so a
-second thread cannot speed them up, but every op would pay an OpenMP fork/join, and when the
-cores are shared a join waits for a descheduled thread; measured on this 2-core machine with
-2 other busy processes, audio BiGRU forward + backward: 0.41 s on 1 thread, 12.5 s on 2;
-with the other core busy a 23 MB copy took ~8 ms on 2 threads and ~2.5 ms on 1); only the
-large matmuls (input projection, ``d W_ih``, ``d x``, ``d W_hh``) use the caller's thread
-count. With two or more threads and a long sequence the two directions' loops (and their
-copies) run at once on two Python threads, each on one intra-op thread: the loops are
-TorchScript, which does not hold the GIL while it runs (:func:`_split_directions`).
+Threads: the step loops run on one intra-op thread (tiny ops gain nothing from a second one
+but pay an OpenMP fork/join each); only the large matmuls use the caller's thread count. For
+long sequences the two directions run at once on two Python threads (:func:`_split_directions`).
 
 Equations (per direction, ``x_t [B, F]``, ``h [B, H]``)::
 
@@ -32,14 +23,13 @@ Backward, with ``dh`` the gradient reaching ``h'``::
     dr_pre = dn_pre * gh_n * r (1 - r)     dgh_n  = dn_pre * r
     dh_prev = dh * z + [dr_pre, dz_pre, dgh_n] W_hh
 
-All of ``[dr_pre, dz_pre, dgh_n]`` is ``dh`` times a coefficient that is known after the
-forward pass, so the loop only carries ``dh``. ``b_hr`` and ``b_hz`` are folded into the
-input projection (only ``b_hn`` must stay inside ``r * (W_hn h + b_hn)``), and the step
-matmul adds ``h W_hh^T`` in place onto ``[gi_r, gi_z, b_hn]``.
+Every gate gradient is ``dh`` times a coefficient known after the forward pass, so the loop
+only carries ``dh``. ``b_hr`` and ``b_hz`` are folded into the input projection (only ``b_hn``
+must stay inside ``r * (W_hn h + b_hn)``).
 
-Use :func:`gru_forward` (falls back to the module itself where the kernel does not apply:
-CUDA, packed sequences, several layers, one direction, no bias, an initial state, or a
-GRU marked ``selfcross_reference = True`` by :func:`selfcross.models.kernels.set_kernels`).
+Use :func:`gru_forward`: it falls back to the module itself where the kernel does not apply
+(CUDA, packed sequences, several layers, one direction, no bias, or ``set_kernels(...,
+"reference")``).
 """
 
 from __future__ import annotations
@@ -53,7 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from selfcross.models.threads import one_intraop_thread, run_split
+from selfcross.models.kernels.switch import uses_reference
+from selfcross.models.kernels.threads import one_intraop_thread, run_split
 
 _LOG = logging.getLogger(__name__)
 
@@ -85,10 +76,8 @@ def _step_order_one(src: torch.Tensor, dst: torch.Tensor, direction: int, rev: t
         torch.index_select(src, 0, rev, out=dst)
 
 
-#: Shortest sequence whose two directions run on two threads (see :func:`_split_directions`).
-#: Measured, batch 32, hidden 60, forward + backward, 2 threads: audio (500 steps) 216 ->
-#: 171 ms; text (128 steps) 70 -> 77 ms and video (25 steps) 45 -> 50 ms, i.e. slower: a
-#: short loop gains less than a thread hand-off and ops half as large cost.
+#: Shortest sequence whose two directions run on two threads (see :func:`_split_directions`);
+#: for shorter ones the thread hand-off costs more than it saves (docs/performance.md).
 SPLIT_MIN_STEPS = 256
 
 
@@ -97,11 +86,8 @@ def _split_directions(fn: Callable[[range], None], threads: int, steps: int) -> 
     ``fn(range(0, 1))`` and ``fn(range(1, 2))`` on two Python threads when ``threads >= 2``
     and the sequence has at least :data:`SPLIT_MIN_STEPS` steps.
 
-    Why: the step loops are sequential and their ops tiny, so one direction cannot use a
-    second core, but the two directions are independent. The loops are TorchScript
-    (:func:`_loops`), which runs without holding the GIL, so the two threads really run at
-    once (the Python loops take the GIL for every op's dispatch and gained little from a
-    second thread).
+    Why: one direction's loop cannot use a second core, but the two directions are
+    independent, and the TorchScript loops (:func:`_loops`) run without holding the GIL.
     """
     if threads >= 2 and steps >= SPLIT_MIN_STEPS:
         run_split(lambda d: fn(range(d, d + 1)), 2, threads=2)
@@ -115,19 +101,16 @@ _SCRIPTED: dict[str, Callable[..., None]] = {}
 def _loops() -> tuple[Callable[..., None], Callable[..., None]]:
     """The forward and backward step loops, compiled with TorchScript once per process.
 
-    Why TorchScript: its interpreter releases the GIL for the whole loop (see
-    :func:`_split_directions`) and dispatches each op with less overhead than Python. It
-    computes the same ops in the same order as the Python functions (tested bit for bit).
-    ``torch.jit.script`` is deprecated in favour of ``torch.compile``, which would unroll a
-    500-step Python loop into one graph (and, tried on the attention blocks, made this
-    project's kernels slower: docs/performance.md); if scripting fails (a future torch
-    without it) the Python loops run instead (same results, slower), with a warning.
+    Why TorchScript: its interpreter releases the GIL for the whole loop and dispatches each
+    op with less overhead than Python; same ops in the same order as the Python functions.
+    ``torch.compile`` would unroll a 500-step loop into one graph (docs/performance.md). If
+    scripting fails (a torch without it) the Python loops run instead, with a warning.
     """
     if not _SCRIPTED:
         try:
             with warnings.catch_warnings():
-                # its deprecation notice (a DeprecationWarning in torch 2.13, a FutureWarning
-                # in 2.14) would reach every user of the model; the fallback covers removal
+                # its deprecation notice would reach every user of the model; the fallback
+                # covers its removal
                 warnings.filterwarnings("ignore", message=r"`?torch\.jit\.script`? is deprecated")
                 fwd, bwd = torch.jit.script(_forward_loop), torch.jit.script(_backward_loop)
         except Exception as exc:  # noqa: BLE001 - any scripting failure: fall back, loudly
@@ -140,16 +123,13 @@ def _loops() -> tuple[Callable[..., None], Callable[..., None]]:
 class BiGRUFunction(torch.autograd.Function):
     """``forward(x [B,T,F], w_ih [6H,F], b_ih [6H], w_hh [2,3H,H], b_hh [2,3H]) -> [B,T,2H]``.
 
-    Layout (why): every per-step operand is a view precomputed with ``unbind`` (slicing in
-    the loop costs as much as a small op); both directions are stacked so one op serves
-    both; every buffer is in *step order* (direction 1 reversed in time), so a step's slice
-    is one or two contiguous blocks. Buffers read per step are time-major ``[T, 2, B, *]``
-    (a strided-batch ``self`` sends ``baddbmm_`` down a slower per-batch path); those the
-    parameter gradients contract over ``(T, B)`` are direction-major ``[2, T, B, *]`` (the
-    states, the gate gradients), so those are single matmuls with no permuted copies; the
-    only layout changes are copies with runs of ``>= H`` contiguous elements (natural time
-    <-> step order, batch-major <-> time-major). Saves ``x``, the weights, the states
-    ``[2, T+1, B, H]``, ``r``, ``z``, ``n`` and ``W_hn h + b_hn`` (``O(T B H)``).
+    Layout (why): per-step operands are views made once with ``unbind`` (slicing in the loop
+    costs as much as a small op); every buffer is in *step order* (direction 1 reversed in
+    time), so a step's slice is contiguous. Buffers read per step are time-major
+    ``[T, 2, B, *]`` (``baddbmm_`` is slower on a strided batch); those the weight gradients
+    contract over ``(T, B)`` are direction-major ``[2, T, B, *]``, so those are single
+    matmuls. Saves ``x``, the weights, the states ``[2, T+1, B, H]``, ``r``, ``z``, ``n`` and
+    ``W_hn h + b_hn`` (``O(T B H)``).
     """
 
     @staticmethod
@@ -171,11 +151,9 @@ class BiGRUFunction(torch.autograd.Function):
         gi = F.linear(x, w_ih, bias.view(-1))  # [B, T, 6H]: a large matmul, on all threads
         with one_intraop_thread():
             rev = torch.arange(t - 1, -1, -1, device=x.device)
-            # g [T, 2, B, 3H] starts as [gi_r, gi_z, b_hn], the addend of the step matmul
-            # (time-major: a contiguous ``self``), and becomes [r, z pre-activations,
-            # W_hn h + b_hn] in place; n [T, 2, B, H] starts as gi_n. r and z get planes of
-            # their own: the backward pass reads them whole, and reading a 60-of-180 column
-            # slice of g is ~4x slower than a contiguous plane (measured).
+            # g [T, 2, B, 3H] starts as [gi_r, gi_z, b_hn], the addend of the step matmul, and
+            # becomes [r, z pre-activations, W_hn h + b_hn] in place; n [T, 2, B, H] starts as
+            # gi_n. r and z get planes of their own because backward reads them whole.
             g = x.new_empty((t, 2, b, 3 * hid))
             n = x.new_empty((t, 2, b, hid))
             src = gi.transpose(0, 1).unflatten(-1, (2, 3 * hid)).movedim(2, 0)  # [2, T, B, 3H]
@@ -198,8 +176,7 @@ class BiGRUFunction(torch.autograd.Function):
                 forward_loop(g[:, d], n[:, d], rz[:, :, d], hs[d], w_hh_t[d])
                 _step_order(hs[:, 1:], out_dirs, rev, dirs)
 
-            # two passes so that the projections (23 MB for the paper's audio) are freed
-            # before the loops run
+            # two passes, so that the input projections are freed before the loops run
             _split_directions(layout, threads, t)
             del gi, src, layout
             _split_directions(recur, threads, t)
@@ -235,7 +212,7 @@ class BiGRUFunction(torch.autograd.Function):
         if need_w_hh:
             d_w_hh = torch.bmm(flat[..., : 3 * hid].transpose(1, 2), hs[:, :t].reshape(2, t * b, hid))
             d_w_hh = torch.cat((d_w_hh[:, hid:], d_w_hh[:, :hid]), dim=1)  # rows (n,r,z) -> (r,z,n)
-        del dg, flat  # 30 MB for the paper's audio, not needed by the last two matmuls
+        del dg, flat  # not needed by the last two matmuls
         d_w_ih = dgi.view(b * t, 6 * hid).t().mm(x.reshape(b * t, -1)) if need_w_ih else None
         dx = dgi.matmul(w_ih) if need_x else None
         return dx, d_w_ih, d_b_ih, d_w_hh, d_b_hh
@@ -331,7 +308,7 @@ def _backward_loop(
 def fast_gru_applies(gru: nn.GRU, x: torch.Tensor) -> bool:
     """Whether :class:`BiGRUFunction` computes what ``gru(x)`` computes for this call."""
     return (
-        not getattr(gru, "selfcross_reference", False)
+        not uses_reference(gru)
         and x.device.type == "cpu"
         and x.dim() == 3
         and gru.num_layers == 1
