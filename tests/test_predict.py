@@ -60,7 +60,8 @@ def _write_video(path, seconds=2.0, fps=6, w=96, h=64):
     return path
 
 
-def _make_run(tmp_path, modalities=("audio", "video", "text"), preset="improved", name="run"):
+def _make_run(tmp_path, modalities=("audio", "video", "text"), preset="improved", name="run",
+              task="classification"):
     """A run folder holding a random tiny model, a fitted standardizer and its features/."""
     data = tmp_path / f"data_{name}"
     data.mkdir()
@@ -83,9 +84,10 @@ def _make_run(tmp_path, modalities=("audio", "video", "text"), preset="improved"
         hidden=6,
         heads=2,
         head_hidden=5,
-        n_classes=len(CLASSES),
+        n_classes=1 if task == "regression" else len(CLASSES),
     )
     cfg = apply_preset(RunConfig(model=mc, class_names=CLASSES), preset)
+    cfg.train.task = task
     from selfcross.models import FusionModel
 
     torch.manual_seed(1)
@@ -264,6 +266,26 @@ def test_manifest_and_cli(tmp_path, media, capsys):
     assert main(["predict", "--run", str(run), "--audio", str(media / "clip.wav")]) == 2
     assert "missing text" in capsys.readouterr().err
     assert main(["predict", "--run", str(tmp_path / "nope"), "--transcript", "x"]) == 2
+
+
+def test_regression_run_predicts_a_score(tmp_path, media, capsys):
+    run, _ = _make_run(tmp_path, modalities=("audio", "text"), preset="paper", task="regression")
+    from selfcross.predict import Predictor
+
+    pred = Predictor(run)
+    out = pred.predict(audio=media / "clip.wav", transcript="very sad")
+    assert out["score"] == out["logits"][0] and len(out["logits"]) == 1 and "top_class" not in out
+    man = tmp_path / "clips.csv"
+    man.write_text(f"id,audio,transcript\na,{media / 'clip.wav'},very sad\nb,missing.wav,hello\n")
+    rows = pred.predict_manifest(man, tmp_path / "out.csv")
+    assert rows[0]["score"] == pytest.approx(out["score"]) and rows[1]["score"] is None
+    with open(tmp_path / "out.csv") as f:
+        written = list(csv.DictReader(f))
+    assert list(written[0]) == ["id", "score", "error"]
+    assert float(written[0]["score"]) == pytest.approx(out["score"], abs=1e-6) and written[1]["score"] == ""
+    argv = ["predict", "--run", str(run), "--audio", str(media / "clip.wav"), "--transcript", "very sad"]
+    assert main(argv) == 0
+    assert f"sentiment score: {out['score']:+.4f}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(

@@ -116,8 +116,8 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     assert cfg["train"]["seed"] == 1
     assert cfg["data"]["fingerprint"] and Path(cfg["data"]["fold_dir"]) == tiny_fold.resolve()
     assert cfg["data"]["n_train"] == 90 and cfg["class_names"] == list(CLASSES)
-    assert cfg["model"]["shapes"]["audio"] == {"seq_len": 12, "feat_dim": 4, "mixed_len": 6}
-    assert cfg["model"]["shapes"]["video"] == {"seq_len": 6, "feat_dim": 5, "mixed_len": 5}
+    assert cfg["model"]["shapes"]["audio"] == {"seq_len": 12, "feat_dim": 4, "mixed_len": 6, "layers": None}
+    assert cfg["model"]["shapes"]["video"] == {"seq_len": 6, "feat_dim": 5, "mixed_len": 5, "layers": None}
     assert cfg["model"]["n_classes"] == 3
     for key in ("dev", "test", "best_epoch", "epochs_run", "wall_time_s", "history"):
         assert key in metrics

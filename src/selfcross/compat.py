@@ -44,6 +44,7 @@ from selfcross.config import ModelConfig, paper_shapes
 from selfcross.errors import CheckpointError
 from selfcross.labels import MODALITIES
 from selfcross.models import FusionModel
+from selfcross.safepickle import AllowListUnpickler
 
 #: Reference kinds that have published models (tri-modal only).
 REFERENCE_KINDS: tuple[str, ...] = ("self", "cross")
@@ -179,12 +180,13 @@ if hasattr(torch._utils, "_rebuild_parameter_with_state"):
     _ALLOWED[("torch._utils", "_rebuild_parameter_with_state")] = torch._utils._rebuild_parameter_with_state
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
+class _RestrictedUnpickler(AllowListUnpickler):
     """Resolves only :data:`_ALLOWED` (plus dtypes); every other global becomes a stand-in."""
 
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED:
-            return _ALLOWED[(module, name)]
+    def __init__(self, file: Any, **kwargs: Any) -> None:
+        super().__init__(file, _ALLOWED, **kwargs)
+
+    def unknown_global(self, module: str, name: str) -> Any:
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
         return _standin_class(module, name)

@@ -60,11 +60,20 @@ class ModalityShape:
         feat_dim: features per time step.
         mixed_len: output time steps of the 1x1 time-mixing Conv1d; ``None`` = no
             convolution (the paper's text branch).
+        layers: ``L`` when each time step holds ``L`` stacked encoder layers ``[L, feat_dim]``
+            (a pretrained speech encoder's hidden states), mixed by a learned softmax-weighted
+            sum before the encoder; ``None`` = plain ``[feat_dim]`` frames.
     """
 
     seq_len: int
     feat_dim: int
     mixed_len: int | None
+    layers: int | None = None
+
+    @property
+    def frame_shape(self) -> tuple[int, ...]:
+        """Per-step input shape: ``(feat_dim,)`` or ``(layers, feat_dim)``."""
+        return (self.feat_dim,) if self.layers is None else (self.layers, self.feat_dim)
 
 
 def paper_shapes() -> dict[str, ModalityShape]:
@@ -166,6 +175,13 @@ class TrainConfig:
         standardize: improved: per-feature standardization fitted on the training split.
         amp: improved: automatic mixed precision (bf16) on CUDA; ignored on CPU.
         eval_batch_size: batch size for dev/test evaluation (no effect on results).
+        modality_dropout: probability of dropping each modality of each training utterance
+            (zeroed, length 0; every utterance keeps one), as ``evaluate --perturb drop:m``
+            does at test time; 0 = off (every preset). See
+            :mod:`selfcross.training.modality_dropout`.
+        task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
+            ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
+            :mod:`selfcross.training.tasks`).
     """
 
     seed: int = 1
@@ -182,8 +198,12 @@ class TrainConfig:
     standardize: bool = False
     amp: bool = False
     eval_batch_size: int = 128
+    modality_dropout: float = 0.0
+    task: str = "classification"
 
     def __post_init__(self) -> None:
+        if self.task not in ("classification", "regression"):
+            raise ConfigError(f"task {self.task!r} must be 'classification' or 'regression'")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in KERNELS:
@@ -192,6 +212,8 @@ class TrainConfig:
             raise ConfigError("batch_size and patience must be positive")
         if self.max_epochs < 0:
             raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {self.max_epochs}")
+        if not 0.0 <= self.modality_dropout < 1.0:
+            raise ConfigError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
 
     def epochs(self) -> Iterator[int]:
         """Epoch numbers 1, 2, ... up to ``max_epochs`` (unbounded when it is 0)."""
@@ -290,6 +312,12 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
     ("train", "num_threads"), ("train", "eval_batch_size"),
 )
 
+#: Switches added after stores were first written: left out of the hash at their default
+#: (off), so runs recorded before the switch existed keep their hash and are not rerun.
+HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
+    ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
+)
+
 
 def device_kind(spec: str | None) -> str:
     """``cpu`` or ``cuda``: the part of a device request that changes a run's numbers.
@@ -316,6 +344,9 @@ def config_hash(config: dict[str, Any]) -> str:
     d = copy.deepcopy(config)
     for section, key in HASH_EXCLUDED:
         (d if section is None else d.get(section, {})).pop(key, None)
+    for section, key, default in HASH_OMITTED_AT_DEFAULT:
+        if d.get(section, {}).get(key, default) == default:
+            d.get(section, {}).pop(key, None)
     if "train" in d:
         d["train"]["device"] = device_kind(d["train"].get("device"))
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()

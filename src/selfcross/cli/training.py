@@ -79,6 +79,15 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
+    p.add_argument(
+        "--task",
+        choices=("classification", "regression"),
+        default="classification",
+        help="classification: the paper's (classes, cross-entropy, best dev accuracy); regression: "
+        "sentiment scores of a data root written by import-features (one output, L1 loss, best "
+        "dev MAE; reports MAE, Pearson r, Acc-2 has-0/non-0 with F1, Acc-5, Acc-7) "
+        "(default: %(default)s)",
+    )
 
 
 def _add_model_switches(p: argparse.ArgumentParser) -> None:
@@ -129,6 +138,14 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
         "0 = no cap, as in the authors' loop (default: %(default)s)",
     )
     p.add_argument(
+        "--modality-dropout",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="drop each modality of each training utterance with probability P (zeroed, length 0; "
+        "every utterance keeps one), for robustness to a missing modality (default: 0, off)",
+    )
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -169,6 +186,8 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         device=args.device,
         max_epochs=args.max_epochs,
         num_threads=args.threads,
+        modality_dropout=args.modality_dropout,
+        task=args.task,
     )
     return apply_preset(RunConfig(model=model, train=train), args.preset)
 
@@ -231,6 +250,16 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does",
     )
+    p.add_argument(
+        "--perturb",
+        metavar="SPEC",
+        help=(
+            "score with one modality perturbed on the raw features: drop:m (zeroed, length 0), "
+            "noise:m=SNR_DB (Gaussian noise at that SNR), shuffle:m (frames in random order) or "
+            "swap:m (taken from another utterance of the split); m = a, v or t"
+        ),
+    )
+    p.add_argument("--perturb-seed", type=int, default=0, metavar="N", help="seed of the perturbation")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON only")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -240,14 +269,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from selfcross.training.loop import evaluate_run_full
     from selfcross.training.rundir import METRICS_FILE
 
-    result = evaluate_run_full(args.run, args.data, split=args.split, device=args.device)
+    result = evaluate_run_full(args.run, args.data, split=args.split, device=args.device,
+                               perturb=args.perturb, perturb_seed=args.perturb_seed)
     metrics = result["metrics"]
     if args.json:
         print(json.dumps(metrics, indent=2, sort_keys=True))
         return 0
-    print(format_metrics_table({args.split: metrics}, paper_labels=args.paper_labels))
+    title = args.split if args.perturb is None else f"{args.split} {args.perturb}"
+    print(format_metrics_table({title: metrics}, paper_labels=args.paper_labels))
     stored = _stored_metrics(Path(args.run) / METRICS_FILE)
-    if args.split in stored:
+    if args.perturb is None and args.split in stored:
         same = stored[args.split] == metrics
         print(f"{'matches' if same else 'DIFFERS FROM'} {METRICS_FILE} ({args.split})")
     if result["fingerprint_matches"] is False:

@@ -72,6 +72,10 @@ def _input_key(path: Path, span: tuple[float, float] | None, side: str) -> str:
     return _digest([str(path.resolve()), size, span, side])[:10]
 
 
+def _text_key(text: str) -> str:
+    return _digest(["text", text])[:10]
+
+
 def _safe_name(utt_id: str) -> str:
     bad = set('/\\:*?"<>|') | {"\0"}
     return "".join("_" if c in bad else c for c in utt_id)
@@ -83,6 +87,10 @@ _WORKER: dict[str, Any] = {}
 
 
 def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
+    from selfcross.features.pretrained import is_hf_config, make_extractor
+
+    if is_hf_config(config):
+        return make_extractor(modality, config)
     if modality == "audio":
         from selfcross.features.audio import AudioConfig, AudioFeatures
 
@@ -118,6 +126,10 @@ class _Job:
     out: str
 
 
+#: What a failed extraction may raise (anything else is a bug and keeps its traceback).
+_EXTRACTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, EOFError)
+
+
 def _run_job(job: _Job) -> tuple[str, int | None, str]:
     """Extract one utterance into its cache file; returns ``(utt, valid_len | None, error)``."""
     from selfcross.errors import SelfcrossError
@@ -125,12 +137,40 @@ def _run_job(job: _Job) -> tuple[str, int | None, str]:
     ex = _WORKER["extractor"]
     start, end = job.span if job.span is not None else (None, None)
     try:
-        if _WORKER["modality"] == "audio":
-            feats, n = ex.extract(job.source, start, end)
-        else:
+        if _WORKER["modality"] == "video":
             feats, n = ex.extract(job.source, start, end, side=job.side)
-    except (SelfcrossError, OSError, ValueError, RuntimeError, EOFError) as e:
+        elif _WORKER["modality"] == "text":  # the source is the transcript itself
+            feats, n = ex.extract(job.source)
+        else:
+            feats, n = ex.extract(job.source, start, end)
+    except (SelfcrossError, *_EXTRACTION_ERRORS) as e:
         return job.utt, None, str(e)
+    return _store(job, feats, n)
+
+
+def _run_batch(jobs: list[_Job]) -> list[tuple[str, int | None, str]]:
+    """Extract several utterances in one call of an extractor that batches (pretrained
+    encoders); a failing batch is rerun job by job so the error lands on its utterance."""
+    from selfcross.errors import SelfcrossError
+
+    ex = _WORKER["extractor"]
+    many = getattr(ex, "extract_many", None)
+    if many is None or len(jobs) == 1:
+        return [_run_job(j) for j in jobs]
+    if _WORKER["modality"] == "text":
+        items: list[Any] = [j.source for j in jobs]
+    else:
+        items = [(j.source, *(j.span if j.span is not None else (None, None))) for j in jobs]
+    try:
+        results = many(items)
+    except (SelfcrossError, *_EXTRACTION_ERRORS):
+        return [_run_job(j) for j in jobs]
+    return [(j.utt, None, str(r)) if isinstance(r, Exception) else _store(j, *r)
+            for j, r in zip(jobs, results)]
+
+
+def _store(job: _Job, feats: np.ndarray, n: int) -> tuple[str, int | None, str]:
+    """Write the valid rows of one utterance's features to its cache file."""
     n = int(n)
     if n > 0:
         out = Path(job.out)
@@ -164,10 +204,11 @@ def _extract_modality(
     try:
         if workers <= 1:
             _init_worker(modality, config, encoder, None)
-            for job in jobs:
-                utt, n, err = _run_job(job)
-                (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
-                bar.update()
+            size = int(config.get("batch_size", 1)) if hasattr(_WORKER["extractor"], "extract_many") else 1
+            for k in range(0, len(jobs), size):
+                for utt, n, err in _run_batch(jobs[k : k + size]):
+                    (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+                    bar.update()
         else:
             import multiprocessing as mp
 

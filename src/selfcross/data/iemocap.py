@@ -276,7 +276,7 @@ def scan_iemocap(
 def prepare_iemocap(
     root: str | Path,
     out_root: str | Path,
-    glove: str | Path,
+    glove: str | Path | None,
     *,
     labels: str = "seven",
     video_encoder: Any = "resnet101",
@@ -299,9 +299,12 @@ def prepare_iemocap(
     Args:
         root: ``IEMOCAP_full_release`` (or its parent).
         out_root: data root to write; its ``.cache`` makes a rerun resume.
-        glove: GloVe text file (e.g. ``glove.840B.300d.txt``) or ``"kumo-6b-50d"``.
+        glove: GloVe text file (e.g. ``glove.840B.300d.txt``) or ``"kumo-6b-50d"``; ``None``
+            when ``text_config`` names a pretrained text encoder.
         labels: ``seven`` or ``four``.
         video_encoder: ``"resnet101"`` (torchvision, ImageNet weights of ``video_config``),
+            ``"hf:NAME_OR_PATH"`` (a transformers vision encoder, see
+            :mod:`selfcross.features.pretrained`),
             ``"none"`` (no video modality), or an image encoder module ``[n, 3, 224, 224] ->
             [n, D]`` (tests inject a tiny one).
         side: speaker's frame half, see :data:`SIDE_CHOICES`.
@@ -313,10 +316,15 @@ def prepare_iemocap(
         speaker_norm: standardise each speaker's audio frames with that speaker's own
             statistics (all their utterances, every session; transductive, never labels).
     """
+    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
+
     scan = scan_iemocap(root, labels=labels, side=side, strict=strict)
     modalities = ["audio", "text"]
     encoder = None
-    if isinstance(video_encoder, str):
+    if is_hf_spec(video_encoder):
+        modalities.append("video")
+        video_config = video_config or video_encoder_config(str(video_encoder))
+    elif isinstance(video_encoder, str):
         if video_encoder not in VIDEO_ENCODERS:
             raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
         if video_encoder == "resnet101":

@@ -13,6 +13,7 @@ A fold folder holds, for each split ``S`` in ``train``, ``dev``, ``test``::
     S_text.npy          float [N, T, F]   word vectors          } text: either form
     S_nlp_trans.npy     int   [N, T]      word ids, 0 = padding } (+ W_embedding.npy)
     S_label.npy         int   [N]         class index
+    S_score.npy         float [N]         sentiment score (optional; for ``--task regression``)
     S_ids.txt           text, N lines     utterance ids (optional)
 
 plus ``W_embedding.npy`` float [V, F] (one per fold; looked up in the fold, then the data
@@ -37,6 +38,7 @@ SPLIT_FILES: dict[str, str] = {
     "text": "text.npy",
     "text_ids": "nlp_trans.npy",
     "label": "label.npy",
+    "score": "score.npy",
     "ids": "ids.txt",
 }
 

@@ -416,6 +416,10 @@ def _group_splits(
 
 def _video_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
     """(use video, injected encoder or None, video config) from the ``video_encoder`` option."""
+    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
+
+    if is_hf_spec(video_encoder):
+        return True, None, video_config or video_encoder_config(video_encoder)
     if isinstance(video_encoder, str):
         if video_encoder not in VIDEO_ENCODERS:
             raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
@@ -469,11 +473,12 @@ def prepare_manifest(
             ``n_folds``.
         group_column: speaker column (default ``speaker``; absent = one group per row).
         class_names: label order (``"a,b,c"`` or a class-set key); ``None`` = sorted labels.
-        glove: GloVe text file or ``"kumo-6b-50d"``; required when text is used.
+        glove: GloVe text file or ``"kumo-6b-50d"``; required when text is used, unless
+            ``text_config`` names a pretrained text encoder.
         modalities: subset to use (``"at"``, ``("audio",)``); ``None`` = every modality the
             manifest has (video only when ``video_encoder`` is not ``"none"``).
-        video_encoder: ``"resnet101"``, ``"none"`` or an image encoder module
-            ``[n, 3, crop, crop] -> [n, D]``.
+        video_encoder: ``"resnet101"``, ``"none"``, ``"hf:NAME_OR_PATH"`` (a transformers vision
+            encoder) or an image encoder module ``[n, 3, crop, crop] -> [n, D]``.
         audio_config, video_config, text_config: extractor settings (paper defaults).
         workers: feature extraction processes.
         progress: tqdm progress bars.
@@ -491,6 +496,7 @@ def prepare_manifest(
         ConfigError: contradictory options (both ``n_folds`` and ``split_column``, a requested
             modality the manifest lacks, text without word vectors).
     """
+    from selfcross.features.pretrained import is_hf_config
     from selfcross.labels import parse_modalities
 
     use_video, encoder, video_config = _video_setup(video_encoder, video_config)
@@ -519,9 +525,9 @@ def prepare_manifest(
     if not mods:
         raise ConfigError(f"{man.path}: no modality to prepare (the manifest has "
                           f"{', '.join(man.modalities) or 'no media column'})")
-    if "text" in mods and glove is None:
-        raise ConfigError("the manifest has transcripts: give --glove FILE (or kumo-6b-50d), or choose "
-                          "--modalities without t")
+    if "text" in mods and glove is None and not is_hf_config(text_config):
+        raise ConfigError("the manifest has transcripts: give --glove FILE (or kumo-6b-50d) or "
+                          "--text-encoder hf:NAME, or choose --modalities without t")
 
     records = man.records
     if split_column is not None:

@@ -42,6 +42,7 @@ from selfcross.data.cache import (  # noqa: F401 - cache_key, encoder_identity, 
     _input_key,
     _Job,
     _safe_name,
+    _text_key,
     cache_key,
     encoder_identity,
 )
@@ -59,6 +60,10 @@ SKIP_UNREADABLE_VIDEO = "unreadable video file"
 SKIP_VIDEO_SPAN = "video span outside the file"
 SKIP_NO_VIDEO_FRAMES = "no video frames in the span"
 SKIP_EMPTY_TRANSCRIPT = "empty transcript"
+SKIP_TEXT_ENCODER = "text encoder failed"
+# per modality: why an utterance is skipped when extraction fails / yields no frames
+_FAILED = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_UNREADABLE_VIDEO, "text": SKIP_TEXT_ENCODER}
+_EMPTY = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_NO_VIDEO_FRAMES, "text": SKIP_EMPTY_TRANSCRIPT}
 
 
 @dataclass(frozen=True)
@@ -288,12 +293,16 @@ def prepare_records(
     class_names = list(class_names)
     records = list(records)
     _check_records(records, class_names)
-    if "text" in mods and glove is None:
-        raise DataError(None, "text features need word vectors: give --glove FILE")
     configs = _configs(mods, audio_config, video_config, text_config)
+    hf_text = _encoded_text(configs)
+    if "text" in mods and glove is None and not hf_text:
+        raise DataError(None, "text features need word vectors: give --glove FILE (or a --text-encoder)")
     if speaker_norm:
         if "audio" not in mods:
             raise ConfigError("speaker normalisation applies to audio frames: prepare the audio modality")
+        if _encoded(configs, "audio"):
+            raise ConfigError("--speaker-norm applies to the built-in audio features (mfcc, egemaps, "
+                              "compare, logmel), not to an --audio-encoder")
         configs["audio"]["speaker_norm"] = True
     enc_id = encoder_identity(video_encoder)
 
@@ -301,8 +310,8 @@ def prepare_records(
     dropped, tokens = _media_checks(records, mods, configs)
     timings["checks"] = time.perf_counter() - t0
     feats = _FeatureSet(lengths={}, files={}, cache={})
-    for m in ("audio", "video"):
-        if m in mods:
+    for m in ("audio", "video", "text"):
+        if m in mods and (m != "text" or hf_text):  # text: only a pretrained encoder's states
             t0 = time.perf_counter()
             _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
                              video_encoder, workers, progress, feats)
@@ -316,7 +325,7 @@ def prepare_records(
     stats = _speaker_statistics(kept_records, feats.files["audio"]) if speaker_norm else None
 
     embedding = vocab = None
-    if "text" in mods:
+    if "text" in mods and not hf_text:
         t0 = time.perf_counter()
         vocab, embedding = _text_vocabulary(kept_records, tokens, configs, glove)
         timings["text features"] = time.perf_counter() - t0
@@ -364,9 +373,13 @@ def _media_checks(
     if "text" in mods:
         from selfcross.features.text import TextConfig, tokenize
 
-        tcfg = TextConfig.from_dict(configs["text"])
+        hf_text = _encoded(configs, "text")
+        tcfg = None if hf_text else TextConfig.from_dict(configs["text"])
         for r in records:
-            toks = tokenize(r.transcript, tcfg) if r.transcript else []
+            if hf_text:  # the encoder's tokenizer runs later; here only emptiness matters
+                toks = r.transcript.split() if r.transcript else []
+            else:
+                toks = tokenize(r.transcript, tcfg) if r.transcript else []
             if not toks:
                 dropped.setdefault(r.id, Skip(r.id, SKIP_EMPTY_TRANSCRIPT,
                                               "no transcription line" if r.transcript is None
@@ -430,11 +443,12 @@ def _cached_features(
     for r in records:
         if r.id in dropped:
             continue
-        src = r.audio if m == "audio" else r.video
-        span = r.audio_span if m == "audio" else r.video_span
-        side = "full" if m == "audio" else r.video_side
+        src = {"audio": r.audio, "video": r.video, "text": r.transcript}[m]
+        span = {"audio": r.audio_span, "video": r.video_span}.get(m)
+        side = r.video_side if m == "video" else "full"
         assert src is not None
-        f = folder / f"{_safe_name(r.id)}.{_input_key(Path(src), span, side)}.npy"
+        key = _text_key(str(src)) if m == "text" else _input_key(Path(src), span, side)
+        f = folder / f"{_safe_name(r.id)}.{key}.npy"
         files[r.id] = f
         if f.is_file():
             try:
@@ -447,12 +461,10 @@ def _cached_features(
     got, errors = _extract_modality(m, todo, config, video_encoder, workers, progress)
     lengths.update(got)
     for utt, err in errors.items():
-        reason = SKIP_UNREADABLE_AUDIO if m == "audio" else SKIP_UNREADABLE_VIDEO
-        dropped.setdefault(utt, Skip(utt, reason, err))
+        dropped.setdefault(utt, Skip(utt, _FAILED[m], err))
     for utt, n in got.items():
         if n <= 0:
-            reason = SKIP_NO_VIDEO_FRAMES if m == "video" else SKIP_UNREADABLE_AUDIO
-            dropped.setdefault(utt, Skip(utt, reason, "no frames extracted"))
+            dropped.setdefault(utt, Skip(utt, _EMPTY[m], "no frames extracted"))
     feats.lengths[m], feats.files[m] = lengths, files
     feats.cache[m] = {"hits": hits, "computed": len(todo)}
 
@@ -525,10 +537,27 @@ def _write_root(
         (out_root / layout.VOCAB_FILE).unlink(missing_ok=True)
 
 
+def _encoded(configs: dict[str, dict[str, Any]], modality: str) -> bool:
+    """Whether a pretrained (``hf:``) encoder extracts ``modality``'s features."""
+    from selfcross.features.pretrained import is_hf_config
+
+    return modality in configs and is_hf_config(configs[modality])
+
+
+def _encoded_text(configs: dict[str, dict[str, Any]]) -> bool:
+    """Whether text is encoded by a pretrained language model (features cached like audio)
+    rather than turned into word ids over word vectors."""
+    return _encoded(configs, "text")
+
+
 def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[str, dict[str, Any]]:
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
+    from selfcross.features.pretrained import is_hf_config
+
     out: dict[str, dict[str, Any]] = {}
-    if "audio" in mods:
+    if "audio" in mods and is_hf_config(audio):  # a pretrained speech encoder's settings
+        out["audio"] = audio if isinstance(audio, dict) else audio.to_dict()
+    elif "audio" in mods:
         from selfcross.features.audio import AudioConfig, AudioFeatures
 
         cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
@@ -578,18 +607,20 @@ def _assemble(
     vocab: Any,
     speaker_stats: Any = None,
 ) -> dict[str, np.ndarray]:
-    """One split's arrays: ``audio`` [N, T, F] + ``audio_seqN`` [N], same for video,
-    ``text_ids`` [N, max_tokens] int64, ``label`` [N] int64 (zero padding everywhere).
+    """One split's arrays: ``audio`` [N, T, F] (``[N, T, L, F]`` for stacked encoder layers) +
+    ``audio_seqN`` [N], same for video, ``text_ids`` [N, max_tokens] int64 (or ``text``
+    [N, T, F] from a pretrained text encoder), ``label`` [N] int64 (zero padding everywhere).
     With ``speaker_stats``, each audio row's valid frames are normalised by its speaker's."""
     from selfcross.features.speakernorm import normalise
 
     arrays: dict[str, np.ndarray] = {
         "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
     }
-    for m in ("audio", "video"):
-        if m not in mods:
+    hf_text = _encoded_text(configs)
+    for m in ("audio", "video", "text"):
+        if m not in mods or (m == "text" and not hf_text):
             continue
-        t_max = int(configs[m]["max_frames"])
+        t_max = int(configs[m]["max_tokens" if m == "text" else "max_frames"])
         first = None
         seq = np.array([lengths[m][i] for i in ids], dtype=np.int64)
         x: np.ndarray | None = None
@@ -598,17 +629,19 @@ def _assemble(
             if m == "audio" and speaker_stats is not None:
                 a = normalise(a, *speaker_stats.of(by_id[i].speaker))
             if x is None:
-                first = a.shape[1]
-                x = np.zeros((len(ids), t_max, first), dtype=np.float32)
-            if a.shape[1] != first:
-                raise DataError(cache_files[m][i], f"feature width {a.shape[1]} differs from {first}")
+                first = a.shape[1:]
+                x = np.zeros((len(ids), t_max, *first), dtype=np.float32)
+            if a.shape[1:] != first:
+                raise DataError(cache_files[m][i],
+                                f"feature shape {list(a.shape[1:])} differs from {list(first)}")
             x[row, : min(len(a), t_max)] = a[:t_max]
         if x is None:  # empty split: width from a cached entry of any utterance
             any_file = next(iter(cache_files[m].values()))
-            x = np.zeros((0, t_max, np.load(any_file, mmap_mode="r").shape[1]), dtype=np.float32)
+            x = np.zeros((0, t_max, *np.load(any_file, mmap_mode="r").shape[1:]), dtype=np.float32)
         arrays[m] = x
-        arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
-    if "text" in mods:
+        if m != "text":  # the layout counts text lengths from the non-zero rows
+            arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
+    if "text" in mods and not hf_text:
         from selfcross.features.text import TextConfig, encode
 
         tcfg = TextConfig.from_dict(configs["text"])

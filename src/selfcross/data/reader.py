@@ -77,7 +77,8 @@ def _scan(arr: np.ndarray, path: Path, check_finite: bool, count_rows: bool) -> 
             bad = start + int(np.argwhere(~np.isfinite(chunk))[0][0])
             raise DataError(path, f"contains NaN or inf values (first at row {bad})")
         if counts is not None:
-            counts[start : start + len(chunk)] = (chunk != 0).any(axis=2).sum(axis=1)
+            nonzero = (chunk != 0).reshape(len(chunk), chunk.shape[1], -1)  # [T, L, F] rows too
+            counts[start : start + len(chunk)] = nonzero.any(axis=2).sum(axis=1)
     return counts
 
 
@@ -117,6 +118,7 @@ class Split:
         prosody: memory-mapped ``S_audio_prosody.npy`` [n_raw, P] if present (not used by the
             models; indexed by raw row, see :attr:`rows`).
         rows: int64 [n] row numbers of the kept utterances in the files.
+        scores: float64 [n] sentiment scores (``S_score.npy``) or ``None``.
     """
 
     name: str
@@ -128,6 +130,7 @@ class Split:
     n_dropped: int = 0
     dropped_ids: list[str] = field(default_factory=list)
     prosody: np.ndarray | None = None
+    scores: np.ndarray | None = None
     _arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     _text_ids: np.ndarray | None = field(default=None, repr=False)
     _embedding: np.ndarray | None = field(default=None, repr=False)
@@ -224,7 +227,8 @@ class Fold:
         train, dev, test: the splits.
         class_names: label order (``classes.txt`` or IEMOCAP's 7).
         modalities: modalities read (requested and present), canonical order.
-        shapes: ``{modality: (T, F)}`` per-utterance input shape.
+        shapes: ``{modality: (T, F)}`` per-utterance input shape (``(T, L, F)`` for audio or
+            video holding ``L`` stacked encoder layers).
         text_form: ``"ids"`` (ids + ``W_embedding.npy``), ``"vectors"`` or ``None``.
         embedding_path: the ``W_embedding.npy`` used for the ids form.
     """
@@ -235,7 +239,7 @@ class Fold:
     test: Split
     class_names: tuple[str, ...]
     modalities: tuple[str, ...]
-    shapes: dict[str, tuple[int, int]]
+    shapes: dict[str, tuple[int, ...]]
     text_form: str | None = None
     embedding_path: Path | None = None
 
@@ -326,14 +330,16 @@ def _read_labels(fold_dir: Path, split: str, n_classes: int) -> tuple[np.ndarray
     return labels, lp
 
 
-def _check_kind(arr: np.ndarray, path: Path, word_ids: bool) -> None:
-    """``[N, T]`` integer word ids, or an ``[N, T, F]`` floating sequence."""
+def _check_kind(arr: np.ndarray, path: Path, word_ids: bool, stacked_ok: bool = False) -> None:
+    """``[N, T]`` integer word ids, or an ``[N, T, F]`` floating sequence (``[N, T, L, F]``
+    stacked encoder layers too when ``stacked_ok``)."""
     if word_ids:
         _rank(arr, path, 2, "[N, T] word ids")
         if arr.dtype.kind not in "iu":
             raise DataError(path, f"word ids must be integers, got dtype {arr.dtype}")
     else:
-        _rank(arr, path, 3, "[N, T, F] sequence")
+        if not (stacked_ok and arr.ndim == 4):
+            _rank(arr, path, 3, "[N, T, F] sequence")
         if arr.dtype.kind != "f":
             raise DataError(path, f"features must be floating point, got dtype {arr.dtype}")
 
@@ -372,7 +378,7 @@ def _read_modalities(
         (path,) = _modality_files(fold_dir, split, m, text_form)
         arr = load_npy(path)
         word_ids = m == "text" and text_form == "ids"
-        _check_kind(arr, path, word_ids)
+        _check_kind(arr, path, word_ids, stacked_ok=m != "text")
         if arr.shape[0] != n:
             raise DataError(path, f"has {arr.shape[0]} rows but {label_file} has {n}")
         if word_ids:
@@ -463,6 +469,19 @@ def _kept_rows(
     return rows, dropped_ids
 
 
+def _read_scores(path: Path, n: int, check_values: bool) -> np.ndarray | None:
+    """``S_score.npy`` as float64 [n], or ``None`` when the split has no scores."""
+    if not path.is_file():
+        return None
+    scores = load_npy(path, mmap=False)
+    _rank(scores, path, 1, "[N] scores")
+    if scores.shape[0] != n:
+        raise DataError(path, f"has {scores.shape[0]} rows but the labels have {n}")
+    if check_values and not np.isfinite(scores).all():
+        raise DataError(path, "contains NaN or inf scores")
+    return scores.astype(np.float64)
+
+
 def _read_split(
     fold_dir: Path,
     split: str,
@@ -480,6 +499,7 @@ def _read_split(
     video_len = _sequence_lengths(fold_dir, split, modalities, lengths, n)
     ids_list = _read_ids(fold_dir, split, n, lp.name)
     prosody = _read_prosody(fold_dir, split, n, lp.name)
+    scores = _read_scores(fold_dir / layout.split_file(split, "score"), n, check_values)
     rows, dropped_ids = _kept_rows(fold_dir, split, video_len, ids_list, n)
     return Split(
         name=split,
@@ -491,6 +511,7 @@ def _read_split(
         n_dropped=int(n - rows.size),
         dropped_ids=dropped_ids,
         prosody=prosody,
+        scores=None if scores is None else scores[rows],
         _arrays=arrays,
         _text_ids=text_ids,
         _embedding=embedding,
@@ -541,21 +562,21 @@ def read_fold(
     splits = {s: _read_split(fold_dir, s, mods, text_form, embedding, len(class_names), check_values)
               for s in layout.SPLITS}
 
-    shapes: dict[str, tuple[int, int]] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
     for m in mods:
-        seen: dict[tuple[int, int], str] = {}
+        seen: dict[tuple[int, ...], str] = {}
         for s, sp in splits.items():
             if m == "text" and text_form == "ids":
                 assert sp._text_ids is not None and embedding is not None
                 shp = (int(sp._text_ids.shape[1]), int(embedding.shape[1]))
             else:
                 a = sp._arrays[m]
-                shp = (int(a.shape[1]), int(a.shape[2]))
+                shp = tuple(int(v) for v in a.shape[1:])
             seen.setdefault(shp, s)
         if len(seen) > 1:
             (s0, first), (s1, other) = ((v, k) for k, v in list(seen.items())[:2])
             (f,) = _modality_files(fold_dir, s1, m, text_form)
-            raise DataError(f, f"{m} has per-utterance shape [T, F] = {list(other)} in {s1} but "
+            raise DataError(f, f"{m} has per-utterance shape {list(other)} in {s1} but "
                                f"{list(first)} in {s0}")
         shapes[m] = next(iter(seen))
 

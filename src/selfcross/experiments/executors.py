@@ -46,6 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+
 from selfcross.config import config_hash
 from selfcross.errors import ConfigError
 from selfcross.experiments.store import Predictions, RunKey
@@ -135,8 +137,11 @@ def _read_run_folder(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Pre
     p = load_predictions(run_dir)
     ids = p.get("ids")
     id_list = [str(i) for i in ids.tolist()] if ids is not None and len(ids) == len(p["y_true"]) else None
-    return config, metrics, Predictions(p["y_true"].astype("int64"), p["y_pred"].astype("int64"),
-                                        p["probs"].astype("float64"), id_list)
+    # a regression run stores float scores and no class probabilities
+    kind = "float64" if config.get("train", {}).get("task") == "regression" else "int64"
+    n = len(p["y_true"])
+    probs = p["probs"].astype("float64") if "probs" in p else np.zeros((n, 0))
+    return config, metrics, Predictions(p["y_true"].astype(kind), p["y_pred"].astype(kind), probs, id_list)
 
 
 def _same_run(folder_config: dict[str, Any], spec: RunSpec) -> bool:

@@ -30,6 +30,7 @@ from typing import Any
 from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
+from selfcross.experiments.robustness import evaluate_robustness, parse_specs
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 
@@ -86,6 +87,7 @@ def plan_runs(
     preset: str = "paper",
     device: str = "auto",
     max_epochs: int | None = None,
+    task: str = "classification",
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
 
@@ -115,7 +117,7 @@ def plan_runs(
         for fold in folds:
             for seed in seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
-                                train=TrainConfig(seed=seed, device=device))
+                                train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
                 if max_epochs is not None:
                     if max_epochs < 0:
@@ -139,6 +141,7 @@ class GridSummary:
     done: int = 0
     failed: int = 0
     reused_folders: int = 0
+    robustness_scored: int = 0
     notices: list[str] = field(default_factory=list)
     failures: list[tuple[str, str]] = field(default_factory=list)
     wall_time_s: float = 0.0
@@ -157,6 +160,8 @@ class GridSummary:
             f"(use --retry-failed), {self.wall_time_s:.0f} s",
             f"results: {self.db}  run folders: {self.runs_dir}",
         ]
+        if self.robustness_scored:
+            lines.append(f"robustness: {self.robustness_scored} perturbed test evaluations stored")
         for key, err in self.failures:
             last = (err.strip().splitlines() or [""])[0]
             lines.append(f"  failed: {key}: {last[:200]}")
@@ -218,6 +223,8 @@ def run_grid(
     executor_options: dict[str, Any] | None = None,
     log: Callable[[str], None] | None = None,
     threads_per_worker: int | None = None,
+    robustness: Sequence[str] | str = (),
+    task: str = "classification",
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -242,6 +249,12 @@ def run_grid(
         executor_options: extra keyword arguments for the executor (e.g. Ray resources).
         log: where notices go (default: stderr).
         threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
+        robustness: perturbation specs (``"drop:a,drop:t"``, see ``evaluate --perturb``): once
+            the runs are done, every planned run that uses the perturbed modality is re-scored
+            on its test split under each, into the store (resumable; see
+            :mod:`selfcross.experiments.robustness`).
+        task: ``classification`` or ``regression`` (sentiment scores); keep one task per
+            results database (the report compares the runs of one task).
 
     Returns:
         A :class:`GridSummary`.
@@ -263,13 +276,14 @@ def run_grid(
     union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
     # plan first (cheap option errors), then validate data, then open the store
     plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
-                              max_epochs)
+                              max_epochs, task)
     for n in notices:
         say(f"notice: {n}")
+    perturbations = parse_specs(robustness, modalities) if robustness else []
     folds_info = validate_data_root(data_root, fold_list, union)
     if fold_list is None:
         plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
-                            max_epochs)
+                            max_epochs, task)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
 
@@ -293,6 +307,10 @@ def run_grid(
         if todo:
             runs_path.mkdir(parents=True, exist_ok=True)
             _drive(store, todo, executor, workers, executor_options or {}, progress, summary)
+        if perturbations:
+            planned_keys = {str(r.key) for r in plan}
+            summary.robustness_scored = evaluate_robustness(store, perturbations, folds_info, planned_keys,
+                                                            log=say)
         mixed = mixed_versions_notice(store.runs("done"))
         if mixed:
             summary.notices.append(mixed)

@@ -158,3 +158,51 @@ def recall_plot(
     ax.set_title(title, fontsize=10, loc="left")
     fig.tight_layout()
     return _save(fig, path)
+
+
+def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: str = "") -> Path:
+    """Bars of the mean test-accuracy change per perturbation, one bar per model.
+
+    Args:
+        changes: model label -> {perturbation spec: mean accuracy change (fraction)}.
+        path: PNG to write.
+    """
+    specs = sorted({s for c in changes.values() for s in c})
+    models = sorted(changes, key=lambda m: (list(COLOURS).index(m) if m in COLOURS else 99, m))
+    fig = Figure(figsize=(max(6.0, 0.9 * len(specs) + 2), 3.6))
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(models))
+    x = np.arange(len(specs))
+    for j, model in enumerate(models):
+        values = [100 * changes[model].get(s, np.nan) for s in specs]
+        ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, label=model,
+               color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, specs, rotation=30, ha="right")
+    ax.set_xlabel("test-time perturbation")
+    ax.set_ylabel("accuracy change vs clean (points)")
+    ax.grid(axis="y", alpha=0.3)
+    ax.set_axisbelow(True)
+    ax.legend(fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, loc="left", fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def score_scatter(
+    y_true: np.ndarray, y_pred: np.ndarray, title: str, path: Path, mae: float | None = None
+) -> Path:
+    """Predicted vs true sentiment scores (every test prediction of the runs pooled), with y = x."""
+    fig = Figure(figsize=(4.2, 4.2))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.scatter(y_true, y_pred, s=10, alpha=0.35, edgecolors="none")
+    lo = float(min(np.min(y_true), np.min(y_pred)))
+    hi = float(max(np.max(y_true), np.max(y_pred)))
+    ax.plot([lo, hi], [lo, hi], color="0.4", linewidth=1, linestyle="--", label="y = x")
+    ax.set_xlabel("true score")
+    ax.set_ylabel("predicted score")
+    ax.set_title(title + (f" (MAE {mae:.3f})" if mae is not None else ""), fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    return _save(fig, path)

@@ -34,6 +34,7 @@ from selfcross.config import paper_shapes
 from selfcross.errors import StoreError
 from selfcross.experiments import plots
 from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
+from selfcross.experiments.robustness import compare_robustness, robustness_figures, robustness_section
 from selfcross.experiments.stats import (
     bootstrap_mean_diff,
     holm,
@@ -317,11 +318,17 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
     with ResultsStore.open(db, create=False) as store:
         study = collect(store)
+        if _task(store, study) == "regression":
+            from selfcross.experiments.regression_report import make_regression_report
+
+            return make_regression_report(store, study, out)
         comparisons = compare(store, study)
         versus_linear = compare_linear(store, study)
+        robust = compare_robustness(store, study)
         out.mkdir(parents=True, exist_ok=True)
         figures = _figures(store, study, labels, out / "figures")
-    md = _markdown(study, comparisons, labels, figures, out, versus_linear)
+        figures += robustness_figures(robust, out / "figures")
+    md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust)
     (out / "report.md").write_text(md)
     summary = _summary_text(study, comparisons, labels, versus_linear)
     (out / "summary.txt").write_text(summary)
@@ -331,6 +338,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "cells": [_cell_json(c) for c in _sorted_cells(study)],
         "comparisons": comparisons,
         "linear_comparisons": versus_linear,
+        "robustness": robust,
         "superseded_runs": study.superseded,
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
@@ -341,6 +349,16 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     }
     (out / "results.json").write_text(json.dumps(_clean(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
+
+
+def _task(store: ResultsStore, study: Study) -> str:
+    """The one task of the store's runs (a report compares the runs of one task)."""
+    runs = [r for c in study.cells.values() for r in c.runs]
+    tasks = {r.config.get("train", {}).get("task", "classification") for r in runs}
+    if len(tasks) > 1:
+        raise StoreError(f"{store.path}: holds both classification and regression runs; keep one task "
+                         "per results database (grid --db)")
+    return tasks.pop()
 
 
 def _clean(x: Any) -> Any:
@@ -675,6 +693,7 @@ def _linear_section(versus_linear: list[dict[str, Any]], labels: dict[str, str],
 def _markdown(
     study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str], figures: list[Path], out: Path,
     versus_linear: list[dict[str, Any]] = (),
+    robust: list[dict[str, Any]] = (),
 ) -> str:
     n_runs = len(_unique_runs(study))
     lines = [
@@ -727,6 +746,7 @@ def _markdown(
             if notes:
                 lines += ["", "Notes:", *[f"- {n}" for n in notes]]
         lines += _linear_section(list(versus_linear), labels, preset)
+        lines += robustness_section(list(robust), preset)
         abl = _ablation(study, labels, preset)
         if abl:
             lines += ["", "### Ablation (pooling and combined attention)", *abl]

@@ -93,6 +93,14 @@ CREATE TABLE IF NOT EXISTS predictions (
     probs         TEXT NOT NULL,      -- JSON list of class probabilities (label order)
     PRIMARY KEY (run_id, idx)
 );
+CREATE TABLE IF NOT EXISTS robustness (
+    run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    perturbation  TEXT NOT NULL,      -- canonical spec: drop:t, noise:a=10, shuffle:v, swap:a
+    seed          INTEGER NOT NULL,   -- seed of the perturbation's randomness
+    test_metrics  TEXT NOT NULL,      -- JSON: classification_metrics() on the perturbed test split
+    y_pred        TEXT NOT NULL,      -- JSON list: predicted class per test utterance, split order
+    PRIMARY KEY (run_id, perturbation, seed)
+);
 """
 
 
@@ -149,12 +157,24 @@ class Predictions:
 
     Attributes:
         y_true: int64 [N]; y_pred: int64 [N]; probs: float64 [N, C]; ids: N strings or ``None``.
+        A regression run's ``y_true`` / ``y_pred`` are float64 scores and ``probs`` is [N, 0].
     """
 
     y_true: np.ndarray
     y_pred: np.ndarray
     probs: np.ndarray
     ids: list[str] | None
+
+
+@dataclass
+class Robustness:
+    """One run's test scores with one modality perturbed (``selfcross grid --robustness``)."""
+
+    run_id: int
+    perturbation: str
+    seed: int
+    test_metrics: dict[str, Any]
+    y_pred: np.ndarray
 
 
 def now_iso() -> str:
@@ -314,9 +334,10 @@ class ResultsStore:
         if len(predictions.y_pred) != n or len(predictions.probs) != n:
             raise StoreError(f"run {run_id}: y_true, y_pred and probs have different lengths")
         ids = predictions.ids if predictions.ids is not None else [None] * n
+        value = float if "mae" in test else int  # regression runs predict scores, not classes
         rows = [
-            (run_id, i, None if ids[i] is None else str(ids[i]), int(predictions.y_true[i]),
-             int(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
+            (run_id, i, None if ids[i] is None else str(ids[i]), value(predictions.y_true[i]),
+             value(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
             for i in range(n)
         ]
         with self._tx() as c:
@@ -378,12 +399,42 @@ class ResultsStore:
             (run_id,),
         ).fetchall()
         ids = [r["utterance_id"] for r in rows]
+        config = self._conn.execute("SELECT config_json FROM runs WHERE id=?", (run_id,)).fetchone()
+        task = json.loads(config["config_json"]).get("train", {}).get("task") if config else None
+        kind = np.float64 if task == "regression" else np.int64
         return Predictions(
-            y_true=np.array([r["y_true"] for r in rows], dtype=np.int64),
-            y_pred=np.array([r["y_pred"] for r in rows], dtype=np.int64),
-            probs=np.array([json.loads(r["probs"]) for r in rows], dtype=np.float64),
+            y_true=np.array([r["y_true"] for r in rows], dtype=kind),
+            y_pred=np.array([r["y_pred"] for r in rows], dtype=kind),
+            probs=_probs([json.loads(r["probs"]) for r in rows], kind),
             ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
         )
+
+    def record_robustness(
+        self, run_id: int, perturbation: str, seed: int, metrics: dict[str, Any], y_pred: np.ndarray
+    ) -> None:
+        """Store (or replace) one run's test scores under one perturbation, in one transaction."""
+        with self._tx() as c:
+            c.execute(
+                "INSERT OR REPLACE INTO robustness (run_id, perturbation, seed, test_metrics, y_pred) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (run_id, perturbation, int(seed), json.dumps(metrics, sort_keys=True),
+                 json.dumps([int(v) for v in y_pred])),
+            )
+
+    def robustness(self) -> list[Robustness]:
+        """Every stored perturbed evaluation (empty for a store written before they existed)."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if "robustness" not in tables:
+            return []
+        rows = self._conn.execute(
+            "SELECT run_id, perturbation, seed, test_metrics, y_pred FROM robustness "
+            "ORDER BY run_id, perturbation, seed"
+        )
+        return [
+            Robustness(int(r["run_id"]), str(r["perturbation"]), int(r["seed"]),
+                       json.loads(r["test_metrics"]), np.array(json.loads(r["y_pred"]), dtype=np.int64))
+            for r in rows
+        ]
 
     def counts(self) -> dict[str, int]:
         """Number of runs per status."""
@@ -421,6 +472,13 @@ def mixed_versions_notice(runs: Iterable[RunRow]) -> str | None:
 def open_store(path: str | Path, create: bool = True, lock: bool = False) -> ResultsStore:
     """Shorthand for :meth:`ResultsStore.open`."""
     return ResultsStore.open(path, create=create, lock=lock)
+
+
+def _probs(rows: list[list[float]], kind: type) -> np.ndarray:
+    """[N, C] class probabilities; [N, 0] for a regression run (it predicts scores)."""
+    if kind is np.float64:
+        return np.zeros((len(rows), 0))
+    return np.array(rows, dtype=np.float64)
 
 
 def _num(x: Any) -> float | None:

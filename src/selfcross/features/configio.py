@@ -28,6 +28,15 @@ CONFIG_CLASSES: dict[str, type[ConfigMixin]] = {
 }
 
 
+def config_class(modality: str, config: Any) -> type[ConfigMixin]:
+    """The config class of one modality's settings: a pretrained (``hf:``) encoder's own class
+    when ``config`` names one, else the modality's built-in extractor config."""
+    from selfcross.features.pretrained import CONFIG_CLASSES as PRETRAINED_CLASSES
+    from selfcross.features.pretrained import is_hf_config
+
+    return PRETRAINED_CLASSES[modality] if is_hf_config(config) else CONFIG_CLASSES[modality]
+
+
 def save_feature_configs(root: str | Path, configs: dict[str, Any]) -> Path:
     """Write ``root/features.json`` = ``{"audio": {...}, "text": {...}, "video": {...}}``.
 
@@ -45,7 +54,7 @@ def save_feature_configs(root: str | Path, configs: dict[str, Any]) -> Path:
         if name not in classes:
             raise ConfigError(f"features.json: unknown modality {name!r} (use {', '.join(classes)})")
         d = cfg if isinstance(cfg, dict) else cfg.to_dict()
-        out[name] = classes[name].from_dict(d).to_dict()  # validates plain dicts too
+        out[name] = config_class(name, d).from_dict(d).to_dict()  # validates plain dicts too
     path = Path(root)
     if path.suffix != ".json":
         path.mkdir(parents=True, exist_ok=True)
@@ -83,7 +92,7 @@ def load_feature_configs(path: str | Path) -> dict[str, Any]:
         if name not in classes:
             raise DataError(path, f"unknown modality {name!r} (expected {', '.join(classes)})")
         try:
-            out[name] = classes[name].from_dict(d)
+            out[name] = config_class(name, d).from_dict(d)
         except (ConfigError, TypeError) as e:
             raise DataError(path, f"{name}: {e}") from None
     return out

@@ -22,6 +22,7 @@ from selfcross.errors import ConfigError, DataError
 from selfcross.labels import MODALITIES
 from selfcross.models.attention import Attention
 from selfcross.models.encoders import ModalityEncoder, valid_mask
+from selfcross.models.layer_weighting import LayerWeighting
 from selfcross.models.pooling import Pooling
 
 
@@ -43,7 +44,9 @@ def attention_pairs(config: ModelConfig) -> list[tuple[str, str, str]]:
 class FusionModel(nn.Module):
     """Multimodal emotion classifier built from one :class:`~selfcross.config.ModelConfig`.
 
-    Sub-modules: ``encoders`` (``ModuleDict`` modality -> :class:`ModalityEncoder`),
+    Sub-modules: ``layer_mixers`` (``ModuleDict`` modality -> :class:`LayerWeighting`, only
+    for inputs of stacked encoder layers ``[B, T, L, F]``; empty otherwise),
+    ``encoders`` (``ModuleDict`` modality -> :class:`ModalityEncoder`),
     ``attentions`` (``ModuleDict`` name -> :class:`Attention`, see :func:`attention_pairs`),
     ``pooling`` (:class:`Pooling`), ``head`` (``Sequential(Linear, Linear)``).
 
@@ -56,6 +59,9 @@ class FusionModel(nn.Module):
         config.validate()
         self.config = config
         self.modalities: tuple[str, ...] = tuple(config.modalities)
+        self.layer_mixers = nn.ModuleDict(
+            {m: LayerWeighting(config.shapes[m].layers) for m in self.modalities if config.shapes[m].layers}
+        )
         self.encoders = nn.ModuleDict()
         for m in self.modalities:
             shape = config.shapes[m]
@@ -102,11 +108,11 @@ class FusionModel(nn.Module):
             if not isinstance(x, torch.Tensor):
                 raise DataError(None, f"{m} input must be a torch.Tensor, got {type(x).__name__}")
             shape = self.config.shapes[m]
-            if x.dim() != 3 or tuple(x.shape[1:]) != (shape.seq_len, shape.feat_dim):
+            want = (shape.seq_len, *shape.frame_shape)
+            if tuple(x.shape[1:]) != want:
                 raise DataError(
                     None,
-                    f"{m} input has shape {tuple(x.shape)}; expected [batch, {shape.seq_len}, "
-                    f"{shape.feat_dim}]",
+                    f"{m} input has shape {tuple(x.shape)}; expected [batch, {', '.join(map(str, want))}]",
                 )
             if x.device != device:
                 raise DataError(None, f"{m} input is on {x.device} but the model is on {device}")
@@ -148,8 +154,30 @@ class FusionModel(nn.Module):
         lengths: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """The head's input ``[B, pool_dim]`` (``[B, 2E]`` for ``stat``): for parity checks."""
+        encoded, key_masks, mean_masks = self.attention_inputs(audio, video, text, lengths)
+        vectors = []
+        for name, target, source in self.pairs:
+            attention = self.attentions[name]
+            pooled = attention.pooled(encoded[target], encoded[source], key_masks[source], mean_masks[target])
+            vectors.append(pooled)
+        return self.pooling(torch.stack(vectors, dim=1))
+
+    def attention_inputs(
+        self,
+        audio: torch.Tensor | None = None,
+        video: torch.Tensor | None = None,
+        text: torch.Tensor | None = None,
+        lengths: dict[str, torch.Tensor] | None = None,
+    ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor | None], dict[str, torch.Tensor | None]]:
+        """What every attention block sees: ``(encoded, key_masks, mean_masks)`` per modality.
+
+        ``encoded[m]`` is the encoder output ``[B, T', E]``; ``key_masks[m]`` (``True`` = ignore)
+        and ``mean_masks[m]`` (``True`` = valid query) are ``None`` unless a switch uses them.
+        """
         xs, lens = self._check_inputs({"audio": audio, "video": video, "text": text}, lengths)
         cfg = self.config
+        for m, mixer in self.layer_mixers.items():
+            xs[m] = mixer(xs[m])
         encoded = {m: self.encoders[m](xs[m], lens[m]) for m in self.modalities}
         # valid-step masks exist only where time is not mixed and a switch asks for them
         key_masks: dict[str, torch.Tensor | None] = {}
@@ -162,12 +190,7 @@ class FusionModel(nn.Module):
                 keep = valid_mask(ln.clamp(min=1), encoded[m].shape[1])
             key_masks[m] = ~keep if (keep is not None and cfg.mask_padding) else None
             mean_masks[m] = keep if (keep is not None and cfg.masked_mean) else None
-        vectors = []
-        for name, target, source in self.pairs:
-            attention = self.attentions[name]
-            pooled = attention.pooled(encoded[target], encoded[source], key_masks[source], mean_masks[target])
-            vectors.append(pooled)
-        return self.pooling(torch.stack(vectors, dim=1))
+        return encoded, key_masks, mean_masks
 
     def forward(
         self,

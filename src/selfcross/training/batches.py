@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from selfcross.errors import DataError
 from selfcross.training.standardize import Standardizer
 
 #: Fraction of the currently available RAM a split may take to be loaded whole.
@@ -54,18 +55,19 @@ def split_nbytes(split: Any, modalities: Sequence[str], dtype: torch.dtype) -> i
     total = 0
     for m in modalities:
         t, f = split_shape(split, m)
-        total += n * t * f * item
+        total += n * t * f * item  # f: every value of a step ([L, F] counts L * F)
     return total
 
 
 def split_shape(split: Any, modality: str) -> tuple[int, int]:
-    """``(T, F)`` of one modality of a split (from ``split.shapes`` or one read row)."""
+    """``(T, F)`` of one modality of a split (from ``split.shapes`` or one read row); F counts
+    every value of a step (``L * F`` for stacked encoder layers)."""
     shapes = getattr(split, "shapes", None)
     if shapes and modality in shapes:
-        t, f = shapes[modality]
-        return int(t), int(f)
+        t, *frame = shapes[modality]
+        return int(t), int(np.prod(frame))
     x = split.get_batch(np.arange(1), (modality,))[0][modality]
-    return int(x.shape[1]), int(x.shape[2])
+    return int(x.shape[1]), int(np.prod(x.shape[2:]))
 
 
 def load_split_arrays(
@@ -92,10 +94,14 @@ class SplitData:
             :func:`default_ram_limit`).
         gpu_limit: on CUDA, keep the whole split on the GPU when at most this many bytes
             (default: :func:`default_gpu_limit`); otherwise batches are copied per step.
+        task: ``classification`` (batches carry class indices) or ``regression`` (batches
+            carry the split's sentiment scores, in ``dtype``).
 
     Attributes:
-        labels: ``LongTensor [N]`` on ``device``.
-        labels_np: the same as a NumPy ``int64`` array (for metrics).
+        labels: the batch targets on ``device``: ``LongTensor [N]`` class indices, or the
+            scores for regression.
+        labels_np: class indices as a NumPy ``int64`` array (for metrics).
+        scores_np: float64 [N] scores, or ``None`` when the split has none.
         ids: utterance ids or ``None``.
         in_memory: whether the split was loaded whole.
     """
@@ -109,14 +115,25 @@ class SplitData:
         standardizer: Standardizer | None = None,
         ram_limit: int | None = None,
         gpu_limit: int | None = None,
+        task: str = "classification",
     ) -> None:
         self.split = split
+        self.task = task
         self.modalities = tuple(modalities)
         self.dtype = dtype
         self.device = device
         self.standardizer = standardizer
         self.labels_np = np.asarray(split.labels, dtype=np.int64)
-        self.labels = torch.from_numpy(self.labels_np.copy()).to(device)
+        scores = getattr(split, "scores", None)
+        self.scores_np = None if scores is None else np.asarray(scores, dtype=np.float64)
+        if task == "regression":
+            if self.scores_np is None:
+                raise DataError(getattr(split, "fold_dir", None),
+                                f"split {split.name!r} has no sentiment scores (S_score.npy); "
+                                "regression needs a data root written by import-features")
+            self.labels = torch.from_numpy(self.scores_np.copy()).to(device=device, dtype=dtype)
+        else:
+            self.labels = torch.from_numpy(self.labels_np.copy()).to(device)
         self.ids = getattr(split, "ids", None)
         nbytes = split_nbytes(split, self.modalities, dtype)
         self.in_memory = nbytes <= (default_ram_limit() if ram_limit is None else ram_limit)

@@ -17,6 +17,9 @@ valid frames only, stored with the run, applied to every split) and ``amp`` (bf1
 on CUDA; a documented no-op on CPU and in float64, where autocast would only lose
 precision or is unsupported).
 
+``TrainConfig.task = "regression"`` swaps cross-entropy for L1 on one output and dev accuracy
+for dev MAE (lowest wins); the task logic lives in :mod:`selfcross.training.tasks`.
+
 Reproducibility: same seed + same device + same thread count => identical metrics. Seeds
 are set for torch, NumPy and ``random``; torch's deterministic algorithms are on during the
 run (restored afterwards).
@@ -33,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
@@ -48,10 +50,13 @@ from selfcross.training.environment import (
     seed_everything,
     tune_malloc,
 )
-from selfcross.training.metrics import accuracy_and_balanced, classification_metrics
+from selfcross.training.metrics import classification_metrics
+from selfcross.training.modality_dropout import drop_modalities
 from selfcross.training.optimizer import make_adam
+from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
 from selfcross.training.rundir import check_out_dir, load_run, save_run
 from selfcross.training.standardize import Standardizer
+from selfcross.training.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 
 #: Files copied from the data into ``RUN_DIR/features/`` (fold first, then data root).
 FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy", "speaker_stats.npz")
@@ -77,25 +82,27 @@ def _split(fold: Any, name: str, fold_dir: Path) -> Any:
 
 
 # --------------------------------------------------------------------------- model config
-def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, int]], n_classes: int) -> ModelConfig:
+def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, ...]], n_classes: int) -> ModelConfig:
     """A copy of ``config`` whose input shapes and class count are the fold's.
 
     A modality whose configured ``(seq_len, feat_dim)`` already matches the fold keeps its
     configured ``mixed_len``. Otherwise the time-mixing length is scaled with the paper's
     ratio (audio 500/1000, video 25/32): ``mixed_len = max(1, round(seq_len * ratio))``, which
-    gives the paper's value for the paper's lengths; text has no time mixing.
+    gives the paper's value for the paper's lengths; text has no time mixing. A ``(T, L, F)``
+    shape (stacked encoder layers) sets ``layers = L``.
     """
     paper = paper_shapes()
     new: dict[str, ModalityShape] = {}
     for m in config.modalities:
-        t, f = (int(v) for v in shapes[m])
+        t, *frame = (int(v) for v in shapes[m])
+        f, layers = frame[-1], (frame[0] if len(frame) == 2 else None)
         cur = config.shapes.get(m)
-        if cur is not None and (cur.seq_len, cur.feat_dim) == (t, f):
-            new[m] = ModalityShape(t, f, cur.mixed_len)
+        if cur is not None and (cur.seq_len, *cur.frame_shape) == (t, *frame):
+            new[m] = ModalityShape(t, f, cur.mixed_len, layers)
             continue
         ref = paper[m]
         mixed = None if ref.mixed_len is None else max(1, round(t * ref.mixed_len / ref.seq_len))
-        new[m] = ModalityShape(t, f, mixed)
+        new[m] = ModalityShape(t, f, mixed, layers)
     out = copy.deepcopy(config)
     out.shapes = new
     out.n_classes = int(n_classes)
@@ -138,14 +145,9 @@ def _forward_all(
     with torch.inference_mode(), _autocast(params.device, params.dtype, amp):
         for inputs, lengths, labels in data.batches(None, batch_size):
             logits = model(**inputs, lengths=lengths if pass_lengths else None).to(params.dtype)
-            total += F.cross_entropy(logits, labels, reduction="sum").double()
+            total += task_loss(data.task, logits, labels, reduction="sum").double()
             logits_parts.append(logits)
     return torch.cat(logits_parts), total
-
-
-def _acc_balacc(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
-    """Plain and balanced accuracy (scikit-learn's, through metrics.py)."""
-    return accuracy_and_balanced(y_true, y_pred)
 
 
 def evaluate_model(
@@ -155,6 +157,7 @@ def evaluate_model(
     standardizer: Standardizer | None = None,
     batch_size: int = 128,
     amp: bool = False,
+    task: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on one split.
 
@@ -165,15 +168,25 @@ def evaluate_model(
         standardizer: train-split statistics, applied when ``data`` is a raw ``Split``.
         batch_size: evaluation batch size (no effect on the numbers for a given device).
         amp: bf16 autocast (CUDA, float32 only), as in training.
+        task: ``classification`` or ``regression``; default: ``data.task`` (a
+            :class:`SplitData`), else classification.
 
     Returns:
         ``{"metrics": classification_metrics(...), "loss": mean cross-entropy,
-        "y_true": int64 [N], "y_pred": int64 [N], "probs": float [N, K], "ids": list | None}``.
+        "y_true": int64 [N], "y_pred": int64 [N], "probs": float [N, K], "ids": list | None}``;
+        for regression ``metrics`` is :func:`~selfcross.training.tasks.regression_metrics`,
+        ``y_true`` / ``y_pred`` are float scores and there are no ``probs``.
     """
+    task = task or getattr(data, "task", "classification")
     if not isinstance(data, SplitData):
         p = next(model.parameters())
-        data = SplitData(data, model.config.modalities, p.dtype, p.device, standardizer)
+        data = SplitData(data, model.config.modalities, p.dtype, p.device, standardizer, task=task)
     logits, total = _forward_all(model, data, batch_size, amp)
+    if task == "regression":
+        scores = logits[:, 0].double().cpu().numpy()
+        return {"metrics": regression_metrics(data.scores_np, scores),
+                "loss": float(total) / max(1, len(data)),
+                "y_true": data.scores_np, "y_pred": scores, "ids": data.ids}
     probs = torch.softmax(logits, dim=1).cpu().numpy()
     y_pred = probs.argmax(axis=1).astype(np.int64)
     return {
@@ -225,7 +238,7 @@ def train_run(
     tc = config.train
     fold = _read_fold(fold_dir, tuple(config.model.modalities))
     class_names = tuple(fold.class_names)
-    config.model = fit_model_config(config.model, fold.shapes, len(class_names))
+    config.model = fit_model_config(config.model, fold.shapes, n_outputs(tc.task, len(class_names)))
     config.class_names = class_names
     modalities = tuple(config.model.modalities)
     device = resolve_device(tc.device)
@@ -246,8 +259,8 @@ def train_run(
             },
         }
         standardizer = Standardizer.fit(fold.train, modalities) if tc.standardize else None
-        train = SplitData(fold.train, modalities, dtype, device, standardizer)
-        dev = SplitData(fold.dev, modalities, dtype, device, standardizer)
+        train = SplitData(fold.train, modalities, dtype, device, standardizer, task=tc.task)
+        dev = SplitData(fold.dev, modalities, dtype, device, standardizer, task=tc.task)
 
         from selfcross.models import FusionModel
 
@@ -257,28 +270,31 @@ def train_run(
             optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
         )
         order_gen = torch.Generator().manual_seed(tc.seed)
+        # a generator of its own, so that the batch order stays the same with and without drops
+        drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
         pass_lengths = needs_lengths(config.model)
         n_train = len(train)
 
         history: list[dict[str, Any]] = []
-        best_acc, best_epoch, best_state, stale = -math.inf, 0, None, 0
+        best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
         bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
         for epoch in bar:
             model.train()
             total = torch.zeros((), dtype=torch.float64, device=device)
             order = torch.randperm(n_train, generator=order_gen)
             for inputs, lengths, labels in train.batches(order, tc.batch_size):
+                if drop_gen is not None:
+                    inputs, lengths = drop_modalities(inputs, lengths, tc.modality_dropout, drop_gen)
                 optimizer.zero_grad(set_to_none=True)
                 with _autocast(device, dtype, tc.amp):
                     logits = model(**inputs, lengths=lengths if pass_lengths else None)
-                loss = F.cross_entropy(logits.to(dtype), labels)
+                loss = task_loss(tc.task, logits.to(dtype), labels)
                 loss.backward()
                 optimizer.step()
                 total += loss.detach().double() * labels.shape[0]
             dev_logits, dev_total = _forward_all(model, dev, tc.eval_batch_size, tc.amp)
-            dev_pred = dev_logits.argmax(dim=1).cpu().numpy()
             dev_loss = float(dev_total) / len(dev)
-            dev_acc, dev_bal = _acc_balacc(dev.labels_np, dev_pred, len(class_names))
+            dev_stats = dev_summary(tc.task, dev_logits, dev, len(class_names))
             train_loss = float(total) / n_train
             lr = optimizer.param_groups[0]["lr"]
             scheduler.step(dev_loss)
@@ -287,13 +303,12 @@ def train_run(
                     "epoch": epoch,
                     "train_loss": train_loss,
                     "dev_loss": dev_loss,
-                    "dev_accuracy": dev_acc,
-                    "dev_balanced_accuracy": dev_bal,
+                    **dev_stats,
                     "lr": lr,
                 }
             )
-            if dev_acc > best_acc:
-                best_acc, best_epoch, stale = dev_acc, epoch, 0
+            if dev_selection(tc.task, dev_stats) > best_score:
+                best_score, best_epoch, stale = dev_selection(tc.task, dev_stats), epoch, 0
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             else:
                 stale += 1
@@ -301,8 +316,7 @@ def train_run(
                 {
                     "train_loss": f"{train_loss:.4f}",
                     "dev_loss": f"{dev_loss:.4f}",
-                    "dev_acc": f"{dev_acc:.4f}",
-                    "dev_bal_acc": f"{dev_bal:.4f}",
+                    **{k: f"{v:.4f}" for k, v in dev_stats.items()},
                     "best_epoch": best_epoch,
                 }
             )
@@ -314,7 +328,7 @@ def train_run(
         model.load_state_dict(best_state)
         del train
         dev_eval = evaluate_model(model, dev, class_names, batch_size=tc.eval_batch_size, amp=tc.amp)
-        test = SplitData(fold.test, modalities, dtype, device, standardizer)
+        test = SplitData(fold.test, modalities, dtype, device, standardizer, task=tc.task)
         test_eval = evaluate_model(model, test, class_names, batch_size=tc.eval_batch_size, amp=tc.amp)
 
     metrics = {
@@ -327,7 +341,7 @@ def train_run(
         "wall_time_s": time.perf_counter() - t0,
         "history": history,
     }
-    predictions = {k: test_eval[k] for k in ("y_true", "y_pred", "probs", "ids")}
+    predictions = {k: test_eval[k] for k in ("y_true", "y_pred", "probs", "ids") if k in test_eval}
     save_run(
         out_dir,
         config,
@@ -346,6 +360,8 @@ def evaluate_run(
     fold_dir: str | Path,
     split: str = "test",
     device: str | None = None,
+    perturb: str | None = None,
+    perturb_seed: int = 0,
 ) -> dict[str, Any]:
     """Re-evaluate a saved run on one split of a fold; returns its metrics dict.
 
@@ -357,12 +373,16 @@ def evaluate_run(
         fold_dir: the fold to evaluate on.
         split: ``train``, ``dev`` or ``test``.
         device: ``auto``/``cpu``/``cuda``; default: the run's configured device setting.
+        perturb: a test-time perturbation of one modality (``drop:t``, ``noise:a=10``,
+            ``shuffle:v``, ``swap:a``; see :mod:`selfcross.training.perturb`), or ``None``.
+        perturb_seed: seed of the perturbation's randomness.
 
     Raises:
         CheckpointError: the run folder is incomplete. DataError: the fold does not fit the
-        model (input shapes, classes).
+        model (input shapes, classes). ConfigError: a bad perturbation, or one of a modality
+        the run does not use.
     """
-    return evaluate_run_full(run_dir, fold_dir, split, device)["metrics"]
+    return evaluate_run_full(run_dir, fold_dir, split, device, perturb, perturb_seed)["metrics"]
 
 
 def evaluate_run_full(
@@ -370,11 +390,16 @@ def evaluate_run_full(
     fold_dir: str | Path,
     split: str = "test",
     device: str | None = None,
+    perturb: str | None = None,
+    perturb_seed: int = 0,
 ) -> dict[str, Any]:
     """:func:`evaluate_run` with predictions: the :func:`evaluate_model` dict plus
     ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None)."""
     fold_dir = Path(fold_dir)
+    perturbation = None if perturb is None else parse_perturbation(perturb)
     model, config, standardizer = load_run(run_dir)
+    if perturbation is not None:
+        check_applies(perturbation, tuple(config.model.modalities))
     tc = config.train
     dev_ = resolve_device(device or tc.device)
     with runtime(tc.num_threads, deterministic=True):
@@ -382,11 +407,11 @@ def evaluate_run_full(
         for m in config.model.modalities:
             want = config.model.shapes[m]
             got = tuple(int(v) for v in fold.shapes[m])
-            if got != (want.seq_len, want.feat_dim):
+            if got != (want.seq_len, *want.frame_shape):
                 raise DataError(
                     fold_dir,
-                    f"{m} frames are {got[0]}x{got[1]} but the run's model expects "
-                    f"{want.seq_len}x{want.feat_dim}",
+                    f"{m} frames are {'x'.join(map(str, got))} but the run's model expects "
+                    f"{'x'.join(map(str, (want.seq_len, *want.frame_shape)))}",
                 )
         names = tuple(fold.class_names)
         if config.class_names and names != tuple(config.class_names):
@@ -394,14 +419,15 @@ def evaluate_run_full(
                 fold_dir,
                 f"classes {list(names)} differ from the run's classes {list(config.class_names)}",
             )
-        if len(names) != config.model.n_classes:
+        if n_outputs(tc.task, len(names)) != config.model.n_classes:
             raise DataError(
                 fold_dir, f"{len(names)} classes but the model has {config.model.n_classes} outputs"
             )
         model = model.to(dev_)
-        data = SplitData(
-            _split(fold, split, fold_dir), config.model.modalities, DTYPES[tc.dtype], dev_, standardizer
-        )
+        rows = _split(fold, split, fold_dir)
+        if perturbation is not None:
+            rows = PerturbedSplit(rows, perturbation, perturb_seed)
+        data = SplitData(rows, config.model.modalities, DTYPES[tc.dtype], dev_, standardizer, task=tc.task)
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)

@@ -149,7 +149,7 @@ def format_metrics_table(
 
     Args:
         results: split name -> :func:`classification_metrics` dict (e.g. ``{"dev": ..,
-            "test": ..}``).
+            "test": ..}``), or :func:`~selfcross.training.tasks.regression_metrics` dicts.
         paper_labels: label accuracy/balanced accuracy as the paper does (UA/WA) and add the
             one-line mapping note (FACTS.md §4).
         per_class: also print per-class recall rows (``-`` where the class is absent).
@@ -157,10 +157,14 @@ def format_metrics_table(
     Returns:
         The table as a string (no trailing newline).
     """
+    from selfcross.training.tasks import REGRESSION_METRICS
+
     splits = list(results)
     rows: list[tuple[str, list[str]]] = []
     order = SCALAR_METRICS
-    if paper_labels:  # the paper's table lists WA first, then UA
+    if all("mae" in results[s] for s in splits):  # a regression run's metrics
+        order, per_class, paper_labels = REGRESSION_METRICS, False, False
+    elif paper_labels:  # the paper's table lists WA first, then UA
         order = ("balanced_accuracy", "accuracy", *SCALAR_METRICS[2:])
     for name in order:
         rows.append((metric_label(name, paper_labels), [_fmt(results[s].get(name)) for s in splits]))

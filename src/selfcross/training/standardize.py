@@ -35,7 +35,7 @@ def valid_mask(lengths: np.ndarray | None, x: np.ndarray) -> np.ndarray:
     Without lengths, a frame is valid when any of its features is non-zero.
     """
     if lengths is None:
-        return np.any(x != 0, axis=-1)
+        return np.any(x != 0, axis=tuple(range(2, x.ndim)))
     t = np.arange(x.shape[1])
     return t[None, :] < np.asarray(lengths).reshape(-1, 1)
 
@@ -44,7 +44,8 @@ class Standardizer:
     """Per-modality, per-feature ``(x - mean) / std`` on valid frames.
 
     Attributes:
-        stats: modality -> ``(mean [F], std [F])`` float64 arrays.
+        stats: modality -> ``(mean [F], std [F])`` float64 arrays (``[L, F]`` for stacked
+            encoder layers: each layer is standardized on its own).
     """
 
     def __init__(self, stats: Mapping[str, tuple[np.ndarray, np.ndarray]]) -> None:
@@ -92,8 +93,8 @@ class Standardizer:
         stats = {}
         for m in modalities:
             if m not in acc:  # no valid frame at all: identity transform
-                dim = np.asarray(split.get_batch(np.arange(1), (m,))[0][m]).shape[-1]
-                stats[m] = (np.zeros(dim), np.ones(dim))
+                frame = np.asarray(split.get_batch(np.arange(1), (m,))[0][m]).shape[2:]
+                stats[m] = (np.zeros(frame), np.ones(frame))
                 continue
             cnt, mean, m2 = acc[m]
             std = np.sqrt(m2 / cnt)
@@ -112,7 +113,7 @@ class Standardizer:
             if m not in inputs:
                 continue
             x = np.asarray(inputs[m])
-            mask = valid_mask(lengths.get(m), x)[..., None]
+            mask = valid_mask(lengths.get(m), x).reshape(x.shape[:2] + (1,) * (x.ndim - 2))
             y = (x - mean.astype(x.dtype)) / std.astype(x.dtype)
             out[m] = np.where(mask, y, np.zeros((), x.dtype)).astype(x.dtype, copy=False)
         return out

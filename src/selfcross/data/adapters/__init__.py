@@ -59,11 +59,13 @@ class CorpusScan:
     notes: list[str] = field(default_factory=list)
 
 
-def default_modalities(scan: CorpusScan, glove: Any, use_video: bool) -> tuple[str, ...]:
+def default_modalities(
+    scan: CorpusScan, glove: Any, use_video: bool, text_encoder: bool = False
+) -> tuple[str, ...]:
     """Modalities an adapter prepares when the user names none: every medium found (video only
-    with an encoder) plus text when word vectors are given."""
+    with an encoder) plus text when word vectors or a pretrained text encoder are given."""
     mods = [m for m in ("audio", "video") if m in scan.media and (m != "video" or use_video)]
-    if glove is not None:
+    if glove is not None or text_encoder:
         mods.append("text")
     return tuple(mods)
 
@@ -94,7 +96,9 @@ def prepare_scan(
 
     use_video = not (isinstance(video_encoder, str) and video_encoder == "none") and video_encoder is not None
     if modalities is None:
-        mods = default_modalities(scan, glove, use_video)
+        from selfcross.features.pretrained import is_hf_config
+
+        mods = default_modalities(scan, glove, use_video, is_hf_config(kwargs.get("text_config")))
     else:
         mods = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
     if not mods:

@@ -1,0 +1,204 @@
+"""Robustness of a study: every finished run re-scored with one modality perturbed, self vs cross.
+
+Two halves:
+
+- :func:`evaluate_robustness` (``selfcross grid --robustness SPECS``): for every finished run
+  of the store and every spec of a modality the run uses, the test split is scored with
+  :func:`selfcross.training.evaluate_run_full` under that perturbation and stored beside the
+  clean result (table ``robustness``). Runs already scored are skipped, so it resumes.
+- :func:`compare_robustness` (``selfcross report``): per preset, modality set and spec, the
+  accuracy change of self and of cross (perturbed minus clean, per run) and the same paired
+  statistics as the clean comparison, on those changes: Wilcoxon (Holm across specs), paired
+  t, bootstrap interval of the mean difference, McNemar on the pooled perturbed predictions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from selfcross.errors import ConfigError, SelfcrossError
+from selfcross.experiments.stats import bootstrap_mean_diff, holm, mcnemar, paired_t, wilcoxon_paired
+from selfcross.experiments.store import ResultsStore, RunRow
+from selfcross.labels import parse_modalities
+from selfcross.training.perturb import Perturbation, parse_perturbation
+
+
+def parse_specs(specs: Sequence[str] | str, modality_sets: Sequence[str]) -> list[Perturbation]:
+    """Parse ``"drop:a,drop:t"`` (or a list); each must perturb a modality of some planned set.
+
+    Raises:
+        ConfigError: a bad spec, or one whose modality no planned run uses.
+    """
+    items = [s.strip() for s in (specs.split(",") if isinstance(specs, str) else specs) if s.strip()]
+    parsed = [parse_perturbation(s) for s in items]
+    used = {m for code in modality_sets for m in parse_modalities(code)}
+    for p in parsed:
+        if p.modality not in used:
+            raise ConfigError(f"perturbation {p.spec!r}: no planned run uses {p.modality}")
+    return parsed
+
+
+def evaluate_robustness(
+    store: ResultsStore,
+    perturbations: Sequence[Perturbation],
+    folds: dict[int, tuple[Path, str]],
+    run_keys: set[str] | None = None,
+    seed: int = 0,
+    log: Callable[[str], None] | None = None,
+) -> int:
+    """Score every finished run (of ``run_keys``, if given) under every applicable perturbation.
+
+    Args:
+        folds: fold number -> (fold folder, data fingerprint); a run is scored only on the fold
+            it was trained on (same fingerprint).
+        seed: the perturbations' seed (stored with the scores).
+
+    Returns:
+        The number of perturbed evaluations written.
+    """
+    from selfcross.training.loop import evaluate_run_full
+
+    done = {(r.run_id, r.perturbation, r.seed) for r in store.robustness()}
+    written = 0
+    for run in store.runs("done"):
+        if (run_keys is not None and run.run_key not in run_keys) or run.model_kind == "linear":
+            continue
+        fold = folds.get(run.fold)
+        if fold is None or fold[1] != run.data_fingerprint or not run.run_dir:
+            continue
+        for p in perturbations:
+            if p.modality not in parse_modalities(run.modalities) or (run.id, p.spec, seed) in done:
+                continue
+            try:
+                result = evaluate_run_full(run.run_dir, fold[0], "test", perturb=p.spec, perturb_seed=seed)
+            except SelfcrossError as e:
+                if log is not None:
+                    log(f"robustness: {run.run_key} {p.spec}: {e}")
+                continue
+            store.record_robustness(run.id, p.spec, seed, result["metrics"], result["y_pred"])
+            written += 1
+    return written
+
+
+def _changes(runs: list[RunRow], scores: dict[tuple[int, str], dict[str, Any]], spec: str) -> np.ndarray:
+    perturbed = [float(scores[(r.id, spec)]["accuracy"]) for r in runs]
+    return np.array(perturbed) - np.array([float(r.test_metrics["accuracy"]) for r in runs])
+
+
+def compare_robustness(
+    store: ResultsStore, study: Any, a: str = "self", b: str = "cross"
+) -> list[dict[str, Any]]:
+    """Accuracy change under each perturbation, ``a`` vs ``b`` per preset and modality set.
+
+    Only (fold, seed) pairs where both runs have the perturbed score are used. Holm adjusts the
+    Wilcoxon p-values across the perturbations of one preset and modality set.
+    """
+    from selfcross.experiments.report import _paired_runs
+
+    scores: dict[tuple[int, str], dict[str, Any]] = {}
+    preds: dict[tuple[int, str], np.ndarray] = {}
+    for r in store.robustness():
+        scores[(r.run_id, r.perturbation)] = r.test_metrics
+        preds[(r.run_id, r.perturbation)] = r.y_pred
+    out: list[dict[str, Any]] = []
+    for (preset, variant, code), cell_a in sorted(study.cells.items()):
+        cell_b = study.cells.get((preset, b, code))
+        if variant != a or cell_b is None:
+            continue
+        ra, rb = _paired_runs(cell_a, cell_b)
+        group = []
+        for spec in sorted({s for (_, s) in scores}):
+            pairs = [(x, y) for x, y in zip(ra, rb) if (x.id, spec) in scores and (y.id, spec) in scores]
+            if not pairs:
+                continue
+            xa, xb = [p[0] for p in pairs], [p[1] for p in pairs]
+            da, db = _changes(xa, scores, spec), _changes(xb, scores, spec)
+            entry = {
+                "preset": preset, "modalities": code, "perturbation": spec, "a": a, "b": b,
+                "n_pairs": len(pairs),
+                f"{a}_clean": float(np.mean([r.test_metrics["accuracy"] for r in xa])),
+                f"{b}_clean": float(np.mean([r.test_metrics["accuracy"] for r in xb])),
+                f"{a}_change": float(da.mean()), f"{b}_change": float(db.mean()),
+                "wilcoxon": wilcoxon_paired(da, db).to_dict(),
+                "paired_t": paired_t(da, db).to_dict(),
+                "bootstrap": bootstrap_mean_diff(da, db, seed=0).to_dict(),
+                "mcnemar": _pooled_mcnemar(store, xa, xb, preds, spec),
+            }
+            group.append(entry)
+        adjusted = holm([e["wilcoxon"]["p_value"] or math.nan for e in group])
+        for e, p in zip(group, adjusted):
+            e["wilcoxon_holm"] = None if not math.isfinite(p) else float(p)
+        out.extend(group)
+    return out
+
+
+def _pooled_mcnemar(
+    store: ResultsStore,
+    ra: list[RunRow],
+    rb: list[RunRow],
+    preds: dict[tuple[int, str], np.ndarray],
+    spec: str,
+) -> dict[str, Any] | None:
+    ys, pa, pb = [], [], []
+    for x, y in zip(ra, rb):
+        truth = store.predictions(x.id).y_true
+        if len(truth) != len(preds[(x.id, spec)]) or len(truth) != len(preds[(y.id, spec)]):
+            return None
+        ys.append(truth)
+        pa.append(preds[(x.id, spec)])
+        pb.append(preds[(y.id, spec)])
+    return mcnemar(np.concatenate(ys), np.concatenate(pa), np.concatenate(pb)).to_dict()
+
+
+def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
+    """Markdown lines of the robustness table of one preset (empty when nothing was scored)."""
+    from selfcross.experiments.plots import modality_label
+    from selfcross.experiments.report import _p
+
+    rows = [e for e in entries if e["preset"] == preset]
+    if not rows:
+        return []
+    a, b = rows[0]["a"], rows[0]["b"]
+    lines = [
+        "", "### Robustness to a perturbed modality", "",
+        "Test accuracy (%) clean and its change under each perturbation (`selfcross grid --robustness`), "
+        f"mean over paired (fold, seed) runs; {a} - {b} is the difference of the changes, with the "
+        "same paired statistics as above (Holm across the perturbations of one modality set; McNemar "
+        "on the pooled perturbed predictions).", "",
+        f"| modalities | perturbation | pairs | {a} clean | {a} change | {b} clean | {b} change | "
+        f"{a} - {b} change [95% CI] | Wilcoxon p | Holm p | paired t p | McNemar p (b/c) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for e in rows:
+        ci, mc = e["bootstrap"], e["mcnemar"]
+        mcs = "-" if mc is None else f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
+        lines.append(
+            f"| {modality_label(e['modalities'])} | `{e['perturbation']}` | {e['n_pairs']} | "
+            f"{100 * e[f'{a}_clean']:.1f} | {100 * e[f'{a}_change']:+.1f} | {100 * e[f'{b}_clean']:.1f} | "
+            f"{100 * e[f'{b}_change']:+.1f} | {100 * ci['mean_diff']:+.1f} [{100 * ci['low']:+.1f}, "
+            f"{100 * ci['high']:+.1f}] | {_p(e['wilcoxon']['p_value'])} | {_p(e['wilcoxon_holm'])} | "
+            f"{_p(e['paired_t']['p_value'])} | {mcs} |"
+        )
+    return lines
+
+
+def robustness_figures(entries: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
+    """One bar chart per (preset, modality set): accuracy change per perturbation, a vs b."""
+    from selfcross.experiments.plots import modality_label, robustness_chart
+
+    files = []
+    for preset, code in sorted({(e["preset"], e["modalities"]) for e in entries}):
+        rows = [e for e in entries if (e["preset"], e["modalities"]) == (preset, code)]
+        models = (rows[0]["a"], rows[0]["b"])
+        changes = {m: {e["perturbation"]: e[f"{m}_change"] for e in rows} for m in models}
+        suffix = "" if preset == "paper" else f"_{preset}"
+        files.append(robustness_chart(
+            changes, fig_dir / f"robustness_{code}{suffix}.png",
+            title=f"Accuracy change under a perturbed modality, {modality_label(code)} (preset {preset})",
+        ))
+    return files
