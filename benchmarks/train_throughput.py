@@ -189,7 +189,7 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]], command: str) -> st
         f"- versions: Python {m['python']}, torch {m['torch']}, selfcross {m['selfcross']}",
         f"- command: `{command}`",
         f"- date: {info['date']}; load average before / after: {info['load_before']} / {info['load_after']}"
-        " (the machine is shared: other processes compete for the 2 cores)",
+        " (a load above 0 before the run means other processes competed for the cores)",
         f"- glibc malloc tuning (`tune_malloc`, applies to both paths): {info['malloc_tuned']}",
         f"- batch {info['batch']}, {info['warmup']} warm-up + {info['steps']} timed steps per path, "
         "interleaved; medians (ratio = median authors' step time / median fast step time; "
@@ -198,6 +198,18 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]], command: str) -> st
         f"(samples {', '.join(f'{v:.0f}' for v in info['matmul_samples'])}); "
         f"float64 {info['matmul_f64']:.1f} GFLOP/s",
         "",
+        *markdown_table(rows),
+        "",
+        "Targets of the performance work: training ratio >= 4x for Self and Cross, MFU >= 15%, "
+        "inference ratio >= 6x.",
+        END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The results table as printed, written to RESULTS.md and shown in the README."""
+    lines = [
         "| model | mode | authors f64 utt/s | fast utt/s | ratio | paired-step ratios | GFLOP/utt "
         "| fast GFLOP/s | MFU vs f32 matmul | peak RSS authors / fast (MB) |",
         "|---|---|---|---|---|---|---|---|---|---|",
@@ -209,12 +221,7 @@ def render(info: dict[str, Any], rows: list[dict[str, Any]], command: str) -> st
             f"| {lo:.2f}-{hi:.2f}x | {r['gflop_utt']:.3f} | {r['fast_gflops']:.1f} | {100 * r['mfu']:.1f}% "
             f"| {r['rss']} |"
         )
-    lines += [
-        "",
-        "Targets (issue 8): training ratio >= 4x for Self and Cross, MFU >= 15%, inference ratio >= 6x.",
-        END,
-    ]
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def write_results(section: str) -> None:
@@ -296,6 +303,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{lo:5.2f}-{hi:4.2f}x {r['gflop_utt']:7.3f} {r['fast_gflops']:6.1f} {100 * r['mfu']:5.1f}%  "
             f"{r['rss']}"
         )
+    print("\n".join(markdown_table(rows)))
     command = "python benchmarks/train_throughput.py " + " ".join(argv if argv is not None else sys.argv[1:])
     if args.json:
         args.json.write_text(json.dumps({"info": info, "rows": rows, "raw": raw}, indent=2, default=str))

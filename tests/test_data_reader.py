@@ -148,7 +148,8 @@ def test_zero_video_utterances_dropped_and_reported(fold, caplog):
     seq[[0, 4]] = 0
     _resave(fold / "train_video_seqN.npy", seq)
     with caplog.at_level(logging.WARNING, logger="selfcross.data"):
-        f = read_fold(fold, "at")  # dropped even when the model does not use video
+        f = read_fold(fold, "atv")
+    assert read_fold(fold, "at").train.n_dropped == 0  # kept when video is not read
     assert f.train.n_dropped == 2
     assert len(f.train) == SIZES["train"] - 2
     assert f.train.dropped_ids == ["train_0", "train_4"]

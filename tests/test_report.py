@@ -61,7 +61,7 @@ def test_report_files_tables_and_figures(db, tmp_path):
     assert "out of memory" in md  # failed run listed
     assert "Compared with the paper" not in md  # 4 classes: not IEMOCAP-shaped
     # self (skill .75) vs cross (.55) over 9 pairs x 60 utterances: clearly different
-    assert "self-attention is significantly better on accuracy" in md
+    assert "- A+V+T accuracy: self-attention is significantly better (signed-rank, Holm p = " in md
     res = json.loads((out / "results.json").read_text())
     cells = {(c["variant"], c["modalities"]): c for c in res["cells"]}
     assert cells[("self", "atv")]["n_runs"] == 9 and cells[("self", "a")]["n_runs"] == 9
@@ -122,7 +122,12 @@ def test_verdict_explains_an_inconclusive_design():
          "bootstrap": bootstrap_mean_diff(x, y).to_dict(), "wilcoxon_holm": 4 * 0.03125,
          "holm_reachable": False}
     v = _verdict(m, "accuracy")
-    assert v.startswith("no significant difference") and "could not pass Holm" in v
+    assert v.startswith("no significant difference") and "the bootstrap CI" in v
+    from selfcross.experiments.report import _power_note
+
+    note = _power_note([{"n_pairs": 6, "metrics": {"accuracy": m, "balanced_accuracy": m}}] * 4)
+    assert "with 6 (fold, seed) pairs the smallest possible signed-rank p is 0.0312" in note
+    assert "no difference could be called significant here" in note
 
 
 def test_a_p_value_of_zero_stays_zero_through_holm(db, monkeypatch):

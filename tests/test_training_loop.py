@@ -263,7 +263,7 @@ def test_cli_train_then_evaluate(tiny_fold, tmp_path, capsys):
         "2",
         "--threads",
         "1",
-        "--quiet",
+        "--no-progress",
     ]
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -295,14 +295,16 @@ def test_cli_train_then_evaluate(tiny_fold, tmp_path, capsys):
     ],
 )
 def test_cli_train_errors_exit_2(tiny_fold, tmp_path, capsys, extra, message):
-    args = ["train", "--data", str(tiny_fold), "--out", str(tmp_path / "r"), "--quiet", "--max-epochs", "1"]
+    args = ["train", "--data", str(tiny_fold), "--out", str(tmp_path / "r"), "--no-progress",
+            "--max-epochs", "1"]
     assert main(args + extra) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
 def test_cli_missing_inputs_exit_2(tmp_path, capsys):
-    assert main(["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--quiet"]) == 2
+    args = ["train", "--data", str(tmp_path / "nope"), "--out", str(tmp_path / "r"), "--no-progress"]
+    assert main(args) == 2
     assert "nope" in capsys.readouterr().err
     assert main(["evaluate", "--run", str(tmp_path / "r"), "--data", str(tmp_path)]) == 2
     assert "no such run folder" in capsys.readouterr().err

@@ -1,34 +1,37 @@
-"""RAVDESS speech, audio only: the uni-modal self-attention model on real recordings.
+"""RAVDESS speech, audio only: paper, improved and strong presets beside the linear floor.
 
-What it shows: the toolkit learns emotion from real speech, with speaker-independent
-folds (no actor in two splits of a fold). Protocol:
+What it shows: how the toolkit's presets compare on real speech with speaker-independent
+folds (no actor in two splits of a fold), and against logistic regression on the same
+folds. Protocol:
 
 * data: ``<data>/ravdess-speech-16k`` (1,440 utterances, 24 actors, 8 classes), prepared
-  with ``selfcross prepare ravdess`` (audio only) into ``--work``; a rerun reuses the
-  feature cache;
+  with ``selfcross prepare ravdess`` (audio only) into ``--work`` (one data root per
+  feature set, ``ravdess`` for MFCC and ``ravdess-<features>`` otherwise); a rerun reuses
+  the feature cache;
 * folds: 4 folds of 6 actors (grouped by actor, stratified by label; dev = 2 actors of
-  the other 18, about 10 %); 4 rather than 6 folds to fit the time box (12 runs, not 18);
-* features: 40 MFCC + deltas + delta-deltas (120-d) at 100 frames/s, as the paper;
-  ``max_frames`` 500 (RAVDESS clips are 2.9-5.3 s, 99 % under 4.8 s: 500 frames keep
-  every clip whole instead of padding to the paper's 10 s);
-* model: uni-modal ``self`` (audio), the paper's sizes (BiGRU 60 per direction, 6 heads)
-  except the time-mixing Conv1d, which mixes the 500 frames into ``--mixed-len`` 25 steps
-  (the paper's ratio would give 250). Why: on 2 CPU cores shared with other jobs a
-  250-step BiGRU + 250x250 attention cost 5-70 s per batch of 32 here; 25 steps keep
-  the authors' design (every step a learned mix of all frames) at ~0.15 s per batch.
-  Torch runs with one thread (two OpenMP threads on an oversubscribed machine were ~10x
-  slower, not faster);
-  preset ``improved`` by default (masks, masked mean, train-split standardization: raw
-  MFCC values with attended padding learn slowly; ``--preset paper`` runs the quirks);
-* training: Adam 1e-3, batch 32, early stopping on dev accuracy with ``--patience`` 6 and
-  ``--max-epochs`` 16 (below the paper's 10 / unlimited to fit the time box on 2 shared
-  CPU cores; the ReduceLROnPlateau patience is set equal to it);
-* 3 seeds (1, 2, 3) x 4 folds = 12 runs: accuracy and balanced accuracy on each fold's
-  test actors; mean (std over the 18 runs).
+  the other 18, about 10 %); 4 rather than 6 folds to fit the time box;
+* features (``--features``): ``mfcc`` = 40 MFCC + deltas + delta-deltas (120-d) at 100
+  frames/s, as the paper; ``egemaps`` / ``compare`` = openSMILE low-level descriptors at
+  100 frames/s; a ``-spk`` suffix standardizes each actor's frames with that actor's own
+  statistics (``--speaker-norm`` at preparation: transductive, no labels). ``max_frames``
+  500 (RAVDESS clips are 2.9-5.3 s: 500 frames keep every clip whole);
+* models: uni-modal ``self`` (audio), the paper's sizes (BiGRU 60 per direction, 6 heads).
+  ``paper`` and ``improved`` keep the time-mixing Conv1d but mix the 500 frames into
+  ``--mixed-len`` 25 steps (the paper's ratio would give 250, too slow on 2 CPU cores);
+  they train with Adam 1e-3, early stopping on dev accuracy with patience 6 and at most
+  16 epochs (``--max-epochs``/``--patience``; ReduceLROnPlateau patience equal).
+  ``strong`` runs its own switches and epoch budget (see ``docs/improved.md``);
+  ``--presets`` picks the presets; ``paper``/``improved`` run on ``--conv-features`` only
+  (default ``mfcc``), ``strong`` on every ``--features`` root;
+* 3 seeds (1, 2, 3) x 4 folds = 12 runs per row; accuracy and balanced accuracy on each
+  fold's test actors; mean (std over the runs). ``--workers`` runs in parallel processes,
+  one torch thread each;
+* linear floor: ``selfcross baseline`` (mean + std of the valid frames, logistic
+  regression, C chosen on each fold's dev split) on every root, when this selfcross has it.
 
-Run (about 20-30 minutes on 2 CPU cores shared with other jobs)::
+Run (about 40 minutes on 2 idle CPU cores with ``--workers 2``)::
 
-    .venv/bin/python benchmarks/real/ravdess_audio.py
+    .venv-full/bin/python benchmarks/real/ravdess_audio.py --workers 2
 
 Prints a table and rewrites its section of ``benchmarks/real/RESULTS.md``. Exits 0 with a
 message when the data is absent.
@@ -43,27 +46,150 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: find _common
-from _common import DEFAULT_DATA, RESULTS, command_line, mean_std, runs_details, write_section
+from _common import (
+    DEFAULT_DATA,
+    RESULTS,
+    command_line,
+    hardware,
+    linear_floor,
+    mean_std,
+    run_jobs,
+    runs_details,
+    write_section,
+)
 
 SECTION = "ravdess_audio"
 CHANCE = 1 / 8
+#: A published figure for scale (not comparable protocol: the split is not stated there).
+PUBLISHED = ("| published: MFCC CNN / ConvLSTM (Badr et al., SciTePress 2021; split protocol not stated) "
+             "| - | 60 / 59 | - |")
+
+
+def prepare_root(src: Path, work: Path, features: str, max_frames: int, workers: int) -> tuple[Path, float]:
+    """Prepare (or reuse) the data root of one feature set: ``mfcc``, ``egemaps``, ``compare``,
+    each optionally ``-spk`` (per-speaker standardization)."""
+    from selfcross.data.adapters import prepare_corpus
+    from selfcross.features.audio import AudioConfig
+
+    base, _, spk = features.partition("-")
+    root = work / "data" if features == "mfcc" else work.parent / f"ravdess-{features}"
+    audio = (
+        AudioConfig(max_frames=max_frames)
+        if base == "mfcc"
+        else AudioConfig.for_features(base, max_frames=max_frames)
+    )
+    extra = {"speaker_norm": True} if spk == "spk" else {}
+    t0 = time.perf_counter()
+    prepare_corpus(
+        "ravdess",
+        src,
+        root,
+        modalities="a",
+        n_folds=4,
+        audio_config=audio,
+        progress=False,
+        workers=workers,
+        **extra,
+    )
+    return root, time.perf_counter() - t0
+
+
+def make_config(preset: str, fold: Path, seed: int, args: argparse.Namespace):  # noqa: ANN201
+    """One run's config: the preset, the fold's audio shape, the script's epoch budget for
+    ``paper``/``improved`` (``strong`` keeps its own)."""
+    from selfcross.config import ModalityShape, ModelConfig, RunConfig, TrainConfig, apply_preset
+    from selfcross.data import read_fold
+
+    t, f = read_fold(fold, modalities=("audio",)).shapes["audio"]
+    shape = ModalityShape(int(t), int(f), args.mixed_len)
+    cfg = RunConfig(
+        model=ModelConfig(kind="self", modalities=("audio",), shapes={"audio": shape}),
+        train=TrainConfig(
+            seed=seed,
+            max_epochs=args.max_epochs,
+            patience=args.patience,
+            plateau_patience=args.patience,
+            num_threads=args.threads,
+            device="cpu",
+        ),
+    )
+    return apply_preset(cfg, preset)
+
+
+def plan(args: argparse.Namespace, roots: dict[str, Path]) -> list[dict]:
+    """Every (preset, features, fold, seed) job, fold-major."""
+    from selfcross.data import list_folds
+
+    seeds = [int(s) for s in args.seeds.split(",")]
+    jobs = []
+    for features, root in roots.items():
+        presets = [
+            p for p in args.presets.split(",") if p == "strong" or features in args.conv_features.split(",")
+        ]
+        for fold in list_folds(root)[: args.only_folds]:
+            for preset in presets:
+                for seed in seeds:
+                    out = args.work / "runs" / f"{features}-{preset}-{fold.name}-seed{seed}"
+                    jobs.append(
+                        {
+                            "config": make_config(preset, fold, seed, args),
+                            "fold": fold,
+                            "out": out,
+                            "row": {"features": features, "preset": preset, "fold": fold.name, "seed": seed},
+                        }
+                    )
+    return jobs
+
+
+def table(runs: list[dict], floors: dict[str, dict], n_folds: int, n_seeds: int) -> list[str]:
+    """The results table: one row per (features, preset), then the linear floors."""
+    lines = [
+        "| RAVDESS speech, audio only (8 classes) | features | accuracy % | balanced accuracy % |",
+        "|---|---|---|---|",
+    ]
+    for features in dict.fromkeys(r["features"] for r in runs):
+        for preset in dict.fromkeys(r["preset"] for r in runs if r["features"] == features):
+            rs = [r for r in runs if r["features"] == features and r["preset"] == preset]
+            lines.append(
+                f"| selfcross uni-modal self, {preset} ({n_folds} folds x {n_seeds} seeds) | {features} | "
+                f"{mean_std([r['acc'] for r in rs])} | {mean_std([r['bal'] for r in rs])} |"
+            )
+    for features, floor in floors.items():
+        lines.append(
+            f"| logistic regression on frame mean + std (`selfcross baseline`, {n_folds} folds) | "
+            f"{features} | {mean_std(floor['accuracy'])} | {mean_std(floor['balanced_accuracy'])} |"
+        )
+    lines.append(f"| chance (uniform guess) | - | {CHANCE * 100:.1f} | {CHANCE * 100:.1f} |")
+    lines.append(PUBLISHED)
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                    help="shared data folder (default ../shared/data)")
-    ap.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "selfcross-real" / "ravdess",
-                    help="data root + runs (feature cache reused on rerun)")
+    ap.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="shared data folder (default ../shared/data)"
+    )
+    ap.add_argument(
+        "--work",
+        type=Path,
+        default=Path(tempfile.gettempdir()) / "selfcross-real" / "ravdess",
+        help="MFCC data root + runs (feature cache reused on rerun); other roots beside it",
+    )
+    ap.add_argument("--presets", default="paper,improved,strong")
+    ap.add_argument(
+        "--features",
+        default="mfcc,compare,compare-spk",
+        help="feature roots: mfcc, egemaps, compare, each optionally -spk",
+    )
+    ap.add_argument("--conv-features", default="mfcc", help="roots on which paper/improved also run")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--max-frames", type=int, default=500)
     ap.add_argument("--mixed-len", type=int, default=25, help="time-mixing Conv1d output steps")
-    ap.add_argument("--max-epochs", type=int, default=16)
-    ap.add_argument("--patience", type=int, default=6)
-    ap.add_argument("--preset", default="improved", choices=("paper", "improved"))
-    ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--workers", type=int, default=1, help="feature extraction processes")
+    ap.add_argument("--max-epochs", type=int, default=16, help="paper/improved epoch cap")
+    ap.add_argument("--patience", type=int, default=6, help="paper/improved early-stopping patience")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per run")
+    ap.add_argument("--workers", type=int, default=1, help="runs (and extractions) in parallel")
     ap.add_argument("--only-folds", type=int, default=None, help="run the first N folds only (smoke test)")
     ap.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
     args = ap.parse_args(argv)
@@ -72,73 +198,37 @@ def main(argv: list[str] | None = None) -> int:
     if not src.is_dir():
         print(f"skipped: {src} not found (RAVDESS speech 16 kHz; see /work/shared/data/README.md)")
         return 0
-    from selfcross.config import ModalityShape, ModelConfig, RunConfig, TrainConfig, apply_preset
-    from selfcross.data import list_folds
-    from selfcross.data.adapters import prepare_corpus
-    from selfcross.features.audio import AudioConfig
-    from selfcross.training import train_run
-
     t0 = time.perf_counter()
-    root = args.work / "data"
-    result = prepare_corpus("ravdess", src, root, modalities="a", n_folds=args.folds,
-                            audio_config=AudioConfig(max_frames=args.max_frames), progress=False,
-                            workers=args.workers)
-    t_prep = time.perf_counter() - t0
-    print(f"prepared {len(result.kept)} utterances, {len(result.folds)} folds in {t_prep:.0f} s "
-          f"({sum(s['computed'] for s in result.cache.values())} extracted, rest cached)")
-    seeds = [int(s) for s in args.seeds.split(",")]
-    folds = list_folds(root)[: args.only_folds]
-    runs = []
-    for fold in folds:
-        for seed in seeds:
-            shape = ModalityShape(args.max_frames, 120, args.mixed_len)
-            cfg = RunConfig(model=ModelConfig(kind="self", modalities=("audio",), shapes={"audio": shape}),
-                            train=TrainConfig(seed=seed, max_epochs=args.max_epochs, patience=args.patience,
-                                              plateau_patience=args.patience, num_threads=args.threads,
-                                              device="cpu"))
-            apply_preset(cfg, args.preset)
-            t = time.perf_counter()
-            m = train_run(cfg, fold, args.work / "runs" / f"{fold.name}-seed{seed}", progress=False,
-                          overwrite=True)
-            runs.append({"fold": fold.name, "seed": seed, "acc": m["test"]["accuracy"],
-                         "bal": m["test"]["balanced_accuracy"], "epochs": m["epochs_run"],
-                         "best": m["best_epoch"], "s": time.perf_counter() - t})
-            print(f"{fold.name} seed {seed}: accuracy {runs[-1]['acc']:.3f}  balanced {runs[-1]['bal']:.3f}  "
-                  f"({m['epochs_run']} epochs, best {m['best_epoch']}, {runs[-1]['s']:.0f} s)", flush=True)
+    roots, t_prep = {}, 0.0
+    for features in args.features.split(","):
+        roots[features], t = prepare_root(src, args.work, features, args.max_frames, args.workers)
+        t_prep += t
+        print(f"{features}: data root {roots[features]} ready in {t:.0f} s", flush=True)
+    runs = run_jobs(plan(args, roots), args.workers)
+    floors = {f: linear_floor(root, args.work / "linear" / f, "a") for f, root in roots.items()}
     total = time.perf_counter() - t0
-    acc, bal = [r["acc"] for r in runs], [r["bal"] for r in runs]
-    per_fold = []
-    for fold in folds:
-        rs = [r for r in runs if r["fold"] == fold.name]
-        accs, bals = [r["acc"] for r in rs], [r["bal"] for r in rs]
-        per_fold.append(f"| {fold.name} | {mean_std(accs)} | {mean_std(bals)} |")
-    test_actors = {f"fold{k:02d}": ", ".join(p.test_groups) for k, p in enumerate(result.folds, start=1)}
-    table = [
-        "| RAVDESS speech, audio only (8 classes) | accuracy % | balanced accuracy % |",
-        "|---|---|---|",
-        f"| selfcross uni-modal self, {args.preset} ({len(folds)} folds x {len(seeds)} seeds) | "
-        f"{mean_std(acc)} | {mean_std(bal)} |",
-        f"| chance (uniform guess) | {CHANCE * 100:.1f} | {CHANCE * 100:.1f} |",
-    ]
-    print("\n".join(table))
-    text = "\n".join([
-        "## RAVDESS speech, audio only", "",
-        f"Command: `{command_line()}`  ",
-        f"Time: {total / 60:.1f} min on this machine ({t_prep:.0f} s preparation; 2 CPU cores shared "
-        "with other jobs; torch threads "
-        f"{args.threads}).  ",
-        f"Setup: {len(result.kept)} utterances, {len(folds)} speaker-independent folds "
-        f"({24 // len(folds)} test actors each, dev = 2 other actors), seeds {args.seeds}, "
-        f"max_frames {args.max_frames}, mixed_len "
-        f"{args.mixed_len}, max_epochs "
-        f"{args.max_epochs}, patience {args.patience}, preset {args.preset}. Mean (std) over the "
-        f"{len(runs)} fold x seed runs.", "",
-        *table, "",
-        "| fold | test actors | accuracy % | balanced accuracy % |", "|---|---|---|---|",
-        *[row.replace(f"| {f.name} |", f"| {f.name} | {test_actors.get(f.name, '')} |") for row, f in
-          zip(per_fold, folds)], "",
-        *runs_details(runs),
-    ])
+    n_folds = len({r["fold"] for r in runs})
+    n_seeds = len(args.seeds.split(","))
+    lines = table(runs, floors, n_folds, n_seeds)
+    print("\n".join(lines))
+    text = "\n".join(
+        [
+            "## RAVDESS speech, audio only",
+            "",
+            f"Command: `{command_line()}`  ",
+            f"Time: {total / 60:.1f} min on {hardware()} ({t_prep:.0f} s preparation; "
+            f"{args.workers} parallel runs of "
+            f"{args.threads} torch thread(s)).  ",
+            f"Setup: 1,440 utterances, {n_folds} speaker-independent folds ({24 // args.folds} test actors "
+            f"each, dev = 2 other actors), seeds {args.seeds}, max_frames {args.max_frames}; paper/improved: "
+            f"mixed_len {args.mixed_len}, max_epochs {args.max_epochs}, patience {args.patience}; strong: "
+            "its preset. Mean (std) over the fold x seed runs (linear floor: over folds).",
+            "",
+            *lines,
+            "",
+            *runs_details(runs),
+        ]
+    )
     if not args.no_results:
         write_section(SECTION, text)
         print(f"wrote {RESULTS}")

@@ -9,6 +9,8 @@ Presets:
                  raw MFCC values), in float32 by default (``dtype="float64"`` is their precision).
     ``improved`` the same architecture with documented fixes switched on (masks, length-aware
                  GRUs, masked means, train-split standardization, AMP on CUDA).
+    ``strong``   ``improved`` plus choices for small real corpora, each its own switch below
+                 (see :data:`STRONG` and ``docs/improved.md`` for the dev-split evidence).
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from selfcross.labels import MODALITIES, parse_modalities
 
 MODEL_KINDS: tuple[str, ...] = ("self", "cross", "self+cross")
 POOLINGS: tuple[str, ...] = ("stat", "concat", "mean")
-PRESETS: tuple[str, ...] = ("paper", "improved")
+PRESETS: tuple[str, ...] = ("paper", "improved", "strong")
+TIME_MIXINGS: tuple[str, ...] = ("conv", "pool", "none")
+CLASS_WEIGHTS: tuple[str, ...] = ("none", "balanced", "sqrt")
+SELECT_ON: tuple[str, ...] = ("accuracy", "balanced_accuracy", "f1_macro", "f1_weighted")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
+SCHEDULES: tuple[str, ...] = ("plateau", "cosine", "none")
 #: Kernel sets (see :mod:`selfcross.models.kernels`): ours, or the authors' ops.
 KERNELS: tuple[str, ...] = ("fast", "reference")
 
@@ -107,6 +114,16 @@ class ModelConfig:
         mask_padding: improved: zero padded input frames, key-padding masks in attention.
         packed_gru: improved: length-aware GRU (packed sequences) where time is not mixed.
         masked_mean: improved: temporal mean over valid steps only.
+        time_mixing: how audio/video shorten time before the GRU: ``conv`` (the paper's 1x1
+            Conv1d over time: every output step a learned mix of all frames), ``pool``
+            (order-preserving average over windows of ``pool_stride`` valid frames) or
+            ``none``. The text branch never mixes time.
+        pool_stride: frames per window for ``time_mixing="pool"``.
+        spec_time_masks: SpecAugment-style: spans of audio time steps zeroed per clip (training).
+        spec_time_width: the longest such span, in input frames.
+        spec_feat_masks: spans of audio feature channels zeroed per clip (training).
+        spec_feat_width: the widest such span, in channels.
+        word_dropout: probability of zeroing a whole word vector (training only).
     """
 
     kind: str = "self"
@@ -122,6 +139,13 @@ class ModelConfig:
     mask_padding: bool = False
     packed_gru: bool = False
     masked_mean: bool = False
+    time_mixing: str = "conv"
+    pool_stride: int = 1
+    spec_time_masks: int = 0
+    spec_time_width: int = 0
+    spec_feat_masks: int = 0
+    spec_feat_width: int = 0
+    word_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         self.modalities = parse_modalities(tuple(self.modalities))
@@ -144,6 +168,12 @@ class ModelConfig:
         missing = [m for m in self.modalities if m not in self.shapes]
         if missing:
             raise ConfigError(f"no input shape given for modalities {missing}")
+        if self.time_mixing not in TIME_MIXINGS:
+            raise ConfigError(f"time_mixing {self.time_mixing!r} is not one of {', '.join(TIME_MIXINGS)}")
+        if self.pool_stride < 1:
+            raise ConfigError(f"pool_stride must be >= 1, got {self.pool_stride}")
+        if not 0.0 <= self.word_dropout < 1.0:
+            raise ConfigError(f"word_dropout must lie in [0, 1), got {self.word_dropout}")
         if (2 * self.hidden) % self.heads:
             raise ConfigError(f"attention width {2 * self.hidden} is not divisible by {self.heads} heads")
 
@@ -175,6 +205,16 @@ class TrainConfig:
         standardize: improved: per-feature standardization fitted on the training split.
         amp: improved: automatic mixed precision (bf16) on CUDA; ignored on CPU.
         eval_batch_size: batch size for dev/test evaluation (no effect on results).
+        class_weights: ``none`` (the paper), ``balanced`` (cross-entropy weights
+            ``n / (k * count_c)`` from the training split's label counts) or ``sqrt`` (their
+            square roots: a milder push towards rare classes).
+        select_on: the dev metric for early stopping and for the epoch whose weights are
+            kept: ``accuracy`` (the paper), ``balanced_accuracy``, ``f1_macro``, ``f1_weighted``.
+        optimizer: ``adam`` (the paper) or ``adamw`` (decoupled weight decay).
+        weight_decay: ``adamw``'s decoupled decay (with ``adam``: L2 added to the gradients).
+        schedule: ``plateau`` (the paper: ReduceLROnPlateau on dev loss), ``cosine`` (linear
+            warm-up over ``warmup_epochs``, then cosine decay to 0 at ``max_epochs``), ``none``.
+        warmup_epochs: epochs of linear warm-up for ``cosine``.
         modality_dropout: probability of dropping each modality of each training utterance
             (zeroed, length 0; every utterance keeps one), as ``evaluate --perturb drop:m``
             does at test time; 0 = off (every preset). See
@@ -198,6 +238,12 @@ class TrainConfig:
     standardize: bool = False
     amp: bool = False
     eval_batch_size: int = 128
+    class_weights: str = "none"
+    select_on: str = "accuracy"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    schedule: str = "plateau"
+    warmup_epochs: int = 0
     modality_dropout: float = 0.0
     task: str = "classification"
 
@@ -212,6 +258,16 @@ class TrainConfig:
             raise ConfigError("batch_size and patience must be positive")
         if self.max_epochs < 0:
             raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {self.max_epochs}")
+        for name, allowed in (
+            ("class_weights", CLASS_WEIGHTS),
+            ("select_on", SELECT_ON),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
+        if self.weight_decay < 0 or self.warmup_epochs < 0:
+            raise ConfigError("weight_decay and warmup_epochs must be >= 0")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ConfigError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
 
@@ -285,21 +341,54 @@ def _build(cls: type[T], d: dict[str, Any]) -> T:
     return cls(**d)
 
 
+#: The ``strong`` preset: ``improved`` plus these switches, chosen on the dev splits of the
+#: RAVDESS and MELD benchmarks (docs/improved.md has the measurements).
+STRONG: dict[str, dict[str, Any]] = {
+    "model": {
+        "time_mixing": "pool",
+        "pool_stride": 20,
+        "spec_time_masks": 2,
+        "spec_time_width": 40,
+        "spec_feat_masks": 2,
+        "spec_feat_width": 12,
+        "word_dropout": 0.1,
+    },
+    "train": {
+        "class_weights": "none",
+        "select_on": "f1_weighted",
+        "optimizer": "adamw",
+        "weight_decay": 0.01,
+        "schedule": "cosine",
+        "warmup_epochs": 2,
+        "max_epochs": 30,
+        "patience": 10,
+    },
+}
+
+
 def apply_preset(config: RunConfig, preset: str) -> RunConfig:
     """Set the switches of a preset on ``config`` (in place) and return it.
 
-    ``paper`` turns every fix off; ``improved`` turns them all on. Individual switches can
-    be changed afterwards; ``config.preset`` records the starting point.
+    ``paper`` turns every fix off; ``improved`` turns them all on; ``strong`` is
+    ``improved`` plus :data:`STRONG` (including its epoch budget and patience). The other
+    switches keep their values. Individual switches can be changed afterwards;
+    ``config.preset`` records the starting point.
     """
     if preset not in PRESETS:
         raise ConfigError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
-    on = preset == "improved"
+    on = preset in ("improved", "strong")
     config.preset = preset
     config.model.mask_padding = on
     config.model.packed_gru = on
     config.model.masked_mean = on
     config.train.standardize = on
     config.train.amp = on
+    if preset == "strong":
+        for section, values in STRONG.items():
+            for key, value in values.items():
+                setattr(getattr(config, section), key, value)
+        config.model.validate()
+        config.train.__post_init__()
     return config
 
 
@@ -316,6 +405,11 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 #: (off), so runs recorded before the switch existed keep their hash and are not rerun.
 HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
     ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
+    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
+    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
+    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
+    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
+    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
 )
 
 

@@ -7,10 +7,10 @@ each clip with the run's saved extractor settings (``RUN_DIR/features/features.j
 standardizer, and runs the model - the same arrays and the same arithmetic as evaluation on
 prepared folds.
 
-A run trained on data without ``features.json`` (e.g. the synthetic benchmark or the
-authors' folds) uses the default extractors, which match the paper's folds, as long as the
-model's input shapes agree with them; text then still needs ``vocab.txt`` and
-``W_embedding.npy`` in ``RUN_DIR/features/``.
+A run trained on data without ``features.json`` (e.g. the authors' folds) uses the default
+extractors, which match the paper's folds, as long as the model's input shapes agree with
+them; text then still needs ``vocab.txt`` and ``W_embedding.npy`` in ``RUN_DIR/features/``.
+A run on the synthetic benchmark has neither, and is refused with that reason.
 """
 
 from __future__ import annotations
@@ -90,13 +90,16 @@ class Predictor:
 
         feat_dir = self.run_dir / FEATURES_DIR
         saved: dict[str, Any] = {}
-        if (feat_dir / "features.json").is_file():
+        self._has_settings = (feat_dir / "features.json").is_file()
+        if self._has_settings:
             try:
                 saved = load_feature_configs(feat_dir / "features.json")
             except DataError as e:
                 raise CheckpointError(str(e)) from None
         defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
         self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
+        if not self._has_settings:  # before any extractor (a video encoder) is loaded for nothing
+            self._refuse_without_settings(feat_dir)
         # modalities whose features come from a pretrained (hf:) encoder named in features.json
         pretrained = {m: make_extractor(m, c, device)
                       for m, c in self.feature_configs.items() if is_hf_config(c)}
@@ -191,6 +194,31 @@ class Predictor:
                     f"expects [{want[0]}, {want[1]}] (run trained on other features; "
                     f"add {FEATURES_DIR}/features.json to the run folder)"
                 )
+
+    def _refuse_without_settings(self, feat_dir: Path) -> None:
+        """Refuse a run whose inputs the default extractors cannot produce (e.g. synthetic arrays)."""
+        shapes = self.config.model.shapes
+        for m in self.modalities:
+            c = self.feature_configs[m]
+            if m == "text":
+                files = [feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"]
+                absent = [p.name for p in files if not p.is_file()]
+                if absent:
+                    raise self._no_settings_error(f"no {' or '.join(absent)} for its text")
+                got = (c.max_tokens, None)
+            else:
+                got = (c.max_frames, c.feat_dim)
+            want = (shapes[m].seq_len, shapes[m].feat_dim)
+            if got[0] != want[0] or (got[1] is not None and got[1] != want[1]):
+                raise self._no_settings_error(f"its {m} input is [{want[0]}, {want[1]}] per clip")
+
+    def _no_settings_error(self, detail: str) -> ConfigError:
+        """The error for a run trained on arrays that came without extractor settings."""
+        return ConfigError(
+            f"{self.run_dir}: this run was trained on synthetic or pre-extracted arrays with no feature "
+            f"settings ({detail}), so it cannot extract features from raw clips; train on data prepared "
+            "from media (selfcross prepare-manifest, prepare or prepare-iemocap) instead"
+        )
 
     # ------------------------------------------------------------------ features
     def features(

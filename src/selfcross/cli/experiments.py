@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.cli.options import add_no_progress
+from selfcross.config import PRESETS
 from selfcross.errors import ConfigError
 
 
@@ -22,8 +24,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--data", required=True, help="data root with fold01 .. foldK")
     g.add_argument("--models", default="self,cross", help="comma list of self, cross, self+cross")
     g.add_argument("--modalities", default="a,v,t,av,at,vt,atv", help="comma list of modality sets")
-    g.add_argument("--folds", default=None, help="e.g. 1-5 or 1,3 (default: every fold of --data)")
-    g.add_argument("--seeds", default="1-10", help="e.g. 1-10 (default, the paper's) or 1,2")
+    g.add_argument("--folds", default=None, metavar="RANGE",
+                   help="fold numbers, e.g. 1-5 or 1,3 (default: every fold of --data)")
+    g.add_argument("--seeds", default="1-10", metavar="RANGE",
+                   help="seed numbers, e.g. 1-10 (default, the paper's 10 repetitions) or 1,2")
     g.add_argument("--no-stat-pool-too", action="store_true",
                    help="also run every multi-vector cell without statistical pooling (noSP = concat)")
     g.add_argument("--db", default="results.sqlite", help="results database (default results.sqlite)")
@@ -32,7 +36,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=("paper", "improved"))
+    g.add_argument("--preset", default="paper", choices=PRESETS,
+                   help="paper: the authors' computation, quirks included; improved: padding masks, "
+                   "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
+                   "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
     g.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local processes (default) or ray tasks (pip install selfcross[ray]; "
                    "docs/cluster.md)")
@@ -51,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--task", default="classification", choices=("classification", "regression"),
                    help="regression: sentiment scores of an import-features data root (L1 loss, best "
                    "dev MAE); use one results database per task")
-    g.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(g)
     g.add_argument("--robustness", default=None, metavar="SPECS",
                    help="after training, re-score every run's test split with one modality perturbed, "
                    "e.g. drop:a,drop:v,drop:t,noise:a=10 (specs as in evaluate --perturb); report "
@@ -73,23 +80,42 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--db", default=None, help="results database (default <out>/results.sqlite)")
     b.set_defaults(func=_baseline)
 
-    r = subparsers.add_parser("report", help="tables, significance tests and figures from a results store")
-    r.add_argument("--db", default="results.sqlite", help="results database")
+    r = subparsers.add_parser(
+        "report",
+        help="tables, significance tests and figures from a results store",
+        description="Read every finished run of a results store (written by grid or demo) and write "
+        "OUT/report.md: the paper's table (mean (std) and n per cell), self vs cross per modality set "
+        "(Wilcoxon signed-rank and paired t over (fold, seed) pairs, a bootstrap interval of the "
+        "mean difference, McNemar on pooled test predictions, Holm correction across modality sets) "
+        "with a one-line verdict per modality set and metric, the ablations when present, "
+        "results.csv/json and figures. See docs/results-store.md.",
+    )
+    r.add_argument("--db", default="results.sqlite", help="results database (default: %(default)s)")
     r.add_argument("--out", required=True, help="output folder (report.md, results.csv/json, figures/)")
     r.add_argument("--paper-labels", action="store_true",
                    help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
     r.set_defaults(func=_report)
 
-    d = subparsers.add_parser("demo", help="the main job: self vs cross on the synthetic benchmark")
-    d.add_argument("--out", default="selfcross-demo", help="output folder (default selfcross-demo)")
-    d.add_argument("--folds", type=int, default=3, help="folds 1..N (default 3)")
-    d.add_argument("--seeds", type=int, default=2, help="seeds 1..N (default 2)")
+    d = subparsers.add_parser(
+        "demo",
+        help="the main job: self vs cross on the synthetic benchmark",
+        description="Build the small synthetic benchmark (OUT/data), train self- and cross-attention "
+        "on all 7 modality sets of the paper's table over the given folds and seeds with a capped "
+        "number of epochs (an ordinary, resumable grid: OUT/results.sqlite, OUT/runs), write the "
+        "report (OUT/report) and print its main table and self-vs-cross verdict. An interrupted "
+        "demo finishes only the missing runs when run again.",
+    )
+    d.add_argument("--out", default="demo-output", help="output folder (default: %(default)s, as make demo)")
+    d.add_argument("--folds", default="1-3", metavar="RANGE",
+                   help="fold numbers, as for grid: e.g. 1-5 (the paper's 5 folds) (default: %(default)s)")
+    d.add_argument("--seeds", default="1-2", metavar="RANGE",
+                   help="seed numbers, as for grid: e.g. 1-10 (the paper's) (default: %(default)s)")
     d.add_argument("--workers", type=int, default=2, help="parallel runs (default 2)")
     d.add_argument("--max-epochs", type=int, default=None,
                    help="epoch cap per run (default: the demo's cap; 0 = no cap: early stopping alone ends a "
                    "run, the paper's protocol)")
     d.add_argument("--paper-labels", action="store_true", help="WA/UA metric labels")
-    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_no_progress(d)
     d.set_defaults(func=_demo)
 
 

@@ -80,6 +80,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{len(results) - len(failed)}/{len(results)} clips predicted -> {args.out}")
         for r in failed:
             print(f"selfcross predict: {r['id']}: {r['error']}", file=sys.stderr)
+        if failed:
+            print(f"selfcross predict: {len(failed)} row(s) failed: their rows in {args.out} have an empty "
+                  "top_class and the error (--strict stops at the first bad row)", file=sys.stderr)
         return 1 if failed else 0
 
     out = predictor.predict(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from selfcross.cli.encoders import VIDEO_ENCODER_HELP, add_encoder_options, encoder_configs, video_encoder_arg
+from selfcross.cli.options import add_no_progress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -52,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_audio_options(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first malformed annotation line instead of reporting it")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p, "no progress bars")
     add_encoder_options(p)
     p.set_defaults(func=_prepare_iemocap)
     _register_manifest(subparsers)
@@ -148,7 +149,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
                    help="grouped folds: share of the training speakers held out as dev (default 0.1)")
     p.add_argument("--fold-seed", type=int, default=0, metavar="S",
                    help="grouped folds: seed of the speaker shuffling (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_no_progress(p, "no progress bars")
     add_encoder_options(p)
 
 

@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from selfcross.cli.options import add_no_progress
 from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.labels import modality_code, parse_modalities
 
@@ -64,11 +65,11 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--modalities",
-        default="atv",
+        default=None,
         metavar="SET",
         help="letters of the modalities to use: a = audio (MFCC frames), v = video (ResNet "
         "frame features), t = text (word vectors); the paper's table has a, v, t, av, at, "
-        "vt, atv (default: %(default)s)",
+        "vt, atv (default: every modality the fold has, atv for the paper's folds)",
     )
     p.add_argument(
         "--seed",
@@ -104,7 +105,10 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
         default="paper",
         help="paper: the authors' computation, quirks included (padding attended and averaged, "
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
-        "train-split standardization, bf16 autocast on CUDA (default: %(default)s)",
+        "train-split standardization, bf16 autocast on CUDA; strong: improved plus choices for small real "
+        "corpora (order-preserving temporal pooling instead of the time-mixing conv, SpecAugment-style "
+        "masks and word dropout, AdamW, warm-up + cosine schedule, model selection on dev weighted F1; "
+        "docs/improved.md) (default: %(default)s)",
     )
 
 
@@ -132,10 +136,10 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-epochs",
         type=int,
-        default=TrainConfig.max_epochs,
+        default=None,
         metavar="N",
-        help="cap on epochs; early stopping (patience 10 on dev accuracy) usually ends sooner; "
-        "0 = no cap, as in the authors' loop (default: %(default)s)",
+        help=f"cap on epochs; early stopping usually ends sooner; 0 = no cap, as in the authors' loop "
+        f"(default: {TrainConfig.max_epochs}, the strong preset's own budget with --preset strong)",
     )
     p.add_argument(
         "--modality-dropout",
@@ -168,15 +172,21 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
         help="also label balanced accuracy 'WA' and plain accuracy 'UA', as the paper does "
         "(most speech-emotion papers use the opposite names)",
     )
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_no_progress(p, "no progress bar and no header line (metrics are still printed)")
     p.add_argument("--overwrite", action="store_true", help="replace RUN_DIR if it already holds a run")
 
 
 def build_run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by ``train``'s options (preset switches applied)."""
+    if args.modalities is None:
+        from selfcross.data.reader import fold_modalities
+
+        modalities = fold_modalities(args.data)
+    else:
+        modalities = parse_modalities(args.modalities)
     model = ModelConfig(
         kind=args.model,
-        modalities=parse_modalities(args.modalities),
+        modalities=modalities,
         pooling="concat" if args.no_stat_pool else "stat",
     )
     train = TrainConfig(
@@ -184,19 +194,22 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         dtype=args.dtype,
         kernels=args.kernels,
         device=args.device,
-        max_epochs=args.max_epochs,
         num_threads=args.threads,
         modality_dropout=args.modality_dropout,
         task=args.task,
     )
-    return apply_preset(RunConfig(model=model, train=train), args.preset)
+    config = apply_preset(RunConfig(model=model, train=train), args.preset)
+    if args.max_epochs is not None:
+        config.train.max_epochs = args.max_epochs
+        config.train.__post_init__()  # the same check as a config file's value
+    return config
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from selfcross.training import format_metrics_table, train_run
 
     config = build_run_config(args)
-    if not args.quiet:
+    if not args.no_progress:
         code = modality_code(config.model.modalities).upper()
         print(
             f"training {config.model.kind} {code} seed {config.train.seed} ({config.preset} preset) "
@@ -206,7 +219,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         config,
         args.data,
         args.out,
-        progress=not args.quiet,
+        progress=not args.no_progress,
         overwrite=args.overwrite,
         tune_allocator=not args.no_tune_malloc,
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +117,17 @@ def _init_worker(
             pass
     _WORKER["extractor"] = _make_extractor(modality, config, encoder)
     _WORKER["modality"] = modality
+    if modality == "audio" and hasattr(_WORKER["extractor"], "from_waveform"):  # the MFCC extractor
+        _warm_up_audio(_WORKER["extractor"])
+
+
+def _warm_up_audio(extractor: Any) -> None:
+    """Analyse a second of silence once, so librosa's imports and JIT compilation (tens of
+    seconds on a slow machine) happen before the first clip and not inside its timing."""
+    import soundfile  # noqa: F401  (the decoder of the first real clip)
+
+    rate = extractor.config.sample_rate
+    extractor.from_waveform(np.zeros(rate, dtype=np.float32))
 
 
 @dataclass(frozen=True)
@@ -200,31 +213,47 @@ def _extract_modality(
     errors: dict[str, str] = {}
     if not jobs:
         return lengths, errors
-    bar = tqdm(total=len(jobs), desc=f"{modality} features", unit="utt", disable=not progress)
+    if workers <= 1:  # set up (and warm up) before the bar, so its first clip is timed fairly
+        if progress:
+            print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
+        _init_worker(modality, config, encoder, None)
+    desc = f"{modality} features" if workers <= 1 else f"{modality} features (starting {workers} workers)"
+    bar = tqdm(total=len(jobs), desc=desc, unit="utt", disable=not progress)
     try:
-        if workers <= 1:
-            _init_worker(modality, config, encoder, None)
-            size = int(config.get("batch_size", 1)) if hasattr(_WORKER["extractor"], "extract_many") else 1
-            for k in range(0, len(jobs), size):
-                for utt, n, err in _run_batch(jobs[k : k + size]):
-                    (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
-                    bar.update()
-        else:
-            import multiprocessing as mp
-
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            with ProcessPoolExecutor(
-                max_workers=workers,
-                mp_context=mp.get_context("spawn"),  # safe with torch/CUDA already initialized
-                initializer=_init_worker,
-                initargs=(modality, config, encoder, threads, os.getpid()),
-            ) as pool:
-                futures = [pool.submit(_run_job, j) for j in jobs]
-                for fut in as_completed(futures):
-                    utt, n, err = fut.result()
-                    (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
-                    bar.update()
+        results = (_serial_results(jobs, config) if workers <= 1
+                   else _pool_results(modality, jobs, config, encoder, workers))
+        for done, (utt, n, err) in enumerate(results, start=1):
+            (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+            if done == 1 and workers > 1:  # workers are up: time the rate from here
+                bar.set_description(f"{modality} features")
+                bar.reset(total=len(jobs))
+            bar.update()
     finally:
         bar.close()
         _WORKER.clear()
     return lengths, errors
+
+
+def _serial_results(jobs: list[_Job], config: dict[str, Any]) -> Iterator[tuple[str, int | None, str]]:
+    """Results of ``jobs`` run in this process, in batches when the extractor takes several clips."""
+    size = int(config.get("batch_size", 1)) if hasattr(_WORKER["extractor"], "extract_many") else 1
+    for k in range(0, len(jobs), size):
+        yield from _run_batch(jobs[k : k + size])
+
+
+def _pool_results(
+    modality: str, jobs: list[_Job], config: dict[str, Any], encoder: Any, workers: int
+) -> Iterator[tuple[str, int | None, str]]:
+    """Results of ``jobs`` run by ``workers`` spawned processes, in completion order."""
+    import multiprocessing as mp
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=mp.get_context("spawn"),  # safe with torch/CUDA already initialized
+        initializer=_init_worker,
+        initargs=(modality, config, encoder, threads, os.getpid()),
+    ) as pool:
+        futures = [pool.submit(_run_job, j) for j in jobs]
+        for fut in as_completed(futures):
+            yield fut.result()

@@ -46,6 +46,7 @@ layouts it found.
 from __future__ import annotations
 
 import csv
+import logging
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -57,6 +58,8 @@ import numpy as np
 from selfcross.data.prepare import FoldPlan, PrepareResult, Skip, UtteranceRecord, prepare_records
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import CLASS_SETS, MODALITIES
+
+log = logging.getLogger("selfcross.data")
 
 #: Column of each modality's media (or words) in a manifest.
 MODALITY_COLUMNS: dict[str, str] = {"audio": "audio", "video": "video", "text": "transcript"}
@@ -243,7 +246,8 @@ def read_manifest(
             has_value["text"] = True
         if missing_here:
             if on_missing == "error":
-                raise DataError(path, f"line {lineno}: utterance {utt!r}: {'; '.join(missing_here)}")
+                raise DataError(path, f"line {lineno}: utterance {utt!r}: {'; '.join(missing_here)} "
+                                      "(--skip-missing leaves such rows out and lists them in the report)")
             skipped.append(Skip(utt, SKIP_MISSING_FILE, f"line {lineno}: {'; '.join(missing_here)}"))
             continue
         records.append(UtteranceRecord(
@@ -268,6 +272,33 @@ def read_manifest(
     if probe_audio and "audio" in modalities:
         man.notes.extend(audio_format_notes([r.audio for r in records if r.audio is not None]))
     return man
+
+
+def label_warnings(records: Sequence[UtteranceRecord], given: bool, n_folds: int) -> list[str]:
+    """Labels that look like mistakes: classes too small to appear in every test fold, and
+    (when no class list was given) labels outside the known class set that holds the others.
+
+    Why: without ``--labels`` every distinct string becomes a class, so a typo such as
+    ``joyful`` among RAVDESS labels silently makes a one-clip class.
+    """
+    counts = Counter(r.label for r in records)
+    out = []
+    need = max(3, n_folds)
+    rare = sorted(c for c, n in counts.items() if n < need)
+    if rare:
+        listed = ", ".join(f"{c!r} ({counts[c]})" for c in rare)
+        out.append(f"class(es) with fewer than {need} items: {listed}; some test folds will have "
+                   "none of them (a typo in the label column?)")
+    if not given:
+        # the set holding most of the labels; among equals the smallest (iemocap4 before iemocap7)
+        best = max(CLASS_SETS.values(), key=lambda cs: (len(set(cs.names) & set(counts)), -len(cs)))
+        inside = set(best.names) & set(counts)
+        outside = sorted(set(counts) - set(best.names))
+        if outside and len(inside) >= max(2, len(counts) / 2):
+            out.append(f"label(s) {', '.join(map(repr, outside))} are not in the {best.key} class set "
+                       f"({', '.join(best.names)}) that holds the others; give --labels {best.key} to make "
+                       "such labels an error")
+    return out
 
 
 def _check_split_speakers(man: Manifest, allow: bool, gcol: str | None) -> None:
@@ -367,7 +398,8 @@ def plan_stratified_group_folds(
     labels = np.array([r.label for r in records])
     n_spk = len(set(speakers.tolist()))
     if n_spk < n_folds:
-        raise DataError(None, f"{n_spk} speaker group(s) cannot make {n_folds} speaker-independent folds")
+        raise DataError(None, f"{n_spk} speaker group(s) cannot make {n_folds} speaker-independent folds: "
+                              f"use --folds {n_spk} or fewer (each fold tests on its own speakers)")
     ids = [r.id for r in records]
     plans = []
     for k, (pool_idx, test_idx) in enumerate(_group_splits(labels, speakers, n_folds, seed)):
@@ -542,8 +574,12 @@ def prepare_manifest(
         fold_note = (f"{k} folds grouped by {group_column!r} and stratified by label (sklearn "
                      f"StratifiedGroupKFold, seed {fold_seed}); the class table's groups are the test "
                      "folds and the folds table lists each fold's test speakers.")
+    warnings = label_warnings(man.records, given=class_names is not None, n_folds=len(folds))
+    for w in warnings:
+        log.warning("%s: %s", man.path, w)
     all_notes = [fold_note, f"Manifest: {man.path.resolve()} ({len(man.records)} rows used, "
-                 f"{len(man.skipped)} left out).", *man.notes, *notes]
+                 f"{len(man.skipped)} left out).", *(f"**Warning:** {w}" for w in warnings),
+                 *man.notes, *notes]
     return prepare_records(
         records, out_root, man.class_names, glove=glove, modalities=mods,
         audio_config=audio_config, video_config=video_config, text_config=text_config,

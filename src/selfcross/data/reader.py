@@ -14,9 +14,10 @@ page cache; full IEMOCAP audio, video and text vectors ~6 GB per fold). Pass
 ``check_values=False`` to skip it for data you have already checked
 (``selfcross validate-data``).
 
-Zero-video-length utterances are dropped, as the authors did, whenever the fold has video
-(even when the model does not use video), so every modality set is evaluated on the same
-utterances. The authors' own check missed the case where only index 0 was empty; here every
+Zero-video-length utterances are dropped, as the authors' loader did, whenever video is
+read: video attention over zero frames is undefined. Runs without video keep them (nothing
+in those runs is undefined), so their test splits hold a few more utterances than runs with
+video. The authors' own check missed the case where only index 0 was empty; here every
 zero-length utterance is dropped. The count is on :attr:`Split.n_dropped` and logged.
 """
 
@@ -284,7 +285,8 @@ def _available(
             continue
         missing = [f for f, p in zip(files, present) if not p]
         if missing:
-            why = f"modality {m!r} was requested" if wanted else f"modality {m!r} exists in other splits"
+            why = (f"modality {m!r} was requested; {_present_modalities(fold_dir)}" if wanted
+                   else f"modality {m!r} exists in other splits")
             raise DataError(missing[0], f"file is missing ({why})")
         if m == "text" and text_form == "ids" and emb is None:
             raise DataError(fold_dir / layout.EMBEDDING_FILE, "file is missing (text is given as word ids)")
@@ -296,6 +298,14 @@ def _available(
             "train_text.npy or train_nlp_trans.npy)",
         )
     return tuple(chosen), text_form, (emb if text_form == "ids" and "text" in chosen else None)
+
+
+def _present_modalities(fold_dir: Path) -> str:
+    """``"this fold has: a, t"``: the modalities with a training file, as option letters."""
+    names = {"audio": ["audio"], "video": ["video"], "text": ["text", "text_ids"]}
+    have = [m[0] for m in MODALITIES
+            if any((fold_dir / layout.split_file("train", k)).is_file() for k in names[m])]
+    return f"this fold has: {', '.join(have) or 'no modality files'}"
 
 
 def _rank(arr: np.ndarray, path: Path, ndim: int, what: str) -> None:
@@ -405,7 +415,7 @@ def _sequence_lengths(
     for m, key in layout.LENGTH_KEYS.items():
         sp = fold_dir / layout.split_file(split, key)
         has_modality_file = (fold_dir / layout.split_file(split, m)).is_file()
-        if not has_modality_file or (m not in modalities and m != "video"):
+        if not has_modality_file or m not in modalities:
             continue
         if sp.is_file():
             seq = _integer_vector(load_npy(sp), sp, n, "sequence lengths")
@@ -413,15 +423,9 @@ def _sequence_lengths(
                 raise DataError(sp, f"has a negative length ({int(seq.min())})")
             t = load_npy(fold_dir / layout.split_file(split, m)).shape[1]
             seq = np.minimum(seq, t)
-        elif m in lengths:
+        else:
             seq = lengths[m]
-        else:  # video present in the fold but not read: infer its lengths for the drop rule
-            vp = fold_dir / layout.split_file(split, m)
-            varr = load_npy(vp)
-            _rank(varr, vp, 3, "[N, T, F] sequence")
-            seq = _scan(varr, vp, False, True)
-        if m in modalities:
-            lengths[m] = seq
+        lengths[m] = seq
         if m == "video":
             video_len = seq
     return video_len
@@ -462,7 +466,8 @@ def _kept_rows(
     n_dropped = int(n - rows.size)
     dropped_ids = [ids_list[i] if ids_list else str(i) for i in np.flatnonzero(~keep)]
     if n_dropped:
-        log.warning("%s/%s: dropped %d utterance(s) with zero video length", fold_dir.name, split, n_dropped)
+        log.warning("%s/%s: dropped %d utterance(s) with zero video length (nothing for video attention "
+                    "to attend to; the authors' loader drops them too)", fold_dir.name, split, n_dropped)
     if rows.size == 0:
         raise DataError(fold_dir / layout.split_file(split, "video_seqN"),
                         "the split is empty after dropping zero-video-length utterances")
@@ -539,6 +544,7 @@ def read_fold(
     fold_dir = Path(path)
     if not fold_dir.is_dir():
         raise DataError(fold_dir, "is not a folder" if fold_dir.exists() else "no such fold folder")
+    _refuse_data_root(fold_dir)
     requested = None if modalities is None else parse_modalities(
         modalities if isinstance(modalities, str) else tuple(modalities)
     )
@@ -593,6 +599,25 @@ def read_fold(
     )
 
 
+def fold_modalities(path: str | Path) -> tuple[str, ...]:
+    """The modalities whose files a fold folder holds (canonical order), without reading them."""
+    fold_dir = Path(path)
+    if not fold_dir.is_dir():
+        raise DataError(fold_dir, "is not a folder" if fold_dir.exists() else "no such fold folder")
+    _refuse_data_root(fold_dir)
+    return _available(fold_dir, None)[0]
+
+
+def _refuse_data_root(path: Path) -> None:
+    """A data root given where one fold is expected: say which fold folders to pass instead."""
+    if is_fold(path):
+        return
+    folds = sorted(p.name for p in path.iterdir() if p.is_dir() and layout.fold_number(p.name) is not None)
+    if folds:
+        span = folds[0] if len(folds) == 1 else f"{folds[0]}..{folds[-1]}"
+        raise DataError(path, f"is a data root, not a fold: pass {path / folds[0]} (folds: {span})")
+
+
 def is_fold(path: str | Path) -> bool:
     """Whether ``path`` looks like a fold folder (has ``train_label.npy``)."""
     return (Path(path) / layout.split_file("train", "label")).is_file()
@@ -617,7 +642,8 @@ def list_folds(root: str | Path) -> list[Path]:
             raise DataError(p, f"fold number {k} appears twice ({found[k].name} and {p.name})")
         found[k] = p
     if not found:
-        raise DataError(root, "holds no fold folders (expected fold01, fold02, ...)")
+        raise DataError(root, f"holds no fold folders (fold01, fold02, ...) and is not a fold folder "
+                              f"itself (no {layout.split_file('train', 'label')})")
     expected = list(range(1, max(found) + 1))
     missing = [k for k in expected if k not in found]
     if missing or 0 in found:

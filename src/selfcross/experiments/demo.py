@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from selfcross.experiments.grid import run_grid
+from selfcross.experiments.grid import parse_range, run_grid
 from selfcross.experiments.report import make_report
 from selfcross.labels import PAPER_MODALITY_SETS
 
@@ -40,9 +40,9 @@ def _data_ready(root: Path, n_folds: int) -> bool:
 
 
 def run_demo(
-    out_dir: str | Path = "selfcross-demo",
-    folds: int = 3,
-    seeds: int = 2,
+    out_dir: str | Path = "demo-output",
+    folds: Sequence[int] | str = "1-3",
+    seeds: Sequence[int] | str = "1-2",
     workers: int = 2,
     max_epochs: int | None = DEMO_MAX_EPOCHS,
     device: str = "cpu",
@@ -55,8 +55,10 @@ def run_demo(
     Args:
         out_dir: everything goes here: ``data/`` (the benchmark), ``results.sqlite``,
             ``runs/`` (one folder per run), ``report/`` (report.md, CSV, JSON, figures).
-        folds: folds 1..``folds`` (3 by default; 5 = the paper's protocol).
-        seeds: seeds 1..``seeds``.
+        folds: fold numbers, as for :func:`~selfcross.experiments.run_grid` (``"1-3"`` by
+            default; ``"1-5"`` = the paper's protocol); the benchmark gets as many folds as
+            the highest number.
+        seeds: seeds, as for the grid (``"1-2"`` by default).
         workers: parallel runs (2 on a 2-core machine: one torch thread each).
         max_epochs: epoch cap per run (``0`` = no cap: early stopping alone ends each run, the
             paper's protocol; ``None`` = the default cap of 100).
@@ -74,15 +76,17 @@ def run_demo(
     say = log or print
     out = Path(out_dir)
     data = out / "data"
+    fold_list, seed_list = parse_range(folds, "folds"), parse_range(seeds, "seeds")
+    assert fold_list is not None and seed_list is not None
     t0 = time.perf_counter()
-    if _data_ready(data, folds):
+    if _data_ready(data, max(fold_list)):
         say(f"demo: using the synthetic benchmark in {data}")
     else:
         say(f"demo: building the small synthetic benchmark in {data} ...")
-        make_synthetic(data, preset="small", seed=DEMO_DATA_SEED, n_folds=folds)
+        make_synthetic(data, preset="small", seed=DEMO_DATA_SEED, n_folds=max(fold_list))
     summary = run_grid(
-        data, models=("self", "cross"), modalities=PAPER_MODALITY_SETS, folds=list(range(1, folds + 1)),
-        seeds=list(range(1, seeds + 1)), db=out / "results.sqlite", runs_dir=out / "runs", workers=workers,
+        data, models=("self", "cross"), modalities=PAPER_MODALITY_SETS, folds=fold_list,
+        seeds=seed_list, db=out / "results.sqlite", runs_dir=out / "runs", workers=workers,
         device=device, preset="paper", progress=progress, max_epochs=max_epochs,
         log=lambda m: print(m, file=sys.stderr),
     )
@@ -92,6 +96,6 @@ def run_demo(
     say((out / "report" / "summary.txt").read_text())
     cap = ("up to 100 epochs with early stopping" if max_epochs is None
            else "no epoch cap, early stopping" if max_epochs == 0 else f"epochs capped at {max_epochs}")
-    say(f"demo: {summary.planned} runs ({folds} folds x {seeds} seeds, {cap}) in "
+    say(f"demo: {summary.planned} runs ({len(fold_list)} folds x {len(seed_list)} seeds, {cap}) in "
         f"{time.perf_counter() - t0:.0f} s; report: {report}")
     return report

@@ -46,14 +46,19 @@ def bar_chart(
     metric_labels: dict[str, str],
     path: Path,
     title: str = "",
+    chance: float | None = None,
 ) -> Path:
     """Grouped bars like the paper's figure: modality sets on x (uni | bi | tri), one bar per model.
+
+    The bars of each modality set are centred on its tick, whatever models it has (uni-modal
+    sets have no cross-attention bar).
 
     Args:
         cells: (model label, modality code) -> {metric: (mean, std, n)}.
         metrics: metrics to draw, one panel each (e.g. accuracy, balanced_accuracy).
         metric_labels: metric -> axis label.
         path: PNG to write.
+        chance: score of a uniform random guess (1 / classes), drawn as a dashed line.
     """
     codes = [c for c in PAPER_MODALITY_SETS if any(k[1] == c for k in cells)]
     codes += sorted({k[1] for k in cells} - set(codes))
@@ -67,15 +72,23 @@ def bar_chart(
     x = np.arange(len(codes))
     for row, metric in enumerate(metrics):
         ax = fig.add_subplot(len(metrics), 1, row + 1)
+        present = {code: [m for m in models if metric in cells.get((m, code), {})] for code in codes}
         for j, model in enumerate(models):
-            means, stds = [], []
-            for code in codes:
+            xs, means, stds = [], [], []
+            for i, code in enumerate(codes):
                 v = cells.get((model, code), {}).get(metric)
-                means.append(np.nan if v is None else 100 * v[0])
-                stds.append(0.0 if v is None or not np.isfinite(v[1]) else 100 * v[1])
+                if v is None:
+                    continue
+                slot, k = present[code].index(model), len(present[code])
+                xs.append(x[i] + (slot - (k - 1) / 2) * width)
+                means.append(100 * v[0])
+                stds.append(100 * v[1] if np.isfinite(v[1]) else 0.0)
             colour = COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)])
-            ax.bar(x + (j - (len(models) - 1) / 2) * width, means, width, yerr=stds, capsize=3,
-                   label=model, color=colour, edgecolor="black", linewidth=0.5)
+            ax.bar(xs, means, width, yerr=stds, capsize=3, label=model, color=colour,
+                   edgecolor="black", linewidth=0.5)
+        if chance is not None:
+            ax.axhline(100 * chance, color="black", linestyle="--", linewidth=1,
+                       label=f"chance ({100 * chance:.1f}%)")
         for boundary in _group_boundaries(codes):
             ax.axvline(boundary, color="grey", linestyle=":", linewidth=1)
         for size in sorted({len(c) for c in codes}):
@@ -87,13 +100,15 @@ def bar_chart(
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
         if row == 0:
-            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models),
-                      frameon=False)
-            if title:
-                ax.set_title(title, loc="left", fontsize=10)
+            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8,
+                      ncols=len(models) + (chance is not None), frameon=False)
+
         top = np.nanmax([100 * v[0] + 100 * (v[1] if np.isfinite(v[1]) else 0)
-                         for c in cells.values() for m, v in c.items() if m == metric] + [1.0])
+                         for c in cells.values() for m, v in c.items() if m == metric]
+                        + [1.0, 100 * (chance or 0.0)])
         ax.set_ylim(0, min(100.0, top * 1.15 + 2))
+    if title:  # above the legend, not beside it
+        fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -105,6 +120,9 @@ def _group_boundaries(codes: Sequence[str]) -> list[float]:
 
 def confusion_plot(cm: np.ndarray, class_names: Sequence[str], title: str, path: Path) -> Path:
     """Row-normalized confusion matrix (rows = true class, each row sums to 1).
+
+    Each row is labelled with its number of test items, so that a class with a handful of
+    items is not read like one with hundreds.
 
     Args:
         cm: int [C, C] counts (pooled over runs).
@@ -121,9 +139,9 @@ def confusion_plot(cm: np.ndarray, class_names: Sequence[str], title: str, path:
             ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.55 else "black")
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
-    ax.set_yticks(range(n), class_names)
+    ax.set_yticks(range(n), [f"{c} (n={int(k)})" for c, k in zip(class_names, rows[:, 0])])
     ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
+    ax.set_ylabel("true (test items)")
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
@@ -131,12 +149,14 @@ def confusion_plot(cm: np.ndarray, class_names: Sequence[str], title: str, path:
 
 
 def recall_plot(
-    recalls: dict[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str], title: str, path: Path
+    recalls: dict[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str], title: str, path: Path,
+    chance: bool = True,
 ) -> Path:
     """Per-class recall bars, one bar per model, error bars = std over runs.
 
     Args:
         recalls: model label -> (mean [C], std [C]) recall per class.
+        chance: draw the recall of a uniform random guess (1 / classes) as a dashed line.
     """
     n = len(class_names)
     models = list(recalls)
@@ -149,13 +169,16 @@ def recall_plot(
         ax.bar(x + (j - (len(models) - 1) / 2) * width, 100 * np.nan_to_num(mean), width,
                yerr=100 * np.nan_to_num(std), capsize=3, label=model,
                color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
+    if chance and n:
+        ax.axhline(100 / n, color="black", linestyle="--", linewidth=1, label=f"chance ({100 / n:.1f}%)")
     ax.set_xticks(x, class_names, rotation=30, ha="right")
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 105)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models), frameon=False)
-    ax.set_title(title, fontsize=10, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models) + bool(chance),
+              frameon=False)
+    fig.suptitle(title, x=0.01, ha="left", fontsize=10)  # above the legend, not beside it
     fig.tight_layout()
     return _save(fig, path)
 

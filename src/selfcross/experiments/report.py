@@ -246,7 +246,7 @@ def compare(store: ResultsStore, study: Study, a: str = "self", b: str = "cross"
                 m["wilcoxon_holm"] = None if not math.isfinite(p_holm) else float(p_holm)
                 min_p = (m["wilcoxon"].get("details") or {}).get("min_p", 0.0)
                 m["holm_reachable"] = bool(min_p * len(group) < ALPHA)
-                m["verdict"] = _verdict(m, metric, a, b)
+                m["verdict"] = _verdict(m, metric, a, b, e["mcnemar"])
         out.extend(group)
     return out
 
@@ -256,32 +256,55 @@ def compare_linear(store: ResultsStore, study: Study) -> list[dict[str, Any]]:
     return compare(store, study, "self", LINEAR) + compare(store, study, "cross", LINEAR)
 
 
-def _verdict(m: dict[str, Any], metric: str, a: str = "self", b: str = "cross") -> str:
-    p, ph = m["wilcoxon"]["p_value"], m["wilcoxon_holm"]
-    ci = m["bootstrap"]
-    diff = (
-        f"{a} - {b} = {100 * ci['mean_diff']:+.1f} points (95% CI {100 * ci['low']:+.1f} to "
-        f"{100 * ci['high']:+.1f})"
-    )
+def _verdict(m: dict[str, Any], metric: str, a: str = "self", b: str = "cross",
+             mcnemar: dict[str, Any] | None = None) -> str:
+    """One line: the signed-rank verdict, the effect with its interval, and any test that disagrees.
+
+    The power limit of the design is not repeated here; :func:`_power_note` states it once.
+    """
+    ph, ci = m["wilcoxon_holm"], m["bootstrap"]
+    diff = (f"{a} - {b} {100 * ci['mean_diff']:+.1f} points [95% CI {100 * ci['low']:+.1f}, "
+            f"{100 * ci['high']:+.1f}]")
     if ph is not None and ph < ALPHA:
         better = SIDE_NAMES.get(a, a) if ci["mean_diff"] > 0 else SIDE_NAMES.get(b, b)
-        return f"{better} is significantly better on {metric} ({diff}; Holm-adjusted Wilcoxon p = {_p(ph)})"
-    extra = ""
-    if p is not None and p < ALPHA:
-        extra = f"; p = {_p(p)} before, {_p(ph)} after Holm's correction"
-    note = m["wilcoxon"]["note"]
-    if "cannot reach" in note:
-        extra += "; too few pairs for the signed-rank test to reach significance"
-    elif not m.get("holm_reachable", True):
-        extra += ("; with this many pairs and modality sets even the most extreme data could not pass "
-                  "Holm's correction: run more folds or seeds for a conclusive test")
-    pt = m["paired_t"]["p_value"]
-    if (pt is not None and pt < ALPHA) or ci["low"] > 0 or ci["high"] < 0:
-        extra += (
-            f"; the paired t-test (p = {_p(pt)}) and/or the bootstrap interval suggest a difference "
-            "that the rank test cannot confirm with these pairs: run more folds or seeds"
-        )
-    return f"no significant difference on {metric} at alpha {ALPHA} ({diff}{extra})"
+        return f"{better} is significantly better on {metric} (signed-rank, Holm p = {_p(ph)}); {diff}"
+    head = f"no significant difference on {metric} (signed-rank, Holm p = {_p(ph)}); {diff}"
+    others = _disagreeing(m, mcnemar if metric == "accuracy" else None)
+    if not others:
+        return head
+    listed = ", ".join(others[:-1]) + (" and " if len(others) > 1 else "") + others[-1]
+    return f"{head}; {listed} {'does' if len(others) == 1 else 'do'} see one: the tests disagree"
+
+
+def _disagreeing(m: dict[str, Any], mcnemar: dict[str, Any] | None) -> list[str]:
+    """The other tests that do see a difference at ALPHA (McNemar only for plain accuracy)."""
+    out = []
+    ci, pt = m["bootstrap"], m["paired_t"]["p_value"]
+    if ci.get("n", 2) > 1 and (ci["low"] > 0 or ci["high"] < 0):  # one pair: no interval at all
+        out.append("the bootstrap CI")
+    if pt is not None and pt < ALPHA:
+        out.append(f"paired t (p = {_p(pt)})")
+    if mcnemar is not None and mcnemar["p_value"] is not None and mcnemar["p_value"] < ALPHA:
+        d = mcnemar["details"]
+        out.append(f"McNemar (p = {_p(mcnemar['p_value'])}; {d['b']} vs {d['c']} utterances)")
+    return out
+
+
+def _power_note(group: list[dict[str, Any]]) -> str:
+    """The design's power limit, said once: when a signed-rank p could not pass Holm's correction."""
+    pairs = [(e, e["metrics"][m]) for e in group for m in METRICS]
+    limited = [(e, m) for e, m in pairs if not m.get("holm_reachable", True)]
+    if not limited:
+        return ""
+    best = min((m["wilcoxon"].get("details") or {}).get("min_p", 1.0) for _, m in limited)
+    n = max(e["n_pairs"] for e, _ in limited)
+    which = ("no difference could be called significant here, whatever the data" if len(limited) == len(pairs)
+             else f"{len(limited)} of the {len(pairs)} comparisons could not be called significant, "
+                  "whatever the data")
+    return (f"Power: with {n} (fold, seed) pairs the smallest possible signed-rank p is {best:.3g}, and "
+            f"Holm's correction over {len(group)} modality set(s) multiplies it by {len(group)}: {which}. "
+            "McNemar (per utterance) and the bootstrap CI are not limited this way. Run more folds or "
+            "seeds for a conclusive signed-rank test.")
 
 
 def _confusion(store: ResultsStore, runs: list[RunRow], n_classes: int) -> np.ndarray:
@@ -532,15 +555,19 @@ def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str],
 
 
 def _verdict_lines(comparisons: list[dict[str, Any]], labels: dict[str, str], preset: str) -> list[str]:
+    """One line per modality set and metric, then the design's power limit once."""
+    group = [e for e in comparisons if e["preset"] == preset]
     lines = []
-    for e in comparisons:
-        if e["preset"] != preset:
-            continue
+    for e in group:
         versus = "" if e.get("b", "cross") == "cross" else f" ({e['a']} vs {e['b']})"
         for metric in METRICS:
-            v = e["metrics"][metric]["verdict"].replace(metric, labels[metric])
-            lines.append(f"- {plots.modality_label(e['modalities'])}{versus}: {v}.")
-    return lines
+            v = e["metrics"][metric]["verdict"].replace(f" on {metric}", "")
+            lines.append(f"- {plots.modality_label(e['modalities'])}{versus} {labels[metric]}: {v}.")
+    # one Holm family per (a, b): the power limit once per family, and once if they agree
+    families = {(e.get("a", "self"), e.get("b", "cross")) for e in group}
+    notes = {_power_note([e for e in group if (e.get("a", "self"), e.get("b", "cross")) == f])
+             for f in sorted(families)} - {""}
+    return lines + [line for note in sorted(notes) for line in ("", note)]
 
 
 def _ablation(study: Study, labels: dict[str, str], preset: str) -> list[str]:
@@ -620,9 +647,37 @@ def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[
     return "\n".join(parts)
 
 
+def dataset_name(runs: Any) -> str:
+    """What the runs were trained on, for figure titles: ``synthetic benchmark``, a prepared
+    corpus (``RAVDESS``, ``IEMOCAP``...) or else the data root's folder name ("" if unrecorded)."""
+    names: list[str] = []
+    for r in runs:
+        fold_dir = (r.config.get("data") or {}).get("fold_dir")
+        name = _root_name(Path(fold_dir).parent) if fold_dir else ""
+        if name and name not in names:
+            names.append(name)
+    return " + ".join(names)
+
+
+def _root_name(root: Path) -> str:
+    if (root / "synthetic.json").is_file():
+        return "synthetic benchmark"
+    try:
+        first = (root / "prepare_report.md").read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        first = ""
+    corpus = first.removeprefix("# ").removesuffix(" preparation")
+    if first.endswith(" preparation") and corpus.lower() not in ("manifest", "data"):
+        return corpus.upper()  # ravdess, crema-d, meld, IEMOCAP: written as the corpora are
+    return root.name
+
+
 def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir: Path) -> list[Path]:
     files: list[Path] = []
     n_classes = len(study.class_names)
+    name = dataset_name(r for c in study.cells.values() for r in c.runs)
+    data = f"{name}, {n_classes} classes" if name else f"{n_classes} classes"
+    chance = 1 / n_classes if n_classes else None
     for preset in sorted({k[0] for k in study.cells}):
         suffix = "" if preset == "paper" else f"_{preset}"
         cells = {}
@@ -636,7 +691,8 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                     METRICS,
                     labels,
                     fig_dir / f"scores{suffix}.png",
-                    title=f"Test scores, mean and std over runs (preset {preset})",
+                    title=f"{data}, preset {preset}\ntest scores, mean and std over runs",
+                    chance=chance,
                 )
             )
         codes = [k[2] for k in study.cells if k[0] == preset]
@@ -657,7 +713,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                 plots.confusion_plot(
                     cm,
                     study.class_names,
-                    f"{v}, {plots.modality_label(top)}\nrow-normalized, {len(runs)} runs pooled",
+                    f"{data}\n{v}, {plots.modality_label(top)}, row-normalized, {len(runs)} run(s) pooled",
                     fig_dir / f"confusion_{v.replace('+', '_')}_{top}{suffix}.png",
                 )
             )
@@ -667,7 +723,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                 plots.recall_plot(
                     recalls,
                     study.class_names,
-                    f"Per-class test recall, {plots.modality_label(top)} (mean, std over runs)",
+                    f"{data}\nper-class test recall, {plots.modality_label(top)} (mean, std over runs)",
                     fig_dir / f"recall_{top}{suffix}.png",
                 )
             )
@@ -742,7 +798,10 @@ def _markdown(
                 "",
                 *_verdict_lines(comparisons, labels, preset),
             ]
-            notes = sorted({e["metrics"][m]["wilcoxon"]["note"] for e in comp for m in METRICS} - {""})
+            # the "cannot reach p < 0.05" caveat is the power limit the verdict already states once
+            notes = sorted({part for e in comp for m in METRICS
+                            for part in e["metrics"][m]["wilcoxon"]["note"].split("; ")
+                            if part and "cannot reach" not in part})
             if notes:
                 lines += ["", "Notes:", *[f"- {n}" for n in notes]]
         lines += _linear_section(list(versus_linear), labels, preset)

@@ -17,6 +17,7 @@ so the two decoders give the same waveform for the same signal.
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -220,6 +221,8 @@ def load_audio(
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "no such audio file")
+    if path.suffix.lower() == ".wav":
+        _refuse_truncated_wav(path)
     y: np.ndarray | None = None
     sr = 0
     if path.suffix.lower() in SOUNDFILE_EXTENSIONS:
@@ -236,6 +239,31 @@ def load_audio(
     if y.size == 0:
         raise DataError(path, "audio is empty" + ("" if start is None and end is None else " in that span"))
     return y
+
+
+def _refuse_truncated_wav(path: Path) -> None:
+    """Raise when a RIFF/WAVE file holds fewer audio bytes than its ``data`` chunk declares.
+
+    Why: decoders read a cut-off WAV without complaint (soundfile returns the samples that
+    are there), so a half-copied file would be classified as if it were whole.
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return  # not plain RIFF (e.g. RF64): left to the decoder
+        pos = 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk, declared = struct.unpack("<4sI", f.read(8))
+            if chunk == b"data":
+                held = size - pos - 8
+                # 0 and 0xFFFFFFFF are what streaming writers leave when the length is unknown
+                if declared not in (0, 0xFFFFFFFF) and held < declared:
+                    raise DataError(path, f"truncated WAV: the header declares {declared} bytes of audio "
+                                          f"but the file holds {held} ({held / declared:.0%})")
+                return
+            pos += 8 + declared + (declared & 1)
 
 
 def _cut(

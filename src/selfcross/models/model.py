@@ -21,6 +21,7 @@ from selfcross.config import ModelConfig
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import MODALITIES
 from selfcross.models.attention import Attention
+from selfcross.models.augment import SpecMask
 from selfcross.models.encoders import ModalityEncoder, valid_mask
 from selfcross.models.layer_weighting import LayerWeighting
 from selfcross.models.pooling import Pooling
@@ -73,6 +74,17 @@ class FusionModel(nn.Module):
                 input_dropout=config.text_dropout if m == "text" else 0.0,
                 mask_padding=config.mask_padding,
                 packed_gru=config.packed_gru,
+                time_mixing=config.time_mixing,
+                pool_stride=config.pool_stride,
+                spec_mask=SpecMask(
+                    config.spec_time_masks,
+                    config.spec_time_width,
+                    config.spec_feat_masks,
+                    config.spec_feat_width,
+                )
+                if m == "audio"
+                else None,
+                word_dropout=config.word_dropout if m == "text" else 0.0,
             )
         self.pairs = attention_pairs(config)
         self.attentions = nn.ModuleDict(
@@ -187,7 +199,7 @@ class FusionModel(nn.Module):
             keep = None
             if ln is not None and not self._mixes(m):
                 # an empty sequence keeps its first step so that softmax and means stay defined
-                keep = valid_mask(ln.clamp(min=1), encoded[m].shape[1])
+                keep = valid_mask(self.encoders[m].out_lengths(ln).clamp(min=1), encoded[m].shape[1])
             key_masks[m] = ~keep if (keep is not None and cfg.mask_padding) else None
             mean_masks[m] = keep if (keep is not None and cfg.masked_mean) else None
         return encoded, key_masks, mean_masks

@@ -12,6 +12,10 @@ Protocol (``TrainConfig`` defaults are the authors' values):
    for selection, so the result is the same, but looking at test during training invites
    misuse).
 
+The ``strong`` switches of ``TrainConfig`` (``select_on``, ``class_weights``, ``optimizer``,
+``weight_decay``, ``schedule``) replace the parts named above; their defaults are the
+protocol above (see :mod:`selfcross.training.optimizer`).
+
 ``improved`` switches handled here: ``standardize`` (statistics from the training split,
 valid frames only, stored with the run, applied to every split) and ``amp`` (bf16 autocast
 on CUDA; a documented no-op on CPU and in float64, where autocast would only lose
@@ -31,11 +35,14 @@ import contextlib
 import copy
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
@@ -52,7 +59,7 @@ from selfcross.training.environment import (
 )
 from selfcross.training.metrics import classification_metrics
 from selfcross.training.modality_dropout import drop_modalities
-from selfcross.training.optimizer import make_adam
+from selfcross.training.optimizer import EpochSchedule, class_weights, make_optimizer
 from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
 from selfcross.training.rundir import check_out_dir, load_run, save_run
 from selfcross.training.standardize import Standardizer
@@ -184,9 +191,13 @@ def evaluate_model(
     logits, total = _forward_all(model, data, batch_size, amp)
     if task == "regression":
         scores = logits[:, 0].double().cpu().numpy()
-        return {"metrics": regression_metrics(data.scores_np, scores),
-                "loss": float(total) / max(1, len(data)),
-                "y_true": data.scores_np, "y_pred": scores, "ids": data.ids}
+        return {
+            "metrics": regression_metrics(data.scores_np, scores),
+            "loss": float(total) / max(1, len(data)),
+            "y_true": data.scores_np,
+            "y_pred": scores,
+            "ids": data.ids,
+        }
     probs = torch.softmax(logits, dim=1).cpu().numpy()
     y_pred = probs.argmax(axis=1).astype(np.int64)
     return {
@@ -200,6 +211,179 @@ def evaluate_model(
 
 
 # -------------------------------------------------------------------------------- training
+@dataclass
+class _Session:
+    """What one run needs while it trains: config, fold, device, data and model."""
+
+    config: RunConfig
+    fold: Any
+    fold_dir: Path
+    device: torch.device
+    dtype: torch.dtype
+    standardizer: Standardizer | None = None
+    train: Any = None
+    dev: Any = None
+    model: Any = None
+
+
+def _dev_scores(session: _Session) -> dict[str, float]:
+    """Dev loss and every metric ``select_on`` can choose, for the model as it is now."""
+    tc = session.config.train
+    logits, total = _forward_all(session.model, session.dev, tc.eval_batch_size, tc.amp)
+    scores = {"dev_loss": float(total) / len(session.dev)}
+    scores.update(dev_summary(tc.task, logits, session.dev, len(session.config.class_names)))
+    if tc.task == "classification":
+        y_true, y_pred = session.dev.labels_np, logits.argmax(dim=1).cpu().numpy()
+        for average in ("macro", "weighted"):
+            scores[f"dev_f1_{average}"] = float(f1_score(y_true, y_pred, average=average, zero_division=0))
+    return scores
+
+
+def _selection(tc: Any, scores: dict[str, float]) -> float:
+    """The number the best epoch maximises: dev ``select_on`` (classification) or minus the
+    dev MAE (regression)."""
+    return scores[f"dev_{tc.select_on}"] if tc.task == "classification" else dev_selection(tc.task, scores)
+
+
+def _train_epoch(
+    session: _Session,
+    optimizer: torch.optim.Optimizer,
+    order: torch.Tensor,
+    weight: torch.Tensor | None,
+    drop_gen: torch.Generator | None,
+) -> float:
+    """One pass over the training split in ``order``; returns the mean training loss."""
+    model, tc = session.model, session.config.train
+    pass_lengths = needs_lengths(session.config.model)
+    model.train()
+    total = torch.zeros((), dtype=torch.float64, device=session.device)
+    for inputs, lengths, labels in session.train.batches(order, tc.batch_size):
+        if drop_gen is not None:
+            inputs, lengths = drop_modalities(inputs, lengths, tc.modality_dropout, drop_gen)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(session.device, session.dtype, tc.amp):
+            logits = model(**inputs, lengths=lengths if pass_lengths else None)
+        loss = (
+            task_loss(tc.task, logits.to(session.dtype), labels)
+            if weight is None
+            else F.cross_entropy(logits.to(session.dtype), labels, weight=weight)
+        )
+        loss.backward()
+        optimizer.step()
+        total += loss.detach().double() * labels.shape[0]
+    return float(total) / len(session.train)
+
+
+def _fit(session: _Session, progress: bool) -> tuple[list[dict[str, Any]], int]:
+    """Train with early stopping on dev ``select_on``; load the best epoch's weights.
+
+    Returns the per-epoch history and the best epoch (1-based).
+    """
+    tc, model = session.config.train, session.model
+    optimizer = make_optimizer(model.parameters(), tc)
+    schedule = EpochSchedule(optimizer, tc)
+    mode = tc.class_weights if tc.task == "classification" else "none"
+    weights = (
+        None
+        if mode == "none"
+        else class_weights(session.train.labels_np, len(session.config.class_names), mode)
+    )
+    weight = None if weights is None else torch.as_tensor(weights, dtype=session.dtype, device=session.device)
+    order_gen = torch.Generator().manual_seed(tc.seed)
+    # a generator of its own, so that the batch order stays the same with and without drops
+    drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
+    history: list[dict[str, Any]] = []
+    best, best_epoch, best_state, stale = -math.inf, 0, None, 0
+    bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
+    for epoch in bar:
+        train_loss = _train_epoch(
+            session, optimizer, torch.randperm(len(session.train), generator=order_gen), weight, drop_gen
+        )
+        scores = _dev_scores(session)
+        lr = optimizer.param_groups[0]["lr"]
+        schedule.step(scores["dev_loss"])
+        history.append({"epoch": epoch, "train_loss": train_loss, **scores, "lr": lr})
+        if _selection(tc, scores) > best:
+            best, best_epoch, stale = _selection(tc, scores), epoch, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        bar.set_postfix(  # a dict keeps this order (keyword arguments would be sorted)
+            {
+                "train_loss": f"{train_loss:.4f}",
+                "dev_loss": f"{scores['dev_loss']:.4f}",
+                **{k: f"{v:.4f}" for k, v in scores.items() if k != "dev_loss"},
+                "best_epoch": best_epoch,
+            }
+        )
+        if stale >= tc.patience:
+            break
+    bar.close()
+    assert best_state is not None  # max_epochs >= 1 and the first epoch always improves
+    model.load_state_dict(best_state)
+    return history, best_epoch
+
+
+def _open_session(config: RunConfig, fold_dir: Path) -> _Session:
+    """Read the fold, fit the model config to it and resolve device and dtype."""
+    config = copy.deepcopy(config)
+    fold = _read_fold(fold_dir, tuple(config.model.modalities))
+    config.class_names = tuple(fold.class_names)
+    config.model = fit_model_config(
+        config.model, fold.shapes, n_outputs(config.train.task, len(config.class_names))
+    )
+    return _Session(config, fold, fold_dir, resolve_device(config.train.device), DTYPES[config.train.dtype])
+
+
+def _record_provenance(session: _Session) -> None:
+    """Fill ``config.environment`` and ``config.data`` (how to reproduce the run)."""
+    tc, fold, device = session.config.train, session.fold, session.device
+    session.config.environment = environment_info(device)
+    session.config.environment["amp_active"] = bool(
+        tc.amp and device.type == "cuda" and session.dtype == torch.float32
+    )
+    session.config.data = {
+        "fold_dir": str(session.fold_dir.resolve()),
+        "fingerprint": _fingerprint(session.fold_dir),
+        "n_train": len(fold.train),
+        "n_dev": len(fold.dev),
+        "n_test": len(fold.test),
+        "n_dropped": {s: int(getattr(getattr(fold, s), "n_dropped", 0)) for s in ("train", "dev", "test")},
+    }
+
+
+def _build_model(session: _Session) -> None:
+    """Standardizer, train/dev tensors and the model, in this order (the seeded RNG order)."""
+    from selfcross.models import FusionModel
+
+    tc, modalities = session.config.train, tuple(session.config.model.modalities)
+    session.standardizer = Standardizer.fit(session.fold.train, modalities) if tc.standardize else None
+    session.train = SplitData(
+        session.fold.train, modalities, session.dtype, session.device, session.standardizer
+    )
+    session.dev = SplitData(session.fold.dev, modalities, session.dtype, session.device, session.standardizer)
+    model = FusionModel(session.config.model).to(device=session.device, dtype=session.dtype)
+    session.model = set_kernels(model, tc.kernels)
+
+
+def _final_evaluation(session: _Session) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Dev and test evaluations of the restored best model (test looked at once, here)."""
+    tc, names = session.config.train, session.config.class_names
+    session.train = None  # free the training tensors before building the test split's
+    dev_eval = evaluate_model(session.model, session.dev, names, batch_size=tc.eval_batch_size, amp=tc.amp)
+    modalities = tuple(session.config.model.modalities)
+    test = SplitData(
+        session.fold.test,
+        modalities,
+        session.dtype,
+        session.device,
+        session.standardizer,
+        task=session.config.train.task,
+    )
+    test_eval = evaluate_model(session.model, test, names, batch_size=tc.eval_batch_size, amp=tc.amp)
+    return dev_eval, test_eval
+
+
 def train_run(
     config: RunConfig,
     fold_dir: str | Path,
@@ -224,7 +408,7 @@ def train_run(
     Returns:
         The ``metrics.json`` content: ``dev`` and ``test`` metric dicts, ``best_epoch``,
         ``epochs_run``, ``wall_time_s`` and ``history`` (per epoch: losses, dev accuracy,
-        dev balanced accuracy, learning rate).
+        balanced accuracy and F1s, learning rate).
 
     Raises:
         DataError: the fold is malformed. ConfigError: bad options or an existing ``out_dir``.
@@ -234,103 +418,13 @@ def train_run(
         tune_malloc()
     fold_dir = Path(fold_dir)
     check_out_dir(out_dir, overwrite)
-    config = copy.deepcopy(config)
-    tc = config.train
-    fold = _read_fold(fold_dir, tuple(config.model.modalities))
-    class_names = tuple(fold.class_names)
-    config.model = fit_model_config(config.model, fold.shapes, n_outputs(tc.task, len(class_names)))
-    config.class_names = class_names
-    modalities = tuple(config.model.modalities)
-    device = resolve_device(tc.device)
-    dtype = DTYPES[tc.dtype]
-
-    with runtime(tc.num_threads, deterministic=True):
-        seed_everything(tc.seed)
-        config.environment = environment_info(device)
-        config.environment["amp_active"] = bool(tc.amp and device.type == "cuda" and dtype == torch.float32)
-        config.data = {
-            "fold_dir": str(fold_dir.resolve()),
-            "fingerprint": _fingerprint(fold_dir),
-            "n_train": len(fold.train),
-            "n_dev": len(fold.dev),
-            "n_test": len(fold.test),
-            "n_dropped": {
-                s: int(getattr(getattr(fold, s), "n_dropped", 0)) for s in ("train", "dev", "test")
-            },
-        }
-        standardizer = Standardizer.fit(fold.train, modalities) if tc.standardize else None
-        train = SplitData(fold.train, modalities, dtype, device, standardizer, task=tc.task)
-        dev = SplitData(fold.dev, modalities, dtype, device, standardizer, task=tc.task)
-
-        from selfcross.models import FusionModel
-
-        model = set_kernels(FusionModel(config.model).to(device=device, dtype=dtype), tc.kernels)
-        optimizer = make_adam(model.parameters(), tc.lr, tc.kernels)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, mode="min", factor=tc.plateau_factor, patience=tc.plateau_patience
-        )
-        order_gen = torch.Generator().manual_seed(tc.seed)
-        # a generator of its own, so that the batch order stays the same with and without drops
-        drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
-        pass_lengths = needs_lengths(config.model)
-        n_train = len(train)
-
-        history: list[dict[str, Any]] = []
-        best_score, best_epoch, best_state, stale = -math.inf, 0, None, 0
-        bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
-        for epoch in bar:
-            model.train()
-            total = torch.zeros((), dtype=torch.float64, device=device)
-            order = torch.randperm(n_train, generator=order_gen)
-            for inputs, lengths, labels in train.batches(order, tc.batch_size):
-                if drop_gen is not None:
-                    inputs, lengths = drop_modalities(inputs, lengths, tc.modality_dropout, drop_gen)
-                optimizer.zero_grad(set_to_none=True)
-                with _autocast(device, dtype, tc.amp):
-                    logits = model(**inputs, lengths=lengths if pass_lengths else None)
-                loss = task_loss(tc.task, logits.to(dtype), labels)
-                loss.backward()
-                optimizer.step()
-                total += loss.detach().double() * labels.shape[0]
-            dev_logits, dev_total = _forward_all(model, dev, tc.eval_batch_size, tc.amp)
-            dev_loss = float(dev_total) / len(dev)
-            dev_stats = dev_summary(tc.task, dev_logits, dev, len(class_names))
-            train_loss = float(total) / n_train
-            lr = optimizer.param_groups[0]["lr"]
-            scheduler.step(dev_loss)
-            history.append(
-                {
-                    "epoch": epoch,
-                    "train_loss": train_loss,
-                    "dev_loss": dev_loss,
-                    **dev_stats,
-                    "lr": lr,
-                }
-            )
-            if dev_selection(tc.task, dev_stats) > best_score:
-                best_score, best_epoch, stale = dev_selection(tc.task, dev_stats), epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                stale += 1
-            bar.set_postfix(  # a dict keeps this order (keyword arguments would be sorted)
-                {
-                    "train_loss": f"{train_loss:.4f}",
-                    "dev_loss": f"{dev_loss:.4f}",
-                    **{k: f"{v:.4f}" for k, v in dev_stats.items()},
-                    "best_epoch": best_epoch,
-                }
-            )
-            if stale >= tc.patience:
-                break
-        bar.close()
-
-        assert best_state is not None  # max_epochs >= 1 and the first epoch always improves
-        model.load_state_dict(best_state)
-        del train
-        dev_eval = evaluate_model(model, dev, class_names, batch_size=tc.eval_batch_size, amp=tc.amp)
-        test = SplitData(fold.test, modalities, dtype, device, standardizer, task=tc.task)
-        test_eval = evaluate_model(model, test, class_names, batch_size=tc.eval_batch_size, amp=tc.amp)
-
+    session = _open_session(config, fold_dir)
+    with runtime(session.config.train.num_threads, deterministic=True):
+        seed_everything(session.config.train.seed)
+        _record_provenance(session)
+        _build_model(session)
+        history, best_epoch = _fit(session, progress)
+        dev_eval, test_eval = _final_evaluation(session)
     metrics = {
         "dev": dev_eval["metrics"],
         "test": test_eval["metrics"],
@@ -344,10 +438,10 @@ def train_run(
     predictions = {k: test_eval[k] for k in ("y_true", "y_pred", "probs", "ids") if k in test_eval}
     save_run(
         out_dir,
-        config,
-        model,
+        session.config,
+        session.model,
         metrics,
-        standardizer,
+        session.standardizer,
         predictions,
         feature_files=_feature_files(fold_dir),
         overwrite=overwrite,
@@ -401,7 +495,7 @@ def evaluate_run_full(
     if perturbation is not None:
         check_applies(perturbation, tuple(config.model.modalities))
     tc = config.train
-    dev_ = resolve_device(device or tc.device)
+    target_device = resolve_device(device or tc.device)
     with runtime(tc.num_threads, deterministic=True):
         fold = _read_fold(fold_dir, tuple(config.model.modalities))
         for m in config.model.modalities:
@@ -423,11 +517,13 @@ def evaluate_run_full(
             raise DataError(
                 fold_dir, f"{len(names)} classes but the model has {config.model.n_classes} outputs"
             )
-        model = model.to(dev_)
+        model = model.to(target_device)
         rows = _split(fold, split, fold_dir)
         if perturbation is not None:
             rows = PerturbedSplit(rows, perturbation, perturb_seed)
-        data = SplitData(rows, config.model.modalities, DTYPES[tc.dtype], dev_, standardizer, task=tc.task)
+        data = SplitData(
+            rows, config.model.modalities, DTYPES[tc.dtype], target_device, standardizer, task=tc.task
+        )
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcross.errors import ConfigError
+from selfcross.errors import ConfigError, SelfcrossError
 
 #: Corpus names accepted by ``selfcross prepare``.
 CORPORA: tuple[str, ...] = ("ravdess", "crema-d", "meld")
@@ -91,7 +91,7 @@ def prepare_scan(
         The :class:`~selfcross.data.prepare.PrepareResult`, or the manifest path when
         ``manifest_only``.
     """
-    from selfcross.data.manifest import MODALITY_COLUMNS, prepare_manifest, write_manifest
+    from selfcross.data.manifest import MODALITY_COLUMNS, write_manifest
     from selfcross.labels import parse_modalities
 
     use_video = not (isinstance(video_encoder, str) and video_encoder == "none") and video_encoder is not None
@@ -113,9 +113,30 @@ def prepare_scan(
     if scan.split_column:
         cols.append(scan.split_column)
     out_root = Path(out_root)
+    fresh = {p for p in (out_root, out_root / MANIFEST_NAME) if not p.exists()}
     path = write_manifest(out_root / MANIFEST_NAME, scan.rows, cols)
     if manifest_only:
         return path
+    try:
+        return _prepare_written(scan, path, out_root, mods, n_folds, glove, video_encoder, kwargs)
+    except SelfcrossError:
+        _remove_fresh(fresh, out_root)
+        raise
+
+
+def _remove_fresh(fresh: set[Path], out_root: Path) -> None:
+    """Undo what a failed preparation created: a new manifest, and the output folder if it is empty."""
+    manifest = out_root / MANIFEST_NAME
+    if manifest in fresh:
+        manifest.unlink(missing_ok=True)
+    if out_root in fresh and out_root.is_dir() and not any(out_root.iterdir()):
+        out_root.rmdir()
+
+
+def _prepare_written(scan: CorpusScan, path: Path, out_root: Path, mods: tuple[str, ...],
+                     n_folds: int | None, glove: Any, video_encoder: Any, kwargs: dict[str, Any]) -> Any:
+    from selfcross.data.manifest import prepare_manifest
+
     notes = list(scan.notes)
     if "text" in mods and not scan.text_informative:
         notes.append("Text: the corpus's fixed sentences carry no emotion; text is prepared only "
