@@ -14,9 +14,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from faults import Faults
+from selfcross.config import config_hash
 from selfcross.errors import ConfigError, DataError, StoreError
 from selfcross.experiments.executors import RunSpec, execute_run
-from selfcross.experiments.grid import config_hash, parse_range, plan_runs, run_grid
+from selfcross.experiments.grid import parse_range, plan_runs, run_grid
 from selfcross.experiments.report import make_report
 from selfcross.experiments.store import ResultsStore, RunKey
 
@@ -51,7 +53,7 @@ def test_plan_skips_invalid_and_hash_rules():
     base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
     other_device = plan_runs(("self",), ("at",), [1], [3], device="cuda")[0][0].config
     capped = plan_runs(("self",), ("at",), [1], [3], max_epochs=2)[0][0].config
-    assert config_hash(base.to_dict()) == config_hash(other_device.to_dict())
+    assert config_hash(base.to_dict()) != config_hash(other_device.to_dict())
     assert config_hash(base.to_dict()) != config_hash(capped.to_dict())
     filled = base.to_dict()
     filled["data"] = {"fold_dir": "/x"}
@@ -102,18 +104,15 @@ def test_db_not_sqlite_untouched(data_root, tmp_path):
 
 
 @pytest.mark.slow
-def test_worker_death_failure_retry_and_resume(data_root, tmp_path, monkeypatch):
+def test_worker_death_failure_retry_and_resume(data_root, tmp_path):
     db = tmp_path / "r.sqlite"
     marker = tmp_path / "died"
-    monkeypatch.setenv("SELFCROSS_TEST_DIE_ONCE", str(marker))
-    monkeypatch.setenv("SELFCROSS_TEST_RAISE_KEY", "self-v-stat-paper-f01-s01")
+    faults = Faults(die_once=marker, raise_key="self-v-stat-paper-f01-s01")
     args = dict(models=("self",), modalities=("a", "v"), folds="1", seeds="1", db=db, **TINY)
-    s = run_grid(data_root, **args)
+    s = run_grid(data_root, executor_options={"before_run": faults}, **args)
     assert marker.exists()  # a worker process really died (os._exit) mid-grid
     assert (s.planned, s.done, s.failed) == (2, 1, 1)
-    assert "test hook" in s.failures[0][1]
-    monkeypatch.delenv("SELFCROSS_TEST_DIE_ONCE")
-    monkeypatch.delenv("SELFCROSS_TEST_RAISE_KEY")
+    assert "injected fault" in s.failures[0][1]
     s2 = run_grid(data_root, **args)
     assert (s2.already_done, s2.skipped_failed, s2.ran) == (1, 1, 0)
     s3 = run_grid(data_root, retry_failed=True, **args)
@@ -141,17 +140,15 @@ def test_worker_death_failure_retry_and_resume(data_root, tmp_path, monkeypatch)
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 def test_driver_killed_then_same_command_completes(data_root, tmp_path):
     db = tmp_path / "r.sqlite"
     cmd = [sys.executable, "-m", "selfcross", "grid", "--data", str(data_root), "--models", "self,cross",
            "--modalities", "a,av", "--folds", "1", "--seeds", "1", "--db", str(db), "--max-epochs", "2",
            "--device", "cpu", "--threads-per-worker", "1", "--no-progress"]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    try:
-        while time.time() < deadline and proc.poll() is None:
-            if db.exists() and any(st == "done" for _, st, _ in _rows(db)[0]):
-                break
+    try:  # wait for the first finished run (a hang is failed by the timeout marker)
+        while proc.poll() is None and not (db.exists() and any(st == "done" for _, st, _ in _rows(db)[0])):
             time.sleep(0.2)
     finally:
         if proc.poll() is None:
@@ -171,3 +168,73 @@ def test_driver_killed_then_same_command_completes(data_root, tmp_path):
     run_dirs = sorted(p.name for p in (tmp_path / "runs").iterdir() if not p.name.startswith("."))
     assert len(run_dirs) == 3 and all((tmp_path / "runs" / d / "metrics.json").is_file() for d in run_dirs)
     assert Path(str(db) + ".lock").exists()
+
+
+def test_run_identity_device_and_dtype_count_threads_and_eval_batch_do_not():
+    base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
+
+    def variant(section, key, value):
+        d = base.to_dict()
+        d[section][key] = value
+        return config_hash(d)
+
+    h = config_hash(base.to_dict())
+    assert variant("train", "device", "cuda") != h  # CPU and GPU kernels round differently
+    assert variant("train", "device", "cuda:1") == variant("train", "device", "cuda")  # which GPU: no
+    assert variant("train", "dtype", "float64") != h
+    assert variant("train", "num_threads", 7) == h
+    assert variant("train", "eval_batch_size", 3) == h
+
+
+def test_auto_device_hashes_as_the_device_it_resolves_to(monkeypatch):
+    import torch
+
+    auto = plan_runs(("self",), ("at",), [1], [3], device="auto")[0][0].config.to_dict()
+    for cuda, same_as in ((False, "cpu"), (True, "cuda")):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
+        concrete = plan_runs(("self",), ("at",), [1], [3], device=same_as)[0][0].config.to_dict()
+        assert config_hash(auto) == config_hash(concrete)
+
+
+@pytest.mark.slow
+def test_grid_retrains_after_the_data_changed_local(tmp_path):
+    """Re-preparing the data root and rerunning the grid records new metrics, not the old folder's."""
+    from selfcross.data import fingerprint, make_synthetic
+
+    root = tmp_path / "data"
+    make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
+    args = dict(models=("self",), modalities=("a",), folds="1", seeds="1", db=tmp_path / "r.sqlite", **TINY)
+    first = run_grid(root, **args)
+    make_synthetic(root, "small", seed=1, n_folds=1, n_utterances=140)  # same path, other data
+    second = run_grid(root, **args)
+    assert first.done == 1 and second.done == 1 and second.reused_folders == 0
+    with ResultsStore.open(tmp_path / "r.sqlite", create=False) as store:
+        rows = {r.data_fingerprint: r for r in store.runs("done")}
+    new_fp = fingerprint(root / "fold01")
+    assert len(rows) == 2 and new_fp in rows
+    assert rows[new_fp].config["data"]["fingerprint"] == new_fp  # trained on the data it is filed under
+
+
+def test_grid_says_when_the_store_mixes_results_versions(data_root, tmp_path):
+    import selfcross
+    from selfcross.data import fingerprint
+    from selfcross.experiments.store import Predictions
+
+    db = tmp_path / "r.sqlite"
+    fp = fingerprint(data_root / "fold01")
+    y = np.array([0, 1])
+    with ResultsStore.open(db, lock=True) as store:
+        for seed, version in ((1, 0), (2, selfcross.RESULTS_VERSION)):
+            run = plan_runs(("self",), ("a",), [1], [seed], device="cpu", max_epochs=2)[0][0]
+            cfg = run.config.to_dict()
+            cfg["environment"] = {"results_version": version}
+            rid = store.record_started(run.key, cfg, config_hash(cfg), fp, "/r")
+            store.record_done(rid, {"test": {"accuracy": 1.0}}, Predictions(y, y, np.eye(2), None),
+                              ["x", "y"], 1.0, config=cfg)
+    notices = []
+    s = run_grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db,
+                 **{**TINY, "log": notices.append})
+    assert (s.already_done, s.ran) == (1, 0)  # nothing trained
+    mixed = [n for n in notices if "mix code versions" in n]
+    assert len(mixed) == 1 and "0: 1 run(s)" in mixed[0]
+    assert f"{selfcross.RESULTS_VERSION}: 1 run(s)" in mixed[0]

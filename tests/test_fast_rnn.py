@@ -192,5 +192,20 @@ def test_bigru_scripting_shows_no_deprecation_notice(monkeypatch):
     monkeypatch.setattr(fast_rnn, "_SCRIPTED", {})
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        fast_rnn._loops()
+        fwd, bwd = fast_rnn._loops()
+    # the scripted path ran (the Python fallback would show no notice either)
+    assert isinstance(fwd, torch.jit.ScriptFunction) and isinstance(bwd, torch.jit.ScriptFunction)
     assert not [w for w in caught if "torch.jit.script" in str(w.message)]
+
+
+def test_bigru_without_torchscript_runs_the_python_loops_and_says_so(monkeypatch, caplog):
+    def no_script(fn):
+        raise RuntimeError("TorchScript removed")
+
+    monkeypatch.setattr(fast_rnn, "_SCRIPTED", {})
+    monkeypatch.setattr(torch.jit, "script", no_script)
+    caplog.set_level("WARNING", logger=fast_rnn._LOG.name)
+    assert fast_rnn._loops() == (fast_rnn._forward_loop, fast_rnn._backward_loop)
+    assert "TorchScript unavailable (TorchScript removed)" in caplog.text
+    monkeypatch.setattr(fast_rnn, "_SCRIPTED", {})
+    _compare(3, 2, 5, 4, 3, torch.float64, True, False)  # the Python loops give the same results

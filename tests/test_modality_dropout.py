@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from selfcross.config import RunConfig, TrainConfig
+from selfcross.config import RunConfig, TrainConfig, config_hash
 from selfcross.errors import ConfigError
-from selfcross.experiments.grid import config_hash
 from selfcross.training.modality_dropout import drop_modalities
 
 

@@ -96,6 +96,7 @@ def _prepared_logits(run_dir, fold_dir):
     return out.double().numpy(), list(split.ids), lengths
 
 
+@pytest.mark.slow
 def test_raw_clip_prediction_matches_prepared_arrays(trained):
     tree, data, run, encoder = trained
     ref, ids, ref_lengths = _prepared_logits(run, data / "fold01")
@@ -118,6 +119,7 @@ def test_raw_clip_prediction_matches_prepared_arrays(trained):
     assert ref_lengths["video"][long_row] == VIDEO.max_frames
 
 
+@pytest.mark.slow
 def test_training_predictions_agree_with_raw_clip(trained):
     """The probabilities train_run saved for the test split equal a raw-clip prediction."""
     tree, _, run, encoder = trained
@@ -128,6 +130,7 @@ def test_training_predictions_agree_with_raw_clip(trained):
     np.testing.assert_allclose(list(out["probabilities"].values()), saved["probs"][row], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_wrong_half_changes_the_prediction(trained):
     """Sanity: the comparison above can fail - the other frame half gives other logits."""
     tree, _, run, encoder = trained
@@ -139,6 +142,7 @@ def test_wrong_half_changes_the_prediction(trained):
     assert not np.allclose(right, wrong, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow
 def test_cli_predict_json_on_raw_clip(trained, monkeypatch, capsys):
     tree, data, run, encoder = trained
     ref, ids, _ = _prepared_logits(run, data / "fold01")

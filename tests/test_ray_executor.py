@@ -9,7 +9,6 @@ Ctrl-C cancels the task in flight and leaves a store the same command completes.
 from __future__ import annotations
 
 import logging
-import os
 import sqlite3
 
 import numpy as np
@@ -19,12 +18,18 @@ ray = pytest.importorskip(
     "ray", reason="Ray is not installed (optional extra: pip install selfcross[ray]); the local executor "
     "needs no Ray - run these with the venv that has it (.venv-full)")
 
+import faults  # noqa: E402
+from faults import Faults  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
 from selfcross.experiments.grid import run_grid  # noqa: E402
 from selfcross.experiments.ray_executor import RayExecutor, attempts_file  # noqa: E402
 from selfcross.experiments.store import ResultsStore  # noqa: E402
 
 TINY = {"max_epochs": 2, "progress": False, "threads_per_worker": 1, "device": "cpu", "log": lambda m: None}
+
+
+# Ray workers do not have tests/ on their path: ship the fault injector by value
+ray.cloudpickle.register_pickle_by_value(faults)
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +87,7 @@ def test_cuda_without_gpus_per_run_is_refused(ray_session, data_root, tmp_path):
         _ray_grid(data_root, tmp_path, "cuda", models=("self",), modalities=("a",), device="cuda")
 
 
+@pytest.mark.slow
 def test_same_metrics_as_local_executor_and_resume(ray_session, data_root, tmp_path):
     cells = dict(models=("self", "cross"), modalities=("av",))
     local = run_grid(data_root, db=tmp_path / "local" / "r.sqlite", folds="1", seeds="1", workers=2,
@@ -106,12 +112,12 @@ def test_same_metrics_as_local_executor_and_resume(ray_session, data_root, tmp_p
     assert (again.already_done, again.ran) == (2, 0)
 
 
-def test_worker_killed_once_is_retried(ray_session, data_root, tmp_path, monkeypatch, caplog):
+@pytest.mark.slow
+def test_worker_killed_once_is_retried(ray_session, data_root, tmp_path, caplog):
     marker = tmp_path / "died"
-    monkeypatch.setenv("SELFCROSS_TEST_DIE_ONCE", str(marker))
     caplog.set_level(logging.WARNING, logger="selfcross.experiments.ray_executor")
     s = _ray_grid(data_root, tmp_path, "once", models=("self",), modalities=("a", "v"),
-                  executor_options={"max_retries": 1})
+                  executor_options={"max_retries": 1, "before_run": Faults(die_once=marker)})
     assert marker.exists()  # a Ray worker process really exited (os._exit(137)) mid-grid
     victim = marker.read_text()
     assert (s.planned, s.done, s.failed) == (2, 2, 0) and s.complete
@@ -127,10 +133,11 @@ def test_worker_killed_once_is_retried(ray_session, data_root, tmp_path, monkeyp
     assert not list(runs_dir.glob(".*.attempts"))  # the attempt counters are cleaned up
 
 
-def test_worker_always_dies_is_a_failed_row_with_reason(ray_session, data_root, tmp_path, monkeypatch):
-    monkeypatch.setenv("SELFCROSS_TEST_DIE_KEY", "self-a-stat-paper-f01-s01")
+@pytest.mark.slow
+def test_worker_always_dies_is_a_failed_row_with_reason(ray_session, data_root, tmp_path):
     s = _ray_grid(data_root, tmp_path, "always", models=("self",), modalities=("a", "v"),
-                  executor_options={"max_retries": 1})
+                  executor_options={"max_retries": 1,
+                                    "before_run": Faults(die_key="self-a-stat-paper-f01-s01")})
     assert (s.done, s.failed) == (1, 1) and not s.complete
     rows = {k: (st, err) for k, st, _, err in _rows(tmp_path / "always" / "r.sqlite")}
     assert rows["self-v-stat-paper-f01-s01"] == ("done", None)
@@ -142,6 +149,7 @@ def test_worker_always_dies_is_a_failed_row_with_reason(ray_session, data_root, 
     assert not attempts_file(run_dir / "x").exists() and not list(run_dir.glob(".*.attempts"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_cancels_in_flight_and_store_stays_consistent(ray_session, data_root, tmp_path, monkeypatch):
     calls = {"next": 0, "cancel": 0}
     real_next, real_cancel = RayExecutor.next_outcome, ray.cancel
@@ -187,15 +195,32 @@ def test_worker_refuses_invisible_or_different_data(tmp_path, monkeypatch):
     from selfcross.experiments import ray_executor
     from selfcross.experiments.executors import RunOutcome
 
-    out, attempt, _ = ray_executor.run_on_worker(_spec(tmp_path, tmp_path / "not-mounted"), {})
+    out, attempt, _ = ray_executor.run_on_worker(_spec(tmp_path, tmp_path / "not-mounted"))
     assert out.status == "failed" and "not visible on Ray node" in out.error and attempt == 1
     (tmp_path / "fold01").mkdir()
     spec = _spec(tmp_path, tmp_path / "fold01")
     seen = {"data": {"fingerprint": "0" * 64}}
-    monkeypatch.setattr(ray_executor, "execute_run", lambda s: RunOutcome(s, "done", {}, None, seen))
-    out, attempt, _ = ray_executor.run_on_worker(spec, {"SELFCROSS_X": "1"})
+    monkeypatch.setattr(ray_executor, "execute_run", lambda s, before: RunOutcome(s, "done", {}, None, seen))
+    out, attempt, _ = ray_executor.run_on_worker(spec)
     assert out.status == "failed" and "sees different data" in out.error
     assert attempt == 2  # the counter file of that run folder counts attempts
-    assert "SELFCROSS_X" not in os.environ  # forwarded variables do not leak
     seen["data"]["fingerprint"] = spec.data_fingerprint
-    assert ray_executor.run_on_worker(spec, {})[0].status == "done"
+    assert ray_executor.run_on_worker(spec)[0].status == "done"
+
+
+@pytest.mark.slow
+def test_grid_retrains_after_the_data_changed_ray(ray_session, tmp_path):
+    """A run folder trained on the old data is retrained, not read back nor refused as 'different data'."""
+    from selfcross.data import fingerprint, make_synthetic
+
+    root = tmp_path / "data"
+    make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
+    args = dict(models=("self",), modalities=("a",))
+    first = _ray_grid(root, tmp_path, "changed", **args)
+    make_synthetic(root, "small", seed=1, n_folds=1, n_utterances=140)  # same path, other data
+    second = _ray_grid(root, tmp_path, "changed", **args)
+    assert first.done == 1 and (second.done, second.failed, second.reused_folders) == (1, 0, 0)
+    new_fp = fingerprint(root / "fold01")
+    with ResultsStore.open(tmp_path / "changed" / "r.sqlite", create=False) as store:
+        row = next(r for r in store.runs("done") if r.data_fingerprint == new_fp)
+    assert row.config["data"]["fingerprint"] == new_fp

@@ -128,3 +128,61 @@ def test_verdict_explains_an_inconclusive_design():
     note = _power_note([{"n_pairs": 6, "metrics": {"accuracy": m, "balanced_accuracy": m}}] * 4)
     assert "with 6 (fold, seed) pairs the smallest possible signed-rank p is 0.0312" in note
     assert "no difference could be called significant here" in note
+
+
+def test_a_p_value_of_zero_stays_zero_through_holm(db, monkeypatch):
+    from selfcross.experiments import report
+    from selfcross.experiments.stats import TestResult
+
+    def p_zero(x, y):
+        return TestResult("wilcoxon", 0.0, 0.0, len(x), "", {"min_p": 0.0})
+
+    monkeypatch.setattr(report, "wilcoxon_paired", p_zero)
+    with ResultsStore.open(db, create=False) as s:
+        comparisons = report.compare(s, report.collect(s))
+    assert comparisons
+    for e in comparisons:
+        for metric in ("accuracy", "balanced_accuracy"):
+            assert e["metrics"][metric]["wilcoxon_holm"] == 0.0
+            assert e["metrics"][metric]["verdict"].startswith("self-attention is significantly better")
+
+
+def test_mcnemar_is_printed_on_the_accuracy_row_only(db, tmp_path):
+    md = make_report(db, tmp_path / "rep").read_text()
+    header = next(line for line in md.splitlines() if "McNemar p" in line)
+    col = [c.strip() for c in header.split("|")].index("McNemar p (b/c)")
+    rows = [[c.strip() for c in line.split("|")] for line in md.splitlines()
+            if line.startswith("| A+V") and len(line.split("|")) == len(header.split("|"))]
+    by_metric = {(r[1], r[2]): r[col] for r in rows}
+    assert by_metric[("A+V+T", "accuracy")].endswith(")")  # "p (b/c)"
+    assert by_metric[("A+V+T", "balanced accuracy")] == "-"
+    assert by_metric[("A+V", "balanced accuracy")] == "-"
+
+
+def _add_versioned_run(store, seed, version):
+    key = RunKey("self", "a", "stat", "paper", 1, seed)
+    env = {} if version is None else {"results_version": version}
+    rid = store.record_started(key, {"environment": env}, "h", "fp1", f"/runs/{key}")
+    y = np.array([0, 1, 2, 3])
+    store.record_done(rid, {"test": {"accuracy": 1.0, "balanced_accuracy": 1.0}},
+                      Predictions(y, y, np.eye(4), None), CLASSES, 1.0, config={"environment": env})
+
+
+def test_report_says_when_a_store_mixes_results_versions(tmp_path):
+    import selfcross
+
+    one, mixed = tmp_path / "one.sqlite", tmp_path / "mixed.sqlite"
+    with ResultsStore.open(one, lock=True) as s:
+        for seed in (1, 2):
+            _add_versioned_run(s, seed, selfcross.RESULTS_VERSION)
+    with ResultsStore.open(mixed, lock=True) as s:
+        _add_versioned_run(s, 1, selfcross.RESULTS_VERSION)
+        _add_versioned_run(s, 2, None)  # a run from before versions were recorded
+    md = make_report(one, tmp_path / "r1").read_text()
+    assert "mix code versions" not in md
+    assert json.loads((tmp_path / "r1" / "results.json").read_text())["mixed_versions"] is None
+    md = make_report(mixed, tmp_path / "r2").read_text()
+    line = next(x for x in md.splitlines() if "mix code versions" in x)
+    assert f"{selfcross.RESULTS_VERSION}: 1 run(s)" in line and "unrecorded: 1 run(s)" in line
+    assert sum("mix code versions" in x for x in md.splitlines()) == 1
+    assert "mix code versions" in (tmp_path / "r2" / "summary.txt").read_text()

@@ -1,12 +1,14 @@
-"""Statistics of the self-vs-cross comparison, against SciPy and hand-computed values."""
+"""Statistics of the self-vs-cross comparison, against hand-computed values and enumerations."""
 
 from __future__ import annotations
+
+import itertools
+import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from scipy import stats as sps
 
 from selfcross.experiments.stats import (
     bootstrap_mean_diff,
@@ -36,25 +38,56 @@ def test_wilcoxon_n_below_6_explained():
     assert min_wilcoxon_p(6) == pytest.approx(0.03125)
 
 
-def test_wilcoxon_zero_differences_dropped_and_matches_scipy():
+def _exact_signed_rank_p(ranks, w):
+    """Two-sided exact p of the signed-rank statistic ``w`` by enumerating all 2**n sign patterns."""
+    n = len(ranks)
+    hits = sum(1 for signs in itertools.product((0, 1), repeat=n)
+               if sum(r for r, s in zip(ranks, signs) if s) <= w + 1e-9)
+    return min(1.0, 2 * hits / 2**n)
+
+
+def test_wilcoxon_zero_differences_dropped_hand_value():
     x = np.array([0.50, 0.52, 0.55, 0.60, 0.61, 0.63, 0.70, 0.40])
     y = np.array([0.50, 0.50, 0.56, 0.57, 0.61, 0.60, 0.64, 0.45])
+    # d = 0, .02, -.01, .03, 0, .03, .06, -.05: two zeros dropped; |d| .01 .02 .03 .03 .05 .06
+    # -> ranks 1 2 3.5 3.5 5 6; negatives -.01 and -.05: W- = 1 + 5 = 6
     r = wilcoxon_paired(x, y)
-    ref = sps.wilcoxon(x - y, zero_method="wilcox", method="auto")
-    assert r.details["n_zero"] == 2 and r.n == 6
-    assert r.p_value == pytest.approx(ref.pvalue)
-    assert r.statistic == pytest.approx(ref.statistic)
+    assert r.details["n_zero"] == 2 and r.n == 6 and r.details["ties"] is True
+    assert r.statistic == 6.0
+    # 13 of the 64 sign patterns give a rank sum <= 6: p = 2 * 13 / 64
+    assert r.p_value == pytest.approx(26 / 64)
+    assert r.p_value == pytest.approx(_exact_signed_rank_p([1, 2, 3.5, 3.5, 5, 6], 6))
     assert "zero difference" in r.note
 
 
-def test_wilcoxon_ties_match_scipy_and_hand_statistic():
+def test_wilcoxon_ties_hand_statistic_and_exact_p():
     # |d| = 1,1,2,2,3,3,3 ; signs + + - + + + - ; ranks 1.5,1.5,3.5,3.5,6,6,6
     d = np.array([1, 1, -2, 2, 3, 3, -3], dtype=float)
     r = wilcoxon_paired(d, np.zeros_like(d))
     assert r.details["ties"] is True
     # W- = 3.5 + 6 = 9.5 (the smaller rank sum, SciPy's two-sided statistic)
     assert r.statistic == pytest.approx(9.5)
-    assert r.p_value == pytest.approx(sps.wilcoxon(d, method="auto").pvalue)
+    assert r.p_value == pytest.approx(_exact_signed_rank_p([1.5, 1.5, 3.5, 3.5, 6, 6, 6], 9.5))
+    assert r.p_value == pytest.approx(66 / 128)
+
+
+def test_wilcoxon_sees_ties_between_differences_of_accuracies():
+    # 0.7 - 0.6 and 0.4 - 0.3 are both 0.1 but differ in the last bits as floats; likewise the
+    # three differences of 0.05. Counted as ties: |d| ranks 2,2,2 (0.05) 4.5,4.5 (0.1) 6 7,
+    # one negative 0.05 -> W- = 2; the 8 of 128 sign patterns with a rank sum <= 2 -> p = 0.0625
+    x = [0.7, 0.4, 0.9, 0.8, 0.65, 0.5, 0.55]
+    y = [0.6, 0.3, 0.7, 0.5, 0.6, 0.45, 0.6]
+    r = wilcoxon_paired(x, y)
+    assert r.details["ties"] is True
+    assert r.statistic == 2.0
+    assert r.p_value == pytest.approx(8 / 128)
+    assert r.p_value == pytest.approx(_exact_signed_rank_p([2, 2, 2, 4.5, 4.5, 6, 7], 2))
+
+
+def test_wilcoxon_difference_equal_to_zero_up_to_rounding_is_dropped():
+    # 0.3 - 0.1 and 0.5 - 0.3 are both 0.2 mathematically; the pair 0.3/0.3 - 0.1 is a zero
+    r = wilcoxon_paired([0.1 + 0.2, 0.5, 0.9, 0.8, 0.7, 0.6], [0.3, 0.3, 0.2, 0.1, 0.3, 0.1])
+    assert r.details["n_zero"] == 1 and r.n == 5
 
 
 def test_wilcoxon_all_zero():
@@ -69,7 +102,12 @@ def test_paired_t_matches_scipy_and_hand():
     d = x - y
     t_hand = d.mean() / (d.std(ddof=1) / np.sqrt(d.size))
     assert r.statistic == pytest.approx(t_hand)
-    assert r.p_value == pytest.approx(sps.ttest_rel(x, y).pvalue)
+    assert t_hand == pytest.approx(np.sqrt(5))
+    # Student's t CDF for 4 degrees of freedom in closed form
+    u = t_hand**2 / 4
+    cdf = 0.5 + 3 / 8 * t_hand / math.sqrt(1 + u) * (1 - u / (3 * (1 + u)))
+    assert r.p_value == pytest.approx(2 * (1 - cdf))
+    assert r.p_value == pytest.approx(0.0890093, abs=1e-7)
     assert r.details == {"df": 4}
 
 
@@ -103,7 +141,8 @@ def test_mcnemar_chi2_continuity_hand_value():
     stat = (abs(30 - 10) - 1) ** 2 / 40
     assert r.details["method"] == "chi2-continuity"
     assert r.statistic == pytest.approx(stat)
-    assert r.p_value == pytest.approx(sps.chi2.sf(stat, 1))
+    # chi-square with 1 df: P(X > s) = erfc(sqrt(s / 2))
+    assert r.p_value == pytest.approx(math.erfc(math.sqrt(stat / 2)))
 
 
 def test_mcnemar_no_discordant():

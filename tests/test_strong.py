@@ -9,9 +9,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfcross.config import STRONG, ModalityShape, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import (
+    HASH_OMITTED_AT_DEFAULT,
+    STRONG,
+    ModalityShape,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    apply_preset,
+    config_hash,
+)
 from selfcross.errors import ConfigError
-from selfcross.experiments.grid import HASH_OMITTED_AT_DEFAULT, config_hash
 from selfcross.models import FusionModel
 from selfcross.models.augment import SpecMask, WordDropout
 from selfcross.models.encoders import pool_time

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import signal
 import threading
-import time
 
 import pytest
 import torch
@@ -67,6 +65,7 @@ def test_run_split_keeps_inference_mode():
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+@pytest.mark.timeout(300)
 def test_run_split_works_in_a_forked_child():
     """A child forked after the pool exists gets a pool of its own (no hang)."""
     run_split(lambda i: None, 4, threads=2)  # make sure the parent's pool exists
@@ -79,14 +78,5 @@ def test_run_split_works_in_a_forked_child():
 
         run_split(item, 4, threads=2)
         os._exit(0 if out.tolist() == [0, 1, 2, 3] else 1)
-    deadline = time.monotonic() + 60  # a hang fails the test instead of blocking the suite
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            pytest.fail("run_split hung in a forked child")
-        time.sleep(0.05)
+    _, status = os.waitpid(pid, 0)  # a hang is failed by the timeout marker, not by a clock here
     assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0

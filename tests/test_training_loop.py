@@ -14,6 +14,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+import selfcross
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.data import read_fold, write_classes, write_embedding, write_split
@@ -81,6 +82,7 @@ def tiny_fold(tmp_path_factory) -> Path:
 
 
 # ----------------------------------------------------------------------------- tiny folds
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_weights(tiny_fold, tmp_path):
     cfg = tiny_run_config(seed=5, max_epochs=2)
     m1 = train_run(cfg, tiny_fold, tmp_path / "a", progress=False)
@@ -96,6 +98,7 @@ def test_same_seed_same_metrics_and_weights(tiny_fold, tmp_path):
     assert cfg.environment == {} and cfg.data == {}
 
 
+@pytest.mark.slow
 def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     metrics = train_run(tiny_run_config(max_epochs=2), tiny_fold, tmp_path / "run", progress=False)
     run = tmp_path / "run"
@@ -113,6 +116,7 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     for key in ("selfcross_version", "torch_version", "python_version", "platform", "device", "threads"):
         assert env[key] not in (None, "")
     assert env["threads"] == 1 and env["device"] == "cpu"
+    assert env["results_version"] == selfcross.RESULTS_VERSION  # tells code versions' results apart
     assert cfg["train"]["seed"] == 1
     assert cfg["data"]["fingerprint"] and Path(cfg["data"]["fold_dir"]) == tiny_fold.resolve()
     assert cfg["data"]["n_train"] == 90 and cfg["class_names"] == list(CLASSES)
@@ -131,16 +135,56 @@ def test_run_folder_contents_and_provenance(tiny_fold, tmp_path):
     np.testing.assert_allclose(preds["probs"].sum(1), 1, rtol=1e-5)
 
 
-def test_early_stopping_and_best_weights(tiny_fold, tmp_path):
-    metrics = train_run(tiny_run_config(max_epochs=40, patience=2), tiny_fold, tmp_path / "r", progress=False)
-    hist = metrics["history"]
-    accs = [h["dev_accuracy"] for h in hist]
-    best = metrics["best_epoch"]
-    assert accs[best - 1] == max(accs) and accs.index(max(accs)) == best - 1  # first best epoch
-    if len(hist) < 40:  # stopped early: exactly `patience` epochs without improvement
-        assert len(hist) == best + 2
+@pytest.mark.slow
+def test_early_stopping_ends_the_run_patience_epochs_after_the_best(tiny_fold, tmp_path):
+    # lr = 0: the model never changes, dev accuracy never improves after epoch 1
+    metrics = train_run(tiny_run_config(max_epochs=40, patience=3, lr=0.0), tiny_fold, tmp_path / "r",
+                        progress=False)
+    assert metrics["best_epoch"] == 1
+    assert metrics["epochs_run"] == len(metrics["history"]) == 1 + 3
 
 
+@pytest.mark.slow
+def test_best_weights_are_restored(tiny_fold, tmp_path):
+    long = train_run(tiny_run_config(seed=2, max_epochs=40, patience=2), tiny_fold, tmp_path / "long",
+                     progress=False)
+    accs = [h["dev_accuracy"] for h in long["history"]]
+    best = long["best_epoch"]
+    assert accs.index(max(accs)) == best - 1  # the first best epoch
+    assert long["epochs_run"] == best + 2  # stopped by patience, after the weights moved on
+    # the same seed trained for exactly `best` epochs has the best epoch's weights
+    train_run(tiny_run_config(seed=2, max_epochs=best, patience=2), tiny_fold, tmp_path / "short",
+              progress=False)
+    a = load_file(str(tmp_path / "long" / "model.safetensors"))
+    b = load_file(str(tmp_path / "short" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+
+
+@pytest.mark.slow
+def test_learning_rate_drops_on_a_dev_loss_plateau(tiny_fold, tmp_path):
+    # lr so small that the dev loss cannot improve by ReduceLROnPlateau's relative 1e-4
+    cfg = tiny_run_config(max_epochs=9, patience=20, lr=1e-6, plateau_patience=2, plateau_factor=0.1)
+    lrs = [h["lr"] for h in train_run(cfg, tiny_fold, tmp_path / "r", progress=False)["history"]]
+    # epoch 1 sets the best loss; 3 epochs without improvement (> patience 2) -> x0.1
+    assert lrs == pytest.approx([1e-6] * 4 + [1e-7] * 3 + [1e-8] * 2, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_max_epochs_0_means_no_cap(tiny_fold, tmp_path):
+    from itertools import islice
+
+    assert len(list(islice(TrainConfig(max_epochs=0).epochs(), 500))) == 500  # beyond any default cap
+    assert list(TrainConfig(max_epochs=3).epochs()) == [1, 2, 3]
+    with pytest.raises(ConfigError, match="max_epochs"):
+        TrainConfig(max_epochs=-1)
+    metrics = train_run(tiny_run_config(max_epochs=0, patience=1, lr=0.0), tiny_fold, tmp_path / "r",
+                        progress=False)
+    assert metrics["epochs_run"] == 2  # ended by early stopping, the only stop there is
+
+
+@pytest.mark.slow
 def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):
     metrics = train_run(tiny_run_config(max_epochs=2), tiny_fold, tmp_path / "r", progress=False)
     assert evaluate_run(tmp_path / "r", tiny_fold) == metrics["test"]
@@ -150,6 +194,7 @@ def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):
     np.testing.assert_array_equal(full["y_pred"], load_predictions(tmp_path / "r")["y_pred"])
 
 
+@pytest.mark.slow
 def test_standardizer_is_fitted_on_train_only_and_stored(tmp_path):
     fold = write_tiny_fold(tmp_path / "data", seed=3, train_shift=10.0)
     cfg = apply_preset(tiny_run_config(max_epochs=1), "improved")
@@ -167,6 +212,7 @@ def test_standardizer_is_fitted_on_train_only_and_stored(tmp_path):
     assert evaluate_run(tmp_path / "run", fold) == metrics["test"]
 
 
+@pytest.mark.slow
 def test_float64_run(tiny_fold, tmp_path):
     train_run(tiny_run_config(max_epochs=1, dtype="float64"), tiny_fold, tmp_path / "r", progress=False)
     assert all(
@@ -174,6 +220,7 @@ def test_float64_run(tiny_fold, tmp_path):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["self", "cross"])
 def test_fast_kernels_train_like_the_authors_ops(tiny_fold, tmp_path, kind):
     """Whole training runs, float64, dropout off (so no random stream differs): our kernels and
@@ -192,6 +239,7 @@ def test_fast_kernels_train_like_the_authors_ops(tiny_fold, tmp_path, kind):
         TrainConfig(kernels="turbo")
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_fold_of_other_shapes_is_a_data_error(tiny_fold, tmp_path):
     train_run(tiny_run_config(max_epochs=1), tiny_fold, tmp_path / "r", progress=False)
     other = write_tiny_fold(tmp_path / "other", t_audio=10)
@@ -199,6 +247,7 @@ def test_evaluate_on_a_fold_of_other_shapes_is_a_data_error(tiny_fold, tmp_path)
 
 
 # ------------------------------------------------------------------------------------- CLI
+@pytest.mark.slow
 def test_cli_train_then_evaluate(tiny_fold, tmp_path, capsys):
     run = tmp_path / "run"
     args = [

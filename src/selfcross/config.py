@@ -15,8 +15,12 @@ Presets:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import hashlib
+import itertools
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -187,7 +191,8 @@ class TrainConfig:
         seed: seeds torch, numpy and Python's ``random`` and the batch order.
         lr: Adam learning rate.
         batch_size: training batch size (shuffled every epoch).
-        max_epochs: hard cap on epochs (early stopping usually ends sooner).
+        max_epochs: cap on epochs (early stopping usually ends sooner); ``0`` = no cap,
+            early stopping alone ends the run, as in the authors' loop.
         patience: epochs without a dev-accuracy improvement before stopping.
         plateau_patience: ReduceLROnPlateau patience on dev loss.
         plateau_factor: ReduceLROnPlateau factor.
@@ -249,8 +254,10 @@ class TrainConfig:
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in KERNELS:
             raise ConfigError(f"kernels {self.kernels!r} must be one of {', '.join(KERNELS)}")
-        if self.batch_size < 1 or self.max_epochs < 1 or self.patience < 1:
-            raise ConfigError("batch_size, max_epochs and patience must be positive")
+        if self.batch_size < 1 or self.patience < 1:
+            raise ConfigError("batch_size and patience must be positive")
+        if self.max_epochs < 0:
+            raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {self.max_epochs}")
         for name, allowed in (
             ("class_weights", CLASS_WEIGHTS),
             ("select_on", SELECT_ON),
@@ -263,6 +270,10 @@ class TrainConfig:
             raise ConfigError("weight_decay and warmup_epochs must be >= 0")
         if not 0.0 <= self.modality_dropout < 1.0:
             raise ConfigError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
+
+    def epochs(self) -> Iterator[int]:
+        """Epoch numbers 1, 2, ... up to ``max_epochs`` (unbounded when it is 0)."""
+        return iter(range(1, self.max_epochs + 1)) if self.max_epochs else itertools.count(1)
 
 
 @dataclass
@@ -379,3 +390,57 @@ def apply_preset(config: RunConfig, preset: str) -> RunConfig:
         config.model.validate()
         config.train.__post_init__()
     return config
+
+
+#: Config fields that do not change a run's result (or are filled in from the data) and are
+#: therefore left out of :func:`config_hash`: (section, key); section None = top level.
+#: ``train.device`` is not here: it enters the hash as its kind (see :func:`device_kind`).
+HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
+    (None, "data"), (None, "environment"), (None, "class_names"),
+    ("model", "shapes"), ("model", "n_classes"),
+    ("train", "num_threads"), ("train", "eval_batch_size"),
+)
+
+#: Switches added after stores were first written: left out of the hash at their default
+#: (off), so runs recorded before the switch existed keep their hash and are not rerun.
+HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
+    ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
+    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
+    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
+    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
+    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
+    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
+)
+
+
+def device_kind(spec: str | None) -> str:
+    """``cpu`` or ``cuda``: the part of a device request that changes a run's numbers.
+
+    CPU and GPU kernels round differently, so they are different runs; which GPU
+    (``cuda:0`` or ``cuda:1``) is not. ``auto`` is resolved on the machine asking.
+    """
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return spec.split(":", 1)[0]
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    """sha256 of the result-relevant part of a ``RunConfig.to_dict()`` (see :data:`HASH_EXCLUDED`).
+
+    The planned config and the run folder's ``config.json`` (shapes fitted to the fold,
+    data and environment filled in) hash the same; the fold's content is covered by the
+    separate data fingerprint. Device and dtype are part of a run's identity; thread count
+    and evaluation batch size are not.
+    """
+    d = copy.deepcopy(config)
+    for section, key in HASH_EXCLUDED:
+        (d if section is None else d.get(section, {})).pop(key, None)
+    for section, key, default in HASH_OMITTED_AT_DEFAULT:
+        if d.get(section, {}).get(key, default) == default:
+            d.get(section, {}).pop(key, None)
+    if "train" in d:
+        d["train"]["device"] = device_kind(d["train"].get("device"))
+    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()

@@ -53,7 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="re-executions of a run whose worker process died (default 2); runs that raised "
                    "are retried only with --retry-failed")
     g.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
-    g.add_argument("--max-epochs", type=int, default=None, help="cap on epochs per run")
+    g.add_argument("--max-epochs", type=int, default=None,
+                   help="cap on epochs per run (default 100; 0 = no cap: early stopping alone ends a "
+                   "run, as in the authors' loop)")
     g.add_argument("--task", default="classification", choices=("classification", "regression"),
                    help="regression: sentiment scores of an import-features data root (L1 loss, best "
                    "dev MAE); use one results database per task")
@@ -112,7 +114,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="seed numbers, as for grid: e.g. 1-10 (the paper's) (default: %(default)s)")
     d.add_argument("--workers", type=int, default=2, help="parallel runs (default 2)")
     d.add_argument("--max-epochs", type=int, default=None,
-                   help="epoch cap per run (default: the demo's cap; 0 = no cap, the paper's protocol)")
+                   help="epoch cap per run (default: the demo's cap; 0 = no cap: early stopping alone ends a "
+                   "run, the paper's protocol)")
     d.add_argument("--paper-labels", action="store_true", help="WA/UA metric labels")
     add_no_progress(d)
     d.set_defaults(func=_demo)
@@ -170,7 +173,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     if args.max_epochs is not None and args.max_epochs < 0:
         raise ConfigError("--max-epochs must be >= 0")
-    cap = DEMO_MAX_EPOCHS if args.max_epochs is None else (args.max_epochs or None)
+    cap = DEMO_MAX_EPOCHS if args.max_epochs is None else args.max_epochs
     run_demo(args.out, folds=args.folds, seeds=args.seeds, workers=args.workers, max_epochs=cap,
              progress=not args.no_progress, paper_labels=args.paper_labels)
     return 0

@@ -141,8 +141,8 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"hard cap on epochs; early stopping usually ends sooner (default: {TrainConfig.max_epochs}, "
-        "the strong preset's own budget with --preset strong)",
+        help=f"cap on epochs; early stopping usually ends sooner; 0 = no cap, as in the authors' loop "
+        f"(default: {TrainConfig.max_epochs}, the strong preset's own budget with --preset strong)",
     )
     p.add_argument(
         "--modality-dropout",

@@ -11,10 +11,11 @@ Public API (mirrors the CLI):
 * executors: :class:`LocalExecutor`, :func:`make_executor` (``ray`` plugs in by name).
 """
 
+from selfcross.config import config_hash
 from selfcross.experiments.baseline import run_baseline
 from selfcross.experiments.demo import run_demo
 from selfcross.experiments.executors import Executor, LocalExecutor, RunOutcome, RunSpec, make_executor
-from selfcross.experiments.grid import GridSummary, config_hash, plan_runs, run_grid
+from selfcross.experiments.grid import GridSummary, plan_runs, run_grid
 from selfcross.experiments.report import make_report
 from selfcross.experiments.store import SCHEMA_VERSION, ResultsStore, RunKey, open_store
 

@@ -34,10 +34,11 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
+from selfcross import RESULTS_VERSION
+from selfcross.config import config_hash
 from selfcross.data import layout
 from selfcross.data.reader import Fold, Split, is_fold, list_folds, read_fold
 from selfcross.errors import DataError
-from selfcross.experiments.grid import config_hash
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
 from selfcross.training.metrics import classification_metrics
@@ -307,7 +308,8 @@ def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: P
     wall = time.perf_counter() - t0
     _write_run_dir(run_dir, cfg, metrics, preds)
     store.record_done(run_id, {**metrics, "wall_time_s": wall}, preds, fold.class_names,
-                      wall, config={**cfg, "C": metrics["C"], "data": {"path": str(path.resolve())}})
+                      wall, config={**cfg, "C": metrics["C"], "data": {"path": str(path.resolve())},
+                                    "environment": {"results_version": RESULTS_VERSION}})
     note = "" if metrics["converged"] else " (lbfgs hit max_iter)"
     say(f"{path.name} {code}: C={metrics['C']:g}  dev accuracy {metrics['dev']['accuracy']:.3f}  "
         f"test accuracy {metrics['test']['accuracy']:.3f}  "

@@ -60,7 +60,8 @@ def run_demo(
             the highest number.
         seeds: seeds, as for the grid (``"1-2"`` by default).
         workers: parallel runs (2 on a 2-core machine: one torch thread each).
-        max_epochs: epoch cap per run (``None`` = the paper's protocol: 100 with early stopping).
+        max_epochs: epoch cap per run (``0`` = no cap: early stopping alone ends each run, the
+            paper's protocol; ``None`` = the default cap of 100).
         device: ``cpu`` (default: the demo's numbers should not depend on the machine), or
             ``auto``/``cuda``.
         progress: progress bar.
@@ -93,7 +94,8 @@ def run_demo(
     report = make_report(out / "results.sqlite", out / "report", paper_labels=paper_labels)
     say("")
     say((out / "report" / "summary.txt").read_text())
-    cap = f"epochs capped at {max_epochs}" if max_epochs else "up to 100 epochs with early stopping"
+    cap = ("up to 100 epochs with early stopping" if max_epochs is None
+           else "no epoch cap, early stopping" if max_epochs == 0 else f"epochs capped at {max_epochs}")
     say(f"demo: {summary.planned} runs ({len(fold_list)} folds x {len(seed_list)} seeds, {cap}) in "
         f"{time.perf_counter() - t0:.0f} s; report: {report}")
     return report

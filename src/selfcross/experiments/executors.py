@@ -23,11 +23,9 @@ max_retries=R, address=..., cpus_per_run=..., gpus_per_run=...)`` for ``--execut
 (the CLI passes those options; ``None`` = the executor's default); ``workers`` is then the
 number of runs kept in flight.
 
-Test-only hooks (environment variables read by :func:`execute_run` in the worker):
-``SELFCROSS_TEST_DIE_ONCE=<marker file>`` — the first run to start while the marker file
-does not exist creates it and kills its own process (``os._exit(137)``, like ``kill -9``);
-``SELFCROSS_TEST_DIE_KEY=<run key>`` — that run always kills its process;
-``SELFCROSS_TEST_RAISE_KEY=<run key>`` — that run raises ``RuntimeError``.
+``before_run`` (both executors): a picklable callable run in the worker with the
+:class:`RunSpec` just before each run trains (per-worker setup; tests inject faults with it:
+kill the worker process, raise).
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ import shutil
 import time
 import traceback
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from selfcross.config import config_hash
 from selfcross.errors import ConfigError
 from selfcross.experiments.store import Predictions, RunKey
 from selfcross.processes import exit_with_driver
@@ -64,7 +64,7 @@ class RunSpec:
     Attributes:
         key: the run's identity.
         config: ``RunConfig.to_dict()`` as planned by the driver.
-        config_hash: :func:`selfcross.experiments.grid.config_hash` of ``config``.
+        config_hash: :func:`selfcross.config.config_hash` of ``config``.
         fold_dir: the fold folder (must be readable by the worker).
         run_dir: the run folder to create (``runs_dir/<key>-<hash8>``).
         data_fingerprint: fingerprint of ``fold_dir`` computed by the driver.
@@ -125,24 +125,6 @@ class Executor(Protocol):
         """Release resources; ``cancel`` abandons runs in flight."""
 
 
-def _test_hooks(spec: RunSpec) -> None:
-    key = str(spec.key)
-    marker = os.environ.get("SELFCROSS_TEST_DIE_ONCE")
-    if marker:
-        try:
-            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            pass
-        else:
-            os.write(fd, key.encode())
-            os.close(fd)
-            os._exit(137)
-    if os.environ.get("SELFCROSS_TEST_DIE_KEY") == key:
-        os._exit(137)
-    if os.environ.get("SELFCROSS_TEST_RAISE_KEY") == key:
-        raise RuntimeError(f"test hook: run {key} raises")
-
-
 def _complete(run_dir: Path) -> bool:
     return all((run_dir / f).is_file() for f in RUN_FILES)
 
@@ -162,27 +144,36 @@ def _read_run_folder(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Pre
     return config, metrics, Predictions(p["y_true"].astype(kind), p["y_pred"].astype(kind), probs, id_list)
 
 
-def execute_run(spec: RunSpec) -> RunOutcome:
+def _same_run(folder_config: dict[str, Any], spec: RunSpec) -> bool:
+    """The folder holds this run: same config hash and trained on the same data."""
+    trained_on = (folder_config.get("data") or {}).get("fingerprint")
+    return config_hash(folder_config) == spec.config_hash and trained_on == spec.data_fingerprint
+
+
+def execute_run(spec: RunSpec, before_run: Callable[[RunSpec], None] | None = None) -> RunOutcome:
     """Train one run in this process and return its outcome (never raises for a run error).
 
-    A complete run folder whose ``config.json`` has the same config hash is read back
-    instead of retrained (a driver killed after the worker finished loses nothing); an
-    incomplete or stale folder at ``run_dir`` is removed first (it belongs to this run key
-    and config hash, so nothing else is lost).
-    """
-    from selfcross.experiments.grid import config_hash
+    ``before_run(spec)`` is called just before training (not for a folder read back); if it
+    raises, the run is a failed outcome like any run that raised.
 
+    A complete run folder whose ``config.json`` has the same config hash *and* was trained
+    on data with the same fingerprint is read back instead of retrained (a driver killed
+    after the worker finished loses nothing); an incomplete or stale folder at ``run_dir``
+    (e.g. trained before the data root was prepared again) is removed first (it belongs to
+    this run key and config hash, so nothing else is lost).
+    """
     t0 = time.perf_counter()
     run_dir = Path(spec.run_dir)
     try:
         if run_dir.exists() and _complete(run_dir):
             config, metrics, preds = _read_run_folder(run_dir)
-            if config_hash(config) == spec.config_hash:
+            if _same_run(config, spec):
                 return RunOutcome(spec, "done", metrics, preds, config, list(config.get("class_names", [])),
                                   wall_time_s=float(metrics.get("wall_time_s", 0.0)), reused=True)
         if run_dir.exists():
             shutil.rmtree(run_dir)
-        _test_hooks(spec)
+        if before_run is not None:
+            before_run(spec)
         import torch
 
         from selfcross.config import RunConfig
@@ -221,11 +212,13 @@ class LocalExecutor:
     returned as failed ("worker process died").
     """
 
-    def __init__(self, workers: int = 1, max_retries: int = 2) -> None:
+    def __init__(self, workers: int = 1, max_retries: int = 2,
+                 before_run: Callable[[RunSpec], None] | None = None) -> None:
         if workers < 1:
             raise ConfigError(f"workers must be >= 1, got {workers}")
         self.capacity = workers
         self.max_retries = max_retries
+        self.before_run = before_run
         self._ctx = multiprocessing.get_context("spawn")
         self._pool: ProcessPoolExecutor | None = None
         self._futures: dict[Future[RunOutcome], RunSpec] = {}
@@ -242,10 +235,10 @@ class LocalExecutor:
     def submit(self, spec: RunSpec) -> None:
         """Queue ``spec`` on the pool (restarting it first if a worker died meanwhile)."""
         try:
-            fut = self._get_pool(spec.threads).submit(execute_run, spec)
+            fut = self._get_pool(spec.threads).submit(execute_run, spec, self.before_run)
         except BrokenProcessPool:
             self._restart()
-            fut = self._get_pool(spec.threads).submit(execute_run, spec)
+            fut = self._get_pool(spec.threads).submit(execute_run, spec, self.before_run)
         self._futures[fut] = spec
 
     def pending(self) -> int:

@@ -19,9 +19,6 @@ default); the driver process is the only writer of the SQLite store.
 
 from __future__ import annotations
 
-import copy
-import hashlib
-import json
 import os
 import sys
 import time
@@ -30,54 +27,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.robustness import evaluate_robustness, parse_specs
-from selfcross.experiments.store import ResultsStore, RunKey
+from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 from selfcross.training.callbacks import LoggerOptions, replay, run_params
-
-#: Config fields that do not change a run's result (or are filled from the data) and are
-#: therefore left out of the config hash: (section, key); section None = top level.
-HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
-    (None, "data"), (None, "environment"), (None, "class_names"),
-    ("model", "shapes"), ("model", "n_classes"),
-    ("train", "device"), ("train", "num_threads"), ("train", "eval_batch_size"),
-)
-
-
-#: Switches added after stores were first written: left out of the hash at their default
-#: (off), so runs recorded before the switch existed keep their hash and are not rerun.
-HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
-    ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
-    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
-    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
-    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
-    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
-    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
-)
 
 
 def set_code(modalities: Sequence[str] | str) -> str:
     """The modality set's short code as the paper's table spells it (``"atv"``, ``"vt"``, ...)."""
     return modality_code(modalities if isinstance(modalities, str) else tuple(modalities))
-
-
-def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the result-relevant part of a ``RunConfig.to_dict()`` (see :data:`HASH_EXCLUDED`).
-
-    The planned config and the run folder's ``config.json`` (shapes fitted to the fold,
-    data and environment filled in) hash the same; the fold's content is covered by the
-    separate data fingerprint.
-    """
-    d = copy.deepcopy(config)
-    for section, key in HASH_EXCLUDED:
-        (d if section is None else d.get(section, {})).pop(key, None)
-    for section, key, default in HASH_OMITTED_AT_DEFAULT:
-        if d.get(section, {}).get(key, default) == default:
-            d.get(section, {}).pop(key, None)
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
 
 
 def parse_range(spec: str | Iterable[int] | int | None, what: str) -> list[int] | None:
@@ -160,8 +121,8 @@ def plan_runs(
                                 train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
                 if max_epochs is not None:
-                    if max_epochs < 1:
-                        raise ConfigError(f"max_epochs must be >= 1, got {max_epochs}")
+                    if max_epochs < 0:
+                        raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {max_epochs}")
                     cfg.train.max_epochs = max_epochs
                 runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, preset, fold, seed), cfg))
     # fold-major order: the runs a paired comparison needs finish close together, so a
@@ -285,7 +246,8 @@ def run_grid(
         executor: ``local`` or ``ray`` (see :mod:`selfcross.experiments.executors`).
         progress: tqdm bar over runs (ETA, last finished cell's test accuracy).
         retry_failed: rerun runs recorded as failed.
-        max_epochs: cap on epochs per run (``None`` = the preset's 100, early stopping decides).
+        max_epochs: cap on epochs per run (``None`` = the default cap of 100; ``0`` = no cap,
+            early stopping alone ends each run, as in the authors' loop).
         executor_options: extra keyword arguments for the executor (e.g. Ray resources).
         log: where notices go (default: stderr).
         threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
@@ -355,6 +317,10 @@ def run_grid(
             planned_keys = {str(r.key) for r in plan}
             summary.robustness_scored = evaluate_robustness(store, perturbations, folds_info, planned_keys,
                                                             log=say)
+        mixed = mixed_versions_notice(store.runs("done"))
+        if mixed:
+            summary.notices.append(mixed)
+            say(f"notice: {mixed}")
     summary.wall_time_s = time.perf_counter() - t0
     return summary
 

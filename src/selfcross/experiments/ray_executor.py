@@ -34,11 +34,8 @@ Attempts: Ray does not tell the driver that it re-executed a task, so each attem
 small counter file ``runs_dir/.<run folder>.attempts`` (shared filesystem, as above); the
 driver logs runs that needed more than one attempt and removes the file.
 
-Test-only hooks: environment variables named ``SELFCROSS_*`` in the driver at submit time
-are set in the worker for the duration of the run (Ray workers are long-lived processes
-started by the raylet and do not see variables set in the driver after ``ray.init``); this
-is how ``SELFCROSS_TEST_DIE_ONCE`` / ``SELFCROSS_TEST_DIE_KEY`` / ``SELFCROSS_TEST_RAISE_KEY``
-(see :mod:`~selfcross.experiments.executors`) reach the worker.
+``before_run`` (see :mod:`~selfcross.experiments.executors`) travels with each task, so
+it runs in the Ray worker just before the run trains.
 """
 
 from __future__ import annotations
@@ -47,6 +44,7 @@ import logging
 import math
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -58,9 +56,6 @@ from selfcross.errors import ConfigError
 from selfcross.experiments.executors import RunOutcome, RunSpec, execute_run
 
 log = logging.getLogger(__name__)
-
-#: Prefix of driver environment variables forwarded to the worker for each run.
-FORWARD_ENV_PREFIX = "SELFCROSS_"
 
 #: Seconds between ``ray.wait`` polls (Ctrl-C is handled between polls).
 _POLL_S = 0.5
@@ -91,36 +86,29 @@ def _bump_attempts(run_dir: str) -> int:
         return 1
 
 
-def run_on_worker(spec: RunSpec, env: dict[str, str]) -> tuple[RunOutcome, int, str]:
-    """The body of one Ray task: ``execute_run(spec)`` with the forwarded environment.
+def run_on_worker(
+    spec: RunSpec, before_run: Callable[[RunSpec], None] | None = None
+) -> tuple[RunOutcome, int, str]:
+    """The body of one Ray task: ``execute_run(spec, before_run)`` plus the data checks.
 
     Returns:
         (outcome, attempt number, host name of the node that ran it).
     """
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        attempt = _bump_attempts(spec.run_dir)
-        host = socket.gethostname()
-        if not Path(spec.fold_dir).is_dir():
-            return RunOutcome(spec, "failed", error=(
-                f"DataError: {spec.fold_dir}: fold folder not visible on Ray node {host}; workers read the "
-                "data root by path, so it must be on a filesystem mounted at the same path on every node "
-                "(docs/cluster.md)")), attempt, host
-        out = execute_run(spec)
-        seen = ((out.config or {}).get("data") or {}).get("fingerprint")
-        if out.status == "done" and seen is not None and seen != spec.data_fingerprint:
-            return RunOutcome(spec, "failed", error=(
-                f"DataError: {spec.fold_dir}: Ray node {host} sees different data at this path "
-                f"(fingerprint {seen[:12]} != driver's {spec.data_fingerprint[:12]}); every node must see "
-                "the same data root (docs/cluster.md)"), wall_time_s=out.wall_time_s), attempt, host
-        return out, attempt, host
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+    attempt = _bump_attempts(spec.run_dir)
+    host = socket.gethostname()
+    if not Path(spec.fold_dir).is_dir():
+        return RunOutcome(spec, "failed", error=(
+            f"DataError: {spec.fold_dir}: fold folder not visible on Ray node {host}; workers read the "
+            "data root by path, so it must be on a filesystem mounted at the same path on every node "
+            "(docs/cluster.md)")), attempt, host
+    out = execute_run(spec, before_run)
+    seen = ((out.config or {}).get("data") or {}).get("fingerprint")
+    if out.status == "done" and seen is not None and seen != spec.data_fingerprint:
+        return RunOutcome(spec, "failed", error=(
+            f"DataError: {spec.fold_dir}: Ray node {host} sees different data at this path "
+            f"(fingerprint {seen[:12]} != driver's {spec.data_fingerprint[:12]}); every node must see "
+            "the same data root (docs/cluster.md)"), wall_time_s=out.wall_time_s), attempt, host
+    return out, attempt, host
 
 
 _REMOTE: Any = None
@@ -155,6 +143,7 @@ class RayExecutor:
         max_retries: re-executions of a run whose worker died (not of a run that raised).
         num_cpus: CPUs of a private local instance (default: this machine's cores).
         init_options: extra keyword arguments for ``ray.init`` (e.g. ``object_store_memory``).
+        before_run: picklable callable run in the worker with each run's spec before it trains.
 
     Raises:
         ConfigError: bad resources, a cluster that cannot be reached, or a request no node of
@@ -170,6 +159,7 @@ class RayExecutor:
         max_retries: int | None = 2,
         num_cpus: int | None = None,
         init_options: dict[str, Any] | None = None,
+        before_run: Callable[[RunSpec], None] | None = None,
     ) -> None:
         # None = the default (the CLI passes unset flags through as None)
         cpus_per_run = 1.0 if cpus_per_run is None else cpus_per_run
@@ -184,6 +174,7 @@ class RayExecutor:
         self.gpus_per_run = float(gpus_per_run)
         self.max_retries = int(max_retries)
         self.address = address
+        self.before_run = before_run
         self.retried: dict[str, int] = {}  # run key -> attempts, for runs that needed more than one
         self._refs: dict[Any, RunSpec] = {}
         self._ready: list[RunOutcome] = []
@@ -223,11 +214,10 @@ class RayExecutor:
                               "the GPUs from tasks that did not reserve one")
         spec = replace(spec, threads=max(1, math.floor(self.cpus_per_run)))
         attempts_file(spec.run_dir).unlink(missing_ok=True)
-        env = {k: v for k, v in os.environ.items() if k.startswith(FORWARD_ENV_PREFIX)}
         ref = _remote_fn().options(
             num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=self.max_retries,
             retry_exceptions=False, name=f"selfcross:{spec.key}",
-        ).remote(spec, env)
+        ).remote(spec, self.before_run)
         self._refs[ref] = spec
 
     def pending(self) -> int:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sklearn.metrics import recall_score
 
 from selfcross.config import paper_shapes
 from selfcross.errors import StoreError
@@ -42,7 +43,7 @@ from selfcross.experiments.stats import (
     paired_t,
     wilcoxon_paired,
 )
-from selfcross.experiments.store import Predictions, ResultsStore, RunRow
+from selfcross.experiments.store import Predictions, ResultsStore, RunRow, mixed_versions_notice
 from selfcross.labels import IEMOCAP7, PAPER_MODALITY_SETS
 from selfcross.paper import PAPER_ABLATION, PAPER_METRIC_LABELS, PAPER_RESULTS
 
@@ -101,6 +102,7 @@ class Study:
     running: int
     class_names: list[str]
     iemocap_shaped: bool
+    mixed_versions: str | None = None
 
 
 def collect(store: ResultsStore) -> Study:
@@ -123,7 +125,8 @@ def collect(store: ResultsStore) -> Study:
     failed = store.runs("failed")
     running = len(store.runs("running"))
     return Study(
-        cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values())
+        cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values()),
+        mixed_versions_notice(latest.values()),
     )
 
 
@@ -187,6 +190,11 @@ def _pooled(store: ResultsStore, a: list[RunRow], b: list[RunRow]) -> tuple[np.n
     return np.concatenate(ys), np.concatenate(pa), np.concatenate(pb)
 
 
+def _nan_if_none(p: float | None) -> float:
+    """A p-value from ``TestResult.to_dict`` (undefined = None) as a float; 0.0 stays 0.0."""
+    return math.nan if p is None else float(p)
+
+
 def _paired_runs(a: Cell, b: Cell) -> tuple[list[RunRow], list[RunRow]]:
     """Runs of ``a`` and ``b`` on the same (fold, seed); a linear ``b`` pairs with every seed of its fold."""
     if b.variant != LINEAR:
@@ -233,7 +241,7 @@ def compare(store: ResultsStore, study: Study, a: str = "self", b: str = "cross"
             entry["mcnemar"] = None if pooled is None else mcnemar(*pooled).to_dict()
             group.append(entry)
         for metric in METRICS:
-            adj = holm([e["metrics"][metric]["wilcoxon"]["p_value"] or math.nan for e in group])
+            adj = holm([_nan_if_none(e["metrics"][metric]["wilcoxon"]["p_value"]) for e in group])
             for e, p_holm in zip(group, adj):
                 m = e["metrics"][metric]
                 m["wilcoxon_holm"] = None if not math.isfinite(p_holm) else float(p_holm)
@@ -309,14 +317,10 @@ def _confusion(store: ResultsStore, runs: list[RunRow], n_classes: int) -> np.nd
 
 
 def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    rec = []
-    for p in preds:
-        cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-        np.add.at(cm, (p.y_true, p.y_pred), 1)
-        rows = cm.sum(axis=1)
-        rec.append(np.where(rows > 0, np.diag(cm) / np.maximum(rows, 1), np.nan))
-    r = np.array(rec)
-    std = np.nanstd(r, axis=0, ddof=1) if len(rec) > 1 else np.zeros(n_classes)
+    # recall of a class with no true example is undefined (NaN), not 0
+    r = np.array([recall_score(p.y_true, p.y_pred, labels=np.arange(n_classes), average=None,
+                               zero_division=np.nan) for p in preds])
+    std = np.nanstd(r, axis=0, ddof=1) if len(preds) > 1 else np.zeros(n_classes)
     return np.nanmean(r, axis=0), std
 
 
@@ -366,6 +370,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
         "iemocap_shaped": study.iemocap_shaped,
+        "mixed_versions": study.mixed_versions,
         "class_names": study.class_names,
         "figures": [str(f.relative_to(out)) for f in figures + curve_files],
     }
@@ -537,9 +542,11 @@ def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str],
         if e["preset"] != preset or (e.get("a", "self"), e.get("b", "cross")) != (a, b):
             continue
         mc = e["mcnemar"]
-        mcs = "-" if mc is None else f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
         for metric in METRICS:
             m = e["metrics"][metric]
+            # McNemar compares correct/incorrect calls: it tests plain accuracy only
+            mcs = "-" if mc is None or metric != "accuracy" else \
+                f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
             ci = m["bootstrap"]
             lines.append(
                 f"| {plots.modality_label(e['modalities'])} | {labels[metric]} | {e['n_pairs']} | "
@@ -627,7 +634,7 @@ def _paper_table(study: Study, labels: dict[str, str], preset: str) -> list[str]
 
 def _summary_text(study: Study, comparisons: list[dict[str, Any]], labels: dict[str, str],
                   versus_linear: list[dict[str, Any]] = ()) -> str:
-    parts = []
+    parts = [f"warning: {study.mixed_versions}", ""] if study.mixed_versions else []
     for preset in sorted({k[0] for k in study.cells}):
         parts += [f"Test scores, mean (std) in %, preset {preset}:", *_main_table(study, labels, preset), ""]
         v = _verdict_lines(comparisons, labels, preset)
@@ -766,6 +773,8 @@ def _markdown(
             f"{study.superseded} older run(s) of the same run key under another configuration were "
             "superseded by the latest one."
         )
+    if study.mixed_versions:
+        lines.append(f"**Warning:** {study.mixed_versions}.")
     if study.failed:
         lines.append(f"{len(study.failed)} run(s) failed and are not included (see below).")
     if study.running:
@@ -784,7 +793,8 @@ def _markdown(
                 '`zero_method="wilcox"`), paired t-test, mean difference with a 95% percentile '
                 "bootstrap interval (10,000 resamples, seed 0), McNemar on the pooled test predictions "
                 "(b = self right & cross wrong, c = the reverse; exact binomial when b + c < 25, else "
-                "chi-square with continuity correction). Holm p: Wilcoxon p adjusted across the "
+                "chi-square with continuity correction; it counts correct calls, so it tests plain accuracy "
+                "only). Holm p: Wilcoxon p adjusted across the "
                 f"{len(comp)} modality set(s) compared, per metric.",
                 "",
                 *_comparison_table(comparisons, labels, preset),

@@ -16,7 +16,7 @@ is the *pair*:
   says so in ``note``.
 * :func:`paired_t` — paired t-test (assumes roughly normal differences); reported alongside.
 * :func:`bootstrap_mean_diff` — the mean difference with a percentile bootstrap 95% interval
-  over pairs (seeded, so reports are reproducible).
+  over pairs (``scipy.stats.bootstrap``, seeded, so reports are reproducible).
 * :func:`mcnemar` — McNemar's test on pooled per-utterance test predictions: only the
   discordant utterances count (b = A right & B wrong, c = A wrong & B right). For
   b + c < 25 the exact two-sided binomial test (``scipy.stats.binomtest(b, b + c, 0.5)``);
@@ -69,11 +69,21 @@ class TestResult:
         return d
 
 
+#: Decimals paired differences are rounded to, so that equal differences compare equal.
+DIFF_DECIMALS = 12
+
+
 def _paired(x: np.ndarray | list[float], y: np.ndarray | list[float]) -> np.ndarray:
+    """``x - y`` rounded to :data:`DIFF_DECIMALS`.
+
+    Why rounded: accuracies are ratios k/N, and 0.7 - 0.6 != 0.4 - 0.3 in binary floating
+    point; unrounded, the rank tests would miss those ties (and zeros) and SciPy would pick
+    the exact no-ties distribution.
+    """
     a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 1:
         raise ValueError(f"paired samples must be 1-D and of equal length, got {a.shape} and {b.shape}")
-    return a - b
+    return np.round(a - b, DIFF_DECIMALS)
 
 
 def min_wilcoxon_p(n_nonzero: int) -> float:
@@ -161,12 +171,12 @@ def bootstrap_mean_diff(
     d = _paired(x, y)
     if d.size == 0:
         raise ValueError("no pairs to bootstrap")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, d.size, size=(n_boot, d.size))
-    means = d[idx].mean(axis=1)
-    alpha = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return BootstrapCI(float(d.mean()), float(low), float(high), level, int(d.size), n_boot, seed)
+    if d.size == 1:  # every resample is the one pair (SciPy refuses a single observation)
+        return BootstrapCI(float(d[0]), float(d[0]), float(d[0]), level, 1, n_boot, seed)
+    res = sps.bootstrap((d,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+                        rng=np.random.default_rng(seed))
+    ci = res.confidence_interval
+    return BootstrapCI(float(d.mean()), float(ci.low), float(ci.high), level, int(d.size), n_boot, seed)
 
 
 def mcnemar(y_true: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> TestResult:

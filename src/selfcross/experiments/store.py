@@ -26,7 +26,7 @@ import json
 import math
 import os
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -471,6 +471,26 @@ class ResultsStore:
         """The file's schema version."""
         row = self._conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
         return int(row["value"])
+
+
+def results_versions(runs: Iterable[RunRow]) -> dict[str, int]:
+    """Finished runs per recorded ``results_version`` (``"unrecorded"`` for runs that predate it)."""
+    counts: dict[str, int] = {}
+    for r in runs:
+        v = (r.config.get("environment") or {}).get("results_version")
+        name = "unrecorded" if v is None else str(v)
+        counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def mixed_versions_notice(runs: Iterable[RunRow]) -> str | None:
+    """One line when ``runs`` come from more than one results version, else ``None``."""
+    counts = results_versions(runs)
+    if len(counts) < 2:
+        return None
+    parts = ", ".join(f"{v}: {n} run(s)" for v, n in sorted(counts.items()))
+    return (f"these results mix code versions whose numbers can differ (results_version {parts}); "
+            "use a new --db, or retrain the older runs, before comparing them")
 
 
 def open_store(path: str | Path, create: bool = True, lock: bool = False) -> ResultsStore:

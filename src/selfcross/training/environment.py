@@ -22,7 +22,7 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
-from selfcross import __version__
+from selfcross import RESULTS_VERSION, __version__
 from selfcross.errors import ConfigError
 
 #: Torch dtype of each ``TrainConfig.dtype`` value.
@@ -98,6 +98,7 @@ def environment_info(device: torch.device) -> dict[str, Any]:
     """
     info: dict[str, Any] = {
         "selfcross_version": __version__,
+        "results_version": RESULTS_VERSION,
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
         "python_version": sys.version.split()[0],

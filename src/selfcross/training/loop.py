@@ -298,7 +298,7 @@ def _fit(
     drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
     history: list[dict[str, Any]] = []
     best, best_epoch, best_state, stale = -math.inf, 0, None, 0
-    bar = tqdm(range(1, tc.max_epochs + 1), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_t0 = time.perf_counter()
         train_loss = _train_epoch(

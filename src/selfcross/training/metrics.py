@@ -9,8 +9,8 @@ Conventions (chosen once, here):
 
 * ``balanced_accuracy`` = mean of per-class recall over the classes **present in y_true**.
   A class with no true example has no recall (0/0); it is left out of the mean. This is
-  what scikit-learn's ``balanced_accuracy_score`` computes, but it also warns; we compute the
-  same value without the warning. Predictions of such a class still count as errors for the
+  scikit-learn's ``balanced_accuracy_score`` (its warning about such classes silenced, see
+  :func:`accuracy_and_balanced`). Predictions of such a class still count as errors for the
   classes they were taken from.
 * ``recall_per_class[name]`` is ``None`` for a class absent from y_true (undefined, not 0).
 * ``precision_macro`` / ``f1_macro`` average over the classes present in y_true **or**
@@ -24,11 +24,18 @@ Conventions (chosen once, here):
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_score
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    confusion_matrix,
+    f1_score,
+    precision_score,
+)
 
 from selfcross.paper import PAPER_METRIC_LABELS
 
@@ -47,6 +54,18 @@ PAPER_LABEL_NOTE: str = (
     "paper labels (Rajan et al. 2022): WA = balanced_accuracy (mean per-class recall), "
     "UA = accuracy (plain); most speech-emotion papers use the opposite names"
 )
+
+
+def accuracy_and_balanced(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[float, float]:
+    """Plain and balanced accuracy (scikit-learn's), e.g. for early stopping on the dev split.
+
+    scikit-learn warns when a class is predicted that has no true example, or when only one
+    class occurs; both are covered by the module docstring's convention, so it is silenced.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="y_pred contains classes not in y_true")
+        warnings.filterwarnings("ignore", message="A single label was found")
+        return float(accuracy_score(y_true, y_pred)), float(balanced_accuracy_score(y_true, y_pred))
 
 
 def classification_metrics(
@@ -93,9 +112,10 @@ def classification_metrics(
     recall = np.full(k, np.nan)
     recall[present] = np.diag(cm)[present] / support[present]
 
+    accuracy, balanced = accuracy_and_balanced(yt, yp)
     return {
-        "accuracy": float(accuracy_score(yt, yp)),
-        "balanced_accuracy": float(recall[present].mean()),
+        "accuracy": accuracy,
+        "balanced_accuracy": balanced,
         "precision_weighted": float(precision_score(yt, yp, average="weighted", zero_division=0)),
         "precision_macro": float(precision_score(yt, yp, average="macro", zero_division=0)),
         "f1_macro": float(f1_score(yt, yp, average="macro", zero_division=0)),

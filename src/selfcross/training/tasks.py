@@ -26,6 +26,7 @@ from scipy.stats import pearsonr
 from sklearn.metrics import accuracy_score, f1_score
 
 from selfcross.sentiment import bin_scores
+from selfcross.training.metrics import accuracy_and_balanced
 
 #: Tasks a run can be trained for.
 TASKS: tuple[str, ...] = ("classification", "regression")
@@ -86,12 +87,8 @@ def dev_summary(task: str, outputs: torch.Tensor, data: Any, n_classes: int) -> 
         m = regression_metrics(data.scores_np, outputs[:, 0].float().cpu().numpy())
         r = m["pearson_r"]
         return {"dev_mae": m["mae"], "dev_pearson_r": float("nan") if r is None else r}
-    y_true, y_pred = data.labels_np, outputs.argmax(dim=1).cpu().numpy()
-    support = np.bincount(y_true, minlength=n_classes)
-    hits = np.bincount(y_true[y_true == y_pred], minlength=n_classes)
-    present = support > 0
-    return {"dev_accuracy": float((y_true == y_pred).mean()),
-            "dev_balanced_accuracy": float((hits[present] / support[present]).mean())}
+    accuracy, balanced = accuracy_and_balanced(data.labels_np, outputs.argmax(dim=1).cpu().numpy())
+    return {"dev_accuracy": accuracy, "dev_balanced_accuracy": balanced}
 
 
 def dev_selection(task: str, summary: dict[str, float]) -> float:
