@@ -83,7 +83,9 @@ def _train_one(job: dict) -> dict:
     from selfcross.training import train_run
 
     t = time.perf_counter()
-    m = train_run(job["config"], job["fold"], job["out"], progress=False, overwrite=True)
+    m = _finished_run(job)
+    if m is None:
+        m = train_run(job["config"], job["fold"], job["out"], progress=False, overwrite=True)
     return {
         **job["row"],
         "acc": m["test"]["accuracy"],
@@ -91,8 +93,23 @@ def _train_one(job: dict) -> dict:
         "f1w": m["test"]["f1_weighted"],
         "epochs": m["epochs_run"],
         "best": m["best_epoch"],
-        "s": time.perf_counter() - t,
+        "s": m.get("wall_time_s", time.perf_counter() - t),
     }
+
+
+def _finished_run(job: dict) -> dict | None:
+    """The metrics of a complete run folder planned with the same config (an interrupted
+    benchmark resumes instead of retraining), else ``None``."""
+
+    from selfcross.config import RunConfig, config_hash
+
+    out = Path(job["out"])
+    if not (out / "metrics.json").is_file() or not (out / "config.json").is_file():
+        return None
+    done = RunConfig.load(out / "config.json")
+    if config_hash(done.to_dict()) != config_hash(job["config"].to_dict()):
+        return None
+    return json.loads((out / "metrics.json").read_text())
 
 
 def run_jobs(jobs: list[dict], workers: int = 1) -> list[dict]:

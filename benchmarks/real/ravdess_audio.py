@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         default="mfcc,compare,compare-spk",
         help="feature roots: mfcc, egemaps, compare, each optionally -spk",
     )
+    ap.add_argument("--floor-features", default=None,
+                    help="roots the linear floor runs on (default: --features)")
     ap.add_argument("--conv-features", default="mfcc", help="roots on which paper/improved also run")
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seeds", default="1,2,3")
@@ -200,12 +202,14 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     t0 = time.perf_counter()
     roots, t_prep = {}, 0.0
-    for features in args.features.split(","):
+    deep = args.features.split(",")
+    for features in dict.fromkeys(deep + (args.floor_features or args.features).split(",")):
         roots[features], t = prepare_root(src, args.work, features, args.max_frames, args.workers)
         t_prep += t
         print(f"{features}: data root {roots[features]} ready in {t:.0f} s", flush=True)
-    runs = run_jobs(plan(args, roots), args.workers)
-    floors = {f: linear_floor(root, args.work / "linear" / f, "a") for f, root in roots.items()}
+    runs = run_jobs(plan(args, {f: roots[f] for f in deep}), args.workers)
+    floor_roots = (args.floor_features or args.features).split(",")
+    floors = {f: linear_floor(roots[f], args.work / "linear" / f, "a") for f in floor_roots}
     total = time.perf_counter() - t0
     n_folds = len({r["fold"] for r in runs})
     n_seeds = len(args.seeds.split(","))

@@ -367,9 +367,11 @@ def _build_model(session: _Session) -> None:
     tc, modalities = session.config.train, tuple(session.config.model.modalities)
     session.standardizer = Standardizer.fit(session.fold.train, modalities) if tc.standardize else None
     session.train = SplitData(
-        session.fold.train, modalities, session.dtype, session.device, session.standardizer
+        session.fold.train, modalities, session.dtype, session.device, session.standardizer, task=tc.task
     )
-    session.dev = SplitData(session.fold.dev, modalities, session.dtype, session.device, session.standardizer)
+    session.dev = SplitData(
+        session.fold.dev, modalities, session.dtype, session.device, session.standardizer, task=tc.task
+    )
     model = FusionModel(session.config.model).to(device=session.device, dtype=session.dtype)
     session.model = set_kernels(model, tc.kernels)
 
