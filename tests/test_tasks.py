@@ -105,6 +105,8 @@ def test_grid_and_report_of_a_regression_study(tmp_path):
     md = make_report(tmp_path / "r.sqlite", tmp_path / "report").read_text()
     assert "Self vs cross (test MAE, lower is better)" in md and "| paper | A+V | 2 |" in md
     assert (tmp_path / "report" / "figures" / "scatter_paper_self_av.png").is_file()
+    assert "![curves_av](figures/curves_av.png)" in md  # learning curves with the dev MAE
+    assert (tmp_path / "report" / "figures" / "curves_av.png").is_file()
     results = json.loads((tmp_path / "report" / "results.json").read_text())
     assert results["task"] == "regression" and results["comparisons"][0]["n_pairs"] == 2
 
