@@ -34,7 +34,9 @@ def test_train_run_tunes_malloc_only_when_asked(malloc_calls, tmp_path, options,
 
 @pytest.mark.parametrize(("flags", "expected"), [([], [1]), (["--no-tune-malloc"], [])])
 def test_cli_train_tunes_malloc_unless_told_not_to(malloc_calls, tmp_path, flags, expected):
-    argv = ["train", "--data", str(tmp_path / "no-fold"), "--out", str(tmp_path / "run"), "--quiet", *flags]
+    # explicit modalities: without them the CLI reads the fold's modalities first (and stops there)
+    argv = ["train", "--data", str(tmp_path / "no-fold"), "--modalities", "atv",
+            "--out", str(tmp_path / "run"), "--quiet", *flags]
     assert main(argv) == 2  # the missing fold, reported after the allocator step
     assert malloc_calls == expected
 
