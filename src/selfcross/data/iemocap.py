@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfcross.data.prepare import PrepareResult, Problem, Skip, UtteranceRecord, prepare_records
+from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here too
+    VIDEO_ENCODERS,
+    PrepareResult,
+    Problem,
+    Skip,
+    UtteranceRecord,
+    prepare_records,
+    video_encoder_setup,
+)
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import IEMOCAP4, IEMOCAP7, IEMOCAP7_CODES, ClassSet
 
@@ -47,8 +55,6 @@ LABEL_SETS: dict[str, ClassSet] = {"seven": IEMOCAP7, "four": IEMOCAP4}
 #: face-cropping scripts do; ``markers-right`` is the opposite mapping; ``left``/``right``
 #: always take that half; ``full`` keeps the whole frame (both actors).
 SIDE_CHOICES: tuple[str, ...] = ("markers-left", "markers-right", "left", "right", "full")
-#: ``--video-encoder`` choices: torchvision ResNet-101 (ImageNet) or no video modality.
-VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 _EMO_LINE = re.compile(
     r"^\[\s*(?P<start>\d+(?:\.\d*)?)\s*-\s*(?P<end>\d+(?:\.\d*)?)\s*\]\s+"
@@ -316,30 +322,10 @@ def prepare_iemocap(
         speaker_norm: standardise each speaker's audio frames with that speaker's own
             statistics (all their utterances, every session; transductive, never labels).
     """
-    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
-
     scan = scan_iemocap(root, labels=labels, side=side, strict=strict)
-    modalities = ["audio", "text"]
-    encoder = None
-    if is_hf_spec(video_encoder):
-        modalities.append("video")
-        video_config = video_config or video_encoder_config(str(video_encoder))
-    elif isinstance(video_encoder, str):
-        if video_encoder not in VIDEO_ENCODERS:
-            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
-        if video_encoder == "resnet101":
-            modalities.append("video")
-            if video_config is None:
-                from selfcross.features.video import VideoConfig
-
-                video_config = VideoConfig(encoder="resnet101")
-    elif video_encoder is not None:
-        modalities.append("video")
-        encoder = video_encoder
-        if video_config is None:
-            from selfcross.features.video import VideoConfig
-
-            video_config = VideoConfig(encoder=type(encoder).__name__, weights=None, feat_dim=None)
+    # the setup's video config is used only when video is prepared, so "none" may drop it
+    use_video, encoder, video_config = video_encoder_setup(video_encoder, video_config)
+    modalities = ["audio", "text"] + (["video"] if use_video else [])
     notes = [f"Labels: {labels} ({', '.join(scan.class_set.names)}). Video half of the speaker: {side}."]
     if len(scan.sessions) < 5:
         notes.append(f"Only {len(scan.sessions)} session(s) found ({', '.join(scan.sessions)}): "

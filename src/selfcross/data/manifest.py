@@ -55,7 +55,15 @@ from typing import Any
 
 import numpy as np
 
-from selfcross.data.prepare import FoldPlan, PrepareResult, Skip, UtteranceRecord, prepare_records
+from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here too
+    VIDEO_ENCODERS,
+    FoldPlan,
+    PrepareResult,
+    Skip,
+    UtteranceRecord,
+    prepare_records,
+    video_encoder_setup,
+)
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import CLASS_SETS, MODALITIES
 
@@ -71,8 +79,6 @@ SPLIT_NAMES: dict[str, str] = {
 }
 #: Reason recorded for rows left out with ``on_missing="skip"``.
 SKIP_MISSING_FILE = "media file missing (manifest)"
-#: ``video_encoder`` names accepted besides an injected module.
-VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 
 @dataclass
@@ -498,31 +504,6 @@ def _group_splits(
 # --------------------------------------------------------------------------- preparation
 
 
-def _video_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
-    """(use video, injected encoder or None, video config) from the ``video_encoder`` option."""
-    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
-
-    if is_hf_spec(video_encoder):
-        return True, None, video_config or video_encoder_config(video_encoder)
-    if isinstance(video_encoder, str):
-        if video_encoder not in VIDEO_ENCODERS:
-            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
-        if video_encoder == "none":
-            return False, None, None
-        if video_config is None:
-            from selfcross.features.video import VideoConfig
-
-            video_config = VideoConfig(encoder="resnet101")
-        return True, None, video_config
-    if video_encoder is None:
-        return False, None, None
-    if video_config is None:
-        from selfcross.features.video import VideoConfig
-
-        video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
-    return True, video_encoder, video_config
-
-
 def _manifest_modalities(
     man: Manifest, wanted: tuple[str, ...] | None, glove: Any, text_config: Any
 ) -> tuple[str, ...]:
@@ -626,7 +607,7 @@ def prepare_manifest(
     """
     from selfcross.labels import parse_modalities
 
-    use_video, encoder, video_config = _video_setup(video_encoder, video_config)
+    use_video, encoder, video_config = video_encoder_setup(video_encoder, video_config)
     wanted: tuple[str, ...] | None = None
     if modalities is not None:
         wanted = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))

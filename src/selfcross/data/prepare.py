@@ -51,6 +51,8 @@ from selfcross.errors import ConfigError, DataError
 
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
+#: ``video_encoder`` names accepted besides an injected module.
+VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 # Skip reasons (the report groups by these strings).
 SKIP_MISSING_AUDIO = "missing audio file"
@@ -232,6 +234,32 @@ def video_duration(path: Path) -> float | None:
 
 
 # --------------------------------------------------------------------------- main entry
+
+
+def video_encoder_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
+    """(use video, injected encoder or None, video config) from a ``video_encoder`` option:
+    ``"resnet101"``, ``"none"``, ``"hf:NAME_OR_PATH"``, an image encoder module or ``None``."""
+    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
+
+    if is_hf_spec(video_encoder):
+        return True, None, video_config or video_encoder_config(video_encoder)
+    if isinstance(video_encoder, str):
+        if video_encoder not in VIDEO_ENCODERS:
+            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
+        if video_encoder == "none":
+            return False, None, None
+        if video_config is None:
+            from selfcross.features.video import VideoConfig
+
+            video_config = VideoConfig(encoder="resnet101")
+        return True, None, video_config
+    if video_encoder is None:
+        return False, None, None
+    if video_config is None:
+        from selfcross.features.video import VideoConfig
+
+        video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
+    return True, video_encoder, video_config
 
 
 def prepare_records(
