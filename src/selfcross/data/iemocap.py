@@ -214,6 +214,49 @@ def parse_transcription(path: Path, problems: list[Problem], strict: bool = Fals
     return out
 
 
+def _scan_dialog(
+    session: str,
+    sdir: Path,
+    emo_file: Path,
+    label_map: dict[str, str],
+    side: str,
+    strict: bool,
+    records: list[UtteranceRecord],
+    skipped: list[Skip],
+    problems: list[Problem],
+) -> None:
+    """Append one dialog's utterances (annotations, wav, video span and half, words) to ``records``."""
+    dialog = emo_file.stem
+    entries = parse_emo_evaluation(emo_file, problems, strict)
+    trans_file = sdir / "dialog" / "transcriptions" / f"{dialog}.txt"
+    if trans_file.is_file():
+        transcripts = parse_transcription(trans_file, problems, strict)
+    else:
+        _problem(problems, strict, Problem(str(trans_file), None, "transcription file missing"))
+        transcripts = {}
+    video = sdir / "dialog" / "avi" / "DivX" / f"{dialog}.avi"
+    known = set()
+    for e in entries:
+        known.add(e.utt)
+        name = label_map.get(e.code)
+        if name is None:
+            skipped.append(Skip(e.utt, "unused label", e.code))
+            continue
+        records.append(UtteranceRecord(
+            id=e.utt,
+            label=name,
+            speaker=speaker_of(e.utt),
+            group=session,
+            audio=sdir / "sentences" / "wav" / dialog / f"{e.utt}.wav",
+            video=video,
+            video_span=(e.start, e.end),
+            video_side=video_side(e.utt, side),
+            transcript=transcripts.get(e.utt),
+        ))
+    for utt in sorted(set(transcripts) - known):
+        skipped.append(Skip(utt, "transcript for an unknown utterance", str(trans_file)))
+
+
 def scan_iemocap(
     root: str | Path, labels: str = "seven", side: str = "markers-left", strict: bool = False
 ) -> IemocapScan:
@@ -245,37 +288,9 @@ def scan_iemocap(
             _problem(problems, strict, Problem(str(emo_dir), None, "no EmoEvaluation folder"))
             continue
         for emo_file in sorted(emo_dir.glob("*.txt")):
-            dialog = emo_file.stem
-            if not dialog.startswith(session):
+            if not emo_file.stem.startswith(session):
                 continue  # e.g. stray files; IEMOCAP dialog names start with their session
-            entries = parse_emo_evaluation(emo_file, problems, strict)
-            trans_file = sdir / "dialog" / "transcriptions" / f"{dialog}.txt"
-            if trans_file.is_file():
-                transcripts = parse_transcription(trans_file, problems, strict)
-            else:
-                _problem(problems, strict, Problem(str(trans_file), None, "transcription file missing"))
-                transcripts = {}
-            video = sdir / "dialog" / "avi" / "DivX" / f"{dialog}.avi"
-            known = set()
-            for e in entries:
-                known.add(e.utt)
-                name = label_map.get(e.code)
-                if name is None:
-                    skipped.append(Skip(e.utt, "unused label", e.code))
-                    continue
-                records.append(UtteranceRecord(
-                    id=e.utt,
-                    label=name,
-                    speaker=speaker_of(e.utt),
-                    group=session,
-                    audio=sdir / "sentences" / "wav" / dialog / f"{e.utt}.wav",
-                    video=video,
-                    video_span=(e.start, e.end),
-                    video_side=video_side(e.utt, side),
-                    transcript=transcripts.get(e.utt),
-                ))
-            for utt in sorted(set(transcripts) - known):
-                skipped.append(Skip(utt, "transcript for an unknown utterance", str(trans_file)))
+            _scan_dialog(session, sdir, emo_file, label_map, side, strict, records, skipped, problems)
     return IemocapScan(records, skipped, problems, [s for s, _ in sessions], LABEL_SETS[labels])
 
 
