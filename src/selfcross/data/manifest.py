@@ -252,6 +252,7 @@ def _read_rows(
     path: Path, rows: list[list[str]], cols: _Columns, present: set[str],
     wanted: tuple[str, ...] | None, split_column: str | None, on_missing: str,
 ) -> _Rows:
+    """Check every non-blank row; a row with missing media raises or is skipped (``on_missing``)."""
     out = _Rows(has_value=dict.fromkeys(present, False))
     for lineno, row in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in row):
