@@ -64,15 +64,7 @@ class Predictor:
         video_encoder: Any = None,
         speaker_clips: str | Path | None = None,
     ) -> None:
-        from selfcross.features import (
-            AudioConfig,
-            AudioFeatures,
-            TextConfig,
-            VideoConfig,
-            VideoFeatures,
-            Vocabulary,
-            load_feature_configs,
-        )
+        from selfcross.features import AudioFeatures, VideoFeatures
         from selfcross.features.pretrained import is_hf_config, make_extractor
         from selfcross.training.loop import needs_lengths
         from selfcross.training.rundir import load_run
@@ -89,15 +81,8 @@ class Predictor:
         self._dtype = next(self.model.parameters()).dtype
 
         feat_dir = self.run_dir / FEATURES_DIR
-        saved: dict[str, Any] = {}
         self._has_settings = (feat_dir / "features.json").is_file()
-        if self._has_settings:
-            try:
-                saved = load_feature_configs(feat_dir / "features.json")
-            except DataError as e:
-                raise CheckpointError(str(e)) from None
-        defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
-        self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
+        self.feature_configs: dict[str, Any] = self._feature_settings(feat_dir)
         if not self._has_settings:  # before any extractor (a video encoder) is loaded for nothing
             self._refuse_without_settings(feat_dir)
         # modalities whose features come from a pretrained (hf:) encoder named in features.json
@@ -120,26 +105,47 @@ class Predictor:
         self.vocab = None
         self.embedding: np.ndarray | None = None
         if "text" in self.modalities and self._text is None:
-            vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
-            for p in (vocab_path, emb_path):
-                if not p.is_file():
-                    raise CheckpointError(
-                        f"{p}: missing; a text model needs the vocabulary and word vectors it was "
-                        "trained with (written by data preparation, copied by training)"
-                    )
-            try:
-                self.vocab = Vocabulary.load(vocab_path)
-                self.embedding = np.load(emb_path, allow_pickle=False)
-            except (DataError, ValueError, OSError) as e:
-                raise CheckpointError(
-                    f"{emb_path if isinstance(e, ValueError) else vocab_path}: {e}"
-                ) from None
-            if self.embedding.ndim != 2 or self.embedding.shape[0] != len(self.vocab):
-                raise CheckpointError(
-                    f"{emb_path}: shape {self.embedding.shape} does not match {len(self.vocab)} words "
-                    f"in {vocab_path.name}"
-                )
+            self.vocab, self.embedding = self._word_vectors(feat_dir)
         self._check_shapes()
+
+    def _feature_settings(self, feat_dir: Path) -> dict[str, Any]:
+        """Extractor settings per modality: those saved in the run, else the paper's defaults."""
+        from selfcross.features import AudioConfig, TextConfig, VideoConfig, load_feature_configs
+
+        saved: dict[str, Any] = {}
+        if self._has_settings:
+            try:
+                saved = load_feature_configs(feat_dir / "features.json")
+            except DataError as e:
+                raise CheckpointError(str(e)) from None
+        defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
+        return {m: saved.get(m) or defaults[m]() for m in self.modalities}
+
+    @staticmethod
+    def _word_vectors(feat_dir: Path) -> tuple[Any, np.ndarray]:
+        """(vocabulary, embedding matrix) a text model was trained with, checked against each other."""
+        from selfcross.features import Vocabulary
+
+        vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
+        for p in (vocab_path, emb_path):
+            if not p.is_file():
+                raise CheckpointError(
+                    f"{p}: missing; a text model needs the vocabulary and word vectors it was "
+                    "trained with (written by data preparation, copied by training)"
+                )
+        try:
+            vocab = Vocabulary.load(vocab_path)
+            embedding = np.load(emb_path, allow_pickle=False)
+        except (DataError, ValueError, OSError) as e:
+            raise CheckpointError(
+                f"{emb_path if isinstance(e, ValueError) else vocab_path}: {e}"
+            ) from None
+        if embedding.ndim != 2 or embedding.shape[0] != len(vocab):
+            raise CheckpointError(
+                f"{emb_path}: shape {embedding.shape} does not match {len(vocab)} words "
+                f"in {vocab_path.name}"
+            )
+        return vocab, embedding
 
     def _speaker_statistics(
         self, feat_dir: Path, clips: str | Path | None

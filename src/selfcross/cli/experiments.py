@@ -16,6 +16,13 @@ def _csv(value: str) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the experiment commands."""
+    _register_grid(subparsers)
+    _register_baseline(subparsers)
+    _register_report(subparsers)
+    _register_demo(subparsers)
+
+
+def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g = subparsers.add_parser(
         "grid",
         help="run models x modality sets x folds x seeds into a SQLite results store (resumable)",
@@ -67,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_logger_arguments(g)
     g.set_defaults(func=_grid)
 
+
+def _register_baseline(subparsers: argparse._SubParsersAction) -> None:
     b = subparsers.add_parser(
         "baseline",
         help="the linear floor (logistic regression on per-utterance statistics) on the same folds",
@@ -82,6 +91,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--db", default=None, help="results database (default <out>/results.sqlite)")
     b.set_defaults(func=_baseline)
 
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
     r = subparsers.add_parser(
         "report",
         help="tables, significance tests and figures from a results store",
@@ -98,6 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
     r.set_defaults(func=_report)
 
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     d = subparsers.add_parser(
         "demo",
         help="the main job: self vs cross on the synthetic benchmark",

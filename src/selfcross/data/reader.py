@@ -555,19 +555,40 @@ def read_fold(
         if not lp.is_file():
             raise DataError(lp, "file is missing (every split needs labels)")
 
-    embedding = None
-    if emb_path is not None:
-        e = load_npy(emb_path)
-        _rank(e, emb_path, 2, "[V, F] embedding")
-        if e.dtype.kind != "f":
-            raise DataError(emb_path, f"embedding must be floating point, got dtype {e.dtype}")
-        embedding = np.ascontiguousarray(e, dtype=np.float32)  # V x F: small, kept in RAM
-        if check_values and not np.isfinite(embedding).all():
-            raise DataError(emb_path, "contains NaN or inf values")
-
+    embedding = None if emb_path is None else _read_embedding(emb_path, check_values)
     splits = {s: _read_split(fold_dir, s, mods, text_form, embedding, len(class_names), check_values)
               for s in layout.SPLITS}
+    shapes = _common_shapes(fold_dir, splits, mods, text_form, embedding)
+    return Fold(
+        path=fold_dir,
+        train=splits["train"],
+        dev=splits["dev"],
+        test=splits["test"],
+        class_names=class_names,
+        modalities=mods,
+        shapes=shapes,
+        text_form=text_form if "text" in mods else None,
+        embedding_path=emb_path,
+    )
 
+
+def _read_embedding(emb_path: Path, check_values: bool) -> np.ndarray:
+    """The ``[V, F]`` word-vector matrix, in RAM as float32 (it is small)."""
+    e = load_npy(emb_path)
+    _rank(e, emb_path, 2, "[V, F] embedding")
+    if e.dtype.kind != "f":
+        raise DataError(emb_path, f"embedding must be floating point, got dtype {e.dtype}")
+    embedding = np.ascontiguousarray(e, dtype=np.float32)
+    if check_values and not np.isfinite(embedding).all():
+        raise DataError(emb_path, "contains NaN or inf values")
+    return embedding
+
+
+def _common_shapes(
+    fold_dir: Path, splits: dict[str, Split], mods: tuple[str, ...], text_form: str | None,
+    embedding: np.ndarray | None,
+) -> dict[str, tuple[int, ...]]:
+    """Each modality's per-utterance shape, which every split must share."""
     shapes: dict[str, tuple[int, ...]] = {}
     for m in mods:
         seen: dict[tuple[int, ...], str] = {}
@@ -585,18 +606,7 @@ def read_fold(
             raise DataError(f, f"{m} has per-utterance shape {list(other)} in {s1} but "
                                f"{list(first)} in {s0}")
         shapes[m] = next(iter(seen))
-
-    return Fold(
-        path=fold_dir,
-        train=splits["train"],
-        dev=splits["dev"],
-        test=splits["test"],
-        class_names=class_names,
-        modalities=mods,
-        shapes=shapes,
-        text_form=text_form if "text" in mods else None,
-        embedding_path=emb_path,
-    )
+    return shapes
 
 
 def fold_modalities(path: str | Path) -> tuple[str, ...]:

@@ -449,16 +449,8 @@ def train_run(
         "history": history,
     }
     predictions = {k: test_eval[k] for k in ("y_true", "y_pred", "probs", "ids") if k in test_eval}
-    save_run(
-        out_dir,
-        session.config,
-        session.model,
-        metrics,
-        session.standardizer,
-        predictions,
-        feature_files=_feature_files(fold_dir),
-        overwrite=overwrite,
-    )
+    save_run(out_dir, session.config, session.model, metrics, session.standardizer, predictions,
+             feature_files=_feature_files(fold_dir), overwrite=overwrite)
     return metrics
 
 
