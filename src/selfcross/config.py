@@ -357,6 +357,7 @@ STRONG: dict[str, dict[str, Any]] = {
         "class_weights": "none",
         "select_on": "f1_weighted",
         "optimizer": "adamw",
+        "lr": 3e-3,
         "weight_decay": 0.01,
         "schedule": "cosine",
         "warmup_epochs": 2,
