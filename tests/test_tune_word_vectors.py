@@ -137,6 +137,22 @@ def test_cli_train_tune_word_vectors_on_vectors_exits_2_with_one_line(tmp_path, 
     assert code == 2 and len(err) == 1 and "needs text stored as word ids" in err[0]
 
 
+# ----------------------------------------------------------------------------- CLI and grid
+@pytest.mark.parametrize("flag", [True, False])
+def test_grid_plan_sets_the_switch_only_when_asked(flag):
+    from selfcross.experiments.grid import plan_runs
+
+    runs, _ = plan_runs(["self"], ["t", "at"], [1], [1], preset="strong", tune_word_vectors=flag)
+    assert len(runs) == 2 and all(r.config.model.tune_word_vectors is flag for r in runs)
+
+
+@pytest.mark.parametrize("command", ["train", "grid"])
+def test_help_names_the_switch_and_why(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    assert "--tune-word-vectors" in capsys.readouterr().out
+
+
 # ----------------------------------------------------------------------------- a trained run
 @pytest.fixture(scope="module")
 def tuned_run(tmp_path_factory) -> tuple[Path, Path, dict]:
