@@ -90,6 +90,18 @@ def test_training_step_moves_the_used_word_vectors_but_never_padding():
     assert model.word_vectors.weight.requires_grad
 
 
+def test_modality_dropout_drops_word_ids_to_padding():
+    from selfcross.training.modality_dropout import drop_modalities
+
+    ids, lengths = id_batch()
+    x, n = drop_modalities({"text": ids, "audio": torch.ones(4, 5, 2)}, {"text": lengths, "audio": lengths},
+                           0.5, torch.Generator().manual_seed(1))
+    assert x["text"].shape == ids.shape and x["text"].dtype == ids.dtype
+    dropped = n["text"] == 0
+    assert dropped.any() and torch.all(x["text"][dropped] == 0)
+    assert torch.equal(x["text"][~dropped], ids[~dropped])
+
+
 def test_frozen_model_has_no_word_vector_parameter():
     model = FusionModel(text_config(False))
     assert all(p.shape != (VOCAB, DIM) for p in model.parameters())
