@@ -106,6 +106,10 @@ class Predictor:
         self.embedding: np.ndarray | None = None
         if "text" in self.modalities and self._text is None:
             self.vocab, self.embedding = self._word_vectors(feat_dir)
+            rows = self.config.model.vocab_size
+            if self.config.model.owns_word_vectors and self.embedding.shape[0] != rows:
+                raise CheckpointError(f"{feat_dir / 'vocab.txt'}: {self.embedding.shape[0]} words but the "
+                                      f"run tuned a table of {rows} word vectors")
         self._check_shapes()
 
     def _feature_settings(self, feat_dir: Path) -> dict[str, Any]:
@@ -245,7 +249,8 @@ class Predictor:
 
         Returns:
             ``(inputs, lengths)``: ``inputs[m]`` float32 ``[1, T, F]`` (text expanded through
-            ``W_embedding``), ``lengths[m]`` int64 ``[1]``; only the model's modalities.
+            ``W_embedding``, or int64 word ids ``[1, T]`` for a run that tuned its word
+            vectors), ``lengths[m]`` int64 ``[1]``; only the model's modalities.
 
         Raises:
             ConfigError: a modality the model needs was not given.
@@ -284,18 +289,22 @@ class Predictor:
             assert self.vocab is not None and self.embedding is not None
             c = self.feature_configs["text"]
             ids = encode(str(transcript), self.vocab, c.max_tokens, c)
-            inputs["text"] = self.embedding[ids][None].astype(np.float32)
+            # a model that tuned its word vectors looks the ids up in its own table
+            if self.config.model.owns_word_vectors:
+                inputs["text"] = np.asarray(ids, np.int64)[None]
+            else:
+                inputs["text"] = self.embedding[ids][None].astype(np.float32)
             lengths["text"] = np.array([int(np.count_nonzero(ids))], np.int64)
         return inputs, lengths
 
     def logits(self, inputs: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Model logits ``[B, n_classes]`` (float64) for ``[B, T, F]`` arrays (standardized here)."""
+        """Model logits ``[B, n_classes]`` (float64) for ``[B, T, F]`` arrays (standardized here)
+        and, for a run that tuned its word vectors, ``[B, T]`` text word ids."""
         import torch
 
-        np_dtype = np.float64 if self._dtype == torch.float64 else np.float32
-        arrays = {m: np.asarray(inputs[m]).astype(np_dtype, copy=False) for m in self.modalities}
-        if self.standardizer is not None:
-            arrays = self.standardizer.transform(arrays, dict(lengths))
+        from selfcross.training.batches import model_arrays
+
+        arrays = model_arrays(dict(inputs), dict(lengths), self.modalities, self._dtype, self.standardizer)
         x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for m, a in arrays.items()}
         lens = {m: torch.as_tensor(np.asarray(lengths[m], np.int64)).to(self.device) for m in self.modalities}
         with torch.inference_mode():

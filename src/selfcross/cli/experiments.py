@@ -48,6 +48,9 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
                    "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
                    "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
+    g.add_argument("--tune-word-vectors", action="store_true",
+                   help="train the word vectors with each text model, starting from W_embedding "
+                   "(frozen GloVe vectors know nothing of emotion); needs text stored as word ids")
     g.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local processes (default) or ray tasks (pip install selfcross[ray]; "
                    "docs/cluster.md)")
@@ -144,7 +147,7 @@ def _grid(args: argparse.Namespace) -> int:
         progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
         threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
         robustness=args.robustness or (), loggers=logger_options(args),
-        task=args.task,
+        task=args.task, tune_word_vectors=args.tune_word_vectors,
     )
     print(summary)
     return 0 if summary.complete else 1

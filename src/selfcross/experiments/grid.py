@@ -89,8 +89,12 @@ def plan_runs(
     device: str = "auto",
     max_epochs: int | None = None,
     task: str = "classification",
+    tune_word_vectors: bool = False,
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
+
+    ``tune_word_vectors`` switches ``model.tune_word_vectors`` on for every run (those without
+    text are unaffected); off leaves the preset's value.
 
     Cross (and self+cross) with one modality is skipped with a notice, as is noSP for a
     single attention vector (uni-modal self: SP is undefined there, pooling is the identity).
@@ -120,6 +124,8 @@ def plan_runs(
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
                                 train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
+                if tune_word_vectors:
+                    cfg.model.tune_word_vectors = True
                 if max_epochs is not None:
                     if max_epochs < 0:
                         raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {max_epochs}")
@@ -227,6 +233,7 @@ def run_grid(
     robustness: Sequence[str] | str = (),
     task: str = "classification",
     loggers: LoggerOptions | None = None,
+    tune_word_vectors: bool = False,
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -259,6 +266,7 @@ def run_grid(
             results database (the report compares the runs of one task).
         loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
             under its run key by the driver when the run finishes (workers write nothing).
+        tune_word_vectors: train the word vectors of every text model (``model.tune_word_vectors``).
 
     Returns:
         A :class:`GridSummary`.
@@ -282,7 +290,7 @@ def run_grid(
 
     def plan_for(fold_numbers: Sequence[int]) -> tuple[list[PlannedRun], list[str]]:
         return plan_runs(models, modalities, fold_numbers, seed_list, include_no_sp, preset, device,
-                         max_epochs, task)
+                         max_epochs, task, tune_word_vectors)
 
     plan, notices, perturbations, folds_info = _plan_and_validate(
         data_root, fold_list, plan_for, modalities, robustness, say)
