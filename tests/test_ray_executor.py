@@ -37,7 +37,7 @@ def ray_session():
     """One local Ray instance for every test here (startup takes ~10-20 s)."""
     if ray.is_initialized():  # pragma: no cover - another module left one running
         ray.shutdown()
-    ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     yield
     ray.shutdown()
 
@@ -73,9 +73,8 @@ def test_resource_errors_are_config_errors(ray_session):
         RayExecutor(max_retries=-1)
     with pytest.raises(ConfigError, match="no Ray node"):
         RayExecutor(cpus_per_run=3)  # the instance has 2 CPUs: it would wait forever
-    if not ray.cluster_resources().get("GPU"):
-        with pytest.raises(ConfigError, match="0 GPUs"):
-            RayExecutor(gpus_per_run=0.25)
+    with pytest.raises(ConfigError, match="0 GPUs"):  # the instance is started with num_gpus=0
+        RayExecutor(gpus_per_run=0.25)
     ex = RayExecutor(workers=1, cpus_per_run=0.5)
     assert ex.capacity == 4  # 2 CPUs / 0.5 per run: the driver keeps every slot busy
     ex.close()
