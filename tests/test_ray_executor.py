@@ -37,7 +37,8 @@ def ray_session():
     """One local Ray instance for every test here (startup takes ~10-20 s)."""
     if ray.is_initialized():  # pragma: no cover - another module left one running
         ray.shutdown()
-    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
+    ray.init(num_cpus=2, num_gpus=0, include_dashboard=False, logging_level=logging.WARNING,
+             log_to_driver=False)
     yield
     ray.shutdown()
 
