@@ -41,6 +41,9 @@ from selfcross.labels import IEMOCAP7, IEMOCAP7_COUNTS
 #: Per-class arousal and valence (IEMOCAP7 order: ang, exc, hap, sad, fru, sur, neu).
 AROUSAL = np.array([1.0, 0.8, 0.3, -0.9, 0.2, 0.9, -0.6])
 VALENCE = np.array([-0.8, 0.7, 1.0, -0.8, -0.5, 0.3, 0.0])
+#: Each class's arousal twin: the class of about the same valence that arousal tells apart
+#: (ang/sad, exc/hap, sur/neu; fru has none).
+AROUSAL_TWIN = np.array([3, 2, 1, 0, 4, 6, 5])
 LATENT_DIM = 2 + len(IEMOCAP7)
 
 _STREAM_AUDIO, _STREAM_VIDEO, _STREAM_PROSODY = 1, 2, 3
@@ -69,9 +72,10 @@ class SyntheticPreset:
     prosody_dim: int = 35
     weights: tuple[tuple[str, tuple[float, float, float]], ...] = (
         ("audio", (1.2, 0.0, 0.0)),
-        ("video", (0.0, 1.2, 0.95)),
-        ("text", (0.0, 2.4, 2.3)),
+        ("video", (0.0, 1.2, 1.3)),
+        ("text", (0.0, 2.2, 2.4)),
     )
+    twin_share: float = 0.3
     speaker_sd: float = 0.15
     speaker_feat_sd: float = 0.15
     frame_sd: float = 1.0
@@ -117,10 +121,12 @@ class _Plan:
     vocab: list[str]
 
 
-def _centroids(w: tuple[float, float, float]) -> np.ndarray:
+def _centroids(w: tuple[float, float, float], twin_share: float) -> np.ndarray:
     """[7, LATENT_DIM] class centroids of one modality."""
     a, v, i = w
-    return np.concatenate([a * AROUSAL[:, None], v * VALENCE[:, None], i * np.eye(len(IEMOCAP7))], axis=1)
+    eye = np.eye(len(IEMOCAP7))
+    identity = (1.0 - twin_share) * eye + twin_share * eye[AROUSAL_TWIN]
+    return np.concatenate([a * AROUSAL[:, None], v * VALENCE[:, None], i * identity], axis=1)
 
 
 def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
@@ -156,7 +162,7 @@ def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
     z: dict[str, np.ndarray] = {}
     for m in ("audio", "video", "text"):
         spk = rng.normal(0.0, preset.speaker_sd, (10, LATENT_DIM))
-        z[m] = _centroids(weights[m])[labels_a] + spk[speaker] + rng.normal(0.0, 1.0, (n, LATENT_DIM))
+        z[m] = _centroids(weights[m], preset.twin_share)[labels_a] + spk[speaker] + rng.normal(0.0, 1.0, (n, LATENT_DIM))
 
     feat = {"audio": preset.audio[1], "video": preset.video[1], "prosody": preset.prosody_dim}
     proj = {m: rng.normal(0.0, 1.0 / math.sqrt(LATENT_DIM), (f, LATENT_DIM)) for m, f in feat.items()}
@@ -167,6 +173,7 @@ def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
     n_cue = v // 3
     n_fill = v - 2 - n_cue
     u = rng.normal(0.0, 1.0, (n_cue, LATENT_DIM))
+    u *= math.sqrt(LATENT_DIM) / np.linalg.norm(u, axis=1, keepdims=True)
     q = rng.normal(0.0, 1.0 / math.sqrt(LATENT_DIM), (f_t, LATENT_DIM))
     emb = np.zeros((v, f_t))
     emb[1] = rng.normal(0.0, 0.3, f_t)
