@@ -1,8 +1,12 @@
 """The pooled attention kernel: the temporal mean of the attention output, exactly.
 
 Checked against ``nn.MultiheadAttention`` followed by the (masked) mean, values and every
-gradient, in float64; with dropout against an explicit computation that uses the same
-keep-mask. Correctness only: timings live in benchmarks/train_throughput.py.
+gradient, in float64. Dropout is checked against references that do not reuse the kernel's
+mask: ``nn.MultiheadAttention``'s eval-mode weights (every kept weight scaled by 1/(1-p)), the
+binomial law of the dropped weights (rate p, no mask shared between heads or blocks) and the
+expectation over masks (the eval-mode output); its gradients given the mask are checked against
+an explicit computation with that mask. Correctness only: timings live in
+benchmarks/train_throughput.py.
 """
 
 from __future__ import annotations
@@ -12,14 +16,18 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 
 from selfcross.models import Attention
 from selfcross.models.kernels.pooled_attention import (
+    CHUNK_BYTES,
     PooledAttentionWeights,
     chunk_rows,
     dropped_positions,
+    pooled_key_weights,
     query_weights,
     sdpa_then_mean,
 )
@@ -58,7 +66,10 @@ def _case(seed: int, b: int, tq: int, tk: int, heads: int, d: int, self_attn: bo
     st.booleans(),
 )
 def test_pooled_equals_mean_of_multihead_attention(seed, b, tq, tk, heads, d, self_attn, kmask, qmask, train):
-    """Value and all gradients (inputs and parameters) equal the reference's to float64 rounding."""
+    """Value and all gradients (inputs and parameters) equal the reference's to float64 rounding.
+
+    Without dropout (p = 0), so ``train`` only checks that training mode changes nothing else;
+    the dropout path is tested against independent references further down."""
     att, q, s, key_pad, query_valid = _case(seed, b, tq, tk, heads, d, self_attn, kmask, qmask)
     att.train(train)
     grad = torch.randn(b, heads * d, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
@@ -85,9 +96,10 @@ def test_pooled_equals_mean_of_multihead_attention(seed, b, tq, tk, heads, d, se
     st.integers(1, 7),
     st.booleans(),
 )
-def test_pooled_dropout_equals_explicit_dropout(seed, n, tq, tk, d, p, rows, masked):
-    """With dropout: the kernel = ``w^T (softmax(QK^T/sqrt d) * M / (1-p))`` with ``M`` zero
-    at block ``i``'s ``dropped_positions(rows*Tq*Tk, p, seed + i)``, value and gradients."""
+def test_pooled_dropout_equals_explicit_dropout_with_the_kernels_mask(seed, n, tq, tk, d, p, rows, masked):
+    """Given the kernel's own mask: the kernel = ``w^T (softmax(QK^T/sqrt d) * M / (1-p))`` with
+    ``M`` zero at block ``i``'s ``dropped_positions(rows*Tq*Tk, p, seed + i)``, value and gradients
+    (the hand-written backward). Whether that mask is a right dropout mask is tested below."""
     g = torch.Generator().manual_seed(seed % 2**31)
     q, k = (torch.randn(n, t, d, dtype=torch.float64, generator=g, requires_grad=True) for t in (tq, tk))
     w = torch.rand(n, 1, tq, dtype=torch.float64, generator=g)
@@ -232,3 +244,136 @@ def test_two_threads_give_the_same_bits_as_one():
         assert torch.get_num_threads() == threads
     for one, two in zip(*results):
         assert torch.equal(one, two)
+
+
+
+# ----------------------------------------------------------------- dropout, independent references
+# The attention weights of ``nn.MultiheadAttention`` in eval mode, the binomial law of the dropped
+# weights and the expectation over masks: none of them reuses the kernel's own mask.
+
+P_DROP = 0.3
+#: Chance that a correct kernel fails one of the statistical tests below on a new seed.
+ALPHA = 1e-6
+
+
+def _project(mha: nn.MultiheadAttention, x: torch.Tensor, part: int) -> torch.Tensor:
+    """``x [B, T, E]`` -> queries (part 0) or keys (part 1) ``[B, h, T, d]``: ``mha``'s input
+    projection as PyTorch documents it (rows ``[part*E, (part+1)*E)`` of ``in_proj_weight``)."""
+    b, t, e = x.shape
+    rows = slice(part * e, (part + 1) * e)
+    y = F.linear(x, mha.in_proj_weight[rows], mha.in_proj_bias[rows])
+    return y.view(b, t, mha.num_heads, e // mha.num_heads).transpose(1, 2)
+
+
+def _kernel_attention_maps(mha, x, key_pad, draws: int, seed: int, chunk_bytes: int = CHUNK_BYTES):
+    """``[draws, B, h, T, T]``: the attention weights after the kernel's dropout, one fresh
+    mask per draw (seeded through torch's generator, as in training).
+
+    The kernel returns only query-weighted sums of its weights; with the query weights one-hot
+    at step ``r`` that sum is row ``r`` of the map itself. ``chunk_bytes=1`` makes every
+    batch-head a block of its own, with its own block seed.
+    """
+    torch.manual_seed(seed)
+    b, t, _ = x.shape
+    q, k = _project(mha, x, 0), _project(mha, x, 1)
+    one_hot = torch.eye(t, dtype=x.dtype)
+    maps = []
+    with torch.no_grad():
+        for _ in range(draws):
+            rows = [pooled_key_weights(q, k, key_pad, one_hot[r].expand(b, t), P_DROP, True, chunk_bytes)
+                    for r in range(t)]
+            maps.append(torch.stack(rows, dim=2))
+    return torch.stack(maps)
+
+
+def _dropout_case(seed: int = 0, batch: int = 3, t: int = 6, e: int = 8, heads: int = 2):
+    """A float64 ``nn.MultiheadAttention`` (dropout ``P_DROP``), inputs ``[batch, t, e]``, a key
+    padding mask (rows keep t, t-2, 1, t, t-2... keys) and its eval-mode weights ``[batch, h, t, t]``."""
+    torch.manual_seed(seed)
+    mha = nn.MultiheadAttention(e, heads, dropout=P_DROP, batch_first=True).double().eval()
+    with torch.no_grad():
+        mha.in_proj_bias.normal_()
+    x = torch.randn(batch, t, e, dtype=torch.float64)
+    key_pad = torch.arange(t)[None, :] >= torch.tensor([t, t - 2, 1] * batch)[:batch, None]
+    with torch.no_grad():
+        _, weights = mha(x, x, x, key_padding_mask=key_pad, need_weights=True, average_attn_weights=False)
+    return mha, x, key_pad, weights
+
+
+def test_dropout_scales_kept_weights_by_one_over_keep_probability():
+    """Every weight the kernel keeps is ``nn.MultiheadAttention``'s eval-mode weight / (1 - p);
+    the others are exactly 0, and padded keys stay 0."""
+    mha, x, key_pad, ref = _dropout_case()
+    maps = _kernel_attention_maps(mha, x, key_pad, draws=20, seed=1)
+    padded = key_pad[None, :, None, None, :].expand_as(maps)
+    assert (ref[~padded[0]] > 1e-12).all()  # so that a 0 below is a dropped weight, not an underflow
+    assert (maps[padded] == 0).all()
+    kept = maps != 0
+    assert kept.sum() < (~padded).sum()  # dropout did drop weights
+    want = (ref / (1 - P_DROP)).expand_as(maps)
+    torch.testing.assert_close(maps[kept], want[kept], rtol=1e-12, atol=0)
+
+
+def test_dropout_drops_each_weight_with_probability_p():
+    """The number of zeroed (unpadded) weights over many masks is Binomial(n, p): exact
+    binomial test (scipy) at ``ALPHA``, and a binomial 99.99 % interval that excludes p +- 0.01."""
+    from scipy.stats import binomtest
+
+    mha, x, key_pad, _ = _dropout_case(batch=256)
+    maps = _kernel_attention_maps(mha, x, key_pad, draws=20, seed=2)
+    valid = ~key_pad[None, :, None, None, :].expand_as(maps)
+    n = int(valid.sum())
+    dropped = int((maps[valid] == 0).sum())
+    result = binomtest(dropped, n, P_DROP)
+    assert result.pvalue > ALPHA, (dropped, n)
+    low, high = result.proportion_ci(0.9999)
+    assert P_DROP - 0.01 < low and high < P_DROP + 0.01  # enough draws to see a wrong p
+
+
+def test_dropout_masks_are_independent_across_batch_and_heads():
+    """A weight and the weight at the same (query, key) of the next batch-head (another block,
+    another block seed) are dropped together with probability p^2 (exact binomial test), so no
+    mask is shared between heads, batch items or blocks."""
+    from scipy.stats import binomtest
+
+    mha, x, _, _ = _dropout_case()
+    maps = _kernel_attention_maps(mha, x, None, draws=20, seed=3, chunk_bytes=1)
+    zero = (maps == 0).flatten(1, 2)  # [draws, B*h, T, T]
+    both = int((zero[:, 1:] & zero[:, :-1]).sum())
+    n = zero[:, 1:].numel()
+    assert binomtest(both, n, P_DROP**2).pvalue > ALPHA, (both, n)
+
+
+def test_dropout_output_is_unbiased_over_masks():
+    """The mean of the training-mode pooled output over many seeded masks approaches the
+    eval-mode ``nn.MultiheadAttention`` output (masked mean over queries): every element
+    within the Bonferroni z bound at ``ALPHA`` of its standard error estimated from the draws."""
+    from scipy.stats import norm
+
+    att = Attention(8, 2, dropout=P_DROP).double()
+    mha, x, key_pad, _ = _dropout_case()
+    att.mha.load_state_dict(mha.state_dict())
+    source = torch.randn(3, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+    key_pad = key_pad[:, :5]
+    query_valid = torch.arange(6)[None, :] < torch.tensor([6, 3, 1])[:, None]
+    att.eval()
+    with torch.no_grad():
+        full = att.mha(x, source, source, key_padding_mask=key_pad, need_weights=True)[0]
+    w = query_valid[..., None].double()
+    want = (full * w).sum(dim=1) / w.sum(dim=1)
+    att.train()
+    calls, copies = 8, 500  # each call: the batch repeated, every copy with its own mask
+    torch.manual_seed(5)
+    with torch.no_grad():
+        outs = torch.stack([
+            att.pooled(*(t.repeat(copies, *[1] * (t.dim() - 1)) for t in (x, source, key_pad, query_valid)))
+            .view(copies, *want.shape)
+            for _ in range(calls)
+        ]).flatten(0, 1)
+    assert att.impl == "fast"
+    draws = outs.shape[0]
+    se = outs.std(dim=0) / math.sqrt(draws)
+    assert (se > 0).all()  # every element varies with the mask
+    z = (outs.mean(dim=0) - want) / se
+    bound = norm.isf(ALPHA / (2 * z.numel()))
+    assert z.abs().max() < bound, z

@@ -1,4 +1,4 @@
-"""Raw media -> prepared folds -> trained run -> ``Predictor`` on raw clips (issue 5 acceptance).
+"""Raw media -> prepared folds -> trained run -> ``Predictor`` on raw clips.
 
 The miniature IEMOCAP tree (session fixture ``iemocap_tree``) is prepared with a tiny injected
 image encoder and small extractor settings, a tri-modal model is trained for two epochs on
@@ -8,18 +8,21 @@ the clip's description derived from the tree builder's own table, not from the p
 scan. The logits must equal those of the prepared arrays of the same utterance run through the
 loaded model and standardizer: any difference between the preparation and prediction paths
 (spans, frame halves, text markers, padding, standardization) shows up here.
+
+The command line is tested end to end on a second run, prepared by ``selfcross prepare-iemocap``
+with tiny offline Hugging Face encoders for all three modalities (:mod:`hf_tiny`): ``selfcross
+predict`` then builds those encoders itself from the run's ``features.json``, as a user's would.
 """
 
 from __future__ import annotations
 
-import functools
+import csv
 import json
 
 import numpy as np
 import pytest
 import torch
 
-import selfcross.predict
 from iemocap_tree import BASE_LINES, channel_mean_encoder
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
@@ -73,13 +76,39 @@ def trained(iemocap_tree, tmp_path_factory):
     out = base / "data"
     prepare_iemocap(iemocap_tree.root, out, iemocap_tree.glove, video_encoder=encoder, progress=False,
                     audio_config=AUDIO, video_config=VIDEO, text_config=TEXT)
+    _train(out / "fold01", base / "run")
+    return iemocap_tree, out, base / "run", encoder
+
+
+@pytest.fixture(scope="module")
+def trained_hf(iemocap_tree, tmp_path_factory):
+    """(tree, data root, run folder, encoder folders): ``selfcross prepare-iemocap`` with tiny
+    hf: encoders for audio (wav2vec2), text (BERT) and video (ViT), then a run on fold01."""
+    pytest.importorskip("transformers")
+    import hf_tiny
+
+    base = tmp_path_factory.mktemp("predict_iemocap_hf")
+    encoders = {"audio": hf_tiny.tiny_speech(base / "wav2vec2"), "text": hf_tiny.tiny_text(base / "bert"),
+                "video": hf_tiny.tiny_vision(base / "vit")}
+    out = base / "data"
+    assert main(["prepare-iemocap", str(iemocap_tree.root), str(out), "--no-progress",
+                 "--audio-encoder", f"hf:{encoders['audio']}", "--text-encoder", f"hf:{encoders['text']}",
+                 "--video-encoder", f"hf:{encoders['video']}"]) == 0
+    # a livelier model than the other run's, so that wrong features move the logits well past the tolerance
+    _train(out / "fold01", base / "run", max_epochs=6, patience=6, lr=0.02)
+    return iemocap_tree, out, base / "run", encoders
+
+
+def _train(fold_dir, run_dir, **train):
+    """A short run (two epochs unless ``train`` says otherwise) of the improved preset's tri-modal
+    self-attention model, standardized inputs."""
+    train = {"max_epochs": 2, **train}
     config = RunConfig(model=ModelConfig(kind="self"),
-                       train=TrainConfig(max_epochs=2, batch_size=16, device="cpu", num_threads=1,
-                                         standardize=True))
+                       train=TrainConfig(batch_size=16, device="cpu", num_threads=1, standardize=True,
+                                         **train))
     apply_preset(config, "improved")
     config.train.standardize = True  # the standardizer is part of what prediction must reproduce
-    train_run(config, out / "fold01", base / "run", progress=False)
-    return iemocap_tree, out, base / "run", encoder
+    train_run(config, fold_dir, run_dir, progress=False)
 
 
 def _prepared_logits(run_dir, fold_dir):
@@ -142,23 +171,60 @@ def test_wrong_half_changes_the_prediction(trained):
     assert not np.allclose(right, wrong, rtol=RTOL, atol=ATOL)
 
 
+def _cli_clip_args(clip):
+    return ["--audio", str(clip["audio"]), "--video", str(clip["video"]), "--transcript", clip["transcript"],
+            "--side", clip["video_side"], "--video-start", str(clip["video_start"]),
+            "--video-end", str(clip["video_end"])]
+
+
 @pytest.mark.slow
-def test_cli_predict_json_on_raw_clip(trained, monkeypatch, capsys):
-    tree, data, run, encoder = trained
+def test_cli_predict_builds_the_runs_hf_encoders(trained_hf, capsys):
+    """``selfcross predict --json`` (no injected encoder) on raw clips of both frame halves gives
+    the logits of the prepared arrays and of the Python API's ``Predictor(run)``: the command
+    builds the encoders, layers, precision and text units named in the run's features.json."""
+    tree, data, run, encoders = trained_hf
+    predictor = Predictor(run)
+    for m, folder in encoders.items():
+        assert predictor.feature_configs[m].encoder == f"hf:{folder}"  # what the CLI must rebuild
     ref, ids, _ = _prepared_logits(run, data / "fold01")
-    utt = "Ses01F_impro01_M000"
-    clip = _session1_clips(tree.root)[utt]
-    # The CLI builds only the resnet101 encoder; this run was prepared with the injected one.
-    monkeypatch.setattr(selfcross.predict, "Predictor", functools.partial(Predictor, video_encoder=encoder))
-    code = main([
-        "predict", "--run", str(run), "--audio", str(clip["audio"]), "--video", str(clip["video"]),
-        "--transcript", clip["transcript"], "--side", clip["video_side"],
-        "--video-start", str(clip["video_start"]), "--video-end", str(clip["video_end"]), "--json",
-    ])
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    out = json.loads(captured.out)
-    assert set(out["probabilities"]) == set(read_fold(data / "fold01").class_names)
-    assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
-    np.testing.assert_allclose(out["logits"], ref[ids.index(utt)], rtol=RTOL, atol=ATOL)
-    assert out["top_class"] == max(out["probabilities"], key=out["probabilities"].get)
+    clips = _session1_clips(tree.root)
+    for utt in ("Ses01F_impro01_F000", "Ses01F_impro01_M000"):  # left half, right half
+        code = main(["predict", "--run", str(run), *_cli_clip_args(clips[utt]), "--json"])
+        captured = capsys.readouterr()
+        assert code == 0, captured.err
+        out = json.loads(captured.out)
+        assert set(out["probabilities"]) == set(read_fold(data / "fold01").class_names)
+        assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
+        np.testing.assert_allclose(out["logits"], ref[ids.index(utt)], rtol=RTOL, atol=ATOL, err_msg=utt)
+        api = predictor.predict(**clips[utt])["logits"]
+        np.testing.assert_allclose(out["logits"], api, rtol=RTOL, atol=ATOL, err_msg=utt)
+        assert out["top_class"] == predictor.class_names[int(np.argmax(ref[ids.index(utt)]))]
+
+
+@pytest.mark.slow
+def test_cli_predict_manifest_of_raw_clips_with_hf_encoders(trained_hf, tmp_path, capsys):
+    """``selfcross predict --manifest`` over every fold01 test utterance (spans and halves in the
+    manifest's columns) writes the probabilities of the prepared arrays."""
+    tree, data, run, _ = trained_hf
+    ref, ids, _ = _prepared_logits(run, data / "fold01")
+    clips = _session1_clips(tree.root)
+    manifest = tmp_path / "clips.csv"
+    with open(manifest, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["id", "audio", "video", "transcript", "side", "video_start", "video_end"])
+        for utt in ids:
+            c = clips[utt]
+            w.writerow([utt, c["audio"], c["video"], c["transcript"], c["video_side"], c["video_start"],
+                        c["video_end"]])
+    out_csv = tmp_path / "predictions.csv"
+    code = main(["predict", "--run", str(run), "--manifest", str(manifest), "--out", str(out_csv)])
+    assert code == 0, capsys.readouterr().err
+    with open(out_csv, newline="") as f:
+        rows = {r["id"]: r for r in csv.DictReader(f)}
+    names = read_fold(data / "fold01").class_names
+    assert sorted(rows) == sorted(ids)
+    for row, utt in enumerate(ids):
+        z = np.exp(ref[row] - ref[row].max())
+        assert rows[utt]["error"] == ""
+        got = [float(rows[utt][f"p_{c}"]) for c in names]
+        np.testing.assert_allclose(got, z / z.sum(), atol=2e-6, err_msg=utt)  # CSV keeps 6 decimals

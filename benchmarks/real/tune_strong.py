@@ -58,7 +58,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "plateau": {"train.schedule": "plateau", "train.warmup_epochs": 0},
     "lr3e-3": {"train.lr": 3e-3},
     "lr5e-4": {"train.lr": 5e-4},
-    "hidden128": {"model.hidden": 128},
+    "hidden120": {"model.hidden": 120},
     "ep20": {"train.max_epochs": 20},
     "ep40": {"train.max_epochs": 40},
     "bs16": {"train.batch_size": 16},
