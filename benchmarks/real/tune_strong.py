@@ -46,6 +46,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "more_spec": {"model.spec_time_masks": 4, "model.spec_feat_masks": 4},
     "no_wdrop": {"model.word_dropout": 0.0},
     "wdrop2": {"model.word_dropout": 0.2},
+    "tune_wv": {"model.tune_word_vectors": True},
     "balanced": {"train.class_weights": "balanced", "train.select_on": "f1_macro"},
     "no_weights": {"train.class_weights": "none"},
     "sqrt_weights": {"train.class_weights": "sqrt"},

@@ -124,6 +124,14 @@ class ModelConfig:
         spec_feat_masks: spans of audio feature channels zeroed per clip (training).
         spec_feat_width: the widest such span, in channels.
         word_dropout: probability of zeroing a whole word vector (training only).
+        tune_word_vectors: the model owns the word-vector table (an ``nn.Embedding``
+            initialised from the fold's ``W_embedding.npy``, padding row 0 fixed at zero) and
+            trains it with the rest: text reaches the model as word ids ``[B, T]``. Frozen
+            GloVe vectors know nothing of emotion; fine-tuning them (Kim 2014's "non-static"
+            CNN) lets words move apart by what they signal. Needs text stored as word ids;
+            no effect on a model without text.
+        vocab_size: rows of that table; filled in from the fold's ``W_embedding.npy`` by
+            training (``None`` while the word vectors are not tuned).
     """
 
     kind: str = "self"
@@ -146,6 +154,8 @@ class ModelConfig:
     spec_feat_masks: int = 0
     spec_feat_width: int = 0
     word_dropout: float = 0.0
+    tune_word_vectors: bool = False
+    vocab_size: int | None = None
 
     def __post_init__(self) -> None:
         self.modalities = parse_modalities(tuple(self.modalities))
@@ -174,8 +184,16 @@ class ModelConfig:
             raise ConfigError(f"pool_stride must be >= 1, got {self.pool_stride}")
         if not 0.0 <= self.word_dropout < 1.0:
             raise ConfigError(f"word_dropout must lie in [0, 1), got {self.word_dropout}")
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise ConfigError(f"vocab_size must be >= 1, got {self.vocab_size}")
         if (2 * self.hidden) % self.heads:
             raise ConfigError(f"attention width {2 * self.hidden} is not divisible by {self.heads} heads")
+
+    @property
+    def owns_word_vectors(self) -> bool:
+        """Whether the model looks word ids up in a table of its own (``tune_word_vectors``
+        with text among the modalities)."""
+        return self.tune_word_vectors and "text" in self.modalities
 
     @property
     def embed_dim(self) -> int:
@@ -357,6 +375,7 @@ STRONG: dict[str, dict[str, Any]] = {
         "class_weights": "none",
         "select_on": "f1_weighted",
         "optimizer": "adamw",
+        "lr": 3e-3,
         "weight_decay": 0.01,
         "schedule": "cosine",
         "warmup_epochs": 2,
@@ -397,7 +416,7 @@ def apply_preset(config: RunConfig, preset: str) -> RunConfig:
 #: ``train.device`` is not here: it enters the hash as its kind (see :func:`device_kind`).
 HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
     (None, "data"), (None, "environment"), (None, "class_names"),
-    ("model", "shapes"), ("model", "n_classes"),
+    ("model", "shapes"), ("model", "n_classes"), ("model", "vocab_size"),
     ("train", "num_threads"), ("train", "eval_batch_size"),
 )
 
@@ -408,6 +427,7 @@ HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
     ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
     ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
     ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
+    ("model", "tune_word_vectors", False),
     ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
     ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
 )

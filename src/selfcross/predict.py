@@ -64,15 +64,7 @@ class Predictor:
         video_encoder: Any = None,
         speaker_clips: str | Path | None = None,
     ) -> None:
-        from selfcross.features import (
-            AudioConfig,
-            AudioFeatures,
-            TextConfig,
-            VideoConfig,
-            VideoFeatures,
-            Vocabulary,
-            load_feature_configs,
-        )
+        from selfcross.features import AudioFeatures, VideoFeatures
         from selfcross.features.pretrained import is_hf_config, make_extractor
         from selfcross.training.loop import needs_lengths
         from selfcross.training.rundir import load_run
@@ -89,15 +81,8 @@ class Predictor:
         self._dtype = next(self.model.parameters()).dtype
 
         feat_dir = self.run_dir / FEATURES_DIR
-        saved: dict[str, Any] = {}
         self._has_settings = (feat_dir / "features.json").is_file()
-        if self._has_settings:
-            try:
-                saved = load_feature_configs(feat_dir / "features.json")
-            except DataError as e:
-                raise CheckpointError(str(e)) from None
-        defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
-        self.feature_configs: dict[str, Any] = {m: saved.get(m) or defaults[m]() for m in self.modalities}
+        self.feature_configs: dict[str, Any] = self._feature_settings(feat_dir)
         if not self._has_settings:  # before any extractor (a video encoder) is loaded for nothing
             self._refuse_without_settings(feat_dir)
         # modalities whose features come from a pretrained (hf:) encoder named in features.json
@@ -120,26 +105,51 @@ class Predictor:
         self.vocab = None
         self.embedding: np.ndarray | None = None
         if "text" in self.modalities and self._text is None:
-            vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
-            for p in (vocab_path, emb_path):
-                if not p.is_file():
-                    raise CheckpointError(
-                        f"{p}: missing; a text model needs the vocabulary and word vectors it was "
-                        "trained with (written by data preparation, copied by training)"
-                    )
-            try:
-                self.vocab = Vocabulary.load(vocab_path)
-                self.embedding = np.load(emb_path, allow_pickle=False)
-            except (DataError, ValueError, OSError) as e:
-                raise CheckpointError(
-                    f"{emb_path if isinstance(e, ValueError) else vocab_path}: {e}"
-                ) from None
-            if self.embedding.ndim != 2 or self.embedding.shape[0] != len(self.vocab):
-                raise CheckpointError(
-                    f"{emb_path}: shape {self.embedding.shape} does not match {len(self.vocab)} words "
-                    f"in {vocab_path.name}"
-                )
+            self.vocab, self.embedding = self._word_vectors(feat_dir)
+            rows = self.config.model.vocab_size
+            if self.config.model.owns_word_vectors and self.embedding.shape[0] != rows:
+                raise CheckpointError(f"{feat_dir / 'vocab.txt'}: {self.embedding.shape[0]} words but the "
+                                      f"run tuned a table of {rows} word vectors")
         self._check_shapes()
+
+    def _feature_settings(self, feat_dir: Path) -> dict[str, Any]:
+        """Extractor settings per modality: those saved in the run, else the paper's defaults."""
+        from selfcross.features import AudioConfig, TextConfig, VideoConfig, load_feature_configs
+
+        saved: dict[str, Any] = {}
+        if self._has_settings:
+            try:
+                saved = load_feature_configs(feat_dir / "features.json")
+            except DataError as e:
+                raise CheckpointError(str(e)) from None
+        defaults = {"audio": AudioConfig, "video": VideoConfig, "text": TextConfig}
+        return {m: saved.get(m) or defaults[m]() for m in self.modalities}
+
+    @staticmethod
+    def _word_vectors(feat_dir: Path) -> tuple[Any, np.ndarray]:
+        """(vocabulary, embedding matrix) a text model was trained with, checked against each other."""
+        from selfcross.features import Vocabulary
+
+        vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
+        for p in (vocab_path, emb_path):
+            if not p.is_file():
+                raise CheckpointError(
+                    f"{p}: missing; a text model needs the vocabulary and word vectors it was "
+                    "trained with (written by data preparation, copied by training)"
+                )
+        try:
+            vocab = Vocabulary.load(vocab_path)
+            embedding = np.load(emb_path, allow_pickle=False)
+        except (DataError, ValueError, OSError) as e:
+            raise CheckpointError(
+                f"{emb_path if isinstance(e, ValueError) else vocab_path}: {e}"
+            ) from None
+        if embedding.ndim != 2 or embedding.shape[0] != len(vocab):
+            raise CheckpointError(
+                f"{emb_path}: shape {embedding.shape} does not match {len(vocab)} words "
+                f"in {vocab_path.name}"
+            )
+        return vocab, embedding
 
     def _speaker_statistics(
         self, feat_dir: Path, clips: str | Path | None
@@ -239,7 +249,8 @@ class Predictor:
 
         Returns:
             ``(inputs, lengths)``: ``inputs[m]`` float32 ``[1, T, F]`` (text expanded through
-            ``W_embedding``), ``lengths[m]`` int64 ``[1]``; only the model's modalities.
+            ``W_embedding``, or int64 word ids ``[1, T]`` for a run that tuned its word
+            vectors), ``lengths[m]`` int64 ``[1]``; only the model's modalities.
 
         Raises:
             ConfigError: a modality the model needs was not given.
@@ -278,18 +289,22 @@ class Predictor:
             assert self.vocab is not None and self.embedding is not None
             c = self.feature_configs["text"]
             ids = encode(str(transcript), self.vocab, c.max_tokens, c)
-            inputs["text"] = self.embedding[ids][None].astype(np.float32)
+            # a model that tuned its word vectors looks the ids up in its own table
+            if self.config.model.owns_word_vectors:
+                inputs["text"] = np.asarray(ids, np.int64)[None]
+            else:
+                inputs["text"] = self.embedding[ids][None].astype(np.float32)
             lengths["text"] = np.array([int(np.count_nonzero(ids))], np.int64)
         return inputs, lengths
 
     def logits(self, inputs: Mapping[str, np.ndarray], lengths: Mapping[str, np.ndarray]) -> np.ndarray:
-        """Model logits ``[B, n_classes]`` (float64) for ``[B, T, F]`` arrays (standardized here)."""
+        """Model logits ``[B, n_classes]`` (float64) for ``[B, T, F]`` arrays (standardized here)
+        and, for a run that tuned its word vectors, ``[B, T]`` text word ids."""
         import torch
 
-        np_dtype = np.float64 if self._dtype == torch.float64 else np.float32
-        arrays = {m: np.asarray(inputs[m]).astype(np_dtype, copy=False) for m in self.modalities}
-        if self.standardizer is not None:
-            arrays = self.standardizer.transform(arrays, dict(lengths))
+        from selfcross.training.batches import model_arrays
+
+        arrays = model_arrays(dict(inputs), dict(lengths), self.modalities, self._dtype, self.standardizer)
         x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for m, a in arrays.items()}
         lens = {m: torch.as_tensor(np.asarray(lengths[m], np.int64)).to(self.device) for m in self.modalities}
         with torch.inference_mode():

@@ -16,6 +16,13 @@ def _csv(value: str) -> list[str]:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the experiment commands."""
+    _register_grid(subparsers)
+    _register_baseline(subparsers)
+    _register_report(subparsers)
+    _register_demo(subparsers)
+
+
+def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g = subparsers.add_parser(
         "grid",
         help="run models x modality sets x folds x seeds into a SQLite results store (resumable)",
@@ -41,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
                    "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
                    "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
+    g.add_argument("--tune-word-vectors", action="store_true",
+                   help="train the word vectors with each text model, starting from W_embedding "
+                   "(frozen GloVe vectors know nothing of emotion); needs text stored as word ids")
     g.add_argument("--executor", default="local", choices=("local", "ray"),
                    help="local processes (default) or ray tasks (pip install selfcross[ray]; "
                    "docs/cluster.md)")
@@ -67,6 +77,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_logger_arguments(g)
     g.set_defaults(func=_grid)
 
+
+def _register_baseline(subparsers: argparse._SubParsersAction) -> None:
     b = subparsers.add_parser(
         "baseline",
         help="the linear floor (logistic regression on per-utterance statistics) on the same folds",
@@ -82,6 +94,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--db", default=None, help="results database (default <out>/results.sqlite)")
     b.set_defaults(func=_baseline)
 
+
+def _register_report(subparsers: argparse._SubParsersAction) -> None:
     r = subparsers.add_parser(
         "report",
         help="tables, significance tests and figures from a results store",
@@ -98,6 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
     r.set_defaults(func=_report)
 
+
+def _register_demo(subparsers: argparse._SubParsersAction) -> None:
     d = subparsers.add_parser(
         "demo",
         help="the main job: self vs cross on the synthetic benchmark",
@@ -131,7 +147,7 @@ def _grid(args: argparse.Namespace) -> int:
         progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
         threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
         robustness=args.robustness or (), loggers=logger_options(args),
-        task=args.task,
+        task=args.task, tune_word_vectors=args.tune_word_vectors,
     )
     print(summary)
     return 0 if summary.complete else 1

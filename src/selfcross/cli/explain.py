@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from selfcross.errors import DataError
+from selfcross.cli.options import add_transcript, read_transcript
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -29,9 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ids", metavar="ID[,ID...]", help="utterance ids in --data (any split)")
     p.add_argument("--audio", type=Path, metavar="FILE", help="audio file of one new clip")
     p.add_argument("--video", type=Path, metavar="FILE", help="video file of one new clip")
-    text = p.add_mutually_exclusive_group()
-    text.add_argument("--transcript", metavar="TEXT", help="the words spoken in the clip")
-    text.add_argument("--transcript-file", type=Path, metavar="FILE", help="file holding the words spoken")
+    add_transcript(p, "the words spoken in the clip")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1...)")
     p.set_defaults(func=run)
 
@@ -40,12 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of ``selfcross explain``."""
     from selfcross.explain import explain
 
-    transcript = args.transcript
-    if args.transcript_file is not None:
-        try:
-            transcript = args.transcript_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(args.transcript_file, f"cannot read the transcript ({e})") from None
+    transcript = read_transcript(args)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None
     results = explain(args.run, args.out, data=args.data, ids=ids, audio=args.audio, video=args.video,
                       transcript=transcript, device=args.device)

@@ -7,7 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from selfcross.errors import ConfigError, DataError
+from selfcross.cli.options import add_transcript, read_transcript
+from selfcross.errors import ConfigError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -25,9 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, type=Path, metavar="RUN_DIR", help="trained run folder")
     p.add_argument("--audio", type=Path, metavar="FILE", help="audio file (wav, flac) or video with sound")
     p.add_argument("--video", type=Path, metavar="FILE", help="video file")
-    text = p.add_mutually_exclusive_group()
-    text.add_argument("--transcript", metavar="TEXT", help="the words spoken")
-    text.add_argument("--transcript-file", type=Path, metavar="FILE", help="file holding the words spoken")
+    add_transcript(p)
     p.add_argument(
         "--side",
         choices=("left", "right", "full"),
@@ -61,12 +60,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("--manifest needs --out OUT.csv")
     elif not single:
         raise ConfigError("nothing to predict: give --audio, --video and/or --transcript, or --manifest")
-    transcript = args.transcript
-    if args.transcript_file is not None:
-        try:
-            transcript = args.transcript_file.read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as e:
-            raise DataError(args.transcript_file, f"cannot read the transcript ({e})") from None
+    transcript = read_transcript(args)
 
     predictor = Predictor(args.run, device=args.device, speaker_clips=args.speaker_clips)
     if predictor.speaker_note is not None:

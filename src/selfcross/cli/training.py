@@ -113,6 +113,13 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
         "masks and word dropout, AdamW, warm-up + cosine schedule, model selection on dev weighted F1; "
         "docs/improved.md) (default: %(default)s)",
     )
+    p.add_argument(
+        "--tune-word-vectors",
+        action="store_true",
+        help="train the word vectors with the model, starting from the fold's W_embedding (frozen "
+        "GloVe vectors know nothing of emotion; fine-tuning lets them learn it); needs text stored "
+        "as word ids",
+    )
 
 
 def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
@@ -202,6 +209,8 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         task=args.task,
     )
     config = apply_preset(RunConfig(model=model, train=train), args.preset)
+    if args.tune_word_vectors:
+        config.model.tune_word_vectors = True
     if args.max_epochs is not None:
         config.train.max_epochs = args.max_epochs
         config.train.__post_init__()  # the same check as a config file's value

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfcross.data.prepare import PrepareResult, Problem, Skip, UtteranceRecord, prepare_records
+from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here too
+    VIDEO_ENCODERS,
+    PrepareResult,
+    Problem,
+    Skip,
+    UtteranceRecord,
+    prepare_records,
+    video_encoder_setup,
+)
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import IEMOCAP4, IEMOCAP7, IEMOCAP7_CODES, ClassSet
 
@@ -47,8 +55,6 @@ LABEL_SETS: dict[str, ClassSet] = {"seven": IEMOCAP7, "four": IEMOCAP4}
 #: face-cropping scripts do; ``markers-right`` is the opposite mapping; ``left``/``right``
 #: always take that half; ``full`` keeps the whole frame (both actors).
 SIDE_CHOICES: tuple[str, ...] = ("markers-left", "markers-right", "left", "right", "full")
-#: ``--video-encoder`` choices: torchvision ResNet-101 (ImageNet) or no video modality.
-VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 _EMO_LINE = re.compile(
     r"^\[\s*(?P<start>\d+(?:\.\d*)?)\s*-\s*(?P<end>\d+(?:\.\d*)?)\s*\]\s+"
@@ -208,6 +214,49 @@ def parse_transcription(path: Path, problems: list[Problem], strict: bool = Fals
     return out
 
 
+def _scan_dialog(
+    session: str,
+    sdir: Path,
+    emo_file: Path,
+    label_map: dict[str, str],
+    side: str,
+    strict: bool,
+    records: list[UtteranceRecord],
+    skipped: list[Skip],
+    problems: list[Problem],
+) -> None:
+    """Append one dialog's utterances (annotations, wav, video span and half, words) to ``records``."""
+    dialog = emo_file.stem
+    entries = parse_emo_evaluation(emo_file, problems, strict)
+    trans_file = sdir / "dialog" / "transcriptions" / f"{dialog}.txt"
+    if trans_file.is_file():
+        transcripts = parse_transcription(trans_file, problems, strict)
+    else:
+        _problem(problems, strict, Problem(str(trans_file), None, "transcription file missing"))
+        transcripts = {}
+    video = sdir / "dialog" / "avi" / "DivX" / f"{dialog}.avi"
+    known = set()
+    for e in entries:
+        known.add(e.utt)
+        name = label_map.get(e.code)
+        if name is None:
+            skipped.append(Skip(e.utt, "unused label", e.code))
+            continue
+        records.append(UtteranceRecord(
+            id=e.utt,
+            label=name,
+            speaker=speaker_of(e.utt),
+            group=session,
+            audio=sdir / "sentences" / "wav" / dialog / f"{e.utt}.wav",
+            video=video,
+            video_span=(e.start, e.end),
+            video_side=video_side(e.utt, side),
+            transcript=transcripts.get(e.utt),
+        ))
+    for utt in sorted(set(transcripts) - known):
+        skipped.append(Skip(utt, "transcript for an unknown utterance", str(trans_file)))
+
+
 def scan_iemocap(
     root: str | Path, labels: str = "seven", side: str = "markers-left", strict: bool = False
 ) -> IemocapScan:
@@ -239,37 +288,9 @@ def scan_iemocap(
             _problem(problems, strict, Problem(str(emo_dir), None, "no EmoEvaluation folder"))
             continue
         for emo_file in sorted(emo_dir.glob("*.txt")):
-            dialog = emo_file.stem
-            if not dialog.startswith(session):
+            if not emo_file.stem.startswith(session):
                 continue  # e.g. stray files; IEMOCAP dialog names start with their session
-            entries = parse_emo_evaluation(emo_file, problems, strict)
-            trans_file = sdir / "dialog" / "transcriptions" / f"{dialog}.txt"
-            if trans_file.is_file():
-                transcripts = parse_transcription(trans_file, problems, strict)
-            else:
-                _problem(problems, strict, Problem(str(trans_file), None, "transcription file missing"))
-                transcripts = {}
-            video = sdir / "dialog" / "avi" / "DivX" / f"{dialog}.avi"
-            known = set()
-            for e in entries:
-                known.add(e.utt)
-                name = label_map.get(e.code)
-                if name is None:
-                    skipped.append(Skip(e.utt, "unused label", e.code))
-                    continue
-                records.append(UtteranceRecord(
-                    id=e.utt,
-                    label=name,
-                    speaker=speaker_of(e.utt),
-                    group=session,
-                    audio=sdir / "sentences" / "wav" / dialog / f"{e.utt}.wav",
-                    video=video,
-                    video_span=(e.start, e.end),
-                    video_side=video_side(e.utt, side),
-                    transcript=transcripts.get(e.utt),
-                ))
-            for utt in sorted(set(transcripts) - known):
-                skipped.append(Skip(utt, "transcript for an unknown utterance", str(trans_file)))
+            _scan_dialog(session, sdir, emo_file, label_map, side, strict, records, skipped, problems)
     return IemocapScan(records, skipped, problems, [s for s, _ in sessions], LABEL_SETS[labels])
 
 
@@ -316,30 +337,10 @@ def prepare_iemocap(
         speaker_norm: standardise each speaker's audio frames with that speaker's own
             statistics (all their utterances, every session; transductive, never labels).
     """
-    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
-
     scan = scan_iemocap(root, labels=labels, side=side, strict=strict)
-    modalities = ["audio", "text"]
-    encoder = None
-    if is_hf_spec(video_encoder):
-        modalities.append("video")
-        video_config = video_config or video_encoder_config(str(video_encoder))
-    elif isinstance(video_encoder, str):
-        if video_encoder not in VIDEO_ENCODERS:
-            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
-        if video_encoder == "resnet101":
-            modalities.append("video")
-            if video_config is None:
-                from selfcross.features.video import VideoConfig
-
-                video_config = VideoConfig(encoder="resnet101")
-    elif video_encoder is not None:
-        modalities.append("video")
-        encoder = video_encoder
-        if video_config is None:
-            from selfcross.features.video import VideoConfig
-
-            video_config = VideoConfig(encoder=type(encoder).__name__, weights=None, feat_dim=None)
+    # the setup's video config is used only when video is prepared, so "none" may drop it
+    use_video, encoder, video_config = video_encoder_setup(video_encoder, video_config)
+    modalities = ["audio", "text"] + (["video"] if use_video else [])
     notes = [f"Labels: {labels} ({', '.join(scan.class_set.names)}). Video half of the speaker: {side}."]
     if len(scan.sessions) < 5:
         notes.append(f"Only {len(scan.sessions)} session(s) found ({', '.join(scan.sessions)}): "

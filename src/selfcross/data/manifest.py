@@ -55,7 +55,15 @@ from typing import Any
 
 import numpy as np
 
-from selfcross.data.prepare import FoldPlan, PrepareResult, Skip, UtteranceRecord, prepare_records
+from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here too
+    VIDEO_ENCODERS,
+    FoldPlan,
+    PrepareResult,
+    Skip,
+    UtteranceRecord,
+    prepare_records,
+    video_encoder_setup,
+)
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import CLASS_SETS, MODALITIES
 
@@ -71,8 +79,6 @@ SPLIT_NAMES: dict[str, str] = {
 }
 #: Reason recorded for rows left out with ``on_missing="skip"``.
 SKIP_MISSING_FILE = "media file missing (manifest)"
-#: ``video_encoder`` names accepted besides an injected module.
-VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 
 @dataclass
@@ -128,6 +134,150 @@ def _resolve(value: str, base: Path) -> Path:
     return p if p.is_absolute() else base / p
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """A manifest's header: where each column is, and the speaker-group column in use."""
+
+    header: list[str]
+    index: dict[str, int]
+    group: str | None
+
+    def cell(self, row: list[str], name: str) -> str:
+        """The stripped cell of ``name`` in ``row`` ("" when the column or the cell is absent)."""
+        i = self.index.get(name)
+        return row[i].strip() if i is not None and i < len(row) else ""
+
+
+@dataclass
+class _Rows:
+    """What the rows of a manifest gave: kept records, their splits and lines, skipped rows."""
+
+    records: list[UtteranceRecord] = field(default_factory=list)
+    splits: dict[str, str] = field(default_factory=dict)
+    skipped: list[Skip] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+    #: modality -> whether any row (kept or not) gives it a value
+    has_value: dict[str, bool] = field(default_factory=dict)
+
+
+def _read_csv_rows(path: Path) -> list[list[str]]:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return list(csv.reader(f))
+    except UnicodeDecodeError as e:
+        raise DataError(path, f"is not UTF-8 text ({e})") from None
+    except csv.Error as e:
+        raise DataError(path, f"is not a readable CSV file ({e})") from None
+
+
+def _read_header(
+    path: Path, rows: list[list[str]], split_column: str | None, group_column: str | None
+) -> _Columns:
+    if not rows or not any(c.strip() for c in rows[0]):
+        raise DataError(path, "is empty: the first line must be a header with at least id,label")
+    header = [c.strip() for c in rows[0]]
+    dup_cols = [c for c, n in Counter(header).items() if n > 1 and c]
+    if dup_cols:
+        raise DataError(path, f"line 1: column {dup_cols[0]!r} appears twice in the header")
+    col = {c: i for i, c in enumerate(header)}
+    need = ["id", "label"] + ([split_column] if split_column else [])
+    missing_cols = [c for c in need if c not in col]
+    if missing_cols:
+        raise DataError(path, f"line 1: missing column(s) {', '.join(missing_cols)} "
+                              f"(header: {', '.join(header)})")
+    # "speaker" is the default: a manifest without it simply has one group per row
+    if group_column is not None and group_column not in col and group_column != "speaker":
+        raise DataError(path, f"line 1: group column {group_column!r} is not in the header "
+                              f"({', '.join(header)})")
+    return _Columns(header, col, group_column if group_column in col else None)
+
+
+def _row_identity(
+    path: Path, lineno: int, row: list[str], cols: _Columns, seen: dict[str, int],
+    wanted: tuple[str, ...] | None, split_column: str | None,
+) -> tuple[str, str, str, str]:
+    """(id, label, split, speaker) of one row, each checked; records the id in ``seen``."""
+    if len(row) > len(cols.header):
+        raise DataError(path, f"line {lineno}: {len(row)} fields but the header has {len(cols.header)}")
+    utt, label = cols.cell(row, "id"), cols.cell(row, "label")
+    if not utt:
+        raise DataError(path, f"line {lineno}: empty id")
+    if utt in seen:
+        raise DataError(path, f"line {lineno}: duplicate id {utt!r} (first on line {seen[utt]})")
+    seen[utt] = lineno
+    if not label:
+        raise DataError(path, f"line {lineno}: utterance {utt!r} has an empty label")
+    if wanted is not None and label not in wanted:
+        raise DataError(path, f"line {lineno}: utterance {utt!r} has label {label!r}, not one of "
+                              f"{', '.join(wanted)}")
+    split = ""
+    if split_column:
+        raw = cols.cell(row, split_column)
+        split = SPLIT_NAMES.get(raw.lower(), "")
+        if not split:
+            raise DataError(path, f"line {lineno}: utterance {utt!r} has split {raw!r} in column "
+                                  f"{split_column!r}; use train, dev (val) or test")
+    speaker = cols.cell(row, cols.group) if cols.group else ""
+    if cols.group and not speaker:
+        raise DataError(path, f"line {lineno}: utterance {utt!r} has an empty {cols.group!r}")
+    return utt, label, split, speaker
+
+
+def _row_media(
+    row: list[str], cols: _Columns, present: set[str], base: Path, has_value: dict[str, bool]
+) -> tuple[dict[str, Path | None], str | None, list[str]]:
+    """(media files, transcript, problems) of one row; marks the modalities it gives."""
+    media: dict[str, Path | None] = {"audio": None, "video": None}
+    missing_here: list[str] = []
+    for m in ("audio", "video"):
+        if m not in present:
+            continue
+        v = cols.cell(row, MODALITY_COLUMNS[m])
+        if not v:
+            missing_here.append(f"no {m} file given")
+            continue
+        has_value[m] = True
+        p = _resolve(v, base)
+        if not p.is_file():
+            missing_here.append(f"{m} file {p} does not exist")
+        media[m] = p
+    transcript = cols.cell(row, "transcript") if "text" in present else None
+    if transcript:
+        has_value["text"] = True
+    return media, transcript, missing_here
+
+
+def _read_rows(
+    path: Path, rows: list[list[str]], cols: _Columns, present: set[str],
+    wanted: tuple[str, ...] | None, split_column: str | None, on_missing: str,
+) -> _Rows:
+    """Check every non-blank row; a row with missing media raises or is skipped (``on_missing``)."""
+    out = _Rows(has_value=dict.fromkeys(present, False))
+    for lineno, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue  # blank line
+        utt, label, split, speaker = _row_identity(path, lineno, row, cols, out.seen, wanted, split_column)
+        media, transcript, missing_here = _row_media(row, cols, present, path.parent, out.has_value)
+        if missing_here:
+            if on_missing == "error":
+                raise DataError(path, f"line {lineno}: utterance {utt!r}: {'; '.join(missing_here)} "
+                                      "(--skip-missing leaves such rows out and lists them in the report)")
+            out.skipped.append(Skip(utt, SKIP_MISSING_FILE, f"line {lineno}: {'; '.join(missing_here)}"))
+            continue
+        out.records.append(UtteranceRecord(
+            id=utt, label=label, speaker=speaker or utt, group=speaker or utt,
+            audio=media["audio"], video=media["video"], transcript=transcript,
+        ))
+        out.lines[utt] = lineno
+        if split:
+            out.splits[utt] = split
+    if not out.records:
+        raise DataError(path, "no usable rows" + (f" ({len(out.skipped)} left out for missing media)"
+                                                  if out.skipped else ""))
+    return out
+
+
 def read_manifest(
     path: str | Path,
     *,
@@ -164,113 +314,22 @@ def read_manifest(
     if not path.is_file():
         raise DataError(path, "no such manifest file")
     wanted = parse_labels(class_names)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            rows = list(csv.reader(f))
-    except UnicodeDecodeError as e:
-        raise DataError(path, f"is not UTF-8 text ({e})") from None
-    except csv.Error as e:
-        raise DataError(path, f"is not a readable CSV file ({e})") from None
-    if not rows or not any(c.strip() for c in rows[0]):
-        raise DataError(path, "is empty: the first line must be a header with at least id,label")
-    header = [c.strip() for c in rows[0]]
-    dup_cols = [c for c, n in Counter(header).items() if n > 1 and c]
-    if dup_cols:
-        raise DataError(path, f"line 1: column {dup_cols[0]!r} appears twice in the header")
-    col = {c: i for i, c in enumerate(header)}
-    need = ["id", "label"] + ([split_column] if split_column else [])
-    missing_cols = [c for c in need if c not in col]
-    if missing_cols:
-        raise DataError(path, f"line 1: missing column(s) {', '.join(missing_cols)} "
-                              f"(header: {', '.join(header)})")
-    if group_column is not None and group_column not in col and group_column != "speaker":
-        raise DataError(path, f"line 1: group column {group_column!r} is not in the header "
-                              f"({', '.join(header)})")
-    gcol = group_column if group_column in col else None
-
-    base = path.parent
-    present = {m for m, c in MODALITY_COLUMNS.items() if c in col and (modalities is None or m in modalities)}
-
-    def cell(row: list[str], name: str) -> str:
-        i = col.get(name)
-        return row[i].strip() if i is not None and i < len(row) else ""
-
-    seen: dict[str, int] = {}
-    records: list[UtteranceRecord] = []
-    splits: dict[str, str] = {}
-    skipped: list[Skip] = []
-    lines: dict[str, int] = {}
-    has_value = dict.fromkeys(present, False)
-    for lineno, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue  # blank line
-        if len(row) > len(header):
-            raise DataError(path, f"line {lineno}: {len(row)} fields but the header has {len(header)}")
-        utt, label = cell(row, "id"), cell(row, "label")
-        if not utt:
-            raise DataError(path, f"line {lineno}: empty id")
-        if utt in seen:
-            raise DataError(path, f"line {lineno}: duplicate id {utt!r} (first on line {seen[utt]})")
-        seen[utt] = lineno
-        if not label:
-            raise DataError(path, f"line {lineno}: utterance {utt!r} has an empty label")
-        if wanted is not None and label not in wanted:
-            raise DataError(path, f"line {lineno}: utterance {utt!r} has label {label!r}, not one of "
-                                  f"{', '.join(wanted)}")
-        split = ""
-        if split_column:
-            raw = cell(row, split_column)
-            split = SPLIT_NAMES.get(raw.lower(), "")
-            if not split:
-                raise DataError(path, f"line {lineno}: utterance {utt!r} has split {raw!r} in column "
-                                      f"{split_column!r}; use train, dev (val) or test")
-        speaker = cell(row, gcol) if gcol else ""
-        if gcol and not speaker:
-            raise DataError(path, f"line {lineno}: utterance {utt!r} has an empty {gcol!r}")
-        media: dict[str, Path | None] = {"audio": None, "video": None}
-        missing_here: list[str] = []
-        for m in ("audio", "video"):
-            if m not in present:
-                continue
-            v = cell(row, MODALITY_COLUMNS[m])
-            if not v:
-                missing_here.append(f"no {m} file given")
-                continue
-            has_value[m] = True
-            p = _resolve(v, base)
-            if not p.is_file():
-                missing_here.append(f"{m} file {p} does not exist")
-            media[m] = p
-        transcript = cell(row, "transcript") if "text" in present else None
-        if transcript:
-            has_value["text"] = True
-        if missing_here:
-            if on_missing == "error":
-                raise DataError(path, f"line {lineno}: utterance {utt!r}: {'; '.join(missing_here)} "
-                                      "(--skip-missing leaves such rows out and lists them in the report)")
-            skipped.append(Skip(utt, SKIP_MISSING_FILE, f"line {lineno}: {'; '.join(missing_here)}"))
-            continue
-        records.append(UtteranceRecord(
-            id=utt, label=label, speaker=speaker or utt, group=speaker or utt,
-            audio=media["audio"], video=media["video"], transcript=transcript,
-        ))
-        lines[utt] = lineno
-        if split:
-            splits[utt] = split
-    if not records:
-        raise DataError(path, "no usable rows" + (f" ({len(skipped)} left out for missing media)"
-                                                  if skipped else ""))
+    rows = _read_csv_rows(path)
+    cols = _read_header(path, rows, split_column, group_column)
+    present = {m for m, c in MODALITY_COLUMNS.items()
+               if c in cols.index and (modalities is None or m in modalities)}
+    got = _read_rows(path, rows, cols, present, wanted, split_column, on_missing)
     # a modality column that is empty in every row is treated as absent
-    modalities = tuple(m for m in MODALITIES if m in present and has_value[m])
-    names = wanted if wanted is not None else tuple(sorted({r.label for r in records}))
-    man = Manifest(path, records, modalities, names, splits, skipped, [], lines, gcol)
-    if not gcol:
+    found = tuple(m for m in MODALITIES if m in present and got.has_value[m])
+    names = wanted if wanted is not None else tuple(sorted({r.label for r in got.records}))
+    man = Manifest(path, got.records, found, names, got.splits, got.skipped, [], got.lines, cols.group)
+    if not cols.group:
         man.notes.append("No speaker/group column: every utterance is its own group, so folds are "
                          "NOT speaker independent.")
     if split_column:
-        _check_split_speakers(man, allow_shared_speakers, gcol)
-    if probe_audio and "audio" in modalities:
-        man.notes.extend(audio_format_notes([r.audio for r in records if r.audio is not None]))
+        _check_split_speakers(man, allow_shared_speakers, cols.group)
+    if probe_audio and "audio" in found:
+        man.notes.extend(audio_format_notes([r.audio for r in got.records if r.audio is not None]))
     return man
 
 
@@ -446,29 +505,48 @@ def _group_splits(
 # --------------------------------------------------------------------------- preparation
 
 
-def _video_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
-    """(use video, injected encoder or None, video config) from the ``video_encoder`` option."""
-    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
+def _manifest_modalities(
+    man: Manifest, wanted: tuple[str, ...] | None, glove: Any, text_config: Any
+) -> tuple[str, ...]:
+    """The modalities to prepare: those asked for (each must be in the manifest) or all it has."""
+    from selfcross.features.pretrained import is_hf_config
 
-    if is_hf_spec(video_encoder):
-        return True, None, video_config or video_encoder_config(video_encoder)
-    if isinstance(video_encoder, str):
-        if video_encoder not in VIDEO_ENCODERS:
-            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
-        if video_encoder == "none":
-            return False, None, None
-        if video_config is None:
-            from selfcross.features.video import VideoConfig
+    if wanted is None:
+        mods = man.modalities
+    else:
+        mods = wanted
+        lacking = [m for m in mods if m not in man.modalities]
+        if lacking:
+            raise ConfigError(f"{man.path}: the manifest has no {', '.join(lacking)} column (or it is "
+                              f"empty); it has {', '.join(man.modalities) or 'no media'}")
+    if not mods:
+        raise ConfigError(f"{man.path}: no modality to prepare (the manifest has "
+                          f"{', '.join(man.modalities) or 'no media column'})")
+    if "text" in mods and glove is None and not is_hf_config(text_config):
+        raise ConfigError("the manifest has transcripts: give --glove FILE (or kumo-6b-50d) or "
+                          "--text-encoder hf:NAME, or choose --modalities without t")
+    return mods
 
-            video_config = VideoConfig(encoder="resnet101")
-        return True, None, video_config
-    if video_encoder is None:
-        return False, None, None
-    if video_config is None:
-        from selfcross.features.video import VideoConfig
 
-        video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
-    return True, video_encoder, video_config
+def _plan_manifest_folds(
+    man: Manifest, split_column: str | None, n_folds: int | None, group_column: str | None,
+    dev_fraction: float, fold_seed: int,
+) -> tuple[list[FoldPlan], list[UtteranceRecord], str]:
+    """(folds, records grouped for the report's class table, the report's line on the folds)."""
+    records = man.records
+    if split_column is not None:
+        folds = plan_split_fold(man)
+        records = [replace(r, group=man.splits[r.id]) for r in records]
+        fold_note = f"One fold from the official split in column {split_column!r}."
+    else:
+        k = 5 if n_folds is None else int(n_folds)
+        folds = plan_stratified_group_folds(records, k, dev_fraction, fold_seed)
+        test_fold = {i: f"fold{j:02d}" for j, p in enumerate(folds, start=1) for i in p.test}
+        records = [replace(r, group=test_fold[r.id]) for r in records]
+        fold_note = (f"{k} folds grouped by {group_column!r} and stratified by label (sklearn "
+                     f"StratifiedGroupKFold, seed {fold_seed}); the class table's groups are the test "
+                     "folds and the folds table lists each fold's test speakers.")
+    return folds, records, fold_note
 
 
 def prepare_manifest(
@@ -528,10 +606,9 @@ def prepare_manifest(
         ConfigError: contradictory options (both ``n_folds`` and ``split_column``, a requested
             modality the manifest lacks, text without word vectors).
     """
-    from selfcross.features.pretrained import is_hf_config
     from selfcross.labels import parse_modalities
 
-    use_video, encoder, video_config = _video_setup(video_encoder, video_config)
+    use_video, encoder, video_config = video_encoder_setup(video_encoder, video_config)
     wanted: tuple[str, ...] | None = None
     if modalities is not None:
         wanted = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
@@ -546,34 +623,9 @@ def prepare_manifest(
     if speaker_norm and man.speaker_column is None:
         raise DataError(man.path, f"line 1: speaker normalisation needs a {group_column or 'speaker'!r} "
                                   "column of speaker ids; the header has none")
-    if wanted is None:
-        mods = man.modalities
-    else:
-        mods = wanted
-        lacking = [m for m in mods if m not in man.modalities]
-        if lacking:
-            raise ConfigError(f"{man.path}: the manifest has no {', '.join(lacking)} column (or it is "
-                              f"empty); it has {', '.join(man.modalities) or 'no media'}")
-    if not mods:
-        raise ConfigError(f"{man.path}: no modality to prepare (the manifest has "
-                          f"{', '.join(man.modalities) or 'no media column'})")
-    if "text" in mods and glove is None and not is_hf_config(text_config):
-        raise ConfigError("the manifest has transcripts: give --glove FILE (or kumo-6b-50d) or "
-                          "--text-encoder hf:NAME, or choose --modalities without t")
-
-    records = man.records
-    if split_column is not None:
-        folds = plan_split_fold(man)
-        records = [replace(r, group=man.splits[r.id]) for r in records]
-        fold_note = f"One fold from the official split in column {split_column!r}."
-    else:
-        k = 5 if n_folds is None else int(n_folds)
-        folds = plan_stratified_group_folds(records, k, dev_fraction, fold_seed)
-        test_fold = {i: f"fold{j:02d}" for j, p in enumerate(folds, start=1) for i in p.test}
-        records = [replace(r, group=test_fold[r.id]) for r in records]
-        fold_note = (f"{k} folds grouped by {group_column!r} and stratified by label (sklearn "
-                     f"StratifiedGroupKFold, seed {fold_seed}); the class table's groups are the test "
-                     "folds and the folds table lists each fold's test speakers.")
+    mods = _manifest_modalities(man, wanted, glove, text_config)
+    folds, records, fold_note = _plan_manifest_folds(man, split_column, n_folds, group_column,
+                                                     dev_fraction, fold_seed)
     warnings = label_warnings(man.records, given=class_names is not None, n_folds=len(folds))
     for w in warnings:
         log.warning("%s: %s", man.path, w)

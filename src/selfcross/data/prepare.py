@@ -51,6 +51,8 @@ from selfcross.errors import ConfigError, DataError
 
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
+#: ``video_encoder`` names accepted besides an injected module.
+VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 # Skip reasons (the report groups by these strings).
 SKIP_MISSING_AUDIO = "missing audio file"
@@ -234,6 +236,32 @@ def video_duration(path: Path) -> float | None:
 # --------------------------------------------------------------------------- main entry
 
 
+def video_encoder_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
+    """(use video, injected encoder or None, video config) from a ``video_encoder`` option:
+    ``"resnet101"``, ``"none"``, ``"hf:NAME_OR_PATH"``, an image encoder module or ``None``."""
+    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
+
+    if is_hf_spec(video_encoder):
+        return True, None, video_config or video_encoder_config(video_encoder)
+    if isinstance(video_encoder, str):
+        if video_encoder not in VIDEO_ENCODERS:
+            raise ConfigError(f"video encoder {video_encoder!r} is not one of {', '.join(VIDEO_ENCODERS)}")
+        if video_encoder == "none":
+            return False, None, None
+        if video_config is None:
+            from selfcross.features.video import VideoConfig
+
+            video_config = VideoConfig(encoder="resnet101")
+        return True, None, video_config
+    if video_encoder is None:
+        return False, None, None
+    if video_config is None:
+        from selfcross.features.video import VideoConfig
+
+        video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
+    return True, video_encoder, video_config
+
+
 def prepare_records(
     records: Sequence[UtteranceRecord],
     out_root: str | Path,
@@ -293,30 +321,12 @@ def prepare_records(
     class_names = list(class_names)
     records = list(records)
     _check_records(records, class_names)
-    configs = _configs(mods, audio_config, video_config, text_config)
+    configs = _checked_configs(mods, audio_config, video_config, text_config, glove, speaker_norm)
     hf_text = _encoded_text(configs)
-    if "text" in mods and glove is None and not hf_text:
-        raise DataError(None, "text features need word vectors: give --glove FILE (or a --text-encoder)")
-    if speaker_norm:
-        if "audio" not in mods:
-            raise ConfigError("speaker normalisation applies to audio frames: prepare the audio modality")
-        if _encoded(configs, "audio"):
-            raise ConfigError("--speaker-norm applies to the built-in audio features (mfcc, egemaps, "
-                              "compare, logmel), not to an --audio-encoder")
-        configs["audio"]["speaker_norm"] = True
     enc_id = encoder_identity(video_encoder)
 
-    t0 = time.perf_counter()
-    dropped, tokens = _media_checks(records, mods, configs)
-    timings["checks"] = time.perf_counter() - t0
-    feats = _FeatureSet(lengths={}, files={}, cache={})
-    for m in ("audio", "video", "text"):
-        if m in mods and (m != "text" or hf_text):  # text: only a pretrained encoder's states
-            t0 = time.perf_counter()
-            _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
-                             video_encoder, workers, progress, feats)
-            timings[f"{m} features"] = time.perf_counter() - t0
-
+    dropped, tokens, feats = _check_and_extract(records, mods, configs, out_root, enc_id, video_encoder,
+                                                workers, progress, timings)
     kept_records = [r for r in records if r.id not in dropped]
     skips = list(skipped) + [dropped[r.id] for r in records if r.id in dropped]
     if not kept_records:
@@ -331,26 +341,82 @@ def prepare_records(
         timings["text features"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    plans = folds if folds is not None else plan_group_folds(kept_records, dev_fraction)
     by_id = {r.id: r for r in kept_records}
-    plans = [FoldPlan(p.test_groups, [i for i in p.train if i in by_id], [i for i in p.dev if i in by_id],
-                      [i for i in p.test if i in by_id], p.dev_speakers) for p in plans]
+    plans = _kept_fold_plans(folds if folds is not None else plan_group_folds(kept_records, dev_fraction),
+                             by_id)
     arrays = _Assembly(by_id, class_names, mods, configs, feats, tokens, vocab, stats)
     _write_root(out_root, plans, arrays, class_names, embedding, configs)
     timings["write folds"] = time.perf_counter() - t0
     timings["total"] = time.perf_counter() - t_all
 
-    counts: dict[str, dict[str, int]] = {c: {} for c in class_names}
-    for r in kept_records:
-        counts[r.label][r.group] = counts[r.label].get(r.group, 0) + 1
     result = PrepareResult(
         out_root=out_root, folds=plans, kept=[r.id for r in kept_records], skipped=skips,
-        problems=list(problems), counts=counts, cache=feats.cache, timings=timings, modalities=mods,
-        report=out_root / REPORT_FILE,
+        problems=list(problems), counts=_class_counts(kept_records, class_names), cache=feats.cache,
+        timings=timings, modalities=mods, report=out_root / REPORT_FILE,
     )
     extra = {"video encoder": enc_id} if "video" in mods else {}
     write_report(result, configs, title=title, notes=notes, source=source, extra=extra)
     return result
+
+
+def _checked_configs(
+    mods: tuple[str, ...], audio_config: Any, video_config: Any, text_config: Any,
+    glove: str | Path | None, speaker_norm: bool,
+) -> dict[str, dict[str, Any]]:
+    """Extractor settings per modality, refusing options that cannot go together."""
+    configs = _configs(mods, audio_config, video_config, text_config)
+    if "text" in mods and glove is None and not _encoded_text(configs):
+        raise DataError(None, "text features need word vectors: give --glove FILE (or a --text-encoder)")
+    if speaker_norm:
+        if "audio" not in mods:
+            raise ConfigError("speaker normalisation applies to audio frames: prepare the audio modality")
+        if _encoded(configs, "audio"):
+            raise ConfigError("--speaker-norm applies to the built-in audio features (mfcc, egemaps, "
+                              "compare, logmel), not to an --audio-encoder")
+        configs["audio"]["speaker_norm"] = True
+    return configs
+
+
+def _check_and_extract(
+    records: Sequence[UtteranceRecord],
+    mods: tuple[str, ...],
+    configs: dict[str, dict[str, Any]],
+    out_root: Path,
+    enc_id: str,
+    video_encoder: Any,
+    workers: int,
+    progress: bool,
+    timings: dict[str, float],
+) -> tuple[dict[str, Skip], dict[str, list[str]], _FeatureSet]:
+    """Media checks, then each modality's cached frame features: (skips by id, tokens by id, features)."""
+    t0 = time.perf_counter()
+    dropped, tokens = _media_checks(records, mods, configs)
+    timings["checks"] = time.perf_counter() - t0
+    feats = _FeatureSet(lengths={}, files={}, cache={})
+    hf_text = _encoded_text(configs)
+    for m in ("audio", "video", "text"):
+        if m in mods and (m != "text" or hf_text):  # text: only a pretrained encoder's states
+            t0 = time.perf_counter()
+            _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
+                             video_encoder, workers, progress, feats)
+            timings[f"{m} features"] = time.perf_counter() - t0
+    return dropped, tokens, feats
+
+
+def _kept_fold_plans(plans: Sequence[FoldPlan], by_id: dict[str, UtteranceRecord]) -> list[FoldPlan]:
+    """The fold plans without the utterances that were left out."""
+    return [FoldPlan(p.test_groups, [i for i in p.train if i in by_id], [i for i in p.dev if i in by_id],
+                     [i for i in p.test if i in by_id], p.dev_speakers) for p in plans]
+
+
+def _class_counts(
+    records: Sequence[UtteranceRecord], class_names: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """label -> group -> number of utterances (the report's class table)."""
+    counts: dict[str, dict[str, int]] = {c: {} for c in class_names}
+    for r in records:
+        counts[r.label][r.group] = counts[r.label].get(r.group, 0) + 1
+    return counts
 
 
 def _check_records(records: Sequence[UtteranceRecord], class_names: list[str]) -> None:

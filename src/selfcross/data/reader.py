@@ -170,17 +170,22 @@ class Split:
         return out
 
     def get_batch(
-        self, index: np.ndarray | Sequence[int], modalities: Sequence[str] | str | None = None
+        self,
+        index: np.ndarray | Sequence[int],
+        modalities: Sequence[str] | str | None = None,
+        text_as_ids: bool = False,
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """Inputs and lengths of the utterances at ``index`` (positions among kept rows).
 
         Args:
             index: int [b] positions in ``0 .. len(self) - 1`` (any order, repeats allowed).
             modalities: subset of :attr:`modalities` (names or letters); ``None`` = all.
+            text_as_ids: give text as its int64 [b, T] word ids, not expanded (for a model
+                that owns its word vectors); text stored as vectors is then a :class:`DataError`.
 
         Returns:
             ``(inputs, lengths)``: ``inputs[m]`` float32 [b, T_m, F_m] (text ids expanded
-            through ``W_embedding``), ``lengths[m]`` int64 [b] valid steps.
+            through ``W_embedding`` unless ``text_as_ids``), ``lengths[m]`` int64 [b] valid steps.
         """
         idx = np.asarray(index, dtype=np.int64).reshape(-1)
         n = len(self)
@@ -189,12 +194,22 @@ class Split:
         mods = self._check_modalities(modalities)
         inputs: dict[str, np.ndarray] = {}
         for m in mods:
-            if m in self._ram:
+            if m == "text" and text_as_ids:
+                inputs[m] = self._word_ids_or_refuse(idx)
+            elif m in self._ram:
                 inputs[m] = self._ram[m][idx]
             else:
                 inputs[m] = self._read_rows(m, self.rows[idx])
         lengths = {m: self.lengths[m][idx] for m in mods}
         return inputs, lengths
+
+    def _word_ids_or_refuse(self, idx: np.ndarray) -> np.ndarray:
+        ids = self.word_ids(idx)
+        if ids is None:
+            vectors = layout.split_file(self.name, "text")
+            raise DataError(self.fold_dir, f"text is stored as word vectors ({vectors}); tuning word "
+                            "vectors needs word ids (S_nlp_trans.npy + W_embedding.npy)")
+        return ids
 
     def word_ids(self, index: np.ndarray | Sequence[int]) -> np.ndarray | None:
         """int64 [b, T] word ids of the utterances at ``index``, or ``None`` when text is not ids."""
@@ -232,6 +247,7 @@ class Fold:
             video holding ``L`` stacked encoder layers).
         text_form: ``"ids"`` (ids + ``W_embedding.npy``), ``"vectors"`` or ``None``.
         embedding_path: the ``W_embedding.npy`` used for the ids form.
+        embedding: its float32 [V, F] matrix (``None`` without the ids form).
     """
 
     path: Path
@@ -243,6 +259,7 @@ class Fold:
     shapes: dict[str, tuple[int, ...]]
     text_form: str | None = None
     embedding_path: Path | None = None
+    embedding: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def splits(self) -> dict[str, Split]:
@@ -555,19 +572,41 @@ def read_fold(
         if not lp.is_file():
             raise DataError(lp, "file is missing (every split needs labels)")
 
-    embedding = None
-    if emb_path is not None:
-        e = load_npy(emb_path)
-        _rank(e, emb_path, 2, "[V, F] embedding")
-        if e.dtype.kind != "f":
-            raise DataError(emb_path, f"embedding must be floating point, got dtype {e.dtype}")
-        embedding = np.ascontiguousarray(e, dtype=np.float32)  # V x F: small, kept in RAM
-        if check_values and not np.isfinite(embedding).all():
-            raise DataError(emb_path, "contains NaN or inf values")
-
+    embedding = None if emb_path is None else _read_embedding(emb_path, check_values)
     splits = {s: _read_split(fold_dir, s, mods, text_form, embedding, len(class_names), check_values)
               for s in layout.SPLITS}
+    shapes = _common_shapes(fold_dir, splits, mods, text_form, embedding)
+    return Fold(
+        path=fold_dir,
+        train=splits["train"],
+        dev=splits["dev"],
+        test=splits["test"],
+        class_names=class_names,
+        modalities=mods,
+        shapes=shapes,
+        text_form=text_form if "text" in mods else None,
+        embedding_path=emb_path,
+        embedding=embedding,
+    )
 
+
+def _read_embedding(emb_path: Path, check_values: bool) -> np.ndarray:
+    """The ``[V, F]`` word-vector matrix, in RAM as float32 (it is small)."""
+    e = load_npy(emb_path)
+    _rank(e, emb_path, 2, "[V, F] embedding")
+    if e.dtype.kind != "f":
+        raise DataError(emb_path, f"embedding must be floating point, got dtype {e.dtype}")
+    embedding = np.ascontiguousarray(e, dtype=np.float32)
+    if check_values and not np.isfinite(embedding).all():
+        raise DataError(emb_path, "contains NaN or inf values")
+    return embedding
+
+
+def _common_shapes(
+    fold_dir: Path, splits: dict[str, Split], mods: tuple[str, ...], text_form: str | None,
+    embedding: np.ndarray | None,
+) -> dict[str, tuple[int, ...]]:
+    """Each modality's per-utterance shape, which every split must share."""
     shapes: dict[str, tuple[int, ...]] = {}
     for m in mods:
         seen: dict[tuple[int, ...], str] = {}
@@ -585,18 +624,7 @@ def read_fold(
             raise DataError(f, f"{m} has per-utterance shape {list(other)} in {s1} but "
                                f"{list(first)} in {s0}")
         shapes[m] = next(iter(seen))
-
-    return Fold(
-        path=fold_dir,
-        train=splits["train"],
-        dev=splits["dev"],
-        test=splits["test"],
-        class_names=class_names,
-        modalities=mods,
-        shapes=shapes,
-        text_form=text_form if "text" in mods else None,
-        embedding_path=emb_path,
-    )
+    return shapes
 
 
 def fold_modalities(path: str | Path) -> tuple[str, ...]:

@@ -44,16 +44,34 @@ def write_report(
     tot = [sum(per.get(g, 0) for per in result.counts.values()) for g in groups]
     lines += ["| **total** | " + " | ".join(map(str, tot)) + f" | {sum(tot)} |", ""]
 
-    lines += ["## Folds", "",
-              "Fold k tests on group k; dev = whole held-out speakers of the training groups "
-              "(no speaker is in two splits of a fold).", "",
-              "| fold | test groups | train | dev | test | dev speakers |", "|---|---|---|---|---|---|"]
+    lines += _folds_section(result)
+    lines += _skipped_section(result)
+    lines += ["## Extractor settings", "", "```json",
+              json.dumps({**configs, **({"extra": extra} if extra else {})}, indent=2, sort_keys=True),
+              "```", ""]
+    lines += ["## Feature cache", "", "| modality | reused | computed |", "|---|---|---|"]
+    lines += [f"| {m} | {s['hits']} | {s['computed']} |" for m, s in result.cache.items()]
+    lines += ["", "## Timings", "", "| step | seconds |", "|---|---|"]
+    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
+    lines.append("")
+    return save_text(result.report, "\n".join(lines).split("\n"))
+
+
+def _folds_section(result: PrepareResult) -> list[str]:
+    lines = ["## Folds", "",
+             "Fold k tests on group k; dev = whole held-out speakers of the training groups "
+             "(no speaker is in two splits of a fold).", "",
+             "| fold | test groups | train | dev | test | dev speakers |", "|---|---|---|---|---|---|"]
     for k, p in enumerate(result.folds, start=1):
         lines.append(f"| {layout.fold_name(k)} | {', '.join(p.test_groups)} | {len(p.train)} | "
                      f"{len(p.dev)} | {len(p.test)} | {', '.join(p.dev_speakers)} |")
     lines.append("")
+    return lines
 
-    lines += ["## Skipped utterances", ""]
+
+def _skipped_section(result: PrepareResult) -> list[str]:
+    """Skip reasons with counts, every skipped utterance (folded), and the malformed input."""
+    lines = ["## Skipped utterances", ""]
     if result.skipped:
         reasons = Counter(s.reason for s in result.skipped)
         lines += ["| reason | utterances |", "|---|---|"]
@@ -68,16 +86,7 @@ def write_report(
     lines += ["## Malformed input", ""]
     lines += [f"- `{p}`" for p in result.problems] if result.problems else ["None."]
     lines.append("")
-
-    lines += ["## Extractor settings", "", "```json",
-              json.dumps({**configs, **({"extra": extra} if extra else {})}, indent=2, sort_keys=True),
-              "```", ""]
-    lines += ["## Feature cache", "", "| modality | reused | computed |", "|---|---|---|"]
-    lines += [f"| {m} | {s['hits']} | {s['computed']} |" for m, s in result.cache.items()]
-    lines += ["", "## Timings", "", "| step | seconds |", "|---|---|"]
-    lines += [f"| {k} | {v:.2f} |" for k, v in result.timings.items()]
-    lines.append("")
-    return save_text(result.report, "\n".join(lines).split("\n"))
+    return lines
 
 
 def _cell(s: str) -> str:

@@ -30,7 +30,7 @@ from typing import Any
 from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
-from selfcross.experiments.robustness import evaluate_robustness, parse_specs
+from selfcross.experiments.robustness import Perturbation, evaluate_robustness, parse_specs
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 from selfcross.training.callbacks import LoggerOptions, replay, run_params
@@ -89,8 +89,12 @@ def plan_runs(
     device: str = "auto",
     max_epochs: int | None = None,
     task: str = "classification",
+    tune_word_vectors: bool = False,
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
+
+    ``tune_word_vectors`` switches ``model.tune_word_vectors`` on for every run (those without
+    text are unaffected); off leaves the preset's value.
 
     Cross (and self+cross) with one modality is skipped with a notice, as is noSP for a
     single attention vector (uni-modal self: SP is undefined there, pooling is the identity).
@@ -120,6 +124,8 @@ def plan_runs(
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
                                 train=TrainConfig(seed=seed, device=device, task=task))
                 apply_preset(cfg, preset)
+                if tune_word_vectors:
+                    cfg.model.tune_word_vectors = True
                 if max_epochs is not None:
                     if max_epochs < 0:
                         raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {max_epochs}")
@@ -227,6 +233,7 @@ def run_grid(
     robustness: Sequence[str] | str = (),
     task: str = "classification",
     loggers: LoggerOptions | None = None,
+    tune_word_vectors: bool = False,
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -259,6 +266,7 @@ def run_grid(
             results database (the report compares the runs of one task).
         loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
             under its run key by the driver when the run finishes (workers write nothing).
+        tune_word_vectors: train the word vectors of every text model (``model.tune_word_vectors``).
 
     Returns:
         A :class:`GridSummary`.
@@ -279,35 +287,18 @@ def run_grid(
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     db = Path(db)
     runs_path = Path(runs_dir) if runs_dir is not None else db.parent / "runs"
-    union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
-    # plan first (cheap option errors), then validate data, then open the store
-    plan, notices = plan_runs(models, modalities, fold_list or [1], seed_list, include_no_sp, preset, device,
-                              max_epochs, task)
-    for n in notices:
-        say(f"notice: {n}")
-    perturbations = parse_specs(robustness, modalities) if robustness else []
-    folds_info = validate_data_root(data_root, fold_list, union)
-    if fold_list is None:
-        plan, _ = plan_runs(models, modalities, sorted(folds_info), seed_list, include_no_sp, preset, device,
-                            max_epochs, task)
+
+    def plan_for(fold_numbers: Sequence[int]) -> tuple[list[PlannedRun], list[str]]:
+        return plan_runs(models, modalities, fold_numbers, seed_list, include_no_sp, preset, device,
+                         max_epochs, task, tune_word_vectors)
+
+    plan, notices, perturbations, folds_info = _plan_and_validate(
+        data_root, fold_list, plan_for, modalities, robustness, say)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
 
     with ResultsStore.open(db, create=True, lock=True) as store:
-        todo: list[RunSpec] = []
-        for run in plan:
-            cfg = run.config.to_dict()
-            h = config_hash(cfg)
-            fold_dir, fp = folds_info[run.key.fold]
-            status = store.status_of(run.key, h, fp)
-            if status == "done":
-                summary.already_done += 1
-                continue
-            if status == "failed" and not retry_failed:
-                summary.skipped_failed += 1
-                continue
-            todo.append(RunSpec(run.key, cfg, h, str(fold_dir.resolve()),
-                                str((runs_path / f"{run.key}-{h[:8]}").resolve()), fp, threads))
+        todo = _runs_to_do(store, plan, folds_info, runs_path, threads, retry_failed, summary)
         if summary.already_done:
             say(f"resuming: {summary.already_done} of {summary.planned} runs already done")
         if todo:
@@ -323,6 +314,57 @@ def run_grid(
             say(f"notice: {mixed}")
     summary.wall_time_s = time.perf_counter() - t0
     return summary
+
+
+def _plan_and_validate(
+    data_root: str | Path,
+    fold_list: list[int] | None,
+    plan_for: Callable[[Sequence[int]], tuple[list[PlannedRun], list[str]]],
+    modalities: Sequence[str],
+    robustness: Sequence[str] | str,
+    say: Callable[[str], None],
+) -> tuple[list[PlannedRun], list[str], list[Perturbation], dict[int, tuple[Path, str]]]:
+    """(plan, notices, perturbations, fold -> (folder, fingerprint)), before the store is opened.
+
+    Planning comes first (cheap option errors), then the data root is validated; without
+    explicit folds the plan is redone over every fold the data root has.
+    """
+    union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
+    plan, notices = plan_for(fold_list or [1])
+    for n in notices:
+        say(f"notice: {n}")
+    perturbations = parse_specs(robustness, modalities) if robustness else []
+    folds_info = validate_data_root(data_root, fold_list, union)
+    if fold_list is None:
+        plan, _ = plan_for(sorted(folds_info))
+    return plan, notices, perturbations, folds_info
+
+
+def _runs_to_do(
+    store: ResultsStore,
+    plan: Sequence[PlannedRun],
+    folds_info: dict[int, tuple[Path, str]],
+    runs_path: Path,
+    threads: int,
+    retry_failed: bool,
+    summary: GridSummary,
+) -> list[RunSpec]:
+    """The planned runs the store has no result for (counting the done and skipped ones)."""
+    todo: list[RunSpec] = []
+    for run in plan:
+        cfg = run.config.to_dict()
+        h = config_hash(cfg)
+        fold_dir, fp = folds_info[run.key.fold]
+        status = store.status_of(run.key, h, fp)
+        if status == "done":
+            summary.already_done += 1
+            continue
+        if status == "failed" and not retry_failed:
+            summary.skipped_failed += 1
+            continue
+        todo.append(RunSpec(run.key, cfg, h, str(fold_dir.resolve()),
+                            str((runs_path / f"{run.key}-{h[:8]}").resolve()), fp, threads))
+    return todo
 
 
 def _drive(

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -73,29 +74,11 @@ def bar_chart(
     x = np.arange(len(codes))
     for row, metric in enumerate(metrics):
         ax = fig.add_subplot(len(metrics), 1, row + 1)
-        present = {code: [m for m in models if metric in cells.get((m, code), {})] for code in codes}
-        for j, model in enumerate(models):
-            xs, means, stds = [], [], []
-            for i, code in enumerate(codes):
-                v = cells.get((model, code), {}).get(metric)
-                if v is None:
-                    continue
-                slot, k = present[code].index(model), len(present[code])
-                xs.append(x[i] + (slot - (k - 1) / 2) * width)
-                means.append(100 * v[0])
-                stds.append(100 * v[1] if np.isfinite(v[1]) else 0.0)
-            colour = COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)])
-            ax.bar(xs, means, width, yerr=stds, capsize=3, label=model, color=colour,
-                   edgecolor="black", linewidth=0.5)
+        _draw_bars(ax, cells, models, codes, metric, x, width)
         if chance is not None:
             ax.axhline(100 * chance, color="black", linestyle="--", linewidth=1,
                        label=f"chance ({100 * chance:.1f}%)")
-        for boundary in _group_boundaries(codes):
-            ax.axvline(boundary, color="grey", linestyle=":", linewidth=1)
-        for size in sorted({len(c) for c in codes}):
-            xs = [i for i, c in enumerate(codes) if len(c) == size]
-            ax.text(float(np.mean(xs)), 0.97, _GROUP_NAMES.get(size, f"{size} modalities"), ha="center",
-                    va="top", fontsize=8, color="dimgrey", transform=ax.get_xaxis_transform())
+        _mark_groups(ax, codes)
         ax.set_xticks(x, [modality_label(c) for c in codes])
         ax.set_ylabel(f"{metric_labels.get(metric, metric)} (%)")
         ax.grid(axis="y", alpha=0.3)
@@ -112,6 +95,42 @@ def bar_chart(
         fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _draw_bars(
+    ax: Axes,
+    cells: dict[tuple[str, str], dict[str, tuple[float, float, int]]],
+    models: Sequence[str],
+    codes: Sequence[str],
+    metric: str,
+    x: np.ndarray,
+    width: float,
+) -> None:
+    """One bar (mean, std whisker) per model and modality set, centred on the set's tick."""
+    present = {code: [m for m in models if metric in cells.get((m, code), {})] for code in codes}
+    for j, model in enumerate(models):
+        xs, means, stds = [], [], []
+        for i, code in enumerate(codes):
+            v = cells.get((model, code), {}).get(metric)
+            if v is None:
+                continue
+            slot, k = present[code].index(model), len(present[code])
+            xs.append(x[i] + (slot - (k - 1) / 2) * width)
+            means.append(100 * v[0])
+            stds.append(100 * v[1] if np.isfinite(v[1]) else 0.0)
+        colour = COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)])
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=model, color=colour,
+               edgecolor="black", linewidth=0.5)
+
+
+def _mark_groups(ax: Axes, codes: Sequence[str]) -> None:
+    """Dotted lines between the uni-, bi- and tri-modal groups, each group named above its bars."""
+    for boundary in _group_boundaries(codes):
+        ax.axvline(boundary, color="grey", linestyle=":", linewidth=1)
+    for size in sorted({len(c) for c in codes}):
+        xs = [i for i, c in enumerate(codes) if len(c) == size]
+        ax.text(float(np.mean(xs)), 0.97, _GROUP_NAMES.get(size, f"{size} modalities"), ha="center",
+                va="top", fontsize=8, color="dimgrey", transform=ax.get_xaxis_transform())
 
 
 def _group_boundaries(codes: Sequence[str]) -> list[float]:

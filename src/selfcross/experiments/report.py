@@ -433,7 +433,13 @@ def _cell_json(c: Cell) -> dict[str, Any]:
 
 
 def _write_csv(study: Study, labels: dict[str, str], out: Path) -> None:
-    with open(out / "results.csv", "w", newline="") as f:
+    _write_cells_csv(study, out / "results.csv")
+    _write_runs_csv(study, out / "runs.csv")
+
+
+def _write_cells_csv(study: Study, path: Path) -> None:
+    """One row per cell: its run count and each metric's mean and std."""
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
             [
@@ -458,7 +464,11 @@ def _write_csv(study: Study, labels: dict[str, str], out: Path) -> None:
                     f"{std:.6f}" if math.isfinite(std) else "",
                 ]
             w.writerow(row)
-    with open(out / "runs.csv", "w", newline="") as f:
+
+
+def _write_runs_csv(study: Study, path: Path) -> None:
+    """One row per finished run: its key, scores, epochs and provenance."""
+    with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(
             [
@@ -756,6 +766,33 @@ def _markdown(
     robust: list[dict[str, Any]] = (),
     curves: list[str] = (),
 ) -> str:
+    lines = _overview(study, labels)
+    for preset in sorted({k[0] for k in study.cells}):
+        lines += ["", f"## Preset `{preset}`", "", "### Main table", "", *_main_table(study, labels, preset)]
+        lines += _self_vs_cross_section(comparisons, labels, preset)
+        lines += _linear_section(list(versus_linear), labels, preset)
+        lines += robustness_section(list(robust), preset)
+        abl = _ablation(study, labels, preset)
+        if abl:
+            lines += ["", "### Ablation (pooling and combined attention)", *abl]
+        if study.iemocap_shaped:
+            lines += [
+                "",
+                "### Compared with the paper",
+                "",
+                "The data has IEMOCAP's 7 classes and the paper's input shapes, so the paper's "
+                "numbers (Rajan et al., ICASSP 2022; mean over 5 folds x 10 seeds) are shown beside ours.",
+                "",
+                *_paper_table(study, labels, preset),
+            ]
+    lines += list(curves)
+    lines += _figures_section(figures, out)
+    lines += _failed_section(study)
+    return "\n".join(lines) + "\n"
+
+
+def _overview(study: Study, labels: dict[str, str]) -> list[str]:
+    """The report's opening lines: what the scores are, and what was left out or mixed."""
     n_runs = len(_unique_runs(study))
     lines = [
         "# selfcross results",
@@ -781,58 +818,58 @@ def _markdown(
         lines.append(
             f"{study.running} run(s) are still running or were interrupted (rerun the grid to finish)."
         )
-    for preset in sorted({k[0] for k in study.cells}):
-        lines += ["", f"## Preset `{preset}`", "", "### Main table", "", *_main_table(study, labels, preset)]
-        comp = [e for e in comparisons if e["preset"] == preset]
-        if comp:
-            lines += [
-                "",
-                "### Self vs cross",
-                "",
-                "Paired over (fold, seed). Wilcoxon signed-rank (zero differences dropped, "
-                '`zero_method="wilcox"`), paired t-test, mean difference with a 95% percentile '
-                "bootstrap interval (10,000 resamples, seed 0), McNemar on the pooled test predictions "
-                "(b = self right & cross wrong, c = the reverse; exact binomial when b + c < 25, else "
-                "chi-square with continuity correction; it counts correct calls, so it tests plain accuracy "
-                "only). Holm p: Wilcoxon p adjusted across the "
-                f"{len(comp)} modality set(s) compared, per metric.",
-                "",
-                *_comparison_table(comparisons, labels, preset),
-                "",
-                "**Verdict** (alpha 0.05):",
-                "",
-                *_verdict_lines(comparisons, labels, preset),
-            ]
-            # the "cannot reach p < 0.05" caveat is the power limit the verdict already states once
-            notes = sorted({part for e in comp for m in METRICS
-                            for part in e["metrics"][m]["wilcoxon"]["note"].split("; ")
-                            if part and "cannot reach" not in part})
-            if notes:
-                lines += ["", "Notes:", *[f"- {n}" for n in notes]]
-        lines += _linear_section(list(versus_linear), labels, preset)
-        lines += robustness_section(list(robust), preset)
-        abl = _ablation(study, labels, preset)
-        if abl:
-            lines += ["", "### Ablation (pooling and combined attention)", *abl]
-        if study.iemocap_shaped:
-            lines += [
-                "",
-                "### Compared with the paper",
-                "",
-                "The data has IEMOCAP's 7 classes and the paper's input shapes, so the paper's "
-                "numbers (Rajan et al., ICASSP 2022; mean over 5 folds x 10 seeds) are shown beside ours.",
-                "",
-                *_paper_table(study, labels, preset),
-            ]
-    lines += list(curves)
-    if figures:
-        lines += ["", "## Figures", ""]
-        for f in figures:
-            rel = f.relative_to(out)
-            lines += [f"![{f.stem}]({rel.as_posix()})", ""]
-    if study.failed:
-        lines += ["", "## Failed runs", "", "| run | error |", "|---|---|"]
-        for r in study.failed:
-            err = (r.error or "").strip().splitlines()
-            lines.append(f"| {r.run_key} | {(err[-1] if err else '').replace('|', '/')[:200]} |")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _self_vs_cross_section(
+    comparisons: list[dict[str, Any]], labels: dict[str, str], preset: str
+) -> list[str]:
+    """The tests of self vs cross for one preset, their verdict and notes (none: no lines)."""
+    comp = [e for e in comparisons if e["preset"] == preset]
+    if not comp:
+        return []
+    lines = [
+        "",
+        "### Self vs cross",
+        "",
+        "Paired over (fold, seed). Wilcoxon signed-rank (zero differences dropped, "
+        '`zero_method="wilcox"`), paired t-test, mean difference with a 95% percentile '
+        "bootstrap interval (10,000 resamples, seed 0), McNemar on the pooled test predictions "
+        "(b = self right & cross wrong, c = the reverse; exact binomial when b + c < 25, else "
+        "chi-square with continuity correction; it counts correct calls, so it tests plain accuracy "
+        "only). Holm p: Wilcoxon p adjusted across the "
+        f"{len(comp)} modality set(s) compared, per metric.",
+        "",
+        *_comparison_table(comparisons, labels, preset),
+        "",
+        "**Verdict** (alpha 0.05):",
+        "",
+        *_verdict_lines(comparisons, labels, preset),
+    ]
+    # the "cannot reach p < 0.05" caveat is the power limit the verdict already states once
+    notes = sorted({part for e in comp for m in METRICS
+                    for part in e["metrics"][m]["wilcoxon"]["note"].split("; ")
+                    if part and "cannot reach" not in part})
+    if notes:
+        lines += ["", "Notes:", *[f"- {n}" for n in notes]]
+    return lines
+
+
+def _figures_section(figures: list[Path], out: Path) -> list[str]:
+    if not figures:
+        return []
+    lines = ["", "## Figures", ""]
+    for f in figures:
+        rel = f.relative_to(out)
+        lines += [f"![{f.stem}]({rel.as_posix()})", ""]
+    return lines
+
+
+def _failed_section(study: Study) -> list[str]:
+    if not study.failed:
+        return []
+    lines = ["", "## Failed runs", "", "| run | error |", "|---|---|"]
+    for r in study.failed:
+        err = (r.error or "").strip().splitlines()
+        lines.append(f"| {r.run_key} | {(err[-1] if err else '').replace('|', '/')[:200]} |")
+    return lines

@@ -110,10 +110,10 @@ def _run_model(run: Any, utt: Utterance) -> tuple[np.ndarray, list[Any]]:
     import torch
 
     from selfcross.models.maps import attention_maps
+    from selfcross.training.batches import model_arrays
 
-    arrays = {m: utt.inputs[m].astype(run.np_dtype, copy=False) for m in run.modalities}
-    if run.standardizer is not None:
-        arrays = run.standardizer.transform(arrays, utt.lengths)
+    dtype = torch.float64 if run.config.train.dtype == "float64" else torch.float32
+    arrays = model_arrays(utt.inputs, utt.lengths, run.modalities, dtype, run.standardizer)
     x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(run.device) for m, a in arrays.items()}
     lens = {m: torch.as_tensor(utt.lengths[m]).to(run.device) for m in run.modalities}
     lengths = lens if run.pass_lengths else None

@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from selfcross.errors import CheckpointError, DataError
 from selfcross.explain import Utterance
 from selfcross.labels import IEMOCAP7
@@ -35,10 +33,6 @@ class ExplainedRun:
         from selfcross.training.loop import needs_lengths
 
         return needs_lengths(self.config.model)
-
-    @property
-    def np_dtype(self) -> type:
-        return np.float64 if self.config.train.dtype == "float64" else np.float32
 
 
 def load_explained_run(run_dir: Path, device: str) -> ExplainedRun:
@@ -75,7 +69,8 @@ def fold_utterances(run: ExplainedRun, fold_dir: Path, ids: list[str]) -> list[U
         for split in (fold.test, fold.dev, fold.train):
             if split.ids is not None and utt_id in split.ids:
                 pos = split.ids.index(utt_id)
-                inputs, lengths = split.get_batch([pos], run.modalities)
+                inputs, lengths = split.get_batch([pos], run.modalities,
+                                                  text_as_ids=run.config.model.owns_word_vectors)
                 found.append(
                     Utterance(utt_id, inputs, lengths, _words_of(split, pos, words),
                               label=fold.class_names[int(split.labels[pos])])

@@ -146,6 +146,46 @@ def _default_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def _stream_timing(container: Any, stream: Any) -> tuple[float | None, float | None, float]:
+    """(time base, duration in seconds or None, frame rate) of a PyAV video stream."""
+    tb = float(stream.time_base) if stream.time_base else None
+    duration = None
+    if stream.duration is not None and tb:
+        duration = stream.duration * tb
+    elif container.duration is not None:
+        duration = container.duration / 1_000_000
+    return tb, duration, float(stream.average_rate or stream.guessed_rate or 25)
+
+
+def _frames_shown_at(
+    container: Any, stream: Any, targets: list[float], rate: float
+) -> tuple[list[np.ndarray], float | None]:
+    """RGB frames on screen at each target time, and the time of the last frame decoded.
+
+    A frame is on screen from its timestamp until the next frame's; frames without a
+    timestamp follow the previous one by one frame period.
+    """
+    frames: list[np.ndarray] = []
+    prev = None
+    last_t = None
+    for frame in container.decode(stream):
+        t = (
+            frame.time
+            if frame.time is not None
+            else ((last_t + 1 / rate) if last_t is not None else 0.0)
+        )
+        while len(frames) < len(targets) and t > targets[len(frames)] + 1e-6:
+            frames.append((prev if prev is not None else frame).to_ndarray(format="rgb24"))
+        if len(frames) == len(targets):
+            break
+        prev, last_t = frame, t
+    else:  # end of file: the last frame is shown for one frame period
+        if prev is not None:
+            while len(frames) < len(targets) and targets[len(frames)] < last_t + 1 / rate:
+                frames.append(prev.to_ndarray(format="rgb24"))
+    return frames, last_t
+
+
 class VideoFeatures:
     """Video file (+ span, side) -> ``float32 [max_frames, D]`` encoder features + valid length.
 
@@ -206,39 +246,16 @@ class VideoFeatures:
                 raise DataError(path, "has no video track")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            tb = float(stream.time_base) if stream.time_base else None
-            duration = None
-            if stream.duration is not None and tb:
-                duration = stream.duration * tb
-            elif container.duration is not None:
-                duration = container.duration / 1_000_000
-            rate = float(stream.average_rate or stream.guessed_rate or 25)
+            tb, duration, rate = _stream_timing(container, stream)
             self._check_span(path, s, end, duration)
             e = math.inf if end is None else float(end)
             if duration is not None:
                 e = min(e, duration)
             targets = [s + k / c.fps for k in range(c.max_frames) if s + k / c.fps < e]
-            frames: list[np.ndarray] = []
             try:
                 if s > 0 and tb:
                     container.seek(int(s / tb), stream=stream, backward=True, any_frame=False)
-                prev = None
-                last_t = None
-                for frame in container.decode(stream):
-                    t = (
-                        frame.time
-                        if frame.time is not None
-                        else ((last_t + 1 / rate) if last_t is not None else 0.0)
-                    )
-                    while len(frames) < len(targets) and t > targets[len(frames)] + 1e-6:
-                        frames.append((prev if prev is not None else frame).to_ndarray(format="rgb24"))
-                    if len(frames) == len(targets):
-                        break
-                    prev, last_t = frame, t
-                else:  # end of file: the last frame is shown for one frame period
-                    if prev is not None:
-                        while len(frames) < len(targets) and targets[len(frames)] < last_t + 1 / rate:
-                            frames.append(prev.to_ndarray(format="rgb24"))
+                frames, last_t = _frames_shown_at(container, stream, targets, rate)
             except av.error.FFmpegError as err:
                 raise DataError(path, f"video cannot be decoded ({err})") from None
         if not frames:

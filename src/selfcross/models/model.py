@@ -49,7 +49,9 @@ class FusionModel(nn.Module):
     for inputs of stacked encoder layers ``[B, T, L, F]``; empty otherwise),
     ``encoders`` (``ModuleDict`` modality -> :class:`ModalityEncoder`),
     ``attentions`` (``ModuleDict`` name -> :class:`Attention`, see :func:`attention_pairs`),
-    ``pooling`` (:class:`Pooling`), ``head`` (``Sequential(Linear, Linear)``).
+    ``pooling`` (:class:`Pooling`), ``head`` (``Sequential(Linear, Linear)``),
+    ``word_vectors`` (``nn.Embedding`` with ``tune_word_vectors``; else ``None``: text then
+    arrives as vectors).
 
     Inputs are cast to the model's floating dtype (so a float64 model accepts float32
     arrays, as the authors' training does); they must already be on the model's device.
@@ -95,6 +97,19 @@ class FusionModel(nn.Module):
             nn.Linear(self.pooling.out_dim, config.head_hidden),
             nn.Linear(config.head_hidden, config.n_classes),
         )
+        # built last, so that every other weight draws the same random numbers as without it
+        self.word_vectors = _word_vector_table(config)
+
+    def load_word_vectors(self, table: torch.Tensor) -> None:
+        """Copy ``table [vocab_size, feat_dim]`` into the model's word vectors (row 0 stays zero)."""
+        if self.word_vectors is None:
+            raise ConfigError("this model has no word-vector table of its own (tune_word_vectors is off)")
+        if tuple(table.shape) != tuple(self.word_vectors.weight.shape):
+            raise DataError(None, f"word-vector table has shape {tuple(table.shape)}; the model's is "
+                                  f"{tuple(self.word_vectors.weight.shape)}")
+        with torch.no_grad():
+            self.word_vectors.weight.copy_(table)
+            self.word_vectors.weight[0].zero_()
 
     # ------------------------------------------------------------------ inputs
     def _check_inputs(
@@ -120,7 +135,10 @@ class FusionModel(nn.Module):
             if not isinstance(x, torch.Tensor):
                 raise DataError(None, f"{m} input must be a torch.Tensor, got {type(x).__name__}")
             shape = self.config.shapes[m]
-            want = (shape.seq_len, *shape.frame_shape)
+            ids = m == "text" and self.word_vectors is not None
+            want = (shape.seq_len,) if ids else (shape.seq_len, *shape.frame_shape)
+            if ids:
+                self._check_word_ids(x)
             if tuple(x.shape[1:]) != want:
                 raise DataError(
                     None,
@@ -132,7 +150,7 @@ class FusionModel(nn.Module):
                 batch = x.shape[0]
             elif x.shape[0] != batch:
                 raise DataError(None, f"{m} input has batch size {x.shape[0]}, other inputs have {batch}")
-            xs[m] = x if x.dtype == dtype else x.to(dtype)
+            xs[m] = x if (ids or x.dtype == dtype) else x.to(dtype)
         lens: dict[str, torch.Tensor | None] = {}
         for m in self.modalities:
             ln = None if lengths is None else lengths.get(m)
@@ -153,6 +171,16 @@ class FusionModel(nn.Module):
                 raise DataError(None, f"{m} lengths must lie in 0..{steps}")
             lens[m] = ln.long() if uses else None
         return xs, lens
+
+    def _check_word_ids(self, x: torch.Tensor) -> None:
+        """Text must be word ids in ``0 .. vocab_size - 1`` when the model owns the word vectors."""
+        assert self.word_vectors is not None
+        if x.dtype.is_floating_point or x.dtype == torch.bool or x.dim() != 2:
+            raise DataError(None, f"text input must be word ids [batch, T] (integers) because the model "
+                                  f"tunes its word vectors; got {x.dtype} of shape {tuple(x.shape)}")
+        rows = self.word_vectors.num_embeddings
+        if x.numel() and (int(x.min()) < 0 or int(x.max()) >= rows):
+            raise DataError(None, f"text word ids must lie in 0..{rows - 1} (the model's word-vector rows)")
 
     def _mixes(self, m: str) -> bool:
         return self.encoders[m].mixes_time
@@ -188,6 +216,8 @@ class FusionModel(nn.Module):
         """
         xs, lens = self._check_inputs({"audio": audio, "video": video, "text": text}, lengths)
         cfg = self.config
+        if self.word_vectors is not None:
+            xs["text"] = self.word_vectors(xs["text"])
         for m, mixer in self.layer_mixers.items():
             xs[m] = mixer(xs[m])
         encoded = {m: self.encoders[m](xs[m], lens[m]) for m in self.modalities}
@@ -214,7 +244,8 @@ class FusionModel(nn.Module):
         """Logits ``[B, n_classes]`` from ``[B, T, F]`` inputs of the model's modalities.
 
         Args:
-            audio, video, text: inputs for exactly the modalities of the model.
+            audio, video, text: inputs for exactly the modalities of the model; text is word
+                ids ``LongTensor [B, T]`` (0 = padding) when the model tunes its word vectors.
             lengths: modality -> ``LongTensor [B]`` of valid steps; needed only when an
                 ``improved`` switch uses that modality's lengths.
 
@@ -223,3 +254,13 @@ class FusionModel(nn.Module):
             DataError: an input has the wrong shape, or lengths are out of range.
         """
         return self.head(self.fused(audio=audio, video=video, text=text, lengths=lengths))
+
+
+def _word_vector_table(config: ModelConfig) -> nn.Embedding | None:
+    """The trainable word vectors of ``tune_word_vectors`` (padding row 0 gets no gradient)."""
+    if not config.owns_word_vectors:
+        return None
+    if config.vocab_size is None:
+        raise ConfigError("tune_word_vectors needs model.vocab_size (training fills it in from the fold's "
+                          "W_embedding.npy)")
+    return nn.Embedding(config.vocab_size, config.shapes["text"].feat_dim, padding_idx=0)

@@ -48,15 +48,38 @@ def default_gpu_limit(device: torch.device) -> int:
 Batch = tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]
 
 
-def split_nbytes(split: Any, modalities: Sequence[str], dtype: torch.dtype) -> int:
-    """Bytes the split's selected modalities take once converted to ``dtype``."""
+def split_nbytes(split: Any, modalities: Sequence[str], dtype: torch.dtype, text_ids: bool = False) -> int:
+    """Bytes the split's selected modalities take once converted to ``dtype`` (text as int64
+    word ids with ``text_ids``)."""
     item = torch.empty((), dtype=dtype).element_size()
     n = len(split)
     total = 0
     for m in modalities:
         t, f = split_shape(split, m)
-        total += n * t * f * item  # f: every value of a step ([L, F] counts L * F)
+        if m == "text" and text_ids:
+            f, step = 1, 8  # one int64 id per word
+        else:
+            step = item
+        total += n * t * f * step  # f: every value of a step ([L, F] counts L * F)
     return total
+
+
+def model_arrays(
+    inputs: dict[str, np.ndarray],
+    lengths: dict[str, np.ndarray],
+    modalities: Sequence[str],
+    dtype: torch.dtype,
+    standardizer: Standardizer | None = None,
+) -> dict[str, np.ndarray]:
+    """What the model reads: features in ``dtype``, standardized with the training statistics;
+    word ids (integer arrays, for a model that tunes its word vectors) pass unchanged."""
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    raw = {m: np.asarray(inputs[m]) for m in modalities}
+    ids = {m: a for m, a in raw.items() if a.dtype.kind in "iu"}
+    arrays = {m: a.astype(np_dtype, copy=False) for m, a in raw.items() if m not in ids}
+    if standardizer is not None:
+        arrays = standardizer.transform(arrays, lengths)
+    return {m: (ids[m] if m in ids else arrays[m]) for m in modalities}
 
 
 def split_shape(split: Any, modality: str) -> tuple[int, int]:
@@ -71,14 +94,23 @@ def split_shape(split: Any, modality: str) -> tuple[int, int]:
 
 
 def load_split_arrays(
-    split: Any, modalities: Sequence[str]
+    split: Any, modalities: Sequence[str], text_ids: bool = False
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """All rows of a split, read once in file order.
 
     Equivalent to ``Split.load_all`` followed by one whole-split ``get_batch``, but without
     keeping the reader's own RAM copy alive next to ours (which would double the memory).
     """
-    return split.get_batch(np.arange(len(split)), tuple(modalities))
+    return _get_batch(split, np.arange(len(split)), tuple(modalities), text_ids)
+
+
+def _get_batch(
+    split: Any, rows: np.ndarray, modalities: tuple[str, ...], text_ids: bool
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    # only ask for ids when needed: split-like objects of the paper's path need not know the keyword
+    if text_ids and "text" in modalities:
+        return split.get_batch(rows, modalities, text_as_ids=True)
+    return split.get_batch(rows, modalities)
 
 
 class SplitData:
@@ -96,6 +128,8 @@ class SplitData:
             (default: :func:`default_gpu_limit`); otherwise batches are copied per step.
         task: ``classification`` (batches carry class indices) or ``regression`` (batches
             carry the split's sentiment scores, in ``dtype``).
+        text_ids: text as int64 word ids ``[N, T]`` (for a model that tunes its word
+            vectors) instead of word vectors.
 
     Attributes:
         labels: the batch targets on ``device``: ``LongTensor [N]`` class indices, or the
@@ -116,8 +150,10 @@ class SplitData:
         ram_limit: int | None = None,
         gpu_limit: int | None = None,
         task: str = "classification",
+        text_ids: bool = False,
     ) -> None:
         self.split = split
+        self.text_ids = text_ids
         self.task = task
         self.modalities = tuple(modalities)
         self.dtype = dtype
@@ -135,12 +171,12 @@ class SplitData:
         else:
             self.labels = torch.from_numpy(self.labels_np.copy()).to(device)
         self.ids = getattr(split, "ids", None)
-        nbytes = split_nbytes(split, self.modalities, dtype)
+        nbytes = split_nbytes(split, self.modalities, dtype, text_ids)
         self.in_memory = nbytes <= (default_ram_limit() if ram_limit is None else ram_limit)
         self._inputs: dict[str, torch.Tensor] = {}
         self._lengths: dict[str, torch.Tensor] = {}
         if self.in_memory:
-            inputs, lengths = self._prepare(*load_split_arrays(split, self.modalities))
+            inputs, lengths = self._prepare(*load_split_arrays(split, self.modalities, text_ids))
             if gpu_limit is None:
                 gpu_limit = default_gpu_limit(device)
             target = device if (device.type != "cuda" or nbytes <= gpu_limit) else torch.device("cpu")
@@ -153,10 +189,7 @@ class SplitData:
     def _prepare(
         self, inputs: dict[str, np.ndarray], lengths: dict[str, np.ndarray]
     ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        np_dtype = np.float64 if self.dtype == torch.float64 else np.float32
-        arrays = {m: np.asarray(inputs[m]).astype(np_dtype, copy=False) for m in self.modalities}
-        if self.standardizer is not None:
-            arrays = self.standardizer.transform(arrays, lengths)
+        arrays = model_arrays(inputs, lengths, self.modalities, self.dtype, self.standardizer)
         x = {m: torch.from_numpy(np.ascontiguousarray(a)) for m, a in arrays.items()}
         n = {
             m: torch.from_numpy(np.asarray(v, dtype=np.int64).copy())
@@ -168,7 +201,8 @@ class SplitData:
     def batch(self, index: torch.Tensor) -> Batch:
         """Rows ``index`` (``LongTensor [B]``) as ``(inputs, lengths, labels)`` on the device.
 
-        ``inputs[m]`` is ``[B, T, F]`` in ``dtype``; ``lengths[m]`` is ``LongTensor [B]``;
+        ``inputs[m]`` is ``[B, T, F]`` in ``dtype`` (text ids ``[B, T]`` int64 with
+        ``text_ids``); ``lengths[m]`` is ``LongTensor [B]``;
         ``labels`` is ``LongTensor [B]``.
         """
         if self.in_memory:
@@ -181,7 +215,7 @@ class SplitData:
             }
         else:
             rows = index.detach().cpu().numpy()
-            inputs, lengths = self._prepare(*self.split.get_batch(rows, self.modalities))
+            inputs, lengths = self._prepare(*_get_batch(self.split, rows, self.modalities, self.text_ids))
             pin = self.device.type == "cuda"
             inputs = {
                 m: (x.pin_memory() if pin else x).to(self.device, non_blocking=True)

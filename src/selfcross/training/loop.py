@@ -64,7 +64,7 @@ from selfcross.training.modality_dropout import drop_modalities
 from selfcross.training.optimizer import EpochSchedule, class_weights, make_optimizer
 from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
 from selfcross.training.rundir import check_out_dir, load_run, save_run
-from selfcross.training.standardize import Standardizer
+from selfcross.training.standardize import Standardizer, standardized_table
 from selfcross.training.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 
 #: Files copied from the data into ``RUN_DIR/features/`` (fold first, then data root).
@@ -189,7 +189,8 @@ def evaluate_model(
     task = task or getattr(data, "task", "classification")
     if not isinstance(data, SplitData):
         p = next(model.parameters())
-        data = SplitData(data, model.config.modalities, p.dtype, p.device, standardizer, task=task)
+        data = SplitData(data, model.config.modalities, p.dtype, p.device, standardizer, task=task,
+                         text_ids=model.config.owns_word_vectors)
     logits, total = _forward_all(model, data, batch_size, amp)
     if task == "regression":
         scores = logits[:, 0].double().cpu().numpy()
@@ -340,6 +341,8 @@ def _open_session(config: RunConfig, fold_dir: Path) -> _Session:
     config.model = fit_model_config(
         config.model, fold.shapes, n_outputs(config.train.task, len(config.class_names))
     )
+    if config.model.owns_word_vectors:
+        config.model.vocab_size = int(_word_vector_matrix(fold, fold_dir).shape[0])
     return _Session(config, fold, fold_dir, resolve_device(config.train.device), DTYPES[config.train.dtype])
 
 
@@ -360,19 +363,34 @@ def _record_provenance(session: _Session) -> None:
     }
 
 
+def _word_vector_matrix(fold: Any, fold_dir: Path) -> np.ndarray:
+    """The fold's ``W_embedding`` [V, F], which ``tune_word_vectors`` starts from."""
+    if fold.text_form != "ids" or fold.embedding is None:
+        raise DataError(fold_dir, "tune_word_vectors needs text stored as word ids (S_nlp_trans.npy + "
+                                  "W_embedding.npy); this fold stores word vectors (S_text.npy)")
+    return fold.embedding
+
+
 def _build_model(session: _Session) -> None:
     """Standardizer, train/dev tensors and the model, in this order (the seeded RNG order)."""
     from selfcross.models import FusionModel
 
     tc, modalities = session.config.train, tuple(session.config.model.modalities)
     session.standardizer = Standardizer.fit(session.fold.train, modalities) if tc.standardize else None
-    session.train = SplitData(
-        session.fold.train, modalities, session.dtype, session.device, session.standardizer, task=tc.task
-    )
-    session.dev = SplitData(
-        session.fold.dev, modalities, session.dtype, session.device, session.standardizer, task=tc.task
+    text_ids = session.config.model.owns_word_vectors
+    # the text statistics go into the tuned table's starting values instead of the inputs
+    text_stats = session.standardizer.pop("text") if (text_ids and session.standardizer) else None
+    session.train, session.dev = (
+        SplitData(split, modalities, session.dtype, session.device, session.standardizer, task=tc.task,
+                  text_ids=text_ids)
+        for split in (session.fold.train, session.fold.dev)
     )
     model = FusionModel(session.config.model).to(device=session.device, dtype=session.dtype)
+    if text_ids:
+        table = _word_vector_matrix(session.fold, session.fold_dir)
+        if text_stats is not None:
+            table = standardized_table(table, *text_stats)
+        model.load_word_vectors(torch.as_tensor(np.asarray(table)))
     session.model = set_kernels(model, tc.kernels)
 
 
@@ -389,6 +407,7 @@ def _final_evaluation(session: _Session) -> tuple[dict[str, Any], dict[str, Any]
         session.device,
         session.standardizer,
         task=session.config.train.task,
+        text_ids=session.config.model.owns_word_vectors,
     )
     test_eval = evaluate_model(session.model, test, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     return dev_eval, test_eval
@@ -449,16 +468,8 @@ def train_run(
         "history": history,
     }
     predictions = {k: test_eval[k] for k in ("y_true", "y_pred", "probs", "ids") if k in test_eval}
-    save_run(
-        out_dir,
-        session.config,
-        session.model,
-        metrics,
-        session.standardizer,
-        predictions,
-        feature_files=_feature_files(fold_dir),
-        overwrite=overwrite,
-    )
+    save_run(out_dir, session.config, session.model, metrics, session.standardizer, predictions,
+             feature_files=_feature_files(fold_dir), overwrite=overwrite)
     return metrics
 
 
@@ -534,10 +545,20 @@ def evaluate_run_full(
         rows = _split(fold, split, fold_dir)
         if perturbation is not None:
             rows = PerturbedSplit(rows, perturbation, perturb_seed)
-        data = SplitData(
-            rows, config.model.modalities, DTYPES[tc.dtype], target_device, standardizer, task=tc.task
-        )
+        text_ids = config.model.owns_word_vectors
+        if text_ids:
+            _check_word_vector_rows(fold, fold_dir, config.model.vocab_size)
+        data = SplitData(rows, config.model.modalities, DTYPES[tc.dtype], target_device, standardizer,
+                         task=tc.task, text_ids=text_ids)
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)
     return result
+
+
+def _check_word_vector_rows(fold: Any, fold_dir: Path, vocab_size: int | None) -> None:
+    """A run that tuned its word vectors reads word ids, which must index its own table."""
+    rows = _word_vector_matrix(fold, fold_dir).shape[0]
+    if rows != vocab_size:
+        raise DataError(fold_dir, f"W_embedding.npy has {rows} words but the run tuned a table of "
+                                  f"{vocab_size}: word ids of another vocabulary")

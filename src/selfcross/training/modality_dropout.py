@@ -21,9 +21,9 @@ def drop_modalities(
 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """A batch with each (utterance, modality) dropped with probability ``p``.
 
-    ``inputs[m]`` is ``[B, T, F]``, ``lengths[m]`` ``[B]``; draws come from ``generator``
-    (CPU), so the drops depend only on its seed and the batch order. An utterance whose draws
-    drop every modality keeps one of them, chosen uniformly.
+    ``inputs[m]`` is ``[B, T, ...]`` (word ids ``[B, T]`` too), ``lengths[m]`` ``[B]``; draws
+    come from ``generator`` (CPU), so the drops depend only on its seed and the batch order.
+    An utterance whose draws drop every modality keeps one of them, chosen uniformly.
     """
     mods = list(inputs)
     batch = next(iter(inputs.values())).shape[0]
@@ -34,7 +34,8 @@ def drop_modalities(
     out_x, out_len = dict(inputs), dict(lengths)
     for j, m in enumerate(mods):
         keep = (~drop[:, j]).to(inputs[m].device)
-        out_x[m] = inputs[m] * keep.view(-1, 1, 1).to(inputs[m].dtype)
+        # one keep flag per utterance, whatever the rank ([B, T, F] frames, [B, T] word ids)
+        out_x[m] = inputs[m] * keep.view(-1, *[1] * (inputs[m].dim() - 1)).to(inputs[m].dtype)
         if m in lengths:
             out_len[m] = lengths[m] * keep.to(lengths[m].dtype)
     return out_x, out_len

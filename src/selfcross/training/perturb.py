@@ -108,22 +108,30 @@ class PerturbedSplit:
         return np.random.default_rng([self.seed, tag, position + 1])
 
     def get_batch(
-        self, index: np.ndarray | Sequence[int], modalities: Sequence[str] | str | None = None
+        self,
+        index: np.ndarray | Sequence[int],
+        modalities: Sequence[str] | str | None = None,
+        text_as_ids: bool = False,
     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """The split's batch with :attr:`perturbation` applied to its modality."""
+        """The split's batch with :attr:`perturbation` applied to its modality (word ids, with
+        ``text_as_ids``, can be dropped, shuffled or swapped, not noised)."""
         idx = np.asarray(index, dtype=np.int64).reshape(-1)
-        inputs, lengths = self._split.get_batch(idx, modalities)
+        inputs, lengths = self._split.get_batch(idx, modalities, text_as_ids=text_as_ids)
         m = self.perturbation.modality
         if m not in inputs:
             return inputs, lengths
         x, n = np.array(inputs[m], copy=True), np.array(lengths[m], copy=True)
         kind = self.perturbation.kind
+        if kind == "noise" and x.dtype.kind != "f":
+            raise ConfigError(f"perturbation {self.perturbation.spec!r}: the run reads {m} as word ids "
+                              "(it tunes its word vectors), which noise cannot perturb; use drop, shuffle "
+                              "or swap")
         if kind == "swap":
             assert self._partner is not None
-            other, other_len = self._split.get_batch(self._partner[idx], (m,))
+            other, other_len = self._split.get_batch(self._partner[idx], (m,), text_as_ids=text_as_ids)
             x, n = np.array(other[m], copy=True), np.array(other_len[m], copy=True)
         elif kind == "drop":
-            x[:] = 0.0
+            x[:] = 0
             n[:] = 0
         else:
             for row, position in enumerate(idx):

@@ -195,6 +195,14 @@ def load_run(
     model = model.to(DTYPES[config.train.dtype])
     standardizer = Standardizer.from_state_dict(tensors, source=str(weights))
     state = {k: v for k, v in tensors.items() if not k.startswith(PREFIX)}
+    _check_weights_match(model, state, weights)
+    model.load_state_dict(state)
+    model.to(torch.device(device)).eval()
+    return model, config, standardizer
+
+
+def _check_weights_match(model: torch.nn.Module, state: dict[str, torch.Tensor], weights: Path) -> None:
+    """Raise :class:`CheckpointError` listing missing, unexpected and mis-shaped tensors, if any."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -212,9 +220,6 @@ def load_run(
         if mis_shaped:
             parts.append(f"mis-shaped tensors: {', '.join(mis_shaped)}")
         raise CheckpointError(f"{weights}: does not match the model in {CONFIG_FILE}: " + "; ".join(parts))
-    model.load_state_dict(state)
-    model.to(torch.device(device)).eval()
-    return model, config, standardizer
 
 
 def load_predictions(run_dir: str | Path) -> dict[str, np.ndarray]:

@@ -118,6 +118,10 @@ class Standardizer:
             out[m] = np.where(mask, y, np.zeros((), x.dtype)).astype(x.dtype, copy=False)
         return out
 
+    def pop(self, modality: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """Remove and return one modality's ``(mean, std)`` (``None`` if it has none)."""
+        return self.stats.pop(modality, None)
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Tensors for ``model.safetensors``: ``standardizer.<m>.mean`` / ``.std`` (float64)."""
         out = {}
@@ -152,3 +156,15 @@ class Standardizer:
                 )
             stats[m] = (d["mean"], d["std"])
         return cls(stats)
+
+
+def standardized_table(table: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """A word-vector table whose rows are already standardized (row 0, padding, stays zero).
+
+    Looking ids up in it gives what standardizing the looked-up vectors gives (up to float
+    rounding), so a model that tunes its word vectors starts from the inputs the
+    frozen-vector model sees.
+    """
+    out = (np.asarray(table, np.float64) - mean) / std
+    out[0] = 0.0
+    return out

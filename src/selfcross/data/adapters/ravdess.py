@@ -68,22 +68,9 @@ def parse_name(stem: str) -> dict[str, str] | None:
     }
 
 
-def scan_ravdess(src: str | Path, *, channel: str = "speech", merge_calm: bool = False) -> CorpusScan:
-    """Find every RAVDESS file under ``src`` and describe one row per take.
-
-    Args:
-        src: a folder holding RAVDESS files (e.g. ``Actor_01/`` ... ``Actor_24/``) at any depth.
-        channel: ``speech`` (default), ``song`` or ``all``.
-        merge_calm: label calm takes ``neutral`` (7 classes) instead of 8 classes.
-
-    Raises:
-        DataError: no RAVDESS file found, or a RAVDESS-shaped name with a bad code.
-    """
-    src = Path(src)
-    if channel not in CHANNEL_CHOICES:
-        raise ConfigError(f"channel {channel!r} is not one of {', '.join(CHANNEL_CHOICES)}")
-    if not src.is_dir():
-        raise DataError(src, "no such folder (expected the RAVDESS files, e.g. Actor_01/ ...)")
+def _find_takes(src: Path, channel: str) -> tuple[dict[str, dict[str, object]], int, int, int]:
+    """take -> {info, audio/av/video_only file}, and the counts of ignored, other-channel and
+    duplicate files."""
     takes: dict[str, dict[str, object]] = {}
     ignored = other_channel = duplicates = 0
     for f in sorted(src.rglob("*")):
@@ -108,22 +95,45 @@ def scan_ravdess(src: str | Path, *, channel: str = "speech", merge_calm: bool =
             duplicates += 1  # e.g. both .wav and .flac of one take: the first (sorted) is kept
             continue
         t[slot] = f.resolve()
+    return takes, ignored, other_channel, duplicates
+
+
+def _take_row(take: str, t: dict[str, object], merge_calm: bool) -> dict[str, object]:
+    """The manifest row of one take: audio from the audio-only file when present, else the AV mp4."""
+    info = t["info"]
+    assert isinstance(info, dict)
+    label = info["emotion"]
+    if merge_calm and label == "calm":
+        label = "neutral"
+    audio = t.get("audio") or t.get("av")
+    video = t.get("av") or t.get("video_only")
+    return {
+        "id": take, "label": label, "speaker": info["actor"], "audio": audio, "video": video,
+        "transcript": STATEMENTS[info["statement"]],
+    }
+
+
+def scan_ravdess(src: str | Path, *, channel: str = "speech", merge_calm: bool = False) -> CorpusScan:
+    """Find every RAVDESS file under ``src`` and describe one row per take.
+
+    Args:
+        src: a folder holding RAVDESS files (e.g. ``Actor_01/`` ... ``Actor_24/``) at any depth.
+        channel: ``speech`` (default), ``song`` or ``all``.
+        merge_calm: label calm takes ``neutral`` (7 classes) instead of 8 classes.
+
+    Raises:
+        DataError: no RAVDESS file found, or a RAVDESS-shaped name with a bad code.
+    """
+    src = Path(src)
+    if channel not in CHANNEL_CHOICES:
+        raise ConfigError(f"channel {channel!r} is not one of {', '.join(CHANNEL_CHOICES)}")
+    if not src.is_dir():
+        raise DataError(src, "no such folder (expected the RAVDESS files, e.g. Actor_01/ ...)")
+    takes, ignored, other_channel, duplicates = _find_takes(src, channel)
     if not takes:
         raise DataError(src, f"no RAVDESS {channel if channel != 'all' else ''} files "
                              "(MM-VV-EE-II-SS-RR-AA.wav/.flac/.mp4) found")
-    rows = []
-    for take, t in sorted(takes.items()):
-        info = t["info"]
-        assert isinstance(info, dict)
-        label = info["emotion"]
-        if merge_calm and label == "calm":
-            label = "neutral"
-        audio = t.get("audio") or t.get("av")
-        video = t.get("av") or t.get("video_only")
-        rows.append({
-            "id": take, "label": label, "speaker": info["actor"], "audio": audio, "video": video,
-            "transcript": STATEMENTS[info["statement"]],
-        })
+    rows = [_take_row(take, t, merge_calm) for take, t in sorted(takes.items())]
     media = tuple(m for m in ("audio", "video") if any(r[m] is not None for r in rows))
     notes = [f"RAVDESS: {len(rows)} takes ({channel}), {len({r['speaker'] for r in rows})} actors; "
              "audio from the audio-only file when present, else from the full-AV mp4; speaker = actor."]
