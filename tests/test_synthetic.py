@@ -157,17 +157,40 @@ def _fold01_probe_accuracy(root: Path) -> dict[str, float]:
     return acc
 
 
+def _planted_margins(acc: dict[str, float]) -> dict[str, float]:
+    """The smallest gap of each planted promise (negative = broken)."""
+    pairs = ("av", "at", "vt")
+    return {
+        "t-v": acc["t"] - acc["v"],
+        "v-a": acc["v"] - acc["a"],
+        "pair-part": min(acc[p] - acc[c] for p in pairs for c in p),
+        "atv-pair": min(acc["atv"] - acc[p] for p in pairs),
+    }
+
+
 @pytest.mark.parametrize("data_seed", [11, 23])
 def test_planted_ordering_holds_on_one_fold_for_other_data_seeds(tmp_path, data_seed):
     """The ordering is planted with margins, not an accident of data seed 0.
 
-    One fold (the benchmark's fold01, 220 test utterances), no averaging over folds: text
-    beats video by 5 points and video beats audio by 3, every pair beats its parts and all
-    three beat every pair by 1 point (the trained models' check over data seeds is
+    One fold (the benchmark's fold01, ~220 test utterances), no averaging over folds: text
+    beats video by 5 points and video beats audio by 3, every pair beats its parts by 1 point
+    and all three beat every pair by 4 (the trained models' check over data seeds is
     benchmarks/synthetic_ordering.py).
     """
-    m = _fold01_probe_accuracy(make_synthetic(tmp_path / "root", "small", seed=data_seed, n_folds=1))
-    assert m["t"] - m["v"] > 0.05 and m["v"] - m["a"] > 0.03, m
-    for pair in ("av", "at", "vt"):
-        assert m[pair] - max(m[pair[0]], m[pair[1]]) > 0.01, (pair, m)
-        assert m["atv"] - m[pair] > 0.01, (pair, m)
+    acc = _fold01_probe_accuracy(make_synthetic(tmp_path / "root", "small", seed=data_seed, n_folds=1))
+    m = _planted_margins(acc)
+    assert m["t-v"] > 0.05 and m["v-a"] > 0.03, (m, acc)
+    assert m["pair-part"] > 0.01, (m, acc)
+    assert m["atv-pair"] > 0.04, (m, acc)
+
+
+def test_planted_ordering_and_trimodal_gain_over_ten_data_seeds(tmp_path):
+    """Data seeds 0-9, fold01 each: every promise holds on every seed, and all three beat the
+    best pair by more than 5 points on average (the gain audio brings by telling apart the
+    arousal twins that video and text confuse)."""
+    margins = [_planted_margins(_fold01_probe_accuracy(make_synthetic(tmp_path / f"seed{s}", "small",
+                                                                      seed=s, n_folds=1)))
+               for s in range(10)]
+    broken = [(s, m) for s, m in enumerate(margins) if min(m.values()) <= 0]
+    assert not broken, broken
+    assert np.mean([m["atv-pair"] for m in margins]) > 0.05, margins

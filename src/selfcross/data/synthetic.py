@@ -9,15 +9,20 @@ zero-video utterances) and (3) reproduces the paper's *qualitative* modality ord
 How it is built (see docs/synthetic.md):
     * every utterance has a class ``c``, a session (1-5), a speaker (F/M) and a duration;
     * each modality ``m`` draws its own latent ``z_m = centroid_m[c] + speaker_m + noise`` in
-      a 9-d space [arousal, valence, one-hot class]: the centroids weight the axes
+      a 9-d space [arousal, valence, class identity]: the centroids weight the axes
       differently per modality (audio arousal only; video and text valence and class
       identity, text more strongly), so the modalities carry partial, complementary
-      evidence whose noises are independent given the class;
+      evidence whose noises are independent given the class. Video and text's identity
+      of a class is partly shared with its arousal twin (the class of about the same
+      valence that only arousal tells apart: ang/sad, exc/hap, sur/neu), so audio resolves
+      confusions that video and text leave and the tri-modal set gains over every pair;
     * audio / video frames are a fixed random projection of ``z_m`` plus a speaker offset
       and frame noise, for the utterance's valid length, then zero padding;
     * text is word ids: each token is a filler word or, with probability ``p_cue``, a cue word
-      drawn with probability ``softmax(beta * u_w . z_text)``; ``W_embedding`` maps cue words
-      along their latent direction ``u_w`` (row 0 = padding = zeros, row 1 = unknown).
+      drawn with probability ``softmax(beta * u_w . z_text / 3)``; the directions ``u_w`` are
+      random with a fixed norm (so how much text tells does not hinge on the draw of a few
+      long ones) and ``W_embedding`` maps cue words along them (row 0 = padding = zeros,
+      row 1 = unknown).
 
 Folds: fold ``k`` tests on session ``k``; from the other four sessions a stratified random
 ``dev_fraction`` (15 %) of each class is the dev split and the rest is train.
@@ -41,6 +46,9 @@ from selfcross.labels import IEMOCAP7, IEMOCAP7_COUNTS
 #: Per-class arousal and valence (IEMOCAP7 order: ang, exc, hap, sad, fru, sur, neu).
 AROUSAL = np.array([1.0, 0.8, 0.3, -0.9, 0.2, 0.9, -0.6])
 VALENCE = np.array([-0.8, 0.7, 1.0, -0.8, -0.5, 0.3, 0.0])
+#: Each class's arousal twin: the class of about the same valence that arousal tells apart
+#: (ang/sad, exc/hap, sur/neu; fru has none).
+AROUSAL_TWIN = np.array([3, 2, 1, 0, 4, 6, 5])
 LATENT_DIM = 2 + len(IEMOCAP7)
 
 _STREAM_AUDIO, _STREAM_VIDEO, _STREAM_PROSODY = 1, 2, 3
@@ -55,7 +63,11 @@ class SyntheticPreset:
     class centroid in the latent space; the latent noise has unit variance per axis, so
     these are signal-to-noise ratios. Only audio carries arousal, so it adds evidence the
     others lack (every fusion gains from it) although it is the weakest alone; text carries
-    the same kind of evidence as video, about twice as strongly. Small speaker offsets
+    the same kind of evidence as video, more strongly. ``twin_share`` is the part of a
+    class's identity vector that points at its arousal twin (:data:`AROUSAL_TWIN`): 0 keeps
+    every class equally far apart, 0.5 would give twins the same identity vector; at
+    0.3 twins stay close in video and text, a confusion that only audio's arousal resolves
+    (the planted tri-modal gain over the best pair). Small speaker offsets
     (``speaker_sd`` in the latent space, ``speaker_feat_sd`` per feature) keep the ordering
     from depending on which speakers a data seed draws for the test session
     (benchmarks/synthetic_ordering.py measures it over data seeds).
@@ -69,9 +81,10 @@ class SyntheticPreset:
     prosody_dim: int = 35
     weights: tuple[tuple[str, tuple[float, float, float]], ...] = (
         ("audio", (1.2, 0.0, 0.0)),
-        ("video", (0.0, 1.2, 0.95)),
-        ("text", (0.0, 2.4, 2.3)),
+        ("video", (0.0, 1.2, 1.3)),
+        ("text", (0.0, 2.2, 2.4)),
     )
+    twin_share: float = 0.3
     speaker_sd: float = 0.15
     speaker_feat_sd: float = 0.15
     frame_sd: float = 1.0
@@ -117,10 +130,12 @@ class _Plan:
     vocab: list[str]
 
 
-def _centroids(w: tuple[float, float, float]) -> np.ndarray:
+def _centroids(w: tuple[float, float, float], twin_share: float) -> np.ndarray:
     """[7, LATENT_DIM] class centroids of one modality."""
     a, v, i = w
-    return np.concatenate([a * AROUSAL[:, None], v * VALENCE[:, None], i * np.eye(len(IEMOCAP7))], axis=1)
+    eye = np.eye(len(IEMOCAP7))
+    identity = (1.0 - twin_share) * eye + twin_share * eye[AROUSAL_TWIN]
+    return np.concatenate([a * AROUSAL[:, None], v * VALENCE[:, None], i * identity], axis=1)
 
 
 def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
@@ -156,7 +171,8 @@ def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
     z: dict[str, np.ndarray] = {}
     for m in ("audio", "video", "text"):
         spk = rng.normal(0.0, preset.speaker_sd, (10, LATENT_DIM))
-        z[m] = _centroids(weights[m])[labels_a] + spk[speaker] + rng.normal(0.0, 1.0, (n, LATENT_DIM))
+        centroids = _centroids(weights[m], preset.twin_share)
+        z[m] = centroids[labels_a] + spk[speaker] + rng.normal(0.0, 1.0, (n, LATENT_DIM))
 
     feat = {"audio": preset.audio[1], "video": preset.video[1], "prosody": preset.prosody_dim}
     proj = {m: rng.normal(0.0, 1.0 / math.sqrt(LATENT_DIM), (f, LATENT_DIM)) for m, f in feat.items()}
@@ -167,6 +183,9 @@ def _plan(preset: SyntheticPreset, seed: int) -> _Plan:
     n_cue = v // 3
     n_fill = v - 2 - n_cue
     u = rng.normal(0.0, 1.0, (n_cue, LATENT_DIM))
+    # Fixed-norm directions: with free norms a few long cue words dominate and how much
+    # text tells would vary a lot between data seeds.
+    u *= math.sqrt(LATENT_DIM) / np.linalg.norm(u, axis=1, keepdims=True)
     q = rng.normal(0.0, 1.0 / math.sqrt(LATENT_DIM), (f_t, LATENT_DIM))
     emb = np.zeros((v, f_t))
     emb[1] = rng.normal(0.0, 0.3, f_t)
