@@ -25,32 +25,11 @@ import torch
 
 import selfcross
 from selfcross.data import make_synthetic
+from selfcross.data.synthetic_probe import ordering_failures, ordering_margins
 from selfcross.experiments import run_grid
 from selfcross.experiments.grid import parse_range
 from selfcross.experiments.store import open_store
 from selfcross.labels import PAPER_MODALITY_SETS
-
-PAIRS = ("av", "at", "vt")
-
-
-def ordering_failures(acc: dict[str, float]) -> list[str]:
-    """The planted orderings that ``acc`` (modality code -> accuracy) breaks."""
-    out = []
-    if not acc["t"] > acc["v"] > acc["a"]:
-        out.append("t > v > a")
-    out += [f"{p} > {c}" for p in PAIRS for c in p if not acc[p] > acc[c]]
-    out += [f"atv > {p}" for p in PAIRS if not acc["atv"] > acc[p]]
-    return out
-
-
-def margins(acc: dict[str, float]) -> dict[str, float]:
-    """The smallest gap of each promise (negative = broken)."""
-    return {
-        "t-v": acc["t"] - acc["v"],
-        "v-a": acc["v"] - acc["a"],
-        "pair-part": min(acc[p] - acc[c] for p in PAIRS for c in p),
-        "atv-pair": min(acc["atv"] - acc[p] for p in PAIRS),
-    }
 
 
 def _accuracies(db: Path, seeds: list[int]) -> dict[int, dict[str, float]]:
@@ -98,7 +77,7 @@ def main() -> None:
         n_test = len(np.load(root / "fold01" / "test_label.npy"))
         per_seed = _accuracies(db, seeds)
         mean = {c: float(np.mean([per_seed[s][c] for s in seeds])) for c in PAPER_MODALITY_SETS}
-        m = margins(mean)
+        m = ordering_margins(mean)
         broken = ordering_failures(mean)
         broken_mean |= bool(broken)
         broken += [f"seed {s}: {f}" for s in seeds for f in ordering_failures(per_seed[s])]

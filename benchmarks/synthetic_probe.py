@@ -16,28 +16,10 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-from selfcross.data import make_synthetic, read_fold
-from selfcross.labels import PAPER_MODALITY_SETS, parse_modalities
-from synthetic_ordering import margins
-
-
-def probe_accuracy(fold_dir: Path) -> dict[str, float]:
-    """modality code -> test accuracy of shrinkage LDA on time-averaged features."""
-    f = read_fold(fold_dir, check_values=False)
-    feats = {}
-    for name in ("train", "test"):
-        x, lengths = f.splits[name].get_batch(np.arange(len(f.splits[name])))
-        feats[name] = {m: x[m].sum(1) / lengths[m][:, None] for m in x}
-    acc = {}
-    for code in PAPER_MODALITY_SETS:
-        mods = parse_modalities(code)
-        x_train = np.concatenate([feats["train"][m] for m in mods], 1)
-        x_test = np.concatenate([feats["test"][m] for m in mods], 1)
-        clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(x_train, f.train.labels)
-        acc[code] = float(np.mean(clf.predict(x_test) == f.test.labels))
-    return acc
+from selfcross.data import make_synthetic
+from selfcross.data.synthetic_probe import ordering_margins, probe_accuracy
+from selfcross.labels import PAPER_MODALITY_SETS
 
 
 def parse_seeds(spec: str) -> list[int]:
@@ -69,7 +51,7 @@ def main() -> None:
         for s in seeds:
             root = make_synthetic(Path(tmp) / f"seed{s}", "small", seed=s, n_folds=1)
             acc = probe_accuracy(root / "fold01")
-            m = margins(acc)
+            m = ordering_margins(acc)
             per_seed.append(m)
             lines.append(f"| {s} | " + " | ".join(f"{acc[c]:.3f}" for c in PAPER_MODALITY_SETS) + " | "
                          + " | ".join(f"{v:+.3f}" for v in m.values()) + " |")

@@ -11,8 +11,9 @@ import pytest
 
 from selfcross.data import layout, list_folds, make_synthetic, read_fold
 from selfcross.data.synthetic import PRESETS
+from selfcross.data.synthetic_probe import ordering_failures, ordering_margins, probe_accuracy
 from selfcross.errors import ConfigError
-from selfcross.labels import IEMOCAP7, IEMOCAP7_COUNTS, PAPER_MODALITY_SETS, parse_modalities
+from selfcross.labels import IEMOCAP7, IEMOCAP7_COUNTS, PAPER_MODALITY_SETS
 
 
 @pytest.fixture(scope="module")
@@ -113,59 +114,25 @@ def test_bad_arguments(tmp_path):
 def test_modality_ordering_with_linear_proxy(small_root):
     """The promised ordering, checked with shrinkage LDA on time-averaged features.
 
-    A proxy for the real models (whose check is in docs/synthetic.md): mean over 5 folds
-    of the test accuracy; text > video > audio, each pair > its parts, all three > each pair.
+    A proxy for the real models (whose check is benchmarks/synthetic_ordering.py): mean over
+    5 folds of the test accuracy; text > video > audio, each pair > its parts, all three >
+    each pair.
     """
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-
-    acc = {s: [] for s in PAPER_MODALITY_SETS}
-    for fold_dir in list_folds(small_root):
-        f = read_fold(fold_dir, check_values=False)
-        feats = {}
-        for name in ("train", "test"):
-            x, lengths = f.splits[name].get_batch(np.arange(len(f.splits[name])))
-            feats[name] = {m: x[m].sum(1) / lengths[m][:, None] for m in x}
-        for s in PAPER_MODALITY_SETS:
-            mods = parse_modalities(s)
-            xtr = np.concatenate([feats["train"][m] for m in mods], 1)
-            xte = np.concatenate([feats["test"][m] for m in mods], 1)
-            clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(xtr, f.train.labels)
-            acc[s].append(np.mean(clf.predict(xte) == f.test.labels))
-    m = {s: float(np.mean(v)) for s, v in acc.items()}
-    assert m["t"] > m["v"] > m["a"], m
-    for pair in ("av", "at", "vt"):
-        assert m[pair] > max(m[pair[0]], m[pair[1]]), (pair, m)
-        assert m["atv"] > m[pair], (pair, m)
+    per_fold = [probe_accuracy(fold_dir) for fold_dir in list_folds(small_root)]
+    mean = {s: float(np.mean([acc[s] for acc in per_fold])) for s in PAPER_MODALITY_SETS}
+    assert ordering_failures(mean) == [], mean
+    assert min(ordering_margins(mean).values()) > 0, mean
 
 
-def _fold01_probe_accuracy(root: Path) -> dict[str, float]:
-    """Test accuracy of shrinkage LDA on time-averaged features of fold01, per modality set."""
-    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-
-    f = read_fold(root / "fold01", check_values=False)
-    feats = {}
-    for name in ("train", "test"):
-        x, lengths = f.splits[name].get_batch(np.arange(len(f.splits[name])))
-        feats[name] = {m: x[m].sum(1) / lengths[m][:, None] for m in x}
-    acc = {}
-    for s in PAPER_MODALITY_SETS:
-        mods = parse_modalities(s)
-        xtr = np.concatenate([feats["train"][m] for m in mods], 1)
-        xte = np.concatenate([feats["test"][m] for m in mods], 1)
-        clf = LinearDiscriminantAnalysis(solver="lsqr", shrinkage="auto").fit(xtr, f.train.labels)
-        acc[s] = float(np.mean(clf.predict(xte) == f.test.labels))
-    return acc
-
-
-def _planted_margins(acc: dict[str, float]) -> dict[str, float]:
-    """The smallest gap of each planted promise (negative = broken)."""
-    pairs = ("av", "at", "vt")
-    return {
-        "t-v": acc["t"] - acc["v"],
-        "v-a": acc["v"] - acc["a"],
-        "pair-part": min(acc[p] - acc[c] for p in pairs for c in p),
-        "atv-pair": min(acc["atv"] - acc[p] for p in pairs),
-    }
+def test_ordering_margins_and_failures_by_hand():
+    """Hand-made accuracies: the margins are the gaps named, and each broken promise is listed."""
+    acc = {"a": 0.30, "v": 0.50, "t": 0.60, "av": 0.55, "at": 0.65, "vt": 0.62, "atv": 0.70}
+    assert ordering_margins(acc) == pytest.approx({"t-v": 0.10, "v-a": 0.20, "pair-part": 0.02,
+                                                   "atv-pair": 0.05})
+    assert ordering_failures(acc) == []
+    broken = {**acc, "v": 0.58, "atv": 0.64}
+    assert ordering_failures(broken) == ["av > v", "atv > at"]
+    assert ordering_margins(broken)["atv-pair"] == pytest.approx(-0.01)
 
 
 @pytest.mark.parametrize("data_seed", [11, 23])
@@ -177,8 +144,8 @@ def test_planted_ordering_holds_on_one_fold_for_other_data_seeds(tmp_path, data_
     and all three beat every pair by 4 (the trained models' check over data seeds is
     benchmarks/synthetic_ordering.py).
     """
-    acc = _fold01_probe_accuracy(make_synthetic(tmp_path / "root", "small", seed=data_seed, n_folds=1))
-    m = _planted_margins(acc)
+    acc = probe_accuracy(make_synthetic(tmp_path / "root", "small", seed=data_seed, n_folds=1) / "fold01")
+    m = ordering_margins(acc)
     assert m["t-v"] > 0.05 and m["v-a"] > 0.03, (m, acc)
     assert m["pair-part"] > 0.01, (m, acc)
     assert m["atv-pair"] > 0.04, (m, acc)
@@ -188,8 +155,8 @@ def test_planted_ordering_and_trimodal_gain_over_ten_data_seeds(tmp_path):
     """Data seeds 0-9, fold01 each: every promise holds on every seed, and all three beat the
     best pair by more than 5 points on average (the gain audio brings by telling apart the
     arousal twins that video and text confuse)."""
-    margins = [_planted_margins(_fold01_probe_accuracy(make_synthetic(tmp_path / f"seed{s}", "small",
-                                                                      seed=s, n_folds=1)))
+    margins = [ordering_margins(probe_accuracy(make_synthetic(tmp_path / f"seed{s}", "small", seed=s,
+                                                              n_folds=1) / "fold01"))
                for s in range(10)]
     broken = [(s, m) for s, m in enumerate(margins) if min(m.values()) <= 0]
     assert not broken, broken
