@@ -279,3 +279,22 @@ def test_cli_text_options_refused_with_clear_errors(corpus: Path, capsys: pytest
     assert main([*base, "--text-encoder", "hf:/nowhere", "--keep-punctuation"]) == 2
     err = capsys.readouterr().err
     assert "not a --text-encoder" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_predict_tokenizes_as_the_kept_punctuation_root_did(corpus: Path) -> None:
+    """A run trained on a ``--keep-punctuation`` root encodes a new transcript with its ``?``."""
+    from selfcross.predict import Predictor
+
+    manifest = _punctuated_manifest(corpus)
+    assert main(["prepare-manifest", str(manifest), str(corpus / "punct"), "--split-column", "split",
+                 "--glove", str(corpus / "glove.txt"), "--no-progress", "--keep-punctuation",
+                 "--max-tokens", "6"]) == 0
+    assert main(["train", "--data", str(corpus / "punct" / "fold01"), "--model", "self", "--modalities", "t",
+                 "--max-epochs", "1", "--out", str(corpus / "run"), "--no-progress"]) == 0
+    predictor = Predictor(corpus / "run")
+    vocab = (corpus / "punct" / "vocab.txt").read_text().split("\n")
+    emb = np.load(corpus / "punct" / "fold01" / "W_embedding.npy")
+    inputs, lengths = predictor.features(transcript="sad? today")
+    assert lengths["text"].tolist() == [3] and inputs["text"].shape == (1, 6, emb.shape[1])
+    np.testing.assert_array_equal(inputs["text"][0, :3], emb[[vocab.index(w) for w in ("sad", "?", "today")]])
