@@ -198,8 +198,11 @@ def main(argv: list[str] | None = None) -> int:
         PUBLISHED,
     ]
     print("\n".join(table))
-    n_train, n_dev, n_test = (len(np.load(folds[settings[0]] / f"{s}_label.npy"))
-                              for s in ("train", "dev", "test"))
+    sizes = ", ".join(
+        "/".join(str(len(np.load(d / f"{s}_label.npy"))) for s in ("train", "dev", "test"))
+        + f" ({PUNCTUATION_NAMES[p]})"
+        for p, d in folds.items()
+    )
     text = "\n".join(
         [
             "## MELD, text only",
@@ -208,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             f"Time: {total / 60:.1f} min on {hardware()} ({t_prep:.0f} s preparation; "
             f"{args.workers} parallel runs of "
             f"{args.threads} torch thread(s)).  ",
-            f"Setup: official split {n_train}/{n_dev}/{n_test}, GloVe {args.glove}, "
+            f"Setup: official split {sizes}, GloVe {args.glove}, "
             f"max_tokens {args.max_tokens}, batch {args.batch_size}; paper/improved: max_epochs "
             f"{args.max_epochs}, patience {args.patience}; strong: its preset (max_epochs "
             f"{args.strong_max_epochs or 'of the preset'}); seeds {args.seeds}. Mean (std) over the seeds. "
