@@ -32,8 +32,8 @@ from pathlib import Path
 
 import torch
 
-from selfcross.data import make_synthetic
 from selfcross.experiments.grid import run_grid
+from selfcross.synthetic import make_synthetic
 
 
 def _grid(root: Path, out: Path, seeds: int, max_epochs: int, **kw: object) -> tuple[int, float]:

@@ -34,9 +34,9 @@ import torch
 import selfcross
 from _results import replace_section
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
-from selfcross.data import make_synthetic
 from selfcross.experiments.grid import parse_range
 from selfcross.processes import exit_with_driver
+from selfcross.synthetic import make_synthetic
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 BEGIN, END = "<!-- kernel-accuracy:begin -->", "<!-- kernel-accuracy:end -->"

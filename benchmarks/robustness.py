@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from selfcross.config import ModelConfig, RunConfig, TrainConfig
-from selfcross.data.synthetic import make_synthetic
+from selfcross.synthetic.generator import make_synthetic
 from selfcross.training import evaluate_run, train_run
 
 SPECS = ("drop:a", "drop:v", "drop:t", "noise:a=0", "noise:v=0", "noise:t=0", "shuffle:a", "shuffle:v",

@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 import selfcross
-from selfcross.data import make_synthetic
-from selfcross.data.synthetic_probe import ordering_failures, ordering_margins
 from selfcross.experiments import run_grid
 from selfcross.experiments.grid import parse_range
 from selfcross.experiments.store import open_store
 from selfcross.labels import PAPER_MODALITY_SETS
+from selfcross.synthetic import make_synthetic
+from selfcross.synthetic.probe import ordering_failures, ordering_margins
 
 
 def _accuracies(db: Path, seeds: list[int]) -> dict[int, dict[str, float]]:

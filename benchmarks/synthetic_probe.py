@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from selfcross.data import make_synthetic
-from selfcross.data.synthetic_probe import ordering_margins, probe_accuracy
 from selfcross.labels import PAPER_MODALITY_SETS
+from selfcross.synthetic import make_synthetic
+from selfcross.synthetic.probe import ordering_margins, probe_accuracy
 
 
 def parse_seeds(spec: str) -> list[int]:

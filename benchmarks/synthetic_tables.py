@@ -23,10 +23,10 @@ import numpy as np
 import torch
 
 import selfcross
-from selfcross.data import make_synthetic
 from selfcross.experiments import run_grid
 from selfcross.experiments.store import open_store
 from selfcross.labels import PAPER_MODALITY_SETS
+from selfcross.synthetic import make_synthetic
 
 SEEDS = (1, 2, 3)
 

@@ -12,12 +12,12 @@ import soundfile as sf
 
 from iemocap_tree import channel_mean_encoder
 from selfcross.cli import main
-from selfcross.data import read_fold
-from selfcross.data.adapters import prepare_corpus, scan_corpus
-from selfcross.data.adapters.meld import normalize_text
-from selfcross.data.adapters.ravdess import parse_name
 from selfcross.errors import ConfigError, DataError
 from selfcross.features.audio import AudioConfig
+from selfcross.folds import read_fold
+from selfcross.prepare.adapters import prepare_corpus, scan_corpus
+from selfcross.prepare.adapters.meld import normalize_text
+from selfcross.prepare.adapters.ravdess import parse_name
 
 SR = 16_000
 FAST_AUDIO = AudioConfig(max_frames=150)

@@ -16,10 +16,10 @@ import torch
 
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
-from selfcross.data.manifest import prepare_manifest
-from selfcross.data.reader import read_fold
 from selfcross.errors import ConfigError
 from selfcross.features import AudioConfig, AudioFeatures, load_feature_configs
+from selfcross.folds.reader import read_fold
+from selfcross.prepare.manifest import prepare_manifest
 
 pytest.importorskip("opensmile")
 
@@ -166,7 +166,7 @@ def test_egemaps_root_trains_with_its_own_width(egemaps_run: tuple[Path, Path]) 
 def test_predict_raw_clip_equals_prepared_egemaps_arrays(
     corpus: Path, egemaps_run: tuple[Path, Path]
 ) -> None:
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
     from selfcross.training import load_run
 
     data, run = egemaps_run
@@ -287,7 +287,7 @@ def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_predict_with_speaker_clips_reproduces_prepared_arrays(
     corpus: Path, spk_root: Path, spk_run: Path, tmp_path: Path
 ) -> None:
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     prepared = _frames_by_id(spk_root)
     utt = sorted(read_fold(spk_root / "fold01").test.ids)[0]
@@ -309,7 +309,7 @@ def test_predict_without_speaker_clips_pools_the_training_speakers(
     corpus: Path, spk_root: Path, spk_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     fold_stats = SpeakerStats.load(spk_root / "fold01" / SPEAKER_STATS)
     clip = corpus / "clips" / "s0_u1.wav"
@@ -325,7 +325,7 @@ def test_predict_without_speaker_clips_pools_the_training_speakers(
 def test_speaker_clips_on_a_run_without_speaker_norm_is_an_error(
     egemaps_run: tuple[Path, Path], corpus: Path
 ) -> None:
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     with pytest.raises(ConfigError, match="--speaker-norm"):
         Predictor(egemaps_run[1], speaker_clips=corpus / "clips")

@@ -8,11 +8,12 @@ import shutil
 import numpy as np
 import pytest
 
+from selfcross.analysis.report import make_report
 from selfcross.cli import main
-from selfcross.data import make_synthetic, read_fold
 from selfcross.experiments.baseline import C_GRID, run_baseline, split_features
-from selfcross.experiments.report import make_report
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
+from selfcross.folds import read_fold
+from selfcross.synthetic import make_synthetic
 from selfcross.training.metrics import classification_metrics
 
 

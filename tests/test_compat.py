@@ -15,9 +15,9 @@ import pytest
 import torch
 
 from selfcross.cli import main
-from selfcross.compat import from_reference, load_reference_checkpoint, reference_config, reference_name
 from selfcross.errors import CheckpointError
 from selfcross.models import FusionModel
+from selfcross.serve.compat import from_reference, load_reference_checkpoint, reference_config, reference_name
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference"
 needs_fixtures = pytest.mark.skipif(
@@ -304,7 +304,7 @@ def test_cli_wrong_kind_exit_2(tmp_path, capsys):
 @needs_fixtures
 def test_imported_run_is_accepted_by_evaluate(ref, tmp_path, capsys):
     """state dict -> RUN_DIR -> ``selfcross evaluate`` on a fold holding the fixture batch."""
-    from selfcross.data.writer import write_split
+    from selfcross.folds.writer import write_split
     from selfcross.training.loop import evaluate_run
 
     _, arrays = ref["self"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from selfcross.cli import main
-from selfcross.data import layout
+from selfcross.folds import layout
 
 
 def test_make_synthetic_then_validate(tmp_path, capsys):

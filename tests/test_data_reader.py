@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from selfcross.data import (
+from selfcross.errors import DataError
+from selfcross.folds import (
     fingerprint,
     layout,
     list_folds,
@@ -20,7 +21,6 @@ from selfcross.data import (
     write_embedding,
     write_split,
 )
-from selfcross.errors import DataError
 from selfcross.labels import IEMOCAP7
 
 SIZES = {"train": 9, "dev": 5, "test": 6}
@@ -147,7 +147,7 @@ def test_zero_video_utterances_dropped_and_reported(fold, caplog):
     seq = np.load(fold / "train_video_seqN.npy")
     seq[[0, 4]] = 0
     _resave(fold / "train_video_seqN.npy", seq)
-    with caplog.at_level(logging.WARNING, logger="selfcross.data"):
+    with caplog.at_level(logging.WARNING, logger="selfcross.folds"):
         f = read_fold(fold, "atv")
     assert read_fold(fold, "at").train.n_dropped == 0  # kept when video is not read
     assert f.train.n_dropped == 2
@@ -331,7 +331,7 @@ def test_nan_in_embedding(fold):
 
 
 def test_nan_found_beyond_first_chunk(fold, monkeypatch):
-    import selfcross.data.reader as reader
+    import selfcross.folds.reader as reader
 
     monkeypatch.setattr(reader, "SCAN_CHUNK_BYTES", 1)  # one row per chunk
     a = np.load(fold / "train_video.npy")

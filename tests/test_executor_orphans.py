@@ -21,7 +21,7 @@ DRIVER = textwrap.dedent(
 
     def worker(driver_pid, ready):
         if sys.argv[1] == "prepare":   # what prepare-iemocap's pool initializer does
-            from selfcross.data.prepare import _init_worker
+            from selfcross.prepare.pipeline import _init_worker
             _init_worker("audio", {}, None, 1, driver_pid)
         else:
             exit_with_driver(driver_pid, poll_s=0.1)

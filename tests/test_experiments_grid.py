@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from faults import Faults
+from selfcross.analysis.report import make_report
 from selfcross.config import config_hash
 from selfcross.errors import ConfigError, DataError, StoreError
 from selfcross.experiments.executors import RunSpec, execute_run
 from selfcross.experiments.grid import parse_range, plan_runs, run_grid
-from selfcross.experiments.report import make_report
 from selfcross.experiments.store import ResultsStore, RunKey
 
 TINY = {"max_epochs": 2, "progress": False, "threads_per_worker": 1, "device": "cpu", "log": lambda m: None}
@@ -27,7 +27,7 @@ TINY = {"max_epochs": 2, "progress": False, "threads_per_worker": 1, "device": "
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from selfcross.data import make_synthetic
+    from selfcross.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("data") / "root"
     return make_synthetic(root, "small", seed=0, n_folds=2, n_utterances=140)
@@ -202,7 +202,8 @@ def test_auto_device_hashes_as_the_device_it_resolves_to(monkeypatch):
 @pytest.mark.slow
 def test_grid_retrains_after_the_data_changed_local(tmp_path):
     """Re-preparing the data root and rerunning the grid records new metrics, not the old folder's."""
-    from selfcross.data import fingerprint, make_synthetic
+    from selfcross.folds import fingerprint
+    from selfcross.synthetic import make_synthetic
 
     root = tmp_path / "data"
     make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
@@ -220,8 +221,8 @@ def test_grid_retrains_after_the_data_changed_local(tmp_path):
 
 def test_grid_says_when_the_store_mixes_results_versions(data_root, tmp_path):
     import selfcross
-    from selfcross.data import fingerprint
     from selfcross.experiments.store import Predictions
+    from selfcross.folds import fingerprint
 
     db = tmp_path / "r.sqlite"
     fp = fingerprint(data_root / "fold01")

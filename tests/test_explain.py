@@ -12,9 +12,9 @@ import torch
 
 from selfcross.cli import main
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, TrainConfig, apply_preset
-from selfcross.explain import explain
 from selfcross.models import FusionModel
 from selfcross.models.maps import attention_maps, pooled_from_received
+from selfcross.serve.explain import explain
 
 RAVDESS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ravdess-speech-16k"
 SHAPES = {
@@ -87,7 +87,7 @@ def _labels(fig) -> set[str]:
 
 @pytest.mark.slow
 def test_explain_on_a_synthetic_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from selfcross.data.synthetic import make_synthetic
+    from selfcross.synthetic.generator import make_synthetic
     from selfcross.training import train_run
 
     root = make_synthetic(tmp_path / "syn", "small", n_folds=1, n_utterances=300)

@@ -12,9 +12,10 @@ import pytest
 
 from feature_files import WritesAFile, write_mfn, write_mmsa, write_mult
 from selfcross.cli import main
-from selfcross.data import import_features, read_fold
-from selfcross.data.feature_import import detect_side, padding_runs, to_back_padding
 from selfcross.errors import DataError
+from selfcross.folds import read_fold
+from selfcross.prepare import import_features
+from selfcross.prepare.feature_import import detect_side, padding_runs, to_back_padding
 from selfcross.sentiment import bin_scores
 
 ICT_MMMO = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ict-mmmo"

@@ -131,7 +131,7 @@ def test_configs_round_trip_through_features_json(tiny, tmp_path):
 
 
 def test_cache_key_names_encoder_revision_and_layer(tiny, tmp_path):
-    from selfcross.data.prepare import cache_key
+    from selfcross.prepare.pipeline import cache_key
 
     base = hf.audio_encoder_config(f"hf:{tiny['speech']}", None, 100).to_dict()
     keys = {cache_key("audio", base)}
@@ -263,7 +263,7 @@ def prepared(tiny, tmp_path_factory):
 
 @pytest.mark.slow
 def test_prepare_manifest_writes_encoder_features_with_lengths(prepared, tiny):
-    from selfcross.data import read_fold
+    from selfcross.folds import read_fold
 
     fold = read_fold(prepared["out"] / "fold01")
     assert fold.shapes == {"audio": (150, 3, 32), "video": (32, 32), "text": (128, 32)}
@@ -288,8 +288,8 @@ def test_second_preparation_reuses_the_cache(prepared):
 
 @pytest.mark.slow
 def test_predict_on_raw_clip_equals_prepared_arrays(prepared):
-    from selfcross.data import read_fold
-    from selfcross.predict import Predictor
+    from selfcross.folds import read_fold
+    from selfcross.serve.predict import Predictor
 
     fold = read_fold(prepared["out"] / "fold01")
     split = fold.test

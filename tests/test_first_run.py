@@ -16,7 +16,8 @@ import pytest
 import soundfile as sf
 
 from selfcross.cli import build_parser, main
-from selfcross.data import layout, make_synthetic, read_fold
+from selfcross.folds import layout, read_fold
+from selfcross.synthetic import make_synthetic
 
 SR = 16_000
 REPO = Path(__file__).resolve().parents[1]
@@ -101,11 +102,11 @@ def test_validate_data_accepts_a_fold_folder_of_any_name(syn_root, tmp_path, cap
 
 
 def test_zero_video_drop_only_when_video_is_read(syn_root, caplog):
-    with caplog.at_level(logging.WARNING, logger="selfcross.data"):
+    with caplog.at_level(logging.WARNING, logger="selfcross.folds"):
         without_video = read_fold(syn_root / "fold01", "at", check_values=False)
     assert sum(s.n_dropped for s in without_video.splits.values()) == 0
     assert "zero video length" not in caplog.text
-    with caplog.at_level(logging.WARNING, logger="selfcross.data"):
+    with caplog.at_level(logging.WARNING, logger="selfcross.folds"):
         with_video = read_fold(syn_root / "fold01", "atv", check_values=False)
     dropped = sum(s.n_dropped for s in with_video.splits.values())
     assert dropped > 0
@@ -150,8 +151,8 @@ def test_report_and_demo_describe_themselves_and_show_defaults():
 
 
 def test_demo_folds_and_seeds_are_ranges_as_in_grid(tmp_path, monkeypatch, capsys):
-    import selfcross.data
-    import selfcross.experiments.demo as demo
+    import selfcross.demo as demo
+    import selfcross.synthetic
     from selfcross.errors import ConfigError
 
     seen = {}
@@ -160,7 +161,8 @@ def test_demo_folds_and_seeds_are_ranges_as_in_grid(tmp_path, monkeypatch, capsy
         seen.update(folds=kwargs["folds"], seeds=kwargs["seeds"])
         raise ConfigError("stopped after planning")
 
-    monkeypatch.setattr(selfcross.data, "make_synthetic", lambda *a, **k: seen.update(n_folds=k["n_folds"]))
+    fake_synthetic = lambda *a, **k: seen.update(n_folds=k["n_folds"])  # noqa: E731
+    monkeypatch.setattr(selfcross.synthetic, "make_synthetic", fake_synthetic)
     monkeypatch.setattr(demo, "run_grid", fake_grid)
     args = ["demo", "--out", str(tmp_path / "d"), "--folds", "2-3", "--seeds", "1,4", "--no-progress"]
     assert main(args) == 2
@@ -208,7 +210,7 @@ def _manifest(tmp_path: Path, labels: list[str], speakers: int = 4) -> Path:
 def test_a_typo_label_is_warned_about_and_listed_in_the_report(tmp_path, caplog, capsys):
     labels = ["neutral", "calm", "happy", "sad"] * 6 + ["joyful"]
     man = _manifest(tmp_path, labels)
-    with caplog.at_level(logging.WARNING, logger="selfcross.data"):
+    with caplog.at_level(logging.WARNING, logger="selfcross.folds"):
         rc = main(["prepare-manifest", str(man), str(tmp_path / "root"), "--folds", "2",
                    "--max-audio-frames", "60", "--no-progress"])
     assert rc == 0
@@ -220,7 +222,7 @@ def test_a_typo_label_is_warned_about_and_listed_in_the_report(tmp_path, caplog,
 
 def test_a_clean_manifest_gives_no_label_warning(tmp_path, caplog):
     man = _manifest(tmp_path, ["happy", "sad"] * 8)
-    with caplog.at_level(logging.WARNING, logger="selfcross.data"):
+    with caplog.at_level(logging.WARNING, logger="selfcross.folds"):
         assert main(["prepare-manifest", str(man), str(tmp_path / "root"), "--folds", "2",
                      "--max-audio-frames", "60", "--no-progress"]) == 0
     assert "Warning" not in (tmp_path / "root" / "prepare_report.md").read_text()
@@ -311,7 +313,7 @@ def _report_db(path: Path, sets: tuple[str, ...], folds: int, seeds: int) -> Pat
 
 
 def test_verdict_one_line_per_set_and_metric_power_once_disagreement_plain(tmp_path):
-    from selfcross.experiments.report import make_report
+    from selfcross.analysis.report import make_report
 
     db = _report_db(tmp_path / "r.sqlite", ("av", "at", "vt", "atv"), folds=3, seeds=2)
     make_report(db, tmp_path / "rep")
@@ -329,8 +331,8 @@ def test_verdict_one_line_per_set_and_metric_power_once_disagreement_plain(tmp_p
 
 
 def test_figures_name_the_data_count_rows_and_centre_bars(tmp_path):
-    from selfcross.experiments import plots
-    from selfcross.experiments.report import _root_name
+    from selfcross.analysis import plots
+    from selfcross.analysis.report import _root_name
 
     root = tmp_path / "ravdess-prepared"
     root.mkdir()

@@ -13,11 +13,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from selfcross.cli import main
-from selfcross.data import read_fold
-from selfcross.data.manifest import plan_stratified_group_folds, prepare_manifest, read_manifest
-from selfcross.data.prepare import UtteranceRecord
 from selfcross.errors import ConfigError, DataError
 from selfcross.features.audio import AudioConfig, AudioFeatures
+from selfcross.folds import read_fold
+from selfcross.prepare.manifest import plan_stratified_group_folds, prepare_manifest, read_manifest
+from selfcross.prepare.pipeline import UtteranceRecord
 
 SR = 16_000
 FAST_AUDIO = AudioConfig(max_frames=150)
@@ -284,7 +284,7 @@ def test_cli_text_options_refused_with_clear_errors(corpus: Path, capsys: pytest
 @pytest.mark.slow
 def test_predict_tokenizes_as_the_kept_punctuation_root_did(corpus: Path) -> None:
     """A run trained on a ``--keep-punctuation`` root encodes a new transcript with its ``?``."""
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     manifest = _punctuated_manifest(corpus)
     assert main(["prepare-manifest", str(manifest), str(corpus / "punct"), "--split-column", "split",

@@ -14,10 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
 
-from selfcross.compat import from_reference
 from selfcross.errors import ConfigError
 from selfcross.models.kernels import gru_forward, set_kernels
 from selfcross.models.kernels.pooled_attention import chunk_rows
+from selfcross.serve.compat import from_reference
 
 FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "reference"
 

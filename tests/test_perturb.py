@@ -9,8 +9,8 @@ import pytest
 
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig
-from selfcross.data import read_fold
 from selfcross.errors import ConfigError
+from selfcross.folds import read_fold
 from selfcross.training import evaluate_run, train_run
 from selfcross.training.perturb import Perturbation, PerturbedSplit, parse_perturbation
 from test_training_loop import write_tiny_fold
@@ -119,7 +119,7 @@ def test_cli_bad_perturbations_are_one_line_exit_2(fold: Path, tmp_path: Path, c
 @pytest.mark.slow
 def test_dropping_text_hurts_more_than_dropping_audio_on_the_synthetic_benchmark(tmp_path: Path) -> None:
     """The synthetic benchmark plants most signal in text (docs/synthetic.md), for both fusions."""
-    from selfcross.data.synthetic import make_synthetic
+    from selfcross.synthetic.generator import make_synthetic
 
     fold = make_synthetic(tmp_path / "syn", "small", n_folds=1, n_utterances=400) / "fold01"
     for kind in ("self", "cross"):

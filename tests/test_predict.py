@@ -117,7 +117,7 @@ def media(tmp_path_factory):
 
 def test_predict_matches_model_on_extracted_arrays(tmp_path, media):
     run, std = _make_run(tmp_path)
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     pred = Predictor(run, video_encoder=TinyEncoder())
     out = pred.predict(
@@ -193,7 +193,7 @@ def test_missing_modality_and_bad_files(tmp_path, media):
 def test_run_without_vocabulary_is_a_clear_error(tmp_path):
     run, _ = _make_run(tmp_path, modalities=("audio", "text"), preset="paper")
     (run / "features" / "vocab.txt").unlink()
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     with pytest.raises(CheckpointError, match="vocab.txt"):
         Predictor(run)
@@ -202,7 +202,7 @@ def test_run_without_vocabulary_is_a_clear_error(tmp_path):
 def test_feature_shape_mismatch_is_a_clear_error(tmp_path):
     run, _ = _make_run(tmp_path, modalities=("audio",), preset="paper")
     save_feature_configs(run / "features", {"audio": AudioConfig(max_frames=100)})
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     with pytest.raises(ConfigError, match=r"audio extractor gives \[100, 120\]"):
         Predictor(run)
@@ -217,7 +217,7 @@ def test_manifest_and_cli(tmp_path, media, capsys):
         f"b,{media / 'clip.wav'},very sad,0.2,0.9\n"
         "c,missing.wav,hello,,\n"
     )
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     pred = Predictor(run)
     rows = pred.predict_manifest(man, tmp_path / "out.csv")
@@ -270,7 +270,7 @@ def test_manifest_and_cli(tmp_path, media, capsys):
 
 def test_regression_run_predicts_a_score(tmp_path, media, capsys):
     run, _ = _make_run(tmp_path, modalities=("audio", "text"), preset="paper", task="regression")
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     pred = Predictor(run)
     out = pred.predict(audio=media / "clip.wav", transcript="very sad")
@@ -297,7 +297,7 @@ def test_regression_run_predicts_a_score(tmp_path, media, capsys):
     ],
 )
 def test_manifest_errors(tmp_path, content, problem):
-    from selfcross.predict import read_manifest
+    from selfcross.serve.predict import read_manifest
 
     (tmp_path / "m.csv").write_text(content)
     with pytest.raises(DataError, match=problem):

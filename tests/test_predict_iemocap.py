@@ -26,11 +26,11 @@ import torch
 from iemocap_tree import BASE_LINES, channel_mean_encoder
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
-from selfcross.data import read_fold
-from selfcross.data.iemocap import prepare_iemocap
 from selfcross.features import AudioConfig, TextConfig, VideoConfig
+from selfcross.folds import read_fold
 from selfcross.labels import IEMOCAP7_CODES
-from selfcross.predict import Predictor
+from selfcross.prepare.iemocap import prepare_iemocap
+from selfcross.serve.predict import Predictor
 from selfcross.training import load_run, train_run
 from selfcross.training.rundir import load_predictions
 

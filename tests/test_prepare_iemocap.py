@@ -10,11 +10,11 @@ import pytest
 
 from iemocap_tree import channel_mean_encoder
 from selfcross.cli import main
-from selfcross.data import list_folds, read_fold
-from selfcross.data.iemocap import prepare_iemocap, scan_iemocap, speaker_of
-from selfcross.data.prepare import count_extractions
 from selfcross.errors import DataError
+from selfcross.folds import list_folds, read_fold
 from selfcross.labels import IEMOCAP7, IEMOCAP7_CODES
+from selfcross.prepare.iemocap import prepare_iemocap, scan_iemocap, speaker_of
+from selfcross.prepare.pipeline import count_extractions
 
 SEVEN = set(IEMOCAP7_CODES)
 CODE_TO_NAME = dict(zip(IEMOCAP7_CODES, IEMOCAP7.names))

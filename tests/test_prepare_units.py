@@ -9,15 +9,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfcross.data.iemocap import (
+from selfcross.errors import ConfigError, DataError
+from selfcross.prepare.iemocap import (
     parse_emo_evaluation,
     parse_transcription,
     scan_iemocap,
     speaker_of,
     video_side,
 )
-from selfcross.data.prepare import UtteranceRecord, cache_key, encoder_identity, plan_group_folds
-from selfcross.errors import ConfigError, DataError
+from selfcross.prepare.pipeline import UtteranceRecord, cache_key, encoder_identity, plan_group_folds
 
 
 def _records(spec: list[tuple[int, int, int]]) -> list[UtteranceRecord]:

@@ -45,7 +45,7 @@ def ray_session():
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from selfcross.data import make_synthetic
+    from selfcross.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("data") / "root"
     return make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
@@ -214,7 +214,8 @@ def test_worker_refuses_invisible_or_different_data(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_grid_retrains_after_the_data_changed_ray(ray_session, tmp_path):
     """A run folder trained on the old data is retrained, not read back nor refused as 'different data'."""
-    from selfcross.data import fingerprint, make_synthetic
+    from selfcross.folds import fingerprint
+    from selfcross.synthetic import make_synthetic
 
     root = tmp_path / "data"
     make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)

@@ -9,8 +9,8 @@ import zlib
 import numpy as np
 import pytest
 
+from selfcross.analysis.report import make_report
 from selfcross.errors import StoreError
-from selfcross.experiments.report import make_report
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 
 CLASSES = ["angry", "happy", "sad", "neutral"]
@@ -114,8 +114,8 @@ def test_cli_report_and_bad_db(db, tmp_path, capsys):
 
 
 def test_verdict_explains_an_inconclusive_design():
-    from selfcross.experiments.report import _verdict
-    from selfcross.experiments.stats import bootstrap_mean_diff, paired_t, wilcoxon_paired
+    from selfcross.analysis.report import _verdict
+    from selfcross.analysis.stats import bootstrap_mean_diff, paired_t, wilcoxon_paired
 
     x, y = [0.6, 0.62, 0.64, 0.66, 0.68, 0.7], [0.5] * 6  # 6 pairs, all favour x
     m = {"wilcoxon": wilcoxon_paired(x, y).to_dict(), "paired_t": paired_t(x, y).to_dict(),
@@ -123,7 +123,7 @@ def test_verdict_explains_an_inconclusive_design():
          "holm_reachable": False}
     v = _verdict(m, "accuracy")
     assert v.startswith("no significant difference") and "the bootstrap CI" in v
-    from selfcross.experiments.report import _power_note
+    from selfcross.analysis.report import _power_note
 
     note = _power_note([{"n_pairs": 6, "metrics": {"accuracy": m, "balanced_accuracy": m}}] * 4)
     assert "with 6 (fold, seed) pairs the smallest possible signed-rank p is 0.0312" in note
@@ -131,8 +131,8 @@ def test_verdict_explains_an_inconclusive_design():
 
 
 def test_a_p_value_of_zero_stays_zero_through_holm(db, monkeypatch):
-    from selfcross.experiments import report
-    from selfcross.experiments.stats import TestResult
+    from selfcross.analysis import report
+    from selfcross.analysis.stats import TestResult
 
     def p_zero(x, y):
         return TestResult("wilcoxon", 0.0, 0.0, len(x), "", {"min_p": 0.0})

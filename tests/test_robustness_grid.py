@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from selfcross.analysis.report import make_report
 from selfcross.cli import main
 from selfcross.errors import ConfigError
 from selfcross.experiments.grid import run_grid
-from selfcross.experiments.report import make_report
 from selfcross.experiments.store import ResultsStore
 from selfcross.training import evaluate_run
 
@@ -21,7 +21,7 @@ TINY = {"max_epochs": 2, "progress": False, "threads_per_worker": 1, "device": "
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from selfcross.data import make_synthetic
+    from selfcross.synthetic import make_synthetic
 
     root = tmp_path_factory.mktemp("data") / "root"
     return make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)

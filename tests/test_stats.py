@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from selfcross.experiments.stats import (
+from selfcross.analysis.stats import (
     bootstrap_mean_diff,
     holm,
     mcnemar,

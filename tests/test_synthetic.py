@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from selfcross.data import layout, list_folds, make_synthetic, read_fold
-from selfcross.data.synthetic import PRESETS
-from selfcross.data.synthetic_probe import ordering_failures, ordering_margins, probe_accuracy
 from selfcross.errors import ConfigError
+from selfcross.folds import layout, list_folds, read_fold
 from selfcross.labels import IEMOCAP7, IEMOCAP7_COUNTS, PAPER_MODALITY_SETS
+from selfcross.synthetic import make_synthetic
+from selfcross.synthetic.generator import PRESETS
+from selfcross.synthetic.probe import ordering_failures, ordering_margins, probe_accuracy
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +88,7 @@ def test_class_proportions_and_rare_class_everywhere(small_root):
 
 
 def test_zero_video_utterances_present_and_dropped(small_root, caplog):
-    with caplog.at_level(logging.WARNING, logger="selfcross.data"):
+    with caplog.at_level(logging.WARNING, logger="selfcross.folds"):
         f = read_fold(small_root / "fold01", check_values=False)
     raw = sum(len(np.load(small_root / "fold01" / f"{s}_label.npy")) for s in layout.SPLITS)
     dropped = sum(s.n_dropped for s in f.splits.values())

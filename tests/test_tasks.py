@@ -12,9 +12,9 @@ import torch
 from feature_files import write_mfn
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig
-from selfcross.data import import_features
+from selfcross.prepare import import_features
+from selfcross.tasks import n_outputs, regression_metrics, task_loss
 from selfcross.training import train_run
-from selfcross.training.tasks import n_outputs, regression_metrics, task_loss
 
 
 def test_regression_metrics_equal_hand_computed_values():
@@ -85,8 +85,8 @@ def test_regression_without_scores_is_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_grid_and_report_of_a_regression_study(tmp_path):
+    from selfcross.analysis.report import make_report
     from selfcross.experiments.grid import run_grid
-    from selfcross.experiments.report import make_report
     from selfcross.experiments.store import ResultsStore
 
     write_mfn(tmp_path / "mfn")
@@ -112,8 +112,8 @@ def test_grid_and_report_of_a_regression_study(tmp_path):
 
 
 def test_scores_with_the_wrong_row_count_name_the_file(tmp_path):
-    from selfcross.data import read_fold
     from selfcross.errors import DataError
+    from selfcross.folds import read_fold
 
     write_mfn(tmp_path / "mfn")
     fold = import_features("mfn", tmp_path / "mfn", tmp_path / "root").fold

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from selfcross.analysis.report import make_report
 from selfcross.cli import main
 from selfcross.experiments.grid import run_grid
-from selfcross.experiments.report import make_report
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 from selfcross.training.callbacks import LoggerOptions
 
@@ -27,7 +27,7 @@ GRID = {"max_epochs": 3, "progress": False, "threads_per_worker": 1, "device": "
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory):
-    from selfcross.data import make_synthetic
+    from selfcross.synthetic import make_synthetic
 
     return make_synthetic(tmp_path_factory.mktemp("data") / "root", "small", seed=0, n_folds=1,
                           n_utterances=120)
@@ -219,8 +219,8 @@ def test_grid_stores_history_logs_each_run_and_reports_curves(data_root, tmp_pat
 
 
 def test_regression_histories_draw_the_dev_mae(tmp_path):
-    from selfcross.experiments.curves import curve_figures
-    from selfcross.experiments.report import collect
+    from selfcross.analysis.curves import curve_figures
+    from selfcross.analysis.report import collect
 
     rng = np.random.default_rng(3)
     with ResultsStore.open(tmp_path / "r.sqlite", lock=True) as s:

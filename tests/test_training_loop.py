@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 import selfcross
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
-from selfcross.data import read_fold, write_classes, write_embedding, write_split
 from selfcross.errors import ConfigError
+from selfcross.folds import read_fold, write_classes, write_embedding, write_split
 from selfcross.training import evaluate_run, load_run, train_run
 from selfcross.training.loop import evaluate_run_full
 from selfcross.training.optimizer import make_adam
@@ -317,7 +317,7 @@ def test_cli_missing_inputs_exit_2(tmp_path, capsys):
 # ------------------------------------------------------------------ small synthetic benchmark
 @pytest.fixture(scope="module")
 def small_run(tmp_path_factory):
-    from selfcross.data import make_synthetic
+    from selfcross.synthetic import make_synthetic
 
     base = tmp_path_factory.mktemp("small")
     root = make_synthetic(base / "data", preset="small", seed=0)

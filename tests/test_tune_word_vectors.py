@@ -12,8 +12,8 @@ from safetensors.torch import load_file
 
 from selfcross.cli import main
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, apply_preset, config_hash
-from selfcross.data import read_fold, write_split
 from selfcross.errors import ConfigError, DataError
+from selfcross.folds import read_fold, write_split
 from selfcross.models import FusionModel
 from selfcross.training import evaluate_run, train_run
 from selfcross.training.loop import evaluate_run_full
@@ -198,7 +198,7 @@ def test_tuned_run_saves_trained_vectors_without_text_statistics(tuned_run):
 
 @pytest.mark.slow
 def test_tuned_run_evaluates_to_its_metrics_and_predict_matches_evaluation(tuned_run):
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     run, fold, metrics = tuned_run
     assert evaluate_run(run, fold) == metrics["test"]
@@ -224,7 +224,7 @@ def test_tuned_run_perturbations_act_on_ids(tuned_run):
 
 @pytest.mark.slow
 def test_tuned_run_can_be_explained(tuned_run, tmp_path):
-    from selfcross.explain import explain
+    from selfcross.serve.explain import explain
 
     run, fold, _ = tuned_run
     [fold_utt] = explain(run, tmp_path / "fold", data=fold, ids=["test_000"])

@@ -112,8 +112,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def prepare_root(src: Path, root: Path, args: argparse.Namespace, punctuation: str) -> Path:
     """The MELD text data root for one tokenizer setting (``selfcross prepare meld``)."""
-    from selfcross.data.adapters import prepare_corpus
     from selfcross.features.text import TextConfig
+    from selfcross.prepare.adapters import prepare_corpus
 
     text = TextConfig(max_tokens=args.max_tokens, keep_punctuation=punctuation == "keep")
     prepare_corpus("meld", src, root, glove=args.glove, modalities="t", text_config=text, progress=False)
@@ -124,7 +124,7 @@ def majority_row(fold_dir: Path) -> str:
     """The table row of the training majority class predicted for every test utterance."""
     from sklearn.metrics import f1_score
 
-    from selfcross.data import read_fold
+    from selfcross.folds import read_fold
 
     fold = read_fold(fold_dir)
     y_test = np.asarray(fold.test.labels)

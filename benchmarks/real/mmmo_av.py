@@ -72,10 +72,10 @@ def _baselines(root: Path) -> dict[str, float]:
 
 
 def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
-    from selfcross.data import import_features
+    from selfcross.analysis.report import make_report
     from selfcross.experiments.grid import run_grid
-    from selfcross.experiments.report import make_report
     from selfcross.experiments.store import ResultsStore
+    from selfcross.prepare import import_features
 
     options, task, _ = TASKS[name]
     root = work / f"data_{name}"

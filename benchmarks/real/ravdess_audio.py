@@ -68,8 +68,8 @@ PUBLISHED = ("| published: MFCC CNN / ConvLSTM (Badr et al., SciTePress 2021; sp
 def prepare_root(src: Path, work: Path, features: str, max_frames: int, workers: int) -> tuple[Path, float]:
     """Prepare (or reuse) the data root of one feature set: ``mfcc``, ``egemaps``, ``compare``,
     each optionally ``-spk`` (per-speaker standardization)."""
-    from selfcross.data.adapters import prepare_corpus
     from selfcross.features.audio import AudioConfig
+    from selfcross.prepare.adapters import prepare_corpus
 
     base, _, spk = features.partition("-")
     root = work / "data" if features == "mfcc" else work.parent / f"ravdess-{features}"
@@ -98,7 +98,7 @@ def make_config(preset: str, fold: Path, seed: int, args: argparse.Namespace):  
     """One run's config: the preset, the fold's audio shape, the script's epoch budget for
     ``paper``/``improved`` (``strong`` keeps its own)."""
     from selfcross.config import ModalityShape, ModelConfig, RunConfig, TrainConfig, apply_preset
-    from selfcross.data import read_fold
+    from selfcross.folds import read_fold
 
     t, f = read_fold(fold, modalities=("audio",)).shapes["audio"]
     shape = ModalityShape(int(t), int(f), args.mixed_len)
@@ -118,7 +118,7 @@ def make_config(preset: str, fold: Path, seed: int, args: argparse.Namespace):  
 
 def plan(args: argparse.Namespace, roots: dict[str, Path]) -> list[dict]:
     """Every (preset, features, fold, seed) job, fold-major."""
-    from selfcross.data import list_folds
+    from selfcross.folds import list_folds
 
     seeds = [int(s) for s in args.seeds.split(",")]
     jobs = []

@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--log", type=Path, default=None, help="append one JSON line per run")
     args = ap.parse_args(argv)
 
-    from selfcross.data import list_folds
+    from selfcross.folds import list_folds
     from selfcross.training import train_run
 
     default_root = Path(tempfile.gettempdir()) / "selfcross-real" / args.corpus / "data"

@@ -239,7 +239,7 @@ class TrainConfig:
             :mod:`selfcross.training.modality_dropout`.
         task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
             ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
-            :mod:`selfcross.training.tasks`).
+            :mod:`selfcross.tasks`).
     """
 
     seed: int = 1

@@ -2,8 +2,8 @@
 
 Why: unpickling a file runs whatever callables the file names (``os.system``, ``open``...).
 selfcross reads two kinds of pickles a user may have been given, the authors' whole-model
-checkpoints (:mod:`selfcross.compat`) and the MMSA / MulT feature files
-(:mod:`selfcross.data.feature_formats`); both are read only when the caller trusts the file,
+checkpoints (:mod:`selfcross.serve.compat`) and the MMSA / MulT feature files
+(:mod:`selfcross.prepare.feature_formats`); both are read only when the caller trusts the file,
 and even then through an :class:`AllowListUnpickler`, which resolves nothing but the globals
 on its allow list. What happens to any other global is the subclass's choice: the checkpoint
 reader replaces it with an inert stand-in, the feature reader refuses the file.

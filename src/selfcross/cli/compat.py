@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import_reference(args: argparse.Namespace) -> int:
-    from selfcross.compat import import_reference
+    from selfcross.serve.compat import import_reference
 
     out = import_reference(
         args.checkpoint,

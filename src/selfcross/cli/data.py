@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from selfcross.data.reader import is_fold, list_folds, read_fold
-from selfcross.data.synthetic import PRESETS, make_synthetic
+from selfcross.folds.reader import is_fold, list_folds, read_fold
+from selfcross.synthetic.generator import PRESETS, make_synthetic
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_import(subparsers: argparse._SubParsersAction) -> None:
-    from selfcross.data.feature_formats import FORMATS
+    from selfcross.prepare.feature_formats import FORMATS
     from selfcross.sentiment import BINNINGS
 
     p = subparsers.add_parser(
@@ -70,7 +70,7 @@ def _register_import(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import_features(args: argparse.Namespace) -> int:
-    from selfcross.data.feature_import import import_features, summarize
+    from selfcross.prepare.feature_import import import_features, summarize
 
     result = import_features(args.format, args.src, args.out, labels=args.labels, center=args.center,
                              modalities=args.modalities, trust_pickle=args.trust_pickle,

@@ -176,7 +176,7 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from selfcross.experiments.report import make_report
+    from selfcross.analysis.report import make_report
 
     path = make_report(args.db, args.out, paper_labels=args.paper_labels)
     print(path.parent.joinpath("summary.txt").read_text())
@@ -185,7 +185,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from selfcross.experiments.demo import DEMO_MAX_EPOCHS, run_demo
+    from selfcross.demo import DEMO_MAX_EPOCHS, run_demo
 
     if args.max_epochs is not None and args.max_epochs < 0:
         raise ConfigError("--max-epochs must be >= 0")

@@ -15,7 +15,7 @@ from selfcross.cli.options import add_no_progress
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare-iemocap`` to the ``selfcross`` command line."""
-    from selfcross.data.iemocap import SIDE_CHOICES
+    from selfcross.prepare.iemocap import SIDE_CHOICES
 
     p = subparsers.add_parser(
         "prepare-iemocap",
@@ -115,8 +115,8 @@ def audio_config(args: argparse.Namespace) -> object:
 
 
 def _prepare_iemocap(args: argparse.Namespace) -> int:
-    from selfcross.data.iemocap import prepare_iemocap
     from selfcross.errors import ConfigError
+    from selfcross.prepare.iemocap import prepare_iemocap
 
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
@@ -218,7 +218,7 @@ def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
-    from selfcross.data.adapters import CORPORA
+    from selfcross.prepare.adapters import CORPORA
 
     p = subparsers.add_parser(
         "prepare",
@@ -269,7 +269,7 @@ def _feature_configs(args: argparse.Namespace) -> dict:
 
 
 def _report(result: object) -> int:
-    from selfcross.data.prepare import PrepareResult
+    from selfcross.prepare.pipeline import PrepareResult
 
     if not isinstance(result, PrepareResult):  # --manifest-only: the manifest's path
         print(f"wrote {result}")
@@ -281,7 +281,7 @@ def _report(result: object) -> int:
 
 
 def _prepare_manifest(args: argparse.Namespace) -> int:
-    from selfcross.data.manifest import prepare_manifest
+    from selfcross.prepare.manifest import prepare_manifest
 
     result = prepare_manifest(
         args.manifest, args.out_root, n_folds=args.folds, split_column=args.split_column,
@@ -296,8 +296,8 @@ def _prepare_manifest(args: argparse.Namespace) -> int:
 
 
 def _prepare_corpus(args: argparse.Namespace) -> int:
-    from selfcross.data.adapters import prepare_corpus
     from selfcross.errors import ConfigError
+    from selfcross.prepare.adapters import prepare_corpus
 
     options: dict = {}
     if args.corpus == "ravdess":

@@ -189,7 +189,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 def build_run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by ``train``'s options (preset switches applied)."""
     if args.modalities is None:
-        from selfcross.data.reader import fold_modalities
+        from selfcross.folds.reader import fold_modalities
 
         modalities = fold_modalities(args.data)
     else:

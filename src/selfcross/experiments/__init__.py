@@ -1,22 +1,18 @@
-"""Experiments: the resumable grid, the SQLite results store, statistics and the report.
+"""Experiments: the resumable grid, its executors, the SQLite results store and the linear floor.
 
 Public API (mirrors the CLI):
 
 * :func:`run_grid` — ``selfcross grid``: every model x modality set x fold x seed, once,
   resumably, results in a SQLite store (:mod:`~selfcross.experiments.store`).
 * :func:`run_baseline` — ``selfcross baseline``: the linear floor on the same folds, into the store.
-* :func:`make_report` — ``selfcross report``: tables, self-vs-cross tests, figures.
-* :func:`run_demo` — ``selfcross demo``: the synthetic benchmark end to end.
 * :class:`ResultsStore`, :func:`open_store` — read (or, for the driver, write) a store.
 * executors: :class:`LocalExecutor`, :func:`make_executor` (``ray`` plugs in by name).
 """
 
 from selfcross.config import config_hash
 from selfcross.experiments.baseline import run_baseline
-from selfcross.experiments.demo import run_demo
 from selfcross.experiments.executors import Executor, LocalExecutor, RunOutcome, RunSpec, make_executor
 from selfcross.experiments.grid import GridSummary, plan_runs, run_grid
-from selfcross.experiments.report import make_report
 from selfcross.experiments.store import SCHEMA_VERSION, ResultsStore, RunKey, open_store
 
 __all__ = [
@@ -30,10 +26,8 @@ __all__ = [
     "RunSpec",
     "config_hash",
     "make_executor",
-    "make_report",
     "open_store",
     "plan_runs",
     "run_baseline",
-    "run_demo",
     "run_grid",
 ]

@@ -36,10 +36,10 @@ from sklearn.preprocessing import StandardScaler
 
 from selfcross import RESULTS_VERSION
 from selfcross.config import config_hash
-from selfcross.data import layout
-from selfcross.data.reader import Fold, Split, is_fold, list_folds, read_fold
 from selfcross.errors import DataError
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
+from selfcross.folds import layout
+from selfcross.folds.reader import Fold, Split, is_fold, list_folds, read_fold
 from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
 from selfcross.training.metrics import classification_metrics
 
@@ -257,7 +257,7 @@ def run_baseline(
     out = Path(out_dir)
     db_path = Path(db) if db is not None else out / "results.sqlite"
     folds = resolve_folds(data)
-    from selfcross.data import fingerprint
+    from selfcross.folds import fingerprint
 
     plan: list[tuple[int, Path, str, str]] = []  # (fold, folder, set code, fingerprint)
     for k, path in folds.items():

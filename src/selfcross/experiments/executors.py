@@ -182,7 +182,7 @@ def execute_run(spec: RunSpec, before_run: Callable[[RunSpec], None] | None = No
         torch.set_num_threads(max(1, spec.threads))
         # the driver validated every fold up front and reported its dropped utterances once;
         # repeating that warning for each of hundreds of runs would only bury the progress bar
-        logging.getLogger("selfcross.data").setLevel(logging.ERROR)
+        logging.getLogger("selfcross.folds").setLevel(logging.ERROR)
         cfg = RunConfig.from_dict(spec.config)
         cfg.train.num_threads = max(1, spec.threads)
         train_run(cfg, spec.fold_dir, run_dir, progress=False, tune_allocator=True)  # our own worker

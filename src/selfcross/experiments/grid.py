@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfcross.analysis.robustness import Perturbation, evaluate_robustness, parse_specs
 from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
-from selfcross.experiments.robustness import Perturbation, evaluate_robustness, parse_specs
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
 from selfcross.training.callbacks import LoggerOptions, replay, run_params
@@ -194,7 +194,7 @@ def validate_data_root(
         DataError: no such root, a gap in the folds, a requested fold that does not exist,
             or a fold that fails :func:`selfcross.data.read_fold` validation.
     """
-    from selfcross.data import fingerprint, list_folds, read_fold
+    from selfcross.folds import fingerprint, list_folds, read_fold
 
     root = Path(data_root)
     all_folds = list_folds(root)
@@ -261,7 +261,7 @@ def run_grid(
         robustness: perturbation specs (``"drop:a,drop:t"``, see ``evaluate --perturb``): once
             the runs are done, every planned run that uses the perturbed modality is re-scored
             on its test split under each, into the store (resumable; see
-            :mod:`selfcross.experiments.robustness`).
+            :mod:`selfcross.analysis.robustness`).
         task: ``classification`` or ``regression`` (sentiment scores); keep one task per
             results database (the report compares the runs of one task).
         loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged

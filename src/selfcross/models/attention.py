@@ -13,7 +13,7 @@ call ``nn.MultiheadAttention`` with ``need_weights=True`` exactly as the authors
 
 Parameter names (``mha.in_proj_weight`` [3E, E], ``mha.in_proj_bias`` [3E],
 ``mha.out_proj.weight`` [E, E], ``mha.out_proj.bias`` [E]) are part of the checkpoint
-format (``selfcross.compat`` maps the authors' names onto them).
+format (``selfcross.serve.compat`` maps the authors' names onto them).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ on CUDA; a documented no-op on CPU and in float64, where autocast would only los
 precision or is unsupported).
 
 ``TrainConfig.task = "regression"`` swaps cross-entropy for L1 on one output and dev accuracy
-for dev MAE (lowest wins); the task logic lives in :mod:`selfcross.training.tasks`.
+for dev MAE (lowest wins); the task logic lives in :mod:`selfcross.tasks`.
 
 Reproducibility: same seed + same device + same thread count => identical metrics. Seeds
 are set for torch, NumPy and ``random``; torch's deterministic algorithms are on during the
@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError
 from selfcross.models.kernels import set_kernels
+from selfcross.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 from selfcross.training.batches import SplitData
 from selfcross.training.callbacks import EpochCallback
 from selfcross.training.environment import (
@@ -65,7 +66,6 @@ from selfcross.training.optimizer import EpochSchedule, class_weights, make_opti
 from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
 from selfcross.training.rundir import check_out_dir, load_run, save_run
 from selfcross.training.standardize import Standardizer, standardized_table
-from selfcross.training.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 
 #: Files copied from the data into ``RUN_DIR/features/`` (fold first, then data root).
 FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy", "speaker_stats.npz")
@@ -73,13 +73,13 @@ FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy
 
 # ----------------------------------------------------------------------------- data access
 def _read_fold(fold_dir: Path, modalities: tuple[str, ...]) -> Any:
-    from selfcross.data import read_fold
+    from selfcross.folds import read_fold
 
     return read_fold(fold_dir, modalities=modalities)
 
 
 def _fingerprint(fold_dir: Path) -> str:
-    from selfcross.data import fingerprint
+    from selfcross.folds import fingerprint
 
     return fingerprint(fold_dir)
 
@@ -183,7 +183,7 @@ def evaluate_model(
     Returns:
         ``{"metrics": classification_metrics(...), "loss": mean cross-entropy,
         "y_true": int64 [N], "y_pred": int64 [N], "probs": float [N, K], "ids": list | None}``;
-        for regression ``metrics`` is :func:`~selfcross.training.tasks.regression_metrics`,
+        for regression ``metrics`` is :func:`~selfcross.tasks.regression_metrics`,
         ``y_true`` / ``y_pred`` are float scores and there are no ``probs``.
     """
     task = task or getattr(data, "task", "classification")

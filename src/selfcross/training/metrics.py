@@ -149,7 +149,7 @@ def format_metrics_table(
 
     Args:
         results: split name -> :func:`classification_metrics` dict (e.g. ``{"dev": ..,
-            "test": ..}``), or :func:`~selfcross.training.tasks.regression_metrics` dicts.
+            "test": ..}``), or :func:`~selfcross.tasks.regression_metrics` dicts.
         paper_labels: label accuracy/balanced accuracy as the paper does (UA/WA) and add the
             one-line mapping note (FACTS.md §4).
         per_class: also print per-class recall rows (``-`` where the class is absent).
@@ -157,7 +157,7 @@ def format_metrics_table(
     Returns:
         The table as a string (no trailing newline).
     """
-    from selfcross.training.tasks import REGRESSION_METRICS
+    from selfcross.tasks import REGRESSION_METRICS
 
     splits = list(results)
     rows: list[tuple[str, list[str]]] = []

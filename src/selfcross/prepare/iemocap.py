@@ -2,9 +2,9 @@
 
 Why a separate module: everything IEMOCAP-specific (file layout, line formats, label
 codes, who sits on which half of the video frame) lives here and produces plain
-:class:`~selfcross.data.prepare.UtteranceRecord` objects; feature extraction, caching,
+:class:`~selfcross.prepare.pipeline.UtteranceRecord` objects; feature extraction, caching,
 folds, the data root and the report are the generic machinery of
-:mod:`selfcross.data.prepare`, shared with any other corpus.
+:mod:`selfcross.prepare.pipeline`, shared with any other corpus.
 
 Raw layout read (FACTS.md §1), for each ``SessionK`` under the root:
 
@@ -27,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here too
+from selfcross.errors import ConfigError, DataError
+from selfcross.labels import IEMOCAP4, IEMOCAP7, IEMOCAP7_CODES, ClassSet
+from selfcross.prepare.pipeline import (  # noqa: F401 - VIDEO_ENCODERS: public here too
     VIDEO_ENCODERS,
     PrepareResult,
     Problem,
@@ -36,8 +38,6 @@ from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here
     prepare_records,
     video_encoder_setup,
 )
-from selfcross.errors import ConfigError, DataError
-from selfcross.labels import IEMOCAP4, IEMOCAP7, IEMOCAP7_CODES, ClassSet
 
 #: Raw label code -> class name, per label set. Codes absent from a map are skipped as
 #: "unused label" (fea, dis, oth, xxx always; fru, sur too in the four-class set).
@@ -74,7 +74,7 @@ class IemocapScan:
     Attributes:
         records: kept utterances (label mapped, paths resolved, not yet checked on disk).
         skipped: utterances left out here (unused label, transcript for an unknown
-            utterance); media checks happen later in :mod:`selfcross.data.prepare`.
+            utterance); media checks happen later in :mod:`selfcross.prepare.pipeline`.
         problems: malformed lines and unreadable/missing annotation files.
         sessions: session names found (``Ses01`` ...), sorted.
         class_set: the label order used.
@@ -314,7 +314,7 @@ def prepare_iemocap(
     """Raw IEMOCAP release -> data root ``fold01..foldK`` (K = sessions present, 5 normally).
 
     Fold k tests on session k; dev = one (or more) whole speakers of the other sessions,
-    rotating between folds (:func:`~selfcross.data.prepare.plan_group_folds`), so no speaker
+    rotating between folds (:func:`~selfcross.prepare.pipeline.plan_group_folds`), so no speaker
     is in two splits of a fold.
 
     Args:

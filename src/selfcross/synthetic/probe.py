@@ -61,7 +61,7 @@ def probe_accuracy(fold_dir: str | Path) -> dict[str, float]:
     """
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
 
-    from selfcross.data import read_fold
+    from selfcross.folds import read_fold
 
     fold = read_fold(fold_dir, check_values=False)
     feats = {}

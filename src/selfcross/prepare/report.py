@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from selfcross.data import layout
+from selfcross.folds import layout
 
 if TYPE_CHECKING:
-    from selfcross.data.prepare import PrepareResult
+    from selfcross.prepare.pipeline import PrepareResult
 
 
 
@@ -25,7 +25,7 @@ def write_report(
     extra: dict[str, str] | None = None,
 ) -> Path:
     """Write ``prepare_report.md``: counts, folds, skips, problems, settings, cache, timings."""
-    from selfcross.data.writer import save_text
+    from selfcross.folds.writer import save_text
 
     groups = sorted({g for per in result.counts.values() for g in per})
     lines = [f"# {title}", ""]

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from selfcross.analysis.stats import bootstrap_mean_diff, holm, mcnemar, paired_t, wilcoxon_paired
 from selfcross.errors import ConfigError, SelfcrossError
-from selfcross.experiments.stats import bootstrap_mean_diff, holm, mcnemar, paired_t, wilcoxon_paired
 from selfcross.experiments.store import ResultsStore, RunRow
 from selfcross.labels import parse_modalities
 from selfcross.training.perturb import Perturbation, parse_perturbation
@@ -98,7 +98,7 @@ def compare_robustness(
     Only (fold, seed) pairs where both runs have the perturbed score are used. Holm adjusts the
     Wilcoxon p-values across the perturbations of one preset and modality set.
     """
-    from selfcross.experiments.report import _paired_runs
+    from selfcross.analysis.report import _paired_runs
 
     scores: dict[tuple[int, str], dict[str, Any]] = {}
     preds: dict[tuple[int, str], np.ndarray] = {}
@@ -157,8 +157,8 @@ def _pooled_mcnemar(
 
 def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     """Markdown lines of the robustness table of one preset (empty when nothing was scored)."""
-    from selfcross.experiments.plots import modality_label
-    from selfcross.experiments.report import _p
+    from selfcross.analysis.plots import modality_label
+    from selfcross.analysis.report import _p
 
     rows = [e for e in entries if e["preset"] == preset]
     if not rows:
@@ -189,7 +189,7 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
 
 def robustness_figures(entries: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
     """One bar chart per (preset, modality set): accuracy change per perturbation, a vs b."""
-    from selfcross.experiments.plots import modality_label, robustness_chart
+    from selfcross.analysis.plots import modality_label, robustness_chart
 
     files = []
     for preset, code in sorted({(e["preset"], e["modalities"]) for e in entries}):

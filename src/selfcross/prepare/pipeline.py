@@ -1,6 +1,6 @@
 """From utterance records to a data root: cached features, folds, report (any corpus).
 
-Why generic: a corpus adapter (IEMOCAP in :mod:`selfcross.data.iemocap`, manifests and
+Why generic: a corpus adapter (IEMOCAP in :mod:`selfcross.prepare.iemocap`, manifests and
 other corpora later) only turns its files into :class:`UtteranceRecord` objects; this
 module does the rest the same way for all of them:
 
@@ -14,7 +14,7 @@ module does the rest the same way for all of them:
 3. a vocabulary built from the kept transcripts, word ids, and the word vectors of the
    user's GloVe file (``W_embedding.npy`` in every fold);
 4. folds (:func:`plan_group_folds`: fold k tests on group k, e.g. IEMOCAP session k; dev =
-   held-out speakers of the training groups) written with :mod:`selfcross.data.writer`;
+   held-out speakers of the training groups) written with :mod:`selfcross.folds.writer`;
 5. ``classes.txt``, ``features.json``, ``vocab.txt`` and ``prepare_report.md`` (counts per
    class x group, folds, skipped utterances and why, malformed input lines, extractor
    settings, cache use, timings).
@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from selfcross.data import layout
-from selfcross.data.cache import (  # noqa: F401 - cache_key, encoder_identity, _init_worker: public here too
+from selfcross.errors import ConfigError, DataError
+from selfcross.folds import layout
+from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identity, _init_worker: public here too
     CACHE_DIR,
     CACHE_VERSION,
     _extract_modality,
@@ -46,8 +47,7 @@ from selfcross.data.cache import (  # noqa: F401 - cache_key, encoder_identity, 
     cache_key,
     encoder_identity,
 )
-from selfcross.data.report import count_extractions, write_report  # noqa: F401 - re-exported
-from selfcross.errors import ConfigError, DataError
+from selfcross.prepare.report import count_extractions, write_report  # noqa: F401 - re-exported
 
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
@@ -575,8 +575,8 @@ def _write_root(
 ) -> None:
     """Write the folds, ``classes.txt``, ``features.json``, ``vocab.txt`` and speaker statistics
     (removing what an earlier preparation left that this one does not write)."""
-    from selfcross.data.writer import save_text, write_classes, write_embedding, write_split
     from selfcross.features.configio import save_feature_configs
+    from selfcross.folds.writer import save_text, write_classes, write_embedding, write_split
 
     out_root.mkdir(parents=True, exist_ok=True)
     stats = arrays.speaker_stats

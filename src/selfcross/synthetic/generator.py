@@ -39,8 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selfcross.data import layout, writer
 from selfcross.errors import ConfigError
+from selfcross.folds import layout, writer
 from selfcross.labels import IEMOCAP7, IEMOCAP7_COUNTS
 
 #: Per-class arousal and valence (IEMOCAP7 order: ang, exc, hap, sad, fru, sur, neu).
@@ -317,7 +317,7 @@ def make_synthetic(
             )
             for m in ("audio", "video"):
                 _write_big(fold / layout.split_file(split, m), plan, p, seed, m, rows, cache)
-    meta = {"generator": "selfcross.data.synthetic", "preset": preset, "seed": seed, "n_folds": n_folds,
+    meta = {"generator": "selfcross.synthetic.generator", "preset": preset, "seed": seed, "n_folds": n_folds,
             "params": asdict(p), "class_names": list(IEMOCAP7.names),
             "dev": f"stratified random {p.dev_fraction:.0%} of each class of the training sessions"}
     writer.save_text(root / "synthetic.json", json.dumps(meta, indent=2, sort_keys=True).splitlines())

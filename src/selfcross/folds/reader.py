@@ -32,11 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from selfcross.data import layout
 from selfcross.errors import DataError
+from selfcross.folds import layout
 from selfcross.labels import IEMOCAP7, MODALITIES, parse_modalities
 
-log = logging.getLogger("selfcross.data")
+log = logging.getLogger("selfcross.folds")
 
 #: Bytes per chunk when scanning float arrays for NaN/inf and non-zero rows.
 SCAN_CHUNK_BYTES = 32 * 2**20

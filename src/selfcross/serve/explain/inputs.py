@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from selfcross.errors import CheckpointError, DataError
-from selfcross.explain import Utterance
 from selfcross.labels import IEMOCAP7
+from selfcross.serve.explain import Utterance
 
 
 @dataclass
@@ -38,7 +38,7 @@ class ExplainedRun:
 def load_explained_run(run_dir: Path, device: str) -> ExplainedRun:
     """The run's model, standardizer, class names, saved feature settings and vocabulary."""
     from selfcross.features import Vocabulary, load_feature_configs
-    from selfcross.predict import FEATURES_DIR
+    from selfcross.serve.predict import FEATURES_DIR
     from selfcross.training.rundir import load_run
 
     model, config, standardizer = load_run(run_dir, device)
@@ -60,7 +60,7 @@ def load_explained_run(run_dir: Path, device: str) -> ExplainedRun:
 
 def fold_utterances(run: ExplainedRun, fold_dir: Path, ids: list[str]) -> list[Utterance]:
     """The utterances ``ids`` of a fold (looked up in test, dev and train, in that order)."""
-    from selfcross.data import read_fold
+    from selfcross.folds import read_fold
 
     fold = read_fold(fold_dir, modalities=run.modalities, check_values=False)
     words = run.vocab_words or _fold_vocab(fold_dir)
@@ -103,7 +103,7 @@ def clip_utterance(
     """One new clip, featurized with the run's saved settings (as ``selfcross predict`` does)."""
     from selfcross.features import tokenize
     from selfcross.features.audio import load_audio
-    from selfcross.predict import Predictor
+    from selfcross.serve.predict import Predictor
 
     predictor = Predictor(run.run_dir, device=run.device)
     inputs, lengths = predictor.features(audio=audio, video=video, transcript=transcript)

@@ -30,19 +30,19 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import recall_score
 
-from selfcross.config import paper_shapes
-from selfcross.errors import StoreError
-from selfcross.experiments import plots
-from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
-from selfcross.experiments.curves import curve_figures, curves_section
-from selfcross.experiments.robustness import compare_robustness, robustness_figures, robustness_section
-from selfcross.experiments.stats import (
+from selfcross.analysis import plots
+from selfcross.analysis.curves import curve_figures, curves_section
+from selfcross.analysis.robustness import compare_robustness, robustness_figures, robustness_section
+from selfcross.analysis.stats import (
     bootstrap_mean_diff,
     holm,
     mcnemar,
     paired_t,
     wilcoxon_paired,
 )
+from selfcross.config import paper_shapes
+from selfcross.errors import StoreError
+from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
 from selfcross.experiments.store import Predictions, ResultsStore, RunRow, mixed_versions_notice
 from selfcross.labels import IEMOCAP7, PAPER_MODALITY_SETS
 from selfcross.paper import PAPER_ABLATION, PAPER_METRIC_LABELS, PAPER_RESULTS
@@ -344,7 +344,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     with ResultsStore.open(db, create=False) as store:
         study = collect(store)
         if _task(store, study) == "regression":
-            from selfcross.experiments.regression_report import make_regression_report
+            from selfcross.analysis.regression_report import make_regression_report
 
             return make_regression_report(store, study, out)
         comparisons = compare(store, study)

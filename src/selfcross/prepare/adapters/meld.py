@@ -26,9 +26,9 @@ import re
 import unicodedata
 from pathlib import Path
 
-from selfcross.data.adapters import CorpusScan
 from selfcross.errors import DataError
 from selfcross.labels import MELD7
+from selfcross.prepare.adapters import CorpusScan
 
 #: Split -> CSV file name.
 CSV_FILES: dict[str, str] = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv",

@@ -17,8 +17,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from selfcross.analysis.report import make_report
 from selfcross.experiments.grid import parse_range, run_grid
-from selfcross.experiments.report import make_report
 from selfcross.labels import PAPER_MODALITY_SETS
 
 #: Epoch cap of the demo's runs (the paper's protocol allows 100 with early stopping).
@@ -28,8 +28,8 @@ DEMO_DATA_SEED = 0
 
 
 def _data_ready(root: Path, n_folds: int) -> bool:
-    from selfcross.data import list_folds
     from selfcross.errors import DataError
+    from selfcross.folds import list_folds
 
     if not (root / "synthetic.json").is_file():
         return False
@@ -71,7 +71,7 @@ def run_demo(
     Returns:
         Path of ``report/report.md``.
     """
-    from selfcross.data import make_synthetic
+    from selfcross.synthetic import make_synthetic
 
     say = log or print
     out = Path(out_dir)

@@ -3,9 +3,9 @@
 Why a manifest: every corpus has its own layout, but what a preparation needs from it is
 the same short list per utterance (id, label, media files, words, speaker, and maybe an
 official split). A manifest is that list as a CSV, so any corpus a user has on disk can be
-prepared without code, and the corpus adapters (:mod:`selfcross.data.adapters`) only
+prepared without code, and the corpus adapters (:mod:`selfcross.prepare.adapters`) only
 write a manifest. Feature extraction, cache, folds and report are the generic machinery
-of :mod:`selfcross.data.prepare`.
+of :mod:`selfcross.prepare.pipeline`.
 
 Manifest columns (header row required, UTF-8, any column order, extra columns ignored):
 
@@ -55,7 +55,9 @@ from typing import Any
 
 import numpy as np
 
-from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here too
+from selfcross.errors import ConfigError, DataError
+from selfcross.labels import CLASS_SETS, MODALITIES
+from selfcross.prepare.pipeline import (  # noqa: F401 - VIDEO_ENCODERS: public here too
     VIDEO_ENCODERS,
     FoldPlan,
     PrepareResult,
@@ -64,10 +66,8 @@ from selfcross.data.prepare import (  # noqa: F401 - VIDEO_ENCODERS: public here
     prepare_records,
     video_encoder_setup,
 )
-from selfcross.errors import ConfigError, DataError
-from selfcross.labels import CLASS_SETS, MODALITIES
 
-log = logging.getLogger("selfcross.data")
+log = logging.getLogger("selfcross.folds")
 
 #: Column of each modality's media (or words) in a manifest.
 MODALITY_COLUMNS: dict[str, str] = {"audio": "audio", "video": "video", "text": "transcript"}

@@ -12,7 +12,7 @@ For each utterance it writes ``<id>.png`` (a figure) and ``<id>.npz`` (the numbe
 - the predicted class probabilities (``probabilities``, ``class_names``).
 
 The maps come from the reference attention path (see :mod:`selfcross.models.maps`); the
-figure is drawn by :mod:`selfcross.explain.figure`.
+figure is drawn by :mod:`selfcross.serve.explain.figure`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError
-from selfcross.explain.axes import ModalityAxis, modality_axes
+from selfcross.serve.explain.axes import ModalityAxis, modality_axes
 
 __all__ = ["Explanation", "explain"]
 
@@ -76,8 +76,8 @@ def explain(
         ConfigError: neither or both input forms given. DataError: an id not in the fold.
         CheckpointError: unreadable run folder.
     """
-    from selfcross.explain.figure import draw_explanation
-    from selfcross.explain.inputs import clip_utterance, fold_utterances, load_explained_run
+    from selfcross.serve.explain.figure import draw_explanation
+    from selfcross.serve.explain.inputs import clip_utterance, fold_utterances, load_explained_run
 
     raw = any(v is not None for v in (audio, video, transcript))
     if (data is None) == (not raw):

@@ -20,9 +20,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from selfcross.data.adapters import CorpusScan
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import RAVDESS8
+from selfcross.prepare.adapters import CorpusScan
 
 #: Statement code -> words.
 STATEMENTS: dict[str, str] = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from selfcross.explain.axes import ModalityAxis
+from selfcross.serve.explain.axes import ModalityAxis
 
 #: Most words written as tick labels on one axis (longer transcripts show positions).
 MAX_WORD_TICKS = 40

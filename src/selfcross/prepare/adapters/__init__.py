@@ -2,15 +2,15 @@
 
 Why adapters only write manifests: the corpus-specific knowledge (file-name codes, label
 codes, sentence texts, official splits) is small; everything after the manifest (checks,
-features, cache, folds, report) is :func:`selfcross.data.manifest.prepare_manifest`, the
+features, cache, folds, report) is :func:`selfcross.prepare.manifest.prepare_manifest`, the
 same for every corpus. The manifest is kept as ``OUT_ROOT/manifest.csv``, so a user can
 inspect or edit it and rerun ``selfcross prepare-manifest`` on it.
 
 Adapters (see docs/datasets.md for licences and downloads):
 
-* ``ravdess`` -> :func:`selfcross.data.adapters.ravdess.scan_ravdess`
-* ``crema-d`` -> :func:`selfcross.data.adapters.cremad.scan_cremad`
-* ``meld``    -> :func:`selfcross.data.adapters.meld.scan_meld`
+* ``ravdess`` -> :func:`selfcross.prepare.adapters.ravdess.scan_ravdess`
+* ``crema-d`` -> :func:`selfcross.prepare.adapters.cremad.scan_cremad`
+* ``meld``    -> :func:`selfcross.prepare.adapters.meld.scan_meld`
 """
 
 from __future__ import annotations
@@ -85,14 +85,14 @@ def prepare_scan(
 
     Only the columns of the prepared modalities are written (so a text-only preparation
     of MELD ignores missing mp4s). ``kwargs`` go to
-    :func:`~selfcross.data.manifest.prepare_manifest` (``workers``, ``audio_config``...).
+    :func:`~selfcross.prepare.manifest.prepare_manifest` (``workers``, ``audio_config``...).
 
     Returns:
-        The :class:`~selfcross.data.prepare.PrepareResult`, or the manifest path when
+        The :class:`~selfcross.prepare.pipeline.PrepareResult`, or the manifest path when
         ``manifest_only``.
     """
-    from selfcross.data.manifest import MODALITY_COLUMNS, write_manifest
     from selfcross.labels import parse_modalities
+    from selfcross.prepare.manifest import MODALITY_COLUMNS, write_manifest
 
     use_video = not (isinstance(video_encoder, str) and video_encoder == "none") and video_encoder is not None
     if modalities is None:
@@ -135,7 +135,7 @@ def _remove_fresh(fresh: set[Path], out_root: Path) -> None:
 
 def _prepare_written(scan: CorpusScan, path: Path, out_root: Path, mods: tuple[str, ...],
                      n_folds: int | None, glove: Any, video_encoder: Any, kwargs: dict[str, Any]) -> Any:
-    from selfcross.data.manifest import prepare_manifest
+    from selfcross.prepare.manifest import prepare_manifest
 
     notes = list(scan.notes)
     if "text" in mods and not scan.text_informative:
@@ -153,15 +153,15 @@ def _prepare_written(scan: CorpusScan, path: Path, out_root: Path, mods: tuple[s
 def scan_corpus(corpus: str, src: str | Path, **options: Any) -> CorpusScan:
     """Dispatch to the adapter of ``corpus`` (one of :data:`CORPORA`)."""
     if corpus == "ravdess":
-        from selfcross.data.adapters.ravdess import scan_ravdess
+        from selfcross.prepare.adapters.ravdess import scan_ravdess
 
         return scan_ravdess(src, **options)
     if corpus == "crema-d":
-        from selfcross.data.adapters.cremad import scan_cremad
+        from selfcross.prepare.adapters.cremad import scan_cremad
 
         return scan_cremad(src, **options)
     if corpus == "meld":
-        from selfcross.data.adapters.meld import scan_meld
+        from selfcross.prepare.adapters.meld import scan_meld
 
         return scan_meld(src, **options)
     raise ConfigError(f"unknown corpus {corpus!r}: use one of {', '.join(CORPORA)}")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from selfcross.data import layout
 from selfcross.errors import DataError
+from selfcross.folds import layout
 
 
 def _tmp_path(path: Path) -> Path:

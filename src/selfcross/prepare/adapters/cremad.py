@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from selfcross.data.adapters import CorpusScan
 from selfcross.errors import DataError
 from selfcross.labels import CREMAD6
+from selfcross.prepare.adapters import CorpusScan
 
 #: Sentence code -> words (CREMA-D's 12 sentences).
 SENTENCES: dict[str, str] = {

@@ -1,6 +1,6 @@
 """Published feature files (MMSA, MulT, MFN) -> a selfcross data root with one official fold.
 
-What is written (``OUT/fold01`` in the fold layout, :mod:`selfcross.data.layout`): for each
+What is written (``OUT/fold01`` in the fold layout, :mod:`selfcross.folds.layout`): for each
 split the feature sequences with their padding at the back, ``S_audio_seqN`` /
 ``S_video_seqN`` lengths, ``S_label`` classes, ``S_score`` sentiment scores when the file has
 scores, ``S_ids``; ``OUT/classes.txt``; and ``OUT/prepare_report.md``.
@@ -23,11 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from selfcross.data import layout
-from selfcross.data.feature_formats import MULT_IEMOCAP_CLASSES, Array, RawDataset, RawSplit, read_features
-from selfcross.data.writer import save_text, write_classes, write_split
 from selfcross.errors import ConfigError, DataError
+from selfcross.folds import layout
+from selfcross.folds.writer import save_text, write_classes, write_split
 from selfcross.labels import MODALITIES, parse_modalities
+from selfcross.prepare.feature_formats import MULT_IEMOCAP_CLASSES, Array, RawDataset, RawSplit, read_features
 from selfcross.sentiment import bin_scores, get_binning
 
 #: Binning used when the file has scores and ``labels`` is not given.
@@ -271,7 +271,7 @@ def import_features(
     """Import published feature files as a data root with one fold (the official split).
 
     Args:
-        fmt: ``mmsa``, ``mult`` or ``mfn`` (see :mod:`selfcross.data.feature_formats`).
+        fmt: ``mmsa``, ``mult`` or ``mfn`` (see :mod:`selfcross.prepare.feature_formats`).
         src: the pickle file (mmsa, mult) or the folder of ``.h5`` files (mfn).
         out: the data root to create (must not exist or be empty unless ``overwrite``).
         labels: binning of the scores into classes (:data:`selfcross.sentiment.BINNINGS`;

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from selfcross.experiments import plots
+from selfcross.analysis import plots
 from selfcross.experiments.store import ResultsStore
 
 #: Model variants drawn side by side, in this order (those present).

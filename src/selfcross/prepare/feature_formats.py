@@ -1,7 +1,7 @@
 """Readers of the feature files multimodal-sentiment researchers already have.
 
 Each reader returns the file's contents as they are (one :class:`RawSplit` per official
-split), naming the file and key of every array, so that :mod:`selfcross.data.feature_import`
+split), naming the file and key of every array, so that :mod:`selfcross.prepare.feature_import`
 can validate them and write a data root. Published layouts:
 
 * ``mmsa``: MMSA's ``aligned_50.pkl`` / ``unaligned_*.pkl``: a dict ``train`` / ``valid`` /

@@ -162,7 +162,7 @@ class _StandIn:
 
 
 def _standin_class(module: str, name: str) -> type:
-    return type(name, (_StandIn,), {"__module__": f"selfcross.compat.standin.{module}"})
+    return type(name, (_StandIn,), {"__module__": f"selfcross.serve.compat.standin.{module}"})
 
 
 #: The only real callables a trusted pickle may resolve (what tensors and plain containers need).

@@ -1,9 +1,9 @@
 """The report of a sentiment-regression study: tables, paired tests on MAE, score scatter plots.
 
-Why apart from :mod:`selfcross.experiments.report`: a regression run has no classes, so the
+Why apart from :mod:`selfcross.analysis.report`: a regression run has no classes, so the
 paper's accuracy tables, McNemar test and confusion matrices do not apply. The cells and
-the statistics are the same (:func:`~selfcross.experiments.report.collect`,
-:mod:`selfcross.experiments.stats`); the main metric is the MAE (lower is better) and the
+the statistics are the same (:func:`~selfcross.analysis.report.collect`,
+:mod:`selfcross.analysis.stats`); the main metric is the MAE (lower is better) and the
 figures plot predicted against true scores.
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from selfcross.experiments import plots
-from selfcross.experiments.curves import curve_figures, curves_section
-from selfcross.experiments.stats import bootstrap_mean_diff, holm, paired_t, wilcoxon_paired
+from selfcross.analysis import plots
+from selfcross.analysis.curves import curve_figures, curves_section
+from selfcross.analysis.stats import bootstrap_mean_diff, holm, paired_t, wilcoxon_paired
 from selfcross.experiments.store import ResultsStore
 
 ALPHA = 0.05
@@ -47,7 +47,7 @@ def _fmt(summary: tuple[float, float, int], percent: bool) -> str:
 
 def compare_mae(study: Any) -> list[dict[str, Any]]:
     """Self vs cross per preset and modality set, paired over (fold, seed), on test MAE."""
-    from selfcross.experiments.report import _order
+    from selfcross.analysis.report import _order
 
     out = []
     for preset in sorted({k[0] for k in study.cells}):
@@ -98,7 +98,7 @@ def _scatter(store: ResultsStore, study: Any, fig_dir: Path) -> list[Path]:
 
 
 def _tables(study: Any, comparisons: list[dict[str, Any]], figures: list[Path], out: Path) -> str:
-    from selfcross.experiments.report import _order
+    from selfcross.analysis.report import _order
 
     lines = ["# selfcross results (sentiment regression)", "",
              f"{sum(len(c.runs) for c in study.cells.values())} finished runs. Test-set scores, mean "
