@@ -211,6 +211,9 @@ def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out rows whose media file does not exist (listed in the report) "
                         "instead of stopping")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out rows whose media file cannot be decoded (truncated, empty, not "
+                        "audio; listed in the report) instead of stopping")
     p.add_argument("--allow-shared-speakers", action="store_true",
                    help="with --split-column: accept a speaker in two splits (noted in the report)")
     _common_options(p)
@@ -289,6 +292,7 @@ def _prepare_manifest(args: argparse.Namespace) -> int:
         modalities=args.modalities, video_encoder=args.video_encoder, workers=args.workers,
         progress=not args.no_progress, dev_fraction=args.dev_fraction, fold_seed=args.fold_seed,
         on_missing="skip" if args.skip_missing else "error",
+        on_unreadable="skip" if args.skip_unreadable else "error",
         allow_shared_speakers=args.allow_shared_speakers, speaker_norm=args.speaker_norm,
         **_feature_configs(args),
     )
