@@ -63,10 +63,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SelfcrossError as e:
         print(f"selfcross {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except (NotADirectoryError, FileExistsError) as e:  # a folder to write is an existing file
+        print(f"selfcross {args.command}: error: {_blocking_file(e.filename)}: is a file; "
+              "this command writes a folder there", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"selfcross {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _blocking_file(filename: object) -> str:
+    """The nearest existing ancestor of ``filename`` (the file standing where a folder must go)."""
+    from pathlib import Path
+
+    path = Path(str(filename))
+    for p in (path, *path.parents):
+        if p.exists():
+            return str(p)
+    return str(path)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -219,6 +219,8 @@ def load_audio(
         DataError: missing, unreadable or empty file, or a span outside the audio.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a folder, not an audio file")
     if not path.is_file():
         raise DataError(path, "no such audio file")
     if path.suffix.lower() == ".wav":

@@ -239,7 +239,9 @@ def _row_media(
             continue
         has_value[m] = True
         p = _resolve(v, base)
-        if not p.is_file():
+        if p.is_dir():
+            missing_here.append(f"{m} file {p} is a folder, not a file")
+        elif not p.is_file():
             missing_here.append(f"{m} file {p} does not exist")
         media[m] = p
     transcript = cols.cell(row, "transcript") if "text" in present else None
