@@ -25,7 +25,7 @@ from selfcross.analysis.stats import bootstrap_mean_diff, holm, mcnemar, paired_
 from selfcross.errors import ConfigError, SelfcrossError
 from selfcross.experiments.store import ResultsStore, RunRow
 from selfcross.labels import parse_modalities
-from selfcross.training.perturb import Perturbation, parse_perturbation
+from selfcross.training.perturb import Perturbation, parse_perturbation, removes_every_input
 
 
 def parse_specs(specs: Sequence[str] | str, modality_sets: Sequence[str]) -> list[Perturbation]:
@@ -36,10 +36,16 @@ def parse_specs(specs: Sequence[str] | str, modality_sets: Sequence[str]) -> lis
     """
     items = [s.strip() for s in (specs.split(",") if isinstance(specs, str) else specs) if s.strip()]
     parsed = [parse_perturbation(s) for s in items]
-    used = {m for code in modality_sets for m in parse_modalities(code)}
+    sets = [parse_modalities(code) for code in modality_sets]
+    used = {m for mods in sets for m in mods}
     for p in parsed:
         if p.modality not in used:
             raise ConfigError(f"perturbation {p.spec!r}: no planned run uses {p.modality}")
+        if all(removes_every_input(p, mods) for mods in sets if p.modality in mods):
+            raise ConfigError(f"perturbation {p.spec!r}: every planned run that uses {p.modality} uses "
+                              "nothing else, so dropping it leaves no input (drop applies to multimodal "
+                              f"sets such as {p.modality[0]}t; try noise:{p.modality[0]}=SNR_DB or "
+                              f"shuffle:{p.modality[0]})")
     return parsed
 
 
@@ -72,7 +78,8 @@ def evaluate_robustness(
         if fold is None or fold[1] != run.data_fingerprint or not run.run_dir:
             continue
         for p in perturbations:
-            if p.modality not in parse_modalities(run.modalities) or (run.id, p.spec, seed) in done:
+            mods = parse_modalities(run.modalities)
+            if p.modality not in mods or removes_every_input(p, mods) or (run.id, p.spec, seed) in done:
                 continue
             try:
                 result = evaluate_run_full(run.run_dir, fold[0], "test", perturb=p.spec, perturb_seed=seed)
