@@ -10,6 +10,8 @@ Two halves:
   accuracy change of self and of cross (perturbed minus clean, per run) and the same paired
   statistics as the clean comparison, on those changes: Wilcoxon (Holm across specs), paired
   t, bootstrap interval of the mean difference, McNemar on the pooled perturbed predictions.
+  :func:`robustness_by_model` reports every stored perturbation of every model on its own
+  (mean change and its 95 % t interval), so a grid with one model still gets its numbers.
 """
 
 from __future__ import annotations
@@ -95,6 +97,62 @@ def evaluate_robustness(
 def _changes(runs: list[RunRow], scores: dict[tuple[int, str], dict[str, Any]], spec: str) -> np.ndarray:
     perturbed = [float(scores[(r.id, spec)]["accuracy"]) for r in runs]
     return np.array(perturbed) - np.array([float(r.test_metrics["accuracy"]) for r in runs])
+
+
+def change_interval(d: np.ndarray) -> tuple[float | None, float | None]:
+    """95 % t interval of the mean of the per-run changes ``d`` (``None`` with one run)."""
+    from scipy import stats
+
+    if d.size < 2:
+        return None, None
+    if np.allclose(d, d.mean(), rtol=0.0, atol=1e-12):  # every run changed alike: that point
+        return float(d.mean()), float(d.mean())
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    return float(ci.low), float(ci.high)
+
+
+def robustness_by_model(store: ResultsStore, study: Any) -> list[dict[str, Any]]:
+    """Every stored perturbation per preset, model and modality set: clean and perturbed test
+    accuracy (means over the runs scored both ways) and the mean change with its 95 % interval."""
+    scores = {(r.run_id, r.perturbation): r.test_metrics for r in store.robustness()}
+    specs = sorted({s for _, s in scores})
+    out: list[dict[str, Any]] = []
+    for (preset, variant, code), cell in sorted(study.cells.items()):
+        for spec in specs:
+            runs = [r for r in cell.runs if (r.id, spec) in scores]
+            if not runs:
+                continue
+            d = _changes(runs, scores, spec)
+            low, high = change_interval(d)
+            out.append({
+                "preset": preset, "model": variant, "modalities": code, "perturbation": spec,
+                "n_runs": len(runs), "clean": float(np.mean([r.test_metrics["accuracy"] for r in runs])),
+                "perturbed": float(np.mean([scores[(r.id, spec)]["accuracy"] for r in runs])),
+                "change": float(d.mean()), "change_low": low, "change_high": high,
+            })
+    return out
+
+
+def robustness_model_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
+    """Markdown table of :func:`robustness_by_model` for one preset (empty when nothing was scored)."""
+    from selfcross.analysis.plots import modality_label
+
+    rows = [e for e in entries if e["preset"] == preset]
+    if not rows:
+        return []
+    lines = ["", "### Robustness per model", "",
+             "Test accuracy (%) of each model clean and with one modality perturbed at test time "
+             "(`selfcross grid --robustness`), mean over the runs scored both ways; the change is "
+             "perturbed minus clean, with a 95 % t interval over runs (none for one run).", "",
+             "| model | modalities | perturbation | runs | clean | perturbed | change [95% CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for e in rows:
+        lo, hi = e["change_low"], e["change_high"]
+        ci = "" if lo is None else f" [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        lines.append(f"| {e['model']} | {modality_label(e['modalities'])} | `{e['perturbation']}` | "
+                     f"{e['n_runs']} | {100 * e['clean']:.1f} | {100 * e['perturbed']:.1f} | "
+                     f"{100 * e['change']:+.1f}{ci} |")
+    return lines
 
 
 def compare_robustness(
@@ -195,14 +253,17 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
 
 
 def robustness_figures(entries: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
-    """One bar chart per (preset, modality set): accuracy change per perturbation, a vs b."""
+    """One bar chart per (preset, modality set): accuracy change per perturbation and model,
+    error bars = the 95 % interval of :func:`robustness_by_model` (its entries)."""
     from selfcross.analysis.plots import modality_label, robustness_chart
 
     files = []
     for preset, code in sorted({(e["preset"], e["modalities"]) for e in entries}):
         rows = [e for e in entries if (e["preset"], e["modalities"]) == (preset, code)]
-        models = (rows[0]["a"], rows[0]["b"])
-        changes = {m: {e["perturbation"]: e[f"{m}_change"] for e in rows} for m in models}
+        changes: dict[str, dict[str, tuple[float, float | None, float | None]]] = {}
+        for e in rows:
+            changes.setdefault(e["model"], {})[e["perturbation"]] = (e["change"], e["change_low"],
+                                                                     e["change_high"])
         suffix = "" if preset == "paper" else f"_{preset}"
         files.append(robustness_chart(
             changes, fig_dir / f"robustness_{code}{suffix}.png",
