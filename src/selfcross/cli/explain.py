@@ -46,5 +46,7 @@ def run(args: argparse.Namespace) -> int:
                       transcript=transcript, device=args.device)
     for r in results:
         top = max(r.probabilities, key=r.probabilities.get)
-        print(f"{r.id}: {top} ({r.probabilities[top]:.2f}) -> {r.figure_path}, {r.npz_path.name}")
+        flat = (f"; attention uniform in {len(r.uniform_blocks)} of {r.n_blocks} blocks "
+                f"({', '.join(r.uniform_blocks)})" if r.uniform_blocks else "")
+        print(f"{r.id}: {top} ({r.probabilities[top]:.2f}) -> {r.figure_path}, {r.npz_path.name}{flat}")
     return 0
