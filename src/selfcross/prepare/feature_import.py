@@ -282,10 +282,13 @@ def _one_class_check(root: Path, names: tuple[str, ...], classes: dict[str, np.n
         present = np.unique(y[keep[s]])
         if len(names) < 2 or present.size != 1:
             continue
-        option = f"--labels {labels or DEFAULT_BINNING}"
         sc = scores.get(s)
-        seen = "" if sc is None else (f"; its scores{f' minus --center {center:g}' if center else ''} "
-                                      f"run {float((sc - center).min()):g}..{float((sc - center).max()):g}")
+        if sc is None:  # the file's own classes: no option made them
+            raise DataError(root, f"every {s} row has class {names[int(present[0])]!r}; a classifier "
+                                  "cannot learn from one class")
+        option = f"--labels {labels or DEFAULT_BINNING}"
+        seen = (f"; its scores{f' minus --center {center:g}' if center else ''} "
+                f"run {float((sc - center).min()):g}..{float((sc - center).max()):g}")
         raise DataError(root, f"{option} puts every {s} row in class {names[int(present[0])]!r}{seen}; "
                               "bin the scores around the scale's midpoint with --center (e.g. --center 3 "
                               "for ratings 1..5)")
