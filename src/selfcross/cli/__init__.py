@@ -65,8 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"selfcross {args.command}: error: {e}", file=sys.stderr)
         return 2
     except (NotADirectoryError, FileExistsError) as e:  # a folder to write is an existing file
-        print(f"selfcross {args.command}: error: {_blocking_file(e.filename)}: is a file; "
-              "this command writes a folder there", file=sys.stderr)
+        print(f"selfcross {args.command}: error: {_blocking_file(e.filename)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"selfcross {args.command}: interrupted", file=sys.stderr)
@@ -75,14 +74,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _blocking_file(filename: object) -> str:
-    """The nearest existing ancestor of ``filename`` (the file standing where a folder must go)."""
+    """``PATH: problem`` for the nearest existing ancestor of ``filename``: the file standing
+    where a folder must go (or a path that exists already)."""
     from pathlib import Path
 
     path = Path(str(filename))
     for p in (path, *path.parents):
+        if p.is_file():
+            return f"{p}: is a file; this command writes a folder there"
         if p.exists():
-            return str(p)
-    return str(path)
+            return f"{p}: already exists"
+    return f"{path}: cannot be created"
 
 
 if __name__ == "__main__":  # pragma: no cover
