@@ -294,6 +294,27 @@ def _one_class_check(root: Path, names: tuple[str, ...], classes: dict[str, np.n
                               "for ratings 1..5)")
 
 
+def _fill_ids(checked: dict[str, _Checked], classes: dict[str, np.ndarray]) -> str:
+    """Give every split without ids :func:`split_index_ids`; returns where the ids came from."""
+    source = "file" if all(c.ids is not None for c in checked.values()) else "split_index"
+    for s, c in checked.items():
+        if c.ids is None:
+            c.ids = split_index_ids(s, classes[s].size)
+    return source
+
+
+def _import_notes(labels: str | None, dropped: dict[str, dict[str, int]], ids_source: str) -> list[str]:
+    """Report notes on rows left out and on ids made up for a file without them."""
+    notes = []
+    if dropped:
+        notes.append(f"{labels} has no class for score 0: those rows were left out "
+                     f"({', '.join(f'{s} {sum(d.values())}' for s, d in dropped.items())}).")
+    if ids_source == "split_index":
+        notes.append("The file holds no utterance ids: S_ids.txt names each row by its split and its "
+                     "position in the file's split (train_0, dev_3, test_17).")
+    return notes
+
+
 def _learned_from(labels: str | None, center: float, kind: str) -> list[str]:
     """The import options that change what a model learns, in words (printed and reported)."""
     if kind != "scores":
@@ -352,10 +373,7 @@ def import_features(
     names, classes, keep = _class_labels(raw, checked, labels, center)
     _one_class_check(raw.source, names, classes, keep, {s: c.scores for s, c in checked.items()},
                      labels, center)
-    ids_source = "file" if all(c.ids is not None for c in checked.values()) else "split_index"
-    for s, c in checked.items():
-        if c.ids is None:
-            c.ids = split_index_ids(s, classes[s].size)
+    ids_source = _fill_ids(checked, classes)
 
     fold = root / layout.fold_name(1)
     counts = {}
@@ -365,15 +383,8 @@ def import_features(
         per_class = np.bincount(arrays["label"], minlength=len(names))
         counts[s] = {names[i]: int(v) for i, v in enumerate(per_class)}
     write_classes(root, names)
-    notes = list(raw.notes)
-    dropped = {s: {"score 0": int((~k).sum())} for s, k in keep.items()
-               if (~k).any()}
-    if dropped:
-        notes.append(f"{labels} has no class for score 0: those rows were left out "
-                     f"({', '.join(f'{s} {sum(d.values())}' for s, d in dropped.items())}).")
-    if ids_source == "split_index":
-        notes.append("The file holds no utterance ids: S_ids.txt names each row by its split and its "
-                     "position in the file's split (train_0, dev_3, test_17).")
+    dropped = {s: {"score 0": int((~k).sum())} for s, k in keep.items() if (~k).any()}
+    notes = [*raw.notes, *_import_notes(labels, dropped, ids_source)]
     result = ImportResult(root, fold, root / REPORT_NAME, mods, names, padding, counts,
                           raw.label_kind == "scores", notes,
                           source_rows={s: int(k.size) for s, k in keep.items()}, dropped=dropped,
