@@ -32,7 +32,13 @@ from sklearn.metrics import recall_score
 
 from selfcross.analysis import plots
 from selfcross.analysis.curves import curve_figures, curves_section
-from selfcross.analysis.robustness import compare_robustness, robustness_figures, robustness_section
+from selfcross.analysis.robustness import (
+    compare_robustness,
+    robustness_by_model,
+    robustness_figures,
+    robustness_model_section,
+    robustness_section,
+)
 from selfcross.analysis.stats import (
     bootstrap_mean_diff,
     holm,
@@ -316,6 +322,24 @@ def _confusion(store: ResultsStore, runs: list[RunRow], n_classes: int) -> np.nd
     return cm
 
 
+def majority_baseline(store: ResultsStore, study: Study, preset: str) -> dict[str, float]:
+    """Accuracy of always predicting each fold's most frequent test class, pooled over the
+    folds of ``preset``'s runs (one run's test labels per fold): the score a model must beat
+    on skewed data, where chance 1/K is far below it."""
+    first: dict[int, RunRow] = {}
+    for (p, _, _), cell in sorted(study.cells.items()):
+        for r in cell.runs:
+            if p == preset:
+                first.setdefault(r.fold, r)
+    hits = total = 0
+    for r in first.values():
+        y = np.asarray(store.predictions(r.id).y_true, dtype=np.int64)
+        if y.size:
+            hits += int(np.bincount(y).max())
+            total += int(y.size)
+    return {"accuracy": hits / total} if total else {}
+
+
 def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     # recall of a class with no true example is undefined (NaN), not 0
     r = np.array([recall_score(p.y_true, p.y_pred, labels=np.arange(n_classes), average=None,
@@ -350,12 +374,13 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         comparisons = compare(store, study)
         versus_linear = compare_linear(store, study)
         robust = compare_robustness(store, study)
+        by_model = robustness_by_model(store, study)
         out.mkdir(parents=True, exist_ok=True)
         figures = _figures(store, study, labels, out / "figures")
-        figures += robustness_figures(robust, out / "figures")
+        figures += robustness_figures(by_model, out / "figures")
         curve_files, no_history = curve_figures(store, study.cells, out / "figures")
     md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust,
-                   curves_section(curve_files, no_history, out))
+                   curves_section(curve_files, no_history, out), by_model)
     (out / "report.md").write_text(md)
     summary = _summary_text(study, comparisons, labels, versus_linear)
     (out / "summary.txt").write_text(summary)
@@ -366,6 +391,7 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "comparisons": comparisons,
         "linear_comparisons": versus_linear,
         "robustness": robust,
+        "robustness_by_model": by_model,
         "superseded_runs": study.superseded,
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
@@ -707,6 +733,7 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                     fig_dir / f"scores{suffix}.png",
                     title=f"{data}, preset {preset}\ntest scores, mean and std over runs",
                     chance=chance,
+                    majority=majority_baseline(store, study, preset),
                 )
             )
         codes = [k[2] for k in study.cells if k[0] == preset]
@@ -765,12 +792,14 @@ def _markdown(
     versus_linear: list[dict[str, Any]] = (),
     robust: list[dict[str, Any]] = (),
     curves: list[str] = (),
+    by_model: list[dict[str, Any]] = (),
 ) -> str:
     lines = _overview(study, labels)
     for preset in sorted({k[0] for k in study.cells}):
         lines += ["", f"## Preset `{preset}`", "", "### Main table", "", *_main_table(study, labels, preset)]
         lines += _self_vs_cross_section(comparisons, labels, preset)
         lines += _linear_section(list(versus_linear), labels, preset)
+        lines += robustness_model_section(list(by_model), preset)
         lines += robustness_section(list(robust), preset)
         abl = _ablation(study, labels, preset)
         if abl:

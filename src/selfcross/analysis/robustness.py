@@ -10,6 +10,8 @@ Two halves:
   accuracy change of self and of cross (perturbed minus clean, per run) and the same paired
   statistics as the clean comparison, on those changes: Wilcoxon (Holm across specs), paired
   t, bootstrap interval of the mean difference, McNemar on the pooled perturbed predictions.
+  :func:`robustness_by_model` reports every stored perturbation of every model on its own
+  (mean change and its 95 % t interval), so a grid with one model still gets its numbers.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from selfcross.analysis.stats import bootstrap_mean_diff, holm, mcnemar, paired_
 from selfcross.errors import ConfigError, SelfcrossError
 from selfcross.experiments.store import ResultsStore, RunRow
 from selfcross.labels import parse_modalities
-from selfcross.training.perturb import Perturbation, parse_perturbation
+from selfcross.training.perturb import Perturbation, parse_perturbation, removes_every_input
 
 
 def parse_specs(specs: Sequence[str] | str, modality_sets: Sequence[str]) -> list[Perturbation]:
@@ -36,10 +38,16 @@ def parse_specs(specs: Sequence[str] | str, modality_sets: Sequence[str]) -> lis
     """
     items = [s.strip() for s in (specs.split(",") if isinstance(specs, str) else specs) if s.strip()]
     parsed = [parse_perturbation(s) for s in items]
-    used = {m for code in modality_sets for m in parse_modalities(code)}
+    sets = [parse_modalities(code) for code in modality_sets]
+    used = {m for mods in sets for m in mods}
     for p in parsed:
         if p.modality not in used:
             raise ConfigError(f"perturbation {p.spec!r}: no planned run uses {p.modality}")
+        if all(removes_every_input(p, mods) for mods in sets if p.modality in mods):
+            raise ConfigError(f"perturbation {p.spec!r}: every planned run that uses {p.modality} uses "
+                              "nothing else, so dropping it leaves no input (drop applies to multimodal "
+                              f"sets such as {p.modality[0]}t; try noise:{p.modality[0]}=SNR_DB or "
+                              f"shuffle:{p.modality[0]})")
     return parsed
 
 
@@ -72,7 +80,8 @@ def evaluate_robustness(
         if fold is None or fold[1] != run.data_fingerprint or not run.run_dir:
             continue
         for p in perturbations:
-            if p.modality not in parse_modalities(run.modalities) or (run.id, p.spec, seed) in done:
+            mods = parse_modalities(run.modalities)
+            if p.modality not in mods or removes_every_input(p, mods) or (run.id, p.spec, seed) in done:
                 continue
             try:
                 result = evaluate_run_full(run.run_dir, fold[0], "test", perturb=p.spec, perturb_seed=seed)
@@ -88,6 +97,62 @@ def evaluate_robustness(
 def _changes(runs: list[RunRow], scores: dict[tuple[int, str], dict[str, Any]], spec: str) -> np.ndarray:
     perturbed = [float(scores[(r.id, spec)]["accuracy"]) for r in runs]
     return np.array(perturbed) - np.array([float(r.test_metrics["accuracy"]) for r in runs])
+
+
+def change_interval(d: np.ndarray) -> tuple[float | None, float | None]:
+    """95 % t interval of the mean of the per-run changes ``d`` (``None`` with one run)."""
+    from scipy import stats
+
+    if d.size < 2:
+        return None, None
+    if np.allclose(d, d.mean(), rtol=0.0, atol=1e-12):  # every run changed alike: that point
+        return float(d.mean()), float(d.mean())
+    ci = stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    return float(ci.low), float(ci.high)
+
+
+def robustness_by_model(store: ResultsStore, study: Any) -> list[dict[str, Any]]:
+    """Every stored perturbation per preset, model and modality set: clean and perturbed test
+    accuracy (means over the runs scored both ways) and the mean change with its 95 % interval."""
+    scores = {(r.run_id, r.perturbation): r.test_metrics for r in store.robustness()}
+    specs = sorted({s for _, s in scores})
+    out: list[dict[str, Any]] = []
+    for (preset, variant, code), cell in sorted(study.cells.items()):
+        for spec in specs:
+            runs = [r for r in cell.runs if (r.id, spec) in scores]
+            if not runs:
+                continue
+            d = _changes(runs, scores, spec)
+            low, high = change_interval(d)
+            out.append({
+                "preset": preset, "model": variant, "modalities": code, "perturbation": spec,
+                "n_runs": len(runs), "clean": float(np.mean([r.test_metrics["accuracy"] for r in runs])),
+                "perturbed": float(np.mean([scores[(r.id, spec)]["accuracy"] for r in runs])),
+                "change": float(d.mean()), "change_low": low, "change_high": high,
+            })
+    return out
+
+
+def robustness_model_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
+    """Markdown table of :func:`robustness_by_model` for one preset (empty when nothing was scored)."""
+    from selfcross.analysis.plots import modality_label
+
+    rows = [e for e in entries if e["preset"] == preset]
+    if not rows:
+        return []
+    lines = ["", "### Robustness per model", "",
+             "Test accuracy (%) of each model clean and with one modality perturbed at test time "
+             "(`selfcross grid --robustness`), mean over the runs scored both ways; the change is "
+             "perturbed minus clean, with a 95 % t interval over runs (none for one run).", "",
+             "| model | modalities | perturbation | runs | clean | perturbed | change [95% CI] |",
+             "|---|---|---|---|---|---|---|"]
+    for e in rows:
+        lo, hi = e["change_low"], e["change_high"]
+        ci = "" if lo is None else f" [{100 * lo:+.1f}, {100 * hi:+.1f}]"
+        lines.append(f"| {e['model']} | {modality_label(e['modalities'])} | `{e['perturbation']}` | "
+                     f"{e['n_runs']} | {100 * e['clean']:.1f} | {100 * e['perturbed']:.1f} | "
+                     f"{100 * e['change']:+.1f}{ci} |")
+    return lines
 
 
 def compare_robustness(
@@ -188,14 +253,17 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
 
 
 def robustness_figures(entries: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
-    """One bar chart per (preset, modality set): accuracy change per perturbation, a vs b."""
+    """One bar chart per (preset, modality set): accuracy change per perturbation and model,
+    error bars = the 95 % interval of :func:`robustness_by_model` (its entries)."""
     from selfcross.analysis.plots import modality_label, robustness_chart
 
     files = []
     for preset, code in sorted({(e["preset"], e["modalities"]) for e in entries}):
         rows = [e for e in entries if (e["preset"], e["modalities"]) == (preset, code)]
-        models = (rows[0]["a"], rows[0]["b"])
-        changes = {m: {e["perturbation"]: e[f"{m}_change"] for e in rows} for m in models}
+        changes: dict[str, dict[str, tuple[float, float | None, float | None]]] = {}
+        for e in rows:
+            changes.setdefault(e["model"], {})[e["perturbation"]] = (e["change"], e["change_low"],
+                                                                     e["change_high"])
         suffix = "" if preset == "paper" else f"_{preset}"
         files.append(robustness_chart(
             changes, fig_dir / f"robustness_{code}{suffix}.png",

@@ -106,7 +106,11 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
         "with a one-line verdict per modality set and metric, the ablations when present, "
         "results.csv/json and figures. See docs/results-store.md.",
     )
-    r.add_argument("--db", default="results.sqlite", help="results database (default: %(default)s)")
+    r.add_argument("--db", default=None,
+                   help="results database (default: results.sqlite; with --runs: OUT/results.sqlite)")
+    r.add_argument("--runs", nargs="+", default=None, metavar="RUN_DIR",
+                   help="run folders made by `selfcross train` to add to the database first (as "
+                   "`selfcross store add`), so hand-trained runs reach the report")
     r.add_argument("--out", required=True, help="output folder (report.md, results.csv/json, figures/)")
     r.add_argument("--paper-labels", action="store_true",
                    help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
@@ -176,9 +180,19 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from selfcross.analysis.report import make_report
 
-    path = make_report(args.db, args.out, paper_labels=args.paper_labels)
+    db = args.db or (str(Path(args.out) / "results.sqlite") if args.runs else "results.sqlite")
+    if args.runs:
+        from selfcross.experiments.runfolders import add_run_folders
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        done = add_run_folders(db, args.runs)
+        print(f"{db}: {len(done.added)} run(s) added"
+              + (f", {len(done.already)} already there" if done.already else ""))
+    path = make_report(db, args.out, paper_labels=args.paper_labels)
     print(path.parent.joinpath("summary.txt").read_text())
     print(f"report: {path}")
     return 0

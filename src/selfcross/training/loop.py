@@ -337,6 +337,8 @@ def _open_session(config: RunConfig, fold_dir: Path) -> _Session:
     """Read the fold, fit the model config to it and resolve device and dtype."""
     config = copy.deepcopy(config)
     fold = _read_fold(fold_dir, tuple(config.model.modalities))
+    if config.train.task == "classification":
+        _refuse_one_class(fold, fold_dir)
     config.class_names = tuple(fold.class_names)
     config.model = fit_model_config(
         config.model, fold.shapes, n_outputs(config.train.task, len(config.class_names))
@@ -344,6 +346,17 @@ def _open_session(config: RunConfig, fold_dir: Path) -> _Session:
     if config.model.owns_word_vectors:
         config.model.vocab_size = int(_word_vector_matrix(fold, fold_dir).shape[0])
     return _Session(config, fold, fold_dir, resolve_device(config.train.device), DTYPES[config.train.dtype])
+
+
+def _refuse_one_class(fold: Any, fold_dir: Path) -> None:
+    """:class:`DataError` when the training labels hold one class: every model would predict
+    it and score the share of that class, which reads as success (accuracy 1.0) and is none."""
+    present = np.unique(np.asarray(fold.train.labels))
+    if present.size == 1 and len(fold.class_names) > 1:
+        name = fold.class_names[int(present[0])]
+        raise DataError(fold_dir, f"the training split holds one class ({name!r}, all {len(fold.train)} "
+                                  "rows); a classifier cannot learn from it. Check how the labels were "
+                                  "made (import-features: --labels and --center)")
 
 
 def _record_provenance(session: _Session) -> None:
