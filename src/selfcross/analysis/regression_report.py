@@ -20,9 +20,9 @@ import numpy as np
 from selfcross.analysis import plots
 from selfcross.analysis.curves import curve_figures, curves_section
 from selfcross.analysis.stats import bootstrap_mean_diff, holm, paired_t, wilcoxon_paired
+from selfcross.analysis.study import ALPHA, clean_json, format_p, modality_order, nan_if_none
 from selfcross.experiments.store import ResultsStore
 
-ALPHA = 0.05
 #: Columns of the main table: metric key, header, whether it is a fraction shown in percent.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("mae", "MAE", False),
@@ -47,12 +47,10 @@ def _fmt(summary: tuple[float, float, int], percent: bool) -> str:
 
 def compare_mae(study: Any) -> list[dict[str, Any]]:
     """Self vs cross per preset and modality set, paired over (fold, seed), on test MAE."""
-    from selfcross.analysis.report import _order
-
     out = []
     for preset in sorted({k[0] for k in study.cells}):
         group = []
-        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=_order):
+        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=modality_order):
             s, c = study.cells.get((preset, "self", code)), study.cells.get((preset, "cross", code))
             if s is None or c is None:
                 continue
@@ -66,7 +64,7 @@ def compare_mae(study: Any) -> list[dict[str, Any]]:
                           "self_mean": float(x.mean()), "cross_mean": float(y.mean()),
                           "wilcoxon": wilcoxon_paired(x, y).to_dict(), "paired_t": paired_t(x, y).to_dict(),
                           "bootstrap": bootstrap_mean_diff(x, y, seed=0).to_dict()})
-        adjusted = holm([e["wilcoxon"]["p_value"] or math.nan for e in group])
+        adjusted = holm([nan_if_none(e["wilcoxon"]["p_value"]) for e in group])
         for e, a in zip(group, adjusted):
             e["wilcoxon_holm"] = None if not math.isfinite(a) else float(a)
             e["verdict"] = _verdict(e)
@@ -98,16 +96,14 @@ def _scatter(store: ResultsStore, study: Any, fig_dir: Path) -> list[Path]:
 
 
 def _tables(study: Any, comparisons: list[dict[str, Any]], figures: list[Path], out: Path) -> str:
-    from selfcross.analysis.report import _order
-
     lines = ["# selfcross results (sentiment regression)", "",
              f"{sum(len(c.runs) for c in study.cells.values())} finished runs. Test-set scores, mean "
              "(sample std) over (fold, seed) runs; MAE and Pearson r as numbers, accuracies and F1 in "
              "percent. Acc-2 has-0: negative vs non-negative; non-0: score-0 utterances left out.", "",
              "| preset | model | modalities | " + " | ".join(h for _, h, _ in COLUMNS) + " | n |",
              "|---|---|---|" + "---|" * (len(COLUMNS) + 1)]
-    for (preset, variant, code), c in sorted(study.cells.items(), key=lambda kv: (kv[0][0], _order(kv[0][2]),
-                                                                                     kv[0][1])):
+    order = sorted(study.cells.items(), key=lambda kv: (kv[0][0], modality_order(kv[0][2]), kv[0][1]))
+    for (preset, variant, code), c in order:
         cells = " | ".join(_fmt(c.summary(k), pct) for k, _, pct in COLUMNS)
         lines.append(f"| {preset} | {variant} | {plots.modality_label(code)} | {cells} | {len(c.runs)} |")
     lines += ["", "## Self vs cross (test MAE, lower is better)", "",
@@ -119,17 +115,13 @@ def _tables(study: Any, comparisons: list[dict[str, Any]], figures: list[Path], 
         ci = e["bootstrap"]
         lines.append(f"| {e['preset']} | {plots.modality_label(e['modalities'])} | {e['n_pairs']} | "
                      f"{ci['mean_diff']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}] | "
-                     f"{_p(e['wilcoxon']['p_value'])} | {_p(e['wilcoxon_holm'])} | "
-                     f"{_p(e['paired_t']['p_value'])} |")
+                     f"{format_p(e['wilcoxon']['p_value'])} | {format_p(e['wilcoxon_holm'])} | "
+                     f"{format_p(e['paired_t']['p_value'])} |")
     lines += ["", "**Verdict** (alpha 0.05):", ""]
     lines += [f"- {plots.modality_label(e['modalities'])} ({e['preset']}): {e['verdict']}"
               for e in comparisons]
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.relative_to(out)})" for f in figures]
     return "\n".join(lines) + "\n"
-
-
-def _p(p: float | None) -> str:
-    return "-" if p is None or not math.isfinite(p) else (f"{p:.3g}" if p >= 1e-4 else "<1e-4")
 
 
 def make_regression_report(store: ResultsStore, study: Any, out: Path) -> Path:
@@ -155,15 +147,5 @@ def make_regression_report(store: ResultsStore, study: Any, out: Path) -> Path:
              for (p, v, code), c in sorted(study.cells.items())]
     results = {"task": "regression", "cells": cells, "comparisons": comparisons,
                "figures": [str(f.relative_to(out)) for f in figures]}
-    (out / "results.json").write_text(json.dumps(_finite(results), indent=2, allow_nan=False) + "\n")
+    (out / "results.json").write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x

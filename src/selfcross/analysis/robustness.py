@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from selfcross.analysis.stats import bootstrap_mean_diff, holm, mcnemar, paired_t, wilcoxon_paired
+from selfcross.analysis.study import format_p, nan_if_none, paired_runs
 from selfcross.errors import ConfigError, SelfcrossError
 from selfcross.experiments.store import ResultsStore, RunRow
 from selfcross.labels import parse_modalities
@@ -98,8 +99,6 @@ def compare_robustness(
     Only (fold, seed) pairs where both runs have the perturbed score are used. Holm adjusts the
     Wilcoxon p-values across the perturbations of one preset and modality set.
     """
-    from selfcross.analysis.report import _paired_runs
-
     scores: dict[tuple[int, str], dict[str, Any]] = {}
     preds: dict[tuple[int, str], np.ndarray] = {}
     for r in store.robustness():
@@ -110,7 +109,7 @@ def compare_robustness(
         cell_b = study.cells.get((preset, b, code))
         if variant != a or cell_b is None:
             continue
-        ra, rb = _paired_runs(cell_a, cell_b)
+        ra, rb = paired_runs(cell_a, cell_b)
         group = []
         for spec in sorted({s for (_, s) in scores}):
             pairs = [(x, y) for x, y in zip(ra, rb) if (x.id, spec) in scores and (y.id, spec) in scores]
@@ -130,7 +129,7 @@ def compare_robustness(
                 "mcnemar": _pooled_mcnemar(store, xa, xb, preds, spec),
             }
             group.append(entry)
-        adjusted = holm([e["wilcoxon"]["p_value"] or math.nan for e in group])
+        adjusted = holm([nan_if_none(e["wilcoxon"]["p_value"]) for e in group])
         for e, p in zip(group, adjusted):
             e["wilcoxon_holm"] = None if not math.isfinite(p) else float(p)
         out.extend(group)
@@ -158,7 +157,6 @@ def _pooled_mcnemar(
 def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     """Markdown lines of the robustness table of one preset (empty when nothing was scored)."""
     from selfcross.analysis.plots import modality_label
-    from selfcross.analysis.report import _p
 
     rows = [e for e in entries if e["preset"] == preset]
     if not rows:
@@ -176,13 +174,14 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     ]
     for e in rows:
         ci, mc = e["bootstrap"], e["mcnemar"]
-        mcs = "-" if mc is None else f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
+        mcs = "-" if mc is None else f"{format_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
         lines.append(
             f"| {modality_label(e['modalities'])} | `{e['perturbation']}` | {e['n_pairs']} | "
             f"{100 * e[f'{a}_clean']:.1f} | {100 * e[f'{a}_change']:+.1f} | {100 * e[f'{b}_clean']:.1f} | "
             f"{100 * e[f'{b}_change']:+.1f} | {100 * ci['mean_diff']:+.1f} [{100 * ci['low']:+.1f}, "
-            f"{100 * ci['high']:+.1f}] | {_p(e['wilcoxon']['p_value'])} | {_p(e['wilcoxon_holm'])} | "
-            f"{_p(e['paired_t']['p_value'])} | {mcs} |"
+            f"{100 * ci['high']:+.1f}] | {format_p(e['wilcoxon']['p_value'])} | "
+            f"{format_p(e['wilcoxon_holm'])} | "
+            f"{format_p(e['paired_t']['p_value'])} | {mcs} |"
         )
     return lines
 
