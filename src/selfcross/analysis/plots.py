@@ -203,7 +203,8 @@ def recall_plot(
     return _save(fig, path)
 
 
-def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: str = "") -> Path:
+def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: str = "",
+                     ylabel: str = "accuracy change vs clean (points)", scale: float = 100) -> Path:
     """Bars of the mean test-accuracy change per perturbation, one bar per model.
 
     Args:
@@ -217,13 +218,13 @@ def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: st
     width = 0.8 / max(1, len(models))
     x = np.arange(len(specs))
     for j, model in enumerate(models):
-        values = [100 * changes[model].get(s, np.nan) for s in specs]
+        values = [scale * changes[model].get(s, np.nan) for s in specs]
         ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, label=model,
                color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, specs, rotation=30, ha="right")
     ax.set_xlabel("test-time perturbation")
-    ax.set_ylabel("accuracy change vs clean (points)")
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(fontsize=8, frameon=False)

@@ -51,11 +51,12 @@ from selfcross.analysis.study import (
     nan_if_none,
     paired_runs,
     sorted_cells,
+    tasks_in,
     unique_runs,
 )
-from selfcross.errors import StoreError
 from selfcross.experiments.store import Predictions, ResultsStore, RunRow
 from selfcross.paper import PAPER_ABLATION, PAPER_METRIC_LABELS, PAPER_RESULTS
+from selfcross.tasks import get_task
 
 #: Metrics of the paper's table, in its column order.
 METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy")
@@ -205,36 +206,60 @@ def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.nd
     return np.nanmean(r, axis=0), std
 
 
-def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False) -> Path:
-    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures
-    (scores, confusion, recall, robustness, and learning curves ``figures/curves_<set>.png``).
+def make_report(
+    db: str | Path, out_dir: str | Path, paper_labels: bool = False, task: str | None = None
+) -> Path:
+    """Write each task's report of a results store (its :attr:`~selfcross.tasks.Task.report`).
+
+    A store of one task (or with ``task``) gets one report in ``out_dir``; a store of several
+    tasks gets one per task in ``out_dir/<task>/``, with ``report.md`` and ``summary.txt`` in
+    ``out_dir`` linking them.
 
     Args:
-        db: the results database (opened read-only in spirit: nothing is written to it).
+        db: the results database (opened read-only in spirit: nothing is written to it, except
+            that an older schema is migrated).
         out_dir: output folder (created).
         paper_labels: label the metrics as the paper does (WA = balanced accuracy, UA = accuracy).
+        task: report only this task's runs.
 
     Returns:
         Path of ``report.md``.
 
     Raises:
-        StoreError: unusable database or no finished runs.
+        StoreError: unusable database or no finished runs (of ``task``). ConfigError: no such task.
     """
     out = Path(out_dir)
-    labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
     with ResultsStore.open(db, create=False) as store:
-        study = collect(store)
-        if _task(store, study) == "regression":
-            from selfcross.analysis.regression_report import make_regression_report
+        names = [get_task(task).name] if task is not None else (tasks_in(store) or [None])
+        if len(names) == 1:
+            return _task_report(store, names[0], out, paper_labels)
+        paths = [_task_report(store, name, out / str(name), paper_labels) for name in names]
+    lines = ["# selfcross results", "", f"This store holds runs of {len(names)} tasks; one report each "
+             "(`selfcross report --task NAME` writes one alone):", ""]
+    lines += [f"- [{name}]({p.relative_to(out).as_posix()})" for name, p in zip(names, paths)]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.txt").write_text("\n".join(
+        f"== {name}\n{(p.parent / 'summary.txt').read_text()}" for name, p in zip(names, paths)))
+    return out / "report.md"
 
-            return make_regression_report(store, study, out)
-        comparisons = compare(store, study)
-        versus_linear = compare_linear(store, study)
-        robust = compare_robustness(store, study)
-        out.mkdir(parents=True, exist_ok=True)
-        figures = _figures(store, study, labels, out / "figures")
-        figures += robustness_figures(robust, out / "figures")
-        curve_files, no_history = curve_figures(store, study.cells, out / "figures")
+
+def _task_report(store: ResultsStore, task: str | None, out: Path, paper_labels: bool) -> Path:
+    study = collect(store, task)
+    return get_task(study.task).report_function()(store, study, out, paper_labels=paper_labels)
+
+
+def classification_report(store: ResultsStore, study: Study, out: Path, paper_labels: bool = False) -> Path:
+    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures
+    (scores, confusion, recall, robustness, and learning curves ``figures/curves_<set>.png``) of a
+    classification study."""
+    labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
+    comparisons = compare(store, study)
+    versus_linear = compare_linear(store, study)
+    robust = compare_robustness(store, study)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(store, study, labels, out / "figures")
+    figures += robustness_figures(robust, out / "figures")
+    curve_files, no_history = curve_figures(store, study.cells, out / "figures")
     md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust,
                    curves_section(curve_files, no_history, out))
     (out / "report.md").write_text(md)
@@ -242,12 +267,14 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     (out / "summary.txt").write_text(summary)
     _write_csv(study, labels, out)
     results = {
+        "task": study.task,
         "metric_labels": labels,
         "cells": [_cell_json(c) for c in sorted_cells(study)],
         "comparisons": comparisons,
         "linear_comparisons": versus_linear,
         "robustness": robust,
         "superseded_runs": study.superseded,
+        "other_data_root_runs": study.other_roots,
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
         "iemocap_shaped": study.iemocap_shaped,
@@ -257,16 +284,6 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
     }
     (out / "results.json").write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
-
-
-def _task(store: ResultsStore, study: Study) -> str:
-    """The one task of the store's runs (a report compares the runs of one task)."""
-    runs = [r for c in study.cells.values() for r in c.runs]
-    tasks = {r.config.get("train", {}).get("task", "classification") for r in runs}
-    if len(tasks) > 1:
-        raise StoreError(f"{store.path}: holds both classification and regression runs; keep one task "
-                         "per results database (grid --db)")
-    return tasks.pop()
 
 
 def _cell_json(c: Cell) -> dict[str, Any]:
@@ -667,6 +684,9 @@ def _overview(study: Study, labels: dict[str, str]) -> list[str]:
             f"{study.superseded} older run(s) of the same run key under another configuration were "
             "superseded by the latest one."
         )
+    if study.other_roots:
+        lines.append(f"{study.other_roots} run(s) on another data root (an earlier preparation) are not "
+                     "included: the study is the data root of the latest finished run.")
     if study.mixed_versions:
         lines.append(f"**Warning:** {study.mixed_versions}.")
     if study.failed:

@@ -7,9 +7,10 @@ Two halves:
   :func:`selfcross.training.evaluate_run_full` under that perturbation and stored beside the
   clean result (table ``robustness``). Runs already scored are skipped, so it resumes.
 - :func:`compare_robustness` (``selfcross report``): per preset, modality set and spec, the
-  accuracy change of self and of cross (perturbed minus clean, per run) and the same paired
-  statistics as the clean comparison, on those changes: Wilcoxon (Holm across specs), paired
-  t, bootstrap interval of the mean difference, McNemar on the pooled perturbed predictions.
+  change of the task's main metric (accuracy, or the MAE of a regression study) of self and of
+  cross (perturbed minus clean, per run) and the same paired statistics as the clean
+  comparison, on those changes: Wilcoxon (Holm across specs), paired t, bootstrap interval of
+  the mean difference, and (for classes) McNemar on the pooled perturbed predictions.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ from typing import Any
 import numpy as np
 
 from selfcross.analysis.stats import bootstrap_mean_diff, holm, mcnemar, paired_t, wilcoxon_paired
-from selfcross.analysis.study import format_p, nan_if_none, paired_runs
+from selfcross.analysis.study import Study, format_p, metric_value, nan_if_none, paired_runs
 from selfcross.errors import ConfigError, SelfcrossError
 from selfcross.experiments.store import ResultsStore, RunRow
 from selfcross.labels import parse_modalities
+from selfcross.tasks import get_task
 from selfcross.training.perturb import Perturbation, parse_perturbation
 
 
@@ -86,19 +88,24 @@ def evaluate_robustness(
     return written
 
 
-def _changes(runs: list[RunRow], scores: dict[tuple[int, str], dict[str, Any]], spec: str) -> np.ndarray:
-    perturbed = [float(scores[(r.id, spec)]["accuracy"]) for r in runs]
-    return np.array(perturbed) - np.array([float(r.test_metrics["accuracy"]) for r in runs])
+def _changes(runs: list[RunRow], scores: dict[tuple[int, str], dict[str, Any]], spec: str,
+             metric: str) -> np.ndarray:
+    perturbed = [metric_value(scores[(r.id, spec)], metric) for r in runs]
+    return np.array(perturbed) - np.array([metric_value(r.test_metrics, metric) for r in runs])
 
 
 def compare_robustness(
-    store: ResultsStore, study: Any, a: str = "self", b: str = "cross"
+    store: ResultsStore, study: Study, a: str = "self", b: str = "cross"
 ) -> list[dict[str, Any]]:
-    """Accuracy change under each perturbation, ``a`` vs ``b`` per preset and modality set.
+    """Change of the study task's main metric under each perturbation, ``a`` vs ``b`` per preset
+    and modality set.
 
-    Only (fold, seed) pairs where both runs have the perturbed score are used. Holm adjusts the
-    Wilcoxon p-values across the perturbations of one preset and modality set.
+    Only (fold, seed) pairs where both runs have the perturbed score (and a defined metric)
+    are used. Holm adjusts the Wilcoxon p-values across the perturbations of one preset and
+    modality set.
     """
+    task = get_task(study.task)
+    metric = task.main_metric
     scores: dict[tuple[int, str], dict[str, Any]] = {}
     preds: dict[tuple[int, str], np.ndarray] = {}
     for r in store.robustness():
@@ -113,20 +120,22 @@ def compare_robustness(
         group = []
         for spec in sorted({s for (_, s) in scores}):
             pairs = [(x, y) for x, y in zip(ra, rb) if (x.id, spec) in scores and (y.id, spec) in scores]
+            pairs = [(x, y) for x, y in pairs
+                     if np.isfinite(_changes([x, y], scores, spec, metric)).all()]
             if not pairs:
                 continue
             xa, xb = [p[0] for p in pairs], [p[1] for p in pairs]
-            da, db = _changes(xa, scores, spec), _changes(xb, scores, spec)
+            da, db = _changes(xa, scores, spec, metric), _changes(xb, scores, spec, metric)
             entry = {
                 "preset": preset, "modalities": code, "perturbation": spec, "a": a, "b": b,
-                "n_pairs": len(pairs),
-                f"{a}_clean": float(np.mean([r.test_metrics["accuracy"] for r in xa])),
-                f"{b}_clean": float(np.mean([r.test_metrics["accuracy"] for r in xb])),
+                "metric": metric, "percent": task.main_is_fraction, "n_pairs": len(pairs),
+                f"{a}_clean": float(np.mean([metric_value(r.test_metrics, metric) for r in xa])),
+                f"{b}_clean": float(np.mean([metric_value(r.test_metrics, metric) for r in xb])),
                 f"{a}_change": float(da.mean()), f"{b}_change": float(db.mean()),
                 "wilcoxon": wilcoxon_paired(da, db).to_dict(),
                 "paired_t": paired_t(da, db).to_dict(),
                 "bootstrap": bootstrap_mean_diff(da, db, seed=0).to_dict(),
-                "mcnemar": _pooled_mcnemar(store, xa, xb, preds, spec),
+                "mcnemar": _pooled_mcnemar(store, xa, xb, preds, spec) if task.has_classes else None,
             }
             group.append(entry)
         adjusted = holm([nan_if_none(e["wilcoxon"]["p_value"]) for e in group])
@@ -162,12 +171,15 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     if not rows:
         return []
     a, b = rows[0]["a"], rows[0]["b"]
+    metric, percent = rows[0].get("metric", "accuracy"), rows[0].get("percent", True)
+    scale, digits = (100, 1) if percent else (1, 3)
+    mcnemar_note = "; McNemar on the pooled perturbed predictions" if percent else ""
     lines = [
         "", "### Robustness to a perturbed modality", "",
-        "Test accuracy (%) clean and its change under each perturbation (`selfcross grid --robustness`), "
-        f"mean over paired (fold, seed) runs; {a} - {b} is the difference of the changes, with the "
-        "same paired statistics as above (Holm across the perturbations of one modality set; McNemar "
-        "on the pooled perturbed predictions).", "",
+        f"Test {metric}{' (%)' if percent else ''} clean and its change under each perturbation "
+        f"(`selfcross grid --robustness`), mean over paired (fold, seed) runs; {a} - {b} is the "
+        "difference of the changes, with the same paired statistics as above (Holm across the "
+        f"perturbations of one modality set{mcnemar_note}).", "",
         f"| modalities | perturbation | pairs | {a} clean | {a} change | {b} clean | {b} change | "
         f"{a} - {b} change [95% CI] | Wilcoxon p | Holm p | paired t p | McNemar p (b/c) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -175,12 +187,13 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     for e in rows:
         ci, mc = e["bootstrap"], e["mcnemar"]
         mcs = "-" if mc is None else f"{format_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
+        f = f".{digits}f"
         lines.append(
             f"| {modality_label(e['modalities'])} | `{e['perturbation']}` | {e['n_pairs']} | "
-            f"{100 * e[f'{a}_clean']:.1f} | {100 * e[f'{a}_change']:+.1f} | {100 * e[f'{b}_clean']:.1f} | "
-            f"{100 * e[f'{b}_change']:+.1f} | {100 * ci['mean_diff']:+.1f} [{100 * ci['low']:+.1f}, "
-            f"{100 * ci['high']:+.1f}] | {format_p(e['wilcoxon']['p_value'])} | "
-            f"{format_p(e['wilcoxon_holm'])} | "
+            f"{scale * e[f'{a}_clean']:{f}} | {scale * e[f'{a}_change']:+{f}} | "
+            f"{scale * e[f'{b}_clean']:{f}} | {scale * e[f'{b}_change']:+{f}} | "
+            f"{scale * ci['mean_diff']:+{f}} [{scale * ci['low']:+{f}}, {scale * ci['high']:+{f}}] | "
+            f"{format_p(e['wilcoxon']['p_value'])} | {format_p(e['wilcoxon_holm'])} | "
             f"{format_p(e['paired_t']['p_value'])} | {mcs} |"
         )
     return lines
@@ -196,8 +209,10 @@ def robustness_figures(entries: list[dict[str, Any]], fig_dir: Path) -> list[Pat
         models = (rows[0]["a"], rows[0]["b"])
         changes = {m: {e["perturbation"]: e[f"{m}_change"] for e in rows} for m in models}
         suffix = "" if preset == "paper" else f"_{preset}"
+        metric, percent = rows[0].get("metric", "accuracy"), rows[0].get("percent", True)
         files.append(robustness_chart(
             changes, fig_dir / f"robustness_{code}{suffix}.png",
-            title=f"Accuracy change under a perturbed modality, {modality_label(code)} (preset {preset})",
+            title=f"{metric} change under a perturbed modality, {modality_label(code)} (preset {preset})",
+            ylabel=f"{metric} change vs clean{' (points)' if percent else ''}", scale=100 if percent else 1,
         ))
     return files

@@ -22,6 +22,8 @@ from selfcross.errors import StoreError
 from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
 from selfcross.experiments.store import ResultsStore, RunRow, mixed_versions_notice
 from selfcross.labels import IEMOCAP7, PAPER_MODALITY_SETS
+from selfcross.tasks import DEFAULT_TASK
+from selfcross.tasks import clean_json as clean_json  # the reports' JSON cleaner (one for selfcross)
 
 #: Significance level of every verdict.
 ALPHA = 0.05
@@ -76,7 +78,7 @@ class Cell:
 
 @dataclass
 class Study:
-    """What the store holds, grouped for reporting."""
+    """The runs of one task on one data root, grouped for reporting."""
 
     cells: dict[tuple[str, str, str], Cell]
     superseded: int
@@ -85,20 +87,49 @@ class Study:
     class_names: list[str]
     iemocap_shaped: bool
     mixed_versions: str | None = None
+    task: str = DEFAULT_TASK
+    other_roots: int = 0
 
 
-def collect(store: ResultsStore) -> Study:
-    """Group the store's finished runs into cells (latest run per run key)."""
+def tasks_in(store: ResultsStore) -> list[str]:
+    """The tasks of the store's finished runs, in order of first appearance."""
+    return list(dict.fromkeys(r.task for r in store.runs("done")))
+
+
+def collect(store: ResultsStore, task: str | None = None) -> Study:
+    """Group the finished runs of one task into cells (latest run per run key).
+
+    ``task`` defaults to the store's only task. Only the runs on the data root of the most
+    recently finished run are kept (a re-prepared data root supersedes the old one; the others
+    are counted in ``other_roots``); runs stored before data roots were recorded count as
+    that root.
+
+    Raises:
+        StoreError: no finished runs (of ``task``), or several tasks and no ``task``.
+    """
     done = store.runs("done")
     if not done:
         raise StoreError(f"{store.path}: no finished runs to report on (run `selfcross grid` first)")
+    tasks = list(dict.fromkeys(r.task for r in done))
+    if task is None:
+        if len(tasks) > 1:
+            raise StoreError(f"{store.path}: holds runs of several tasks ({', '.join(tasks)}); "
+                             "report one with --task")
+        task = tasks[0]
+    done = [r for r in done if r.task == task]
+    if not done:
+        raise StoreError(f"{store.path}: no finished {task} runs (it holds {', '.join(tasks)})")
+    done.sort(key=lambda r: (r.finished_at or "", r.id))
+    root = next((r.data_root for r in reversed(done) if r.data_root), None)
+    here = [r for r in done if r.data_root in (None, root)]
     latest: dict[str, RunRow] = {}
-    for r in sorted(done, key=lambda r: (r.finished_at or "", r.id)):
+    for r in here:
         latest[r.run_key] = r
-    return _study(store, latest, len(done) - len(latest))
+    return _study(store, task, latest, len(here) - len(latest), len(done) - len(here))
 
 
-def _study(store: ResultsStore, latest: dict[str, RunRow], superseded: int) -> Study:
+def _study(store: ResultsStore, task: str, latest: dict[str, RunRow], superseded: int,
+           other_roots: int) -> Study:
     cells: dict[tuple[str, str, str], Cell] = {}
     for r in latest.values():
         key = (r.preset, variant_label(r.model_kind, r.pooling), r.modalities)
@@ -108,11 +139,11 @@ def _study(store: ResultsStore, latest: dict[str, RunRow], superseded: int) -> S
     _share_linear(cells)
     names = [r.class_names for r in latest.values() if r.class_names]
     class_names = max(names, key=len) if names else []
-    failed = store.runs("failed")
-    running = len(store.runs("running"))
+    failed = [r for r in store.runs("failed") if r.task == task]
+    running = len([r for r in store.runs("running") if r.task == task])
     return Study(
         cells, superseded, failed, running, class_names, _iemocap_shaped(latest.values()),
-        mixed_versions_notice(latest.values()),
+        mixed_versions_notice(latest.values()), task, other_roots,
     )
 
 
@@ -184,16 +215,3 @@ def format_p(p: float | None) -> str:
 def nan_if_none(p: float | None) -> float:
     """A p-value from ``TestResult.to_dict`` (undefined = None) as a float; 0.0 stays 0.0."""
     return math.nan if p is None else float(p)
-
-
-def clean_json(x: Any) -> Any:
-    """NaN/inf -> None, NumPy scalars -> Python, recursively (for ``json.dumps(allow_nan=False)``)."""
-    if isinstance(x, dict):
-        return {k: clean_json(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [clean_json(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
