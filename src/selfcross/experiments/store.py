@@ -22,6 +22,7 @@ The schema is documented in ``docs/results-store.md`` and in :data:`SCHEMA_SQL`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sqlite3
@@ -296,9 +297,11 @@ class ResultsStore:
     ) -> int:
         """Mark a run ``running`` (new row, or reuse of a stale running/failed row); return its id.
 
-        ``data_root``: the data root's fingerprint (which runs form one study). Any predictions
-        of a reused row are deleted in the same transaction.
+        ``data_root``: the data root's fingerprint (which runs form one study). The run's task
+        is its config's (``train.task``), whatever ``key`` says: the config is what trains. Any
+        predictions of a reused row are deleted in the same transaction.
         """
+        key = dataclasses.replace(key, task=task_of_config(config).name)
         with self._tx() as c:
             row = c.execute(
                 "SELECT id, status FROM runs WHERE run_key=? AND config_hash=? AND data_fingerprint=?",
