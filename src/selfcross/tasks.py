@@ -24,7 +24,8 @@ Undefined metrics: a metric dict holds a number or ``None`` for each metric, and
 reports print such a metric as undefined with that reason.
 
 Import cost: ``selfcross.config`` imports this module for the task names, so torch,
-scikit-learn and SciPy are imported where a task first computes something.
+scikit-learn, SciPy and :mod:`selfcross.training.metrics` (whose package imports the training
+loop and torch) are imported where a task first computes something.
 """
 
 from __future__ import annotations
@@ -41,10 +42,6 @@ from selfcross.errors import ConfigError, DataError
 #: Regression metrics in the order they are printed.
 REGRESSION_METRICS: tuple[str, ...] = (
     "mae", "pearson_r", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0", "acc5", "acc7",
-)
-#: Classification metrics in the order they are printed (see :mod:`selfcross.training.metrics`).
-CLASSIFICATION_METRICS: tuple[str, ...] = (
-    "accuracy", "balanced_accuracy", "precision_weighted", "precision_macro", "f1_macro", "f1_weighted",
 )
 
 
@@ -121,9 +118,17 @@ class Task:
         """The prediction fields of a manifest row that could not be read."""
         raise NotImplementedError
 
-    def prediction_columns(self, class_names: Sequence[str]) -> tuple[str, ...]:
-        """Class names whose probabilities a predictions CSV lists (none without classes)."""
-        return ()
+    def describe_prediction(self, out: Mapping[str, Any]) -> list[str]:
+        """The lines ``selfcross predict`` prints for one :meth:`predict_one` result."""
+        raise NotImplementedError
+
+    def csv_header(self, class_names: Sequence[str]) -> list[str]:
+        """The prediction columns of a predictions CSV (between ``id`` and ``error``)."""
+        raise NotImplementedError
+
+    def csv_cells(self, result: Mapping[str, Any], class_names: Sequence[str]) -> list[str]:
+        """One predictions-CSV row's prediction cells (empty for a row that failed)."""
+        raise NotImplementedError
 
     def stored(self, values: Any) -> list[int] | list[float]:
         """Predictions (or truths) as the Python numbers the results store keeps."""
@@ -137,13 +142,18 @@ class Classification(Task):
     name = "classification"
     main_metric = "accuracy"
     higher_is_better = True
-    metrics = CLASSIFICATION_METRICS
     prediction_dtype = np.int64
     has_classes = True
     main_is_fraction = True
     key_suffix = ""
     report = "selfcross.analysis.report:classification_report"
     help = "the paper's (classes, cross-entropy, best dev accuracy)"
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        from selfcross.training.metrics import SCALAR_METRICS  # start-up cost (module docstring)
+
+        return SCALAR_METRICS
 
     def n_outputs(self, n_classes: int) -> int:
         return int(n_classes)
@@ -166,7 +176,7 @@ class Classification(Task):
     def dev_summary(self, outputs: Any, data: Any) -> dict[str, float]:
         from sklearn.metrics import f1_score
 
-        from selfcross.training.metrics import accuracy_and_balanced
+        from selfcross.training.metrics import accuracy_and_balanced  # start-up cost (module docstring)
 
         y_true, y_pred = data.labels_np, outputs.argmax(dim=1).cpu().numpy()
         accuracy, balanced = accuracy_and_balanced(y_true, y_pred)
@@ -184,7 +194,7 @@ class Classification(Task):
     def evaluate(self, outputs: Any, data: Any, class_names: Sequence[str]) -> dict[str, Any]:
         import torch
 
-        from selfcross.training.metrics import classification_metrics
+        from selfcross.training.metrics import classification_metrics  # start-up cost (module docstring)
 
         probs = torch.softmax(outputs, dim=1).cpu().numpy()
         y_pred = probs.argmax(axis=1).astype(np.int64)
@@ -200,8 +210,19 @@ class Classification(Task):
     def failed_prediction(self) -> dict[str, Any]:
         return {"top_class": "", "probabilities": None}
 
-    def prediction_columns(self, class_names: Sequence[str]) -> tuple[str, ...]:
-        return tuple(class_names)
+    def describe_prediction(self, out: Mapping[str, Any]) -> list[str]:
+        probs = out["probabilities"]
+        width = max(len(c) for c in probs)
+        lines = [f"{c:<{width}}  {p:6.3f}  {'#' * round(40 * p)}"
+                 for c, p in sorted(probs.items(), key=lambda kv: -kv[1])]
+        return [*lines, f"top class: {out['top_class']}"]
+
+    def csv_header(self, class_names: Sequence[str]) -> list[str]:
+        return ["top_class", *(f"p_{c}" for c in class_names)]
+
+    def csv_cells(self, result: Mapping[str, Any], class_names: Sequence[str]) -> list[str]:
+        probs = result["probabilities"]
+        return [result["top_class"], *("" if probs is None else f"{probs[c]:.6f}" for c in class_names)]
 
 
 class Regression(Task):
@@ -253,6 +274,15 @@ class Regression(Task):
     def failed_prediction(self) -> dict[str, Any]:
         return {"score": None}
 
+    def describe_prediction(self, out: Mapping[str, Any]) -> list[str]:
+        return [f"sentiment score: {out['score']:+.4f}"]
+
+    def csv_header(self, class_names: Sequence[str]) -> list[str]:
+        return ["score"]
+
+    def csv_cells(self, result: Mapping[str, Any], class_names: Sequence[str]) -> list[str]:
+        return ["" if result["score"] is None else f"{result['score']:.6f}"]
+
 
 #: Every task, by name (the CLI's ``--task`` choices are these names).
 REGISTRY: dict[str, Task] = {t.name: t for t in (Classification(), Regression())}
@@ -301,7 +331,7 @@ def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]
     from scipy.stats import pearsonr
     from sklearn.metrics import accuracy_score, f1_score
 
-    from selfcross.sentiment import bin_scores
+    from selfcross.sentiment import bin_scores  # start-up cost (module docstring)
 
     t = np.asarray(y_true, dtype=np.float64).reshape(-1)
     p = np.asarray(y_pred, dtype=np.float64).reshape(-1)

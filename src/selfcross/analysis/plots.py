@@ -257,6 +257,7 @@ def curves_chart(
     path: Path,
     title: str = "",
     score: str = "dev_accuracy",
+    percent: bool = True,
 ) -> Path:
     """Learning curves: one column per model, rows = loss (train solid, dev dashed) and a dev score.
 
@@ -264,10 +265,12 @@ def curves_chart(
         panels: model label -> [(run label e.g. ``f01-s02``, history rows, best epoch), ...];
             a run label keeps its colour in every column, the best epoch is marked on the score.
         path: PNG to write.
-        score: the history key of the second row (``dev_accuracy``, drawn in %, or ``dev_mae``).
+        score: the history key of the second row (the task's main dev metric, e.g. ``dev_accuracy``
+            or ``dev_mae``).
+        percent: the score is a fraction, drawn in %.
     """
-    in_percent = score == "dev_accuracy"
-    scale, score_label = (100.0, "dev accuracy (%)") if in_percent else (1.0, f"dev {score[4:].upper()}")
+    name = score.removeprefix("dev_")
+    scale, score_label = (100.0, f"dev {name} (%)") if percent else (1.0, f"dev {name.upper()}")
     models = list(panels)
     labels = sorted({label for runs in panels.values() for label, _, _ in runs})
     cmap = _run_colours(len(labels))

@@ -116,7 +116,7 @@ def collect(store: ResultsStore, task: str | None = None) -> Study:
             raise StoreError(f"{store.path}: holds runs of several tasks ({', '.join(tasks)}); "
                              "report one with --task")
         task = tasks[0]
-    done = [r for r in done if r.task == task]
+    done = store.runs("done", task)
     if not done:
         raise StoreError(f"{store.path}: no finished {task} runs (it holds {', '.join(tasks)})")
     done.sort(key=lambda r: (r.finished_at or "", r.id))
@@ -139,8 +139,8 @@ def _study(store: ResultsStore, task: str, latest: dict[str, RunRow], superseded
     _share_linear(cells)
     names = [r.class_names for r in latest.values() if r.class_names]
     class_names = max(names, key=len) if names else []
-    failed = [r for r in store.runs("failed") if r.task == task]
-    running = len([r for r in store.runs("running") if r.task == task])
+    failed = store.runs("failed", task)
+    running = len(store.runs("running", task))
     return Study(
         cells, superseded, failed, running, class_names, _iemocap_shaped(latest.values()),
         mixed_versions_notice(latest.values()), task, other_roots,

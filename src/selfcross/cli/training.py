@@ -17,7 +17,7 @@ from selfcross.cli.options import add_no_progress
 from selfcross.cli.trackers import add_logger_arguments, logger_options
 from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.labels import modality_code, parse_modalities
-from selfcross.tasks import DEFAULT_TASK, TASKS, task_help
+from selfcross.tasks import DEFAULT_TASK, TASKS, get_task, task_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -239,7 +239,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             callback.close()
     print(
         format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels,
-                             task=config.train.task)
+                             metrics=get_task(config.train.task).metrics)
     )
     print(
         f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
@@ -304,7 +304,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(clean_json(metrics), indent=2, sort_keys=True, allow_nan=False))
         return 0
     title = args.split if args.perturb is None else f"{args.split} {args.perturb}"
-    print(format_metrics_table({title: metrics}, paper_labels=args.paper_labels, task=result["task"]))
+    print(format_metrics_table({title: metrics}, paper_labels=args.paper_labels,
+                               metrics=get_task(result["task"]).metrics))
     stored = _stored_metrics(Path(args.run) / METRICS_FILE)
     if args.perturb is None and args.split in stored:
         same = stored[args.split] == metrics

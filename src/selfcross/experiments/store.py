@@ -412,13 +412,12 @@ class ResultsStore:
         ).fetchone()
         return None if row is None else str(row["status"])
 
-    def runs(self, status: str | None = "done") -> list[RunRow]:
-        """All runs (``status=None``) or those with one status, oldest first."""
-        sql = "SELECT * FROM runs"
-        args: tuple[Any, ...] = ()
-        if status is not None:
-            sql += " WHERE status=?"
-            args = (status,)
+    def runs(self, status: str | None = "done", task: str | None = None) -> list[RunRow]:
+        """All runs (``status=None``) or those with one status (and of one ``task``), oldest first."""
+        where = {"status": status, "task": task}
+        clauses = [f"{k}=?" for k, v in where.items() if v is not None]
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        args = tuple(v for v in where.values() if v is not None)
         return [_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
     def predictions(self, run_id: int) -> Predictions:

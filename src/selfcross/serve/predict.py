@@ -398,7 +398,7 @@ class Predictor:
                 failed = self.task.failed_prediction()
                 results.append({"id": row["id"], **failed, "error": f"line {lineno}: {e}"})
         if out_csv is not None:
-            write_predictions(out_csv, results, self.task.prediction_columns(self.class_names))
+            write_predictions(out_csv, results, self.class_names, self.task)
         return results
 
 
@@ -479,24 +479,19 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
 
 
 def write_predictions(
-    out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...]
+    out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...],
+    task: str | Task | None = None,
 ) -> Path:
-    """Write ``id, top_class, p_<class>..., error`` rows, or ``id, score, error`` for a
-    regression run's results (atomically)."""
+    """Write ``id, <the task's prediction columns>, error`` rows (atomically): ``top_class,
+    p_<class>...`` for classification, ``score`` for regression."""
+    task = get_task(task)
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        if results and "score" in results[0]:
-            w.writerow(["id", "score", "error"])
-            for r in results:
-                w.writerow([r["id"], "" if r["score"] is None else f"{r['score']:.6f}", r["error"]])
-        else:
-            w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
-            for r in results:
-                probs = r["probabilities"]
-                cells = [("" if probs is None else f"{probs[c]:.6f}") for c in class_names]
-                w.writerow([r["id"], r["top_class"], *cells, r["error"]])
+        w.writerow(["id", *task.csv_header(class_names), "error"])
+        for r in results:
+            w.writerow([r["id"], *task.csv_cells(r, class_names), r["error"]])
     tmp.replace(out)
     return out

@@ -486,7 +486,8 @@ def evaluate_run_full(
     perturb_seed: int = 0,
 ) -> dict[str, Any]:
     """:func:`evaluate_run` with predictions: the :func:`evaluate_model` dict plus
-    ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None)."""
+    ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None) and
+    ``task`` (the run's task name)."""
     fold_dir = Path(fold_dir)
     perturbation = None if perturb is None else parse_perturbation(perturb)
     model, config, standardizer = load_run(run_dir)
@@ -527,6 +528,7 @@ def evaluate_run_full(
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)
+    result["task"] = tc.task
     return result
 
 

@@ -38,10 +38,16 @@ from sklearn.metrics import (
 )
 
 from selfcross.paper import PAPER_METRIC_LABELS
-from selfcross.tasks import CLASSIFICATION_METRICS, Task, get_task
 
 #: Scalar metrics in the order they are printed.
-SCALAR_METRICS: tuple[str, ...] = CLASSIFICATION_METRICS
+SCALAR_METRICS: tuple[str, ...] = (
+    "accuracy",
+    "balanced_accuracy",
+    "precision_weighted",
+    "precision_macro",
+    "f1_macro",
+    "f1_weighted",
+)
 
 #: One-line explanation of the paper's metric labels (FACTS.md §4), printed with them.
 PAPER_LABEL_NOTE: str = (
@@ -138,7 +144,7 @@ def format_metrics_table(
     results: Mapping[str, Mapping[str, Any]],
     paper_labels: bool = False,
     per_class: bool = True,
-    task: str | Task | None = None,
+    metrics: Sequence[str] = SCALAR_METRICS,
 ) -> str:
     """A compact text table of metrics, one column per split.
 
@@ -148,14 +154,14 @@ def format_metrics_table(
         paper_labels: label accuracy/balanced accuracy as the paper does (UA/WA) and add the
             one-line mapping note (FACTS.md §4).
         per_class: also print per-class recall rows (``-`` where the class is absent).
-        task: the task whose metrics these are (default: the default task); it gives the rows.
+        metrics: the metric rows, in order (a task's ``metrics``; default: classification's).
 
     Returns:
         The table as a string (no trailing newline).
     """
     splits = list(results)
     rows: list[tuple[str, list[str]]] = []
-    order = get_task(task).metrics
+    order = tuple(metrics)
     paper_labels = paper_labels and all(m in order for m in PAPER_METRIC_LABELS)
     if paper_labels:  # the paper's table lists WA first, then UA
         order = ("balanced_accuracy", "accuracy", *(m for m in order if m not in PAPER_METRIC_LABELS))
