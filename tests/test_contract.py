@@ -9,6 +9,10 @@ of its task's type and equal its run folder's; its perturbed predictions too; th
 each task builds and its JSON is strict; and one run per (preset, task) retrained from its
 stored config gives the same numbers.
 
+``predict`` needs the extractor settings a prepared data root records; runs on imported
+feature files have none, so the contract there is a one-line refusal (``test_predict.py``
+predicts with both tasks from runs that have them).
+
 Tiny shapes (the MFN-format fixture: 12/6/8 utterances, 7 steps) and 2 epochs, so that the
 module stays in the quick loop.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -104,6 +109,7 @@ def test_predictions_are_of_the_task_type_and_round_trip(study):
         saved = load_predictions(r.run_dir)
         np.testing.assert_allclose(p.y_pred, saved["y_pred"], rtol=1e-6)
         np.testing.assert_allclose(p.y_true, saved["y_true"], rtol=1e-6)
+        _strict((Path(r.run_dir) / "metrics.json").read_text())
     scores = [p.y_pred for r, p in ((r, preds[r.id]) for r in runs) if r.task == "regression"]
     assert any(np.any(s != np.round(s)) for s in scores)  # scores, not class indices
     assert robust, "the perturbation scored no run"
@@ -130,3 +136,18 @@ def test_a_rerun_of_a_stored_config_gives_the_same_numbers(study, tmp_path):
         metrics = train_run(config, run.config["data"]["fold_dir"], tmp_path / task, progress=False)
         assert metrics["test"] == run.test_metrics
         np.testing.assert_array_equal(load_predictions(tmp_path / task)["y_pred"], preds[run.id].y_pred)
+
+
+def test_predict_refuses_runs_on_imported_features_in_one_line(study):
+    """Imported feature files have no extractor settings, so a new clip cannot be featurised
+    the run's way: ``predict`` must say so in one line, for every task."""
+    from selfcross.errors import SelfcrossError
+    from selfcross.serve.predict import Predictor
+
+    runs, _, _ = _runs(study)
+    for task in TASKS:
+        run = next(r for r in runs if r.task == task and r.model_kind == "self" and r.modalities == "a")
+        with pytest.raises(SelfcrossError) as err:
+            Predictor(run.run_dir)
+        assert "\n" not in str(err.value)
+
