@@ -219,14 +219,16 @@ def recall_plot(
 
 
 def robustness_chart(
-    changes: dict[str, dict[str, tuple[float, float | None, float | None]]], path: Path, title: str = ""
+    changes: dict[str, dict[str, tuple[float, float | None, float | None]]], path: Path, title: str = "",
+    ylabel: str = "accuracy change vs clean (points)", scale: float = 100,
 ) -> Path:
     """Bars of the mean test-accuracy change per perturbation, one bar per model, with the
     interval of the mean as error bars (none where a model has one run).
 
     Args:
-        changes: model label -> {perturbation spec: (mean change, low, high)} as fractions.
+        changes: model label -> {perturbation spec: (mean change, low, high)} in the metric's units.
         path: PNG to write.
+        ylabel, scale: the axis label, and the factor to its units (100: fractions in points).
     """
     specs = sorted({s for c in changes.values() for s in c})
     models = sorted(changes, key=lambda m: (list(COLOURS).index(m) if m in COLOURS else 99, m))
@@ -236,15 +238,15 @@ def robustness_chart(
     x = np.arange(len(specs))
     for j, model in enumerate(models):
         got = [changes[model].get(s, (np.nan, None, None)) for s in specs]
-        values = np.array([100 * v for v, _, _ in got])
-        err = np.array([[0.0, 0.0] if lo is None or hi is None else [100 * (v - lo), 100 * (hi - v)]
+        values = np.array([scale * v for v, _, _ in got])
+        err = np.array([[0.0, 0.0] if lo is None or hi is None else [scale * (v - lo), scale * (hi - v)]
                         for v, lo, hi in got]).T
         ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, yerr=err, capsize=3, label=model,
                color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, specs, rotation=30, ha="right")
     ax.set_xlabel("test-time perturbation (bars: 95% interval of the mean over runs)")
-    ax.set_ylabel("accuracy change vs clean (points)")
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
     ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models), frameon=False)
@@ -277,6 +279,7 @@ def curves_chart(
     path: Path,
     title: str = "",
     score: str = "dev_accuracy",
+    percent: bool = True,
 ) -> Path:
     """Learning curves: one column per model, rows = loss (train solid, dev dashed) and a dev score.
 
@@ -284,10 +287,12 @@ def curves_chart(
         panels: model label -> [(run label e.g. ``f01-s02``, history rows, best epoch), ...];
             a run label keeps its colour in every column, the best epoch is marked on the score.
         path: PNG to write.
-        score: the history key of the second row (``dev_accuracy``, drawn in %, or ``dev_mae``).
+        score: the history key of the second row (the task's main dev metric, e.g. ``dev_accuracy``
+            or ``dev_mae``).
+        percent: the score is a fraction, drawn in %.
     """
-    in_percent = score == "dev_accuracy"
-    scale, score_label = (100.0, "dev accuracy (%)") if in_percent else (1.0, f"dev {score[4:].upper()}")
+    name = score.removeprefix("dev_")
+    scale, score_label = (100.0, f"dev {name} (%)") if percent else (1.0, f"dev {name.upper()}")
     models = list(panels)
     labels = sorted({label for runs in panels.values() for label, _, _ in runs})
     cmap = _run_colours(len(labels))

@@ -8,6 +8,7 @@ from selfcross.cli.options import add_no_progress
 from selfcross.cli.trackers import add_logger_arguments, logger_options
 from selfcross.config import PRESETS
 from selfcross.errors import ConfigError
+from selfcross.tasks import DEFAULT_TASK, TASKS, task_help
 
 
 def _csv(value: str) -> list[str]:
@@ -66,9 +67,9 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--max-epochs", type=int, default=None,
                    help="cap on epochs per run (default 100; 0 = no cap: early stopping alone ends a "
                    "run, as in the authors' loop)")
-    g.add_argument("--task", default="classification", choices=("classification", "regression"),
-                   help="regression: sentiment scores of an import-features data root (L1 loss, best "
-                   "dev MAE); use one results database per task")
+    g.add_argument("--task", default=DEFAULT_TASK, choices=TASKS,
+                   help=task_help() + "; the task is part of each run's key, so one results database "
+                   "can hold several tasks")
     add_no_progress(g)
     g.add_argument("--robustness", default=None, metavar="SPECS",
                    help="after training, re-score every run's test split with one modality perturbed, "
@@ -114,6 +115,9 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output folder (report.md, results.csv/json, figures/)")
     r.add_argument("--paper-labels", action="store_true",
                    help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
+    r.add_argument("--task", default=None, choices=TASKS,
+                   help="report the runs of this task only (default: every task of the store, each in "
+                   "OUT/<task>/ when there are several)")
     r.set_defaults(func=_report)
 
 
@@ -192,7 +196,7 @@ def _report(args: argparse.Namespace) -> int:
         done = add_run_folders(db, args.runs)
         print(f"{db}: {len(done.added)} run(s) added"
               + (f", {len(done.already)} already there" if done.already else ""))
-    path = make_report(db, args.out, paper_labels=args.paper_labels)
+    path = make_report(db, args.out, paper_labels=args.paper_labels, task=args.task)
     print(path.parent.joinpath("summary.txt").read_text())
     print(f"report: {path}")
     return 0
