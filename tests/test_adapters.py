@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from iemocap_tree import channel_mean_encoder
+from media import speech
 from selfcross.cli import main
 from selfcross.errors import ConfigError, DataError
 from selfcross.features.audio import AudioConfig
@@ -21,22 +21,6 @@ from selfcross.prepare.adapters.ravdess import parse_name
 
 SR = 16_000
 FAST_AUDIO = AudioConfig(max_frames=150)
-
-
-def speech(text: str, tmp: Path, f0: float = 160.0) -> np.ndarray:
-    """espeak-ng speech when installed, else a harmonic tone of similar length."""
-    exe = shutil.which("espeak-ng")
-    if exe is not None:
-        out = tmp / "say.wav"
-        subprocess.run([exe, "-s", "220", "-w", str(out), text], check=True, capture_output=True)
-        y, sr = sf.read(out, dtype="float32")
-        if sr != SR:
-            import librosa
-
-            y = librosa.resample(y, orig_sr=sr, target_sr=SR)
-        return y.astype(np.float32)
-    t = np.arange(int(SR * (0.2 + 0.04 * len(text)))) / SR
-    return (0.2 * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
 
 
 def write_av(path: Path, y: np.ndarray, vcodec: str = "mpeg4", seconds: float | None = None) -> None:

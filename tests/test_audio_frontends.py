@@ -143,8 +143,9 @@ def egemaps_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
                "--max-audio-frames", "300"])
     assert rc == 0
     config = RunConfig(model=ModelConfig(kind="self", modalities=("audio",)),
-                       train=TrainConfig(max_epochs=2, batch_size=8, device="cpu", num_threads=1))
+                       train=TrainConfig(batch_size=8, device="cpu", num_threads=1))
     apply_preset(config, "improved")
+    config.train.max_epochs = 2  # after the preset, which sets its own budget
     config.train.standardize = True
     train_run(config, base / "data" / "fold01", base / "run", progress=False)
     return base / "data", base / "run"
@@ -277,8 +278,9 @@ def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = tmp_path_factory.mktemp("spk_run") / "run"
     config = RunConfig(model=ModelConfig(kind="self", modalities=("audio",)),
-                       train=TrainConfig(max_epochs=1, batch_size=8, device="cpu", num_threads=1))
+                       train=TrainConfig(batch_size=8, device="cpu", num_threads=1))
     apply_preset(config, "improved")
+    config.train.max_epochs = 1  # after the preset, which sets its own budget
     train_run(config, spk_root / "fold01", run, progress=False)
     return run
 

@@ -24,12 +24,11 @@ pytest.importorskip("transformers")
 av = pytest.importorskip("av")
 
 import hf_tiny  # noqa: E402
+from media import speech, write_clip  # noqa: E402
 from selfcross.cli import main  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
 from selfcross.features import pretrained as hf  # noqa: E402
 from selfcross.features.configio import load_feature_configs, save_feature_configs  # noqa: E402
-from test_adapters import speech  # noqa: E402
-from test_features_video import write_clip  # noqa: E402
 
 SR = 16_000
 LINES = ["hello there i am very happy today", "the cats sat on the mat", "no", "we go home today",
@@ -254,8 +253,8 @@ def prepared(tiny, tmp_path_factory):
     from selfcross.training import train_run
 
     cfg = apply_preset(RunConfig(model=ModelConfig(kind="cross", hidden=6, heads=2, head_hidden=5),
-                                 train=TrainConfig(max_epochs=6, patience=6, lr=0.02, batch_size=2,
-                                                   num_threads=1)), "improved")
+                                 train=TrainConfig(batch_size=2, num_threads=1)), "improved")
+    cfg.train.max_epochs, cfg.train.patience, cfg.train.lr = 6, 6, 0.02  # a preset sets its budget too
     run = root / "run"
     train_run(cfg, out / "fold01", run, progress=False)
     return {"root": root, "out": out, "run": run, "first": first, "second": second}

@@ -73,6 +73,8 @@ def make_config(preset: str, seed: int, args: argparse.Namespace):  # noqa: ANN2
         device="cpu",
     )
     cfg = apply_preset(RunConfig(model=ModelConfig(kind="self", modalities=("text",)), train=train), preset)
+    if preset != "strong":  # a preset sets its own budget; strong keeps its own
+        cfg.train.max_epochs, cfg.train.patience = args.max_epochs, args.patience
     if preset == "strong" and args.strong_max_epochs:
         cfg.train.max_epochs = args.strong_max_epochs
     return cfg

@@ -113,7 +113,10 @@ def make_config(preset: str, fold: Path, seed: int, args: argparse.Namespace):  
             device="cpu",
         ),
     )
-    return apply_preset(cfg, preset)
+    apply_preset(cfg, preset)
+    if preset != "strong":  # a preset sets its own budget; strong keeps its own
+        cfg.train.max_epochs, cfg.train.patience = args.max_epochs, args.patience
+    return cfg
 
 
 def plan(args: argparse.Namespace, roots: dict[str, Path]) -> list[dict]:

@@ -6,7 +6,7 @@ import argparse
 
 from selfcross.cli.options import add_no_progress
 from selfcross.cli.trackers import add_logger_arguments, logger_options
-from selfcross.config import PRESETS
+from selfcross.config import RunConfig, TrainConfig, choices
 from selfcross.errors import ConfigError
 
 
@@ -44,7 +44,7 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=PRESETS,
+    g.add_argument("--preset", default="paper", choices=choices(RunConfig, "preset"),
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
                    "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
                    "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
@@ -66,7 +66,7 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--max-epochs", type=int, default=None,
                    help="cap on epochs per run (default 100; 0 = no cap: early stopping alone ends a "
                    "run, as in the authors' loop)")
-    g.add_argument("--task", default="classification", choices=("classification", "regression"),
+    g.add_argument("--task", default="classification", choices=choices(TrainConfig, "task"),
                    help="regression: sentiment scores of an import-features data root (L1 loss, best "
                    "dev MAE); use one results database per task")
     add_no_progress(g)

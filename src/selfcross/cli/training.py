@@ -15,7 +15,7 @@ from typing import Any
 
 from selfcross.cli.options import add_no_progress
 from selfcross.cli.trackers import add_logger_arguments, logger_options
-from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset, choices
 from selfcross.labels import modality_code, parse_modalities
 
 
@@ -59,7 +59,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
-        choices=MODEL_KINDS,
+        choices=choices(ModelConfig, "kind"),
         default="self",
         help="self: each modality attends to itself (the paper's 'Self' rows); cross: each "
         "modality queries every other one (its 'Cross' rows, 6 attention blocks for A+V+T; "
@@ -85,7 +85,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
     p.add_argument(
         "--task",
-        choices=("classification", "regression"),
+        choices=choices(TrainConfig, "task"),
         default="classification",
         help="classification: the paper's (classes, cross-entropy, best dev accuracy); regression: "
         "sentiment scores of a data root written by import-features (one output, L1 loss, best "
@@ -104,7 +104,7 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--preset",
-        choices=PRESETS,
+        choices=choices(RunConfig, "preset"),
         default="paper",
         help="paper: the authors' computation, quirks included (padding attended and averaged, "
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
@@ -132,13 +132,13 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=("float32", "float64"),
+        choices=choices(TrainConfig, "dtype"),
         default="float32",
         help="float precision; the authors trained in float64, float32 is faster (default: %(default)s)",
     )
     p.add_argument(
         "--kernels",
-        choices=KERNELS,
+        choices=choices(TrainConfig, "kernels"),
         default="fast",
         help="fast = our CPU attention/GRU kernels (same function, much faster); reference = the "
         "authors' ops (nn.MultiheadAttention with weights requested, nn.GRU) (default: %(default)s)",
@@ -213,7 +213,7 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         config.model.tune_word_vectors = True
     if args.max_epochs is not None:
         config.train.max_epochs = args.max_epochs
-        config.train.__post_init__()  # the same check as a config file's value
+        config.train.validate()  # the same check as a config file's value
     return config
 
 
