@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -389,3 +390,14 @@ def test_presets_take_stacked_layers_and_any_feature_size(preset):
 
     with pytest.raises(DataError, match=r"expected \[batch, 20, 3, 8\]"):
         model(audio=tensors["audio"][:, :, 0], video=tensors["video"], text=tensors["text"])
+
+
+def test_encoder_folder_without_its_feature_extractor_is_one_config_error(tiny, tmp_path, capsys):
+    broken = tmp_path / "no-preprocessor"
+    shutil.copytree(tiny["speech"], broken)
+    (broken / "preprocessor_config.json").unlink()
+    man = _manifest(tmp_path, n=4, video=False, text=False)
+    err = _one_line_error(capsys, ["prepare-manifest", str(man), str(tmp_path / "out"), "--audio-encoder",
+                                   f"hf:{broken}", "--folds", "4", "--no-progress"])
+    assert str(broken) in err and "preprocessor_config.json" in err
+    assert "unreadable audio" not in err and not (tmp_path / "out" / "fold01").exists()

@@ -130,6 +130,25 @@ def _not_found(flag: str, spec: str, name: str, err: Exception) -> ConfigError:
                        f"with `hf download {name}` (network needed) or give a save_pretrained folder")
 
 
+#: The file a ``save_pretrained`` folder keeps each preprocessor's settings in.
+_PROCESSOR_FILES: dict[str, str] = {
+    "AutoFeatureExtractor": "preprocessor_config.json",
+    "AutoImageProcessor": "preprocessor_config.json",
+    "AutoTokenizer": "tokenizer_config.json (or tokenizer.json)",
+}
+
+
+def _no_processor(flag: str, spec: str, name: str, processor_cls: str, err: Exception) -> ConfigError:
+    """The checkpoint's weights loaded but its preprocessor did not: name what is missing."""
+    what = _PROCESSOR_FILES.get(processor_cls, processor_cls)
+    if Path(name).is_dir():
+        return ConfigError(f"{flag} {spec}: the folder {name} has the model but no usable {what} "
+                           f"(save the checkpoint's {processor_cls.removeprefix('Auto')} there with "
+                           "save_pretrained)")
+    return ConfigError(f"{flag} {spec}: the checkpoint has no usable {what} "
+                       f"({str(err).splitlines()[0][:160]})")
+
+
 def load_hf_config(spec: str, modality: str) -> tuple[Any, str | None]:
     """The checkpoint's transformers config and revision, checked against the modality's family.
 
@@ -420,14 +439,22 @@ class _Encoder:
                 extra["config"] = full.vision_config
                 extra["config"].projection_dim = full.projection_dim
             model = getattr(tf, model_cls).from_pretrained(name, **pin, **extra)
-            processor = getattr(tf, processor_cls).from_pretrained(name, **pin)
         except (OSError, ValueError) as e:
             raise _not_found(flag, c.encoder, name, e) from None
+        try:
+            processor = getattr(tf, processor_cls).from_pretrained(name, **pin)
+        except (OSError, ValueError, TypeError) as e:
+            raise _no_processor(flag, c.encoder, name, processor_cls, e) from None
         dtype = getattr(torch, c.dtype)
         return model.to(device=self.device, dtype=dtype).eval(), processor
 
     def _ensure(self) -> None:
         raise NotImplementedError
+
+    def load(self) -> None:
+        """Load the checkpoint now, so that a broken one is one :class:`ConfigError` before
+        any clip is read rather than a failure on every clip."""
+        self._ensure()
 
     @property
     def model(self) -> Any:

@@ -92,7 +92,9 @@ def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
     from selfcross.features.pretrained import is_hf_config, make_extractor
 
     if is_hf_config(config):
-        return make_extractor(modality, config)
+        extractor = make_extractor(modality, config)
+        extractor.load()  # a broken checkpoint is one error here, not a failure on every clip
+        return extractor
     if modality == "audio":
         from selfcross.features.audio import AudioConfig, AudioFeatures
 
@@ -213,10 +215,13 @@ def _extract_modality(
     errors: dict[str, str] = {}
     if not jobs:
         return lengths, errors
-    if workers <= 1:  # set up (and warm up) before the bar, so its first clip is timed fairly
-        if progress:
-            print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
-        _init_worker(modality, config, encoder, None)
+    if progress:
+        print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
+    # set up (and warm up) before the bar, so its first clip is timed fairly; with workers, the
+    # driver loads it once too, so a broken extractor is one error here, not one per clip
+    _init_worker(modality, config, encoder, None)
+    if workers > 1:
+        _WORKER.clear()  # each pool process loads its own
     desc = f"{modality} features" if workers <= 1 else f"{modality} features (starting {workers} workers)"
     bar = tqdm(total=len(jobs), desc=desc, unit="utt", disable=not progress)
     try:
