@@ -20,6 +20,7 @@ from selfcross.errors import ConfigError
 from selfcross.features import AudioConfig, AudioFeatures, load_feature_configs
 from selfcross.folds.reader import read_fold
 from selfcross.prepare.manifest import prepare_manifest
+from selfcross.prepare.options import FeatureOptions, FoldOptions
 
 pytest.importorskip("opensmile")
 
@@ -214,8 +215,9 @@ def _frames_by_id(root: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def spk_root(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("spk") / "root"
-    prepare_manifest(corpus / "manifest.csv", root, n_folds=2, modalities="a", audio_config=FAST,
-                     progress=False, speaker_norm=True)
+    prepare_manifest(corpus / "manifest.csv", root,
+                     FeatureOptions(audio_config=FAST, progress=False, speaker_norm=True),
+                     folds=FoldOptions(n_folds=2), modalities="a")
     return root
 
 
@@ -251,8 +253,9 @@ def test_speaker_norm_uses_no_labels(corpus: Path, spk_root: Path, tmp_path: Pat
         r[1] = str(lab)
         r[3] = str(corpus / r[3])
     man = _write_manifest(tmp_path / "permuted.csv", rows, header)
-    prepare_manifest(man, tmp_path / "root", n_folds=2, modalities="a", audio_config=FAST,
-                     progress=False, speaker_norm=True)
+    prepare_manifest(man, tmp_path / "root",
+                     FeatureOptions(audio_config=FAST, progress=False, speaker_norm=True),
+                     folds=FoldOptions(n_folds=2), modalities="a")
     a, b = _frames_by_id(spk_root), _frames_by_id(tmp_path / "root")
     assert sorted(a) == sorted(b)
     for utt in a:

@@ -30,6 +30,7 @@ from selfcross.features import AudioConfig, TextConfig, VideoConfig
 from selfcross.folds import read_fold
 from selfcross.labels import IEMOCAP7_CODES
 from selfcross.prepare.iemocap import prepare_iemocap
+from selfcross.prepare.options import FeatureOptions
 from selfcross.serve.predict import Predictor
 from selfcross.training import load_run, train_run
 from selfcross.training.rundir import load_predictions
@@ -74,8 +75,9 @@ def trained(iemocap_tree, tmp_path_factory):
     base = tmp_path_factory.mktemp("predict_iemocap")
     encoder = channel_mean_encoder()
     out = base / "data"
-    prepare_iemocap(iemocap_tree.root, out, iemocap_tree.glove, video_encoder=encoder, progress=False,
-                    audio_config=AUDIO, video_config=VIDEO, text_config=TEXT)
+    prepare_iemocap(iemocap_tree.root, out,
+                    FeatureOptions(glove=iemocap_tree.glove, video_encoder=encoder, progress=False,
+                                   audio_config=AUDIO, video_config=VIDEO, text_config=TEXT))
     _train(out / "fold01", base / "run")
     return iemocap_tree, out, base / "run", encoder
 

@@ -47,6 +47,7 @@ from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identit
     cache_key,
     encoder_identity,
 )
+from selfcross.prepare.options import CorpusNotes, FeatureOptions
 from selfcross.prepare.report import count_extractions, write_report  # noqa: F401 - re-exported
 
 #: Name of the preparation report inside a data root.
@@ -266,23 +267,12 @@ def prepare_records(
     records: Sequence[UtteranceRecord],
     out_root: str | Path,
     class_names: Sequence[str],
+    features: FeatureOptions | None = None,
     *,
-    glove: str | Path | None = None,
     modalities: Iterable[str] = ("audio", "video", "text"),
-    audio_config: Any = None,
-    video_config: Any = None,
-    text_config: Any = None,
-    video_encoder: Any = None,
-    workers: int = 1,
-    progress: bool = True,
     folds: list[FoldPlan] | None = None,
     dev_fraction: float = 0.1,
-    skipped: Sequence[Skip] = (),
-    problems: Sequence[Problem] = (),
-    title: str = "Data preparation",
-    notes: Sequence[str] = (),
-    source: str = "",
-    speaker_norm: bool = False,
+    corpus: CorpusNotes | None = None,
 ) -> PrepareResult:
     """Extract, cache and write a data root from utterance records.
 
@@ -290,21 +280,13 @@ def prepare_records(
         records: the corpus's utterances (ids unique, labels in ``class_names``).
         out_root: the data root to write (``fold01..foldK``, ``classes.txt``, ...).
         class_names: label order of ``S_label.npy``.
-        glove: GloVe text file (or a source :func:`load_word_vectors` accepts); required
-            when ``text`` is among ``modalities``.
+        features: how features are extracted (:class:`FeatureOptions`; default: the paper's
+            extractors). Its ``video_encoder`` is resolved by :func:`video_encoder_setup`.
         modalities: which of audio, video, text to write. Every kept utterance has all of them.
-        audio_config, video_config, text_config: extractor settings (defaults: the paper's).
-        video_encoder: image encoder passed to :class:`VideoFeatures` (``None`` = ResNet-101).
-        workers: processes for feature extraction (1 = in this process).
-        progress: show tqdm progress bars.
         folds: explicit fold plans (ids); default :func:`plan_group_folds` over ``group``.
         dev_fraction: dev size for :func:`plan_group_folds`.
-        skipped, problems: what the corpus adapter already left out / found malformed.
-        title, notes, source: for the report.
-        speaker_norm: standardise each speaker's audio frames with the mean and std of all
-            that speaker's valid frames (every split; transductive for test speakers, never
-            labels); statistics written to ``speaker_stats.npz`` (root: every speaker; each
-            fold: its training speakers).
+        corpus: the report's title, source and notes, and what the corpus adapter already
+            left out (:class:`CorpusNotes`).
 
     Returns:
         A :class:`PrepareResult`.
@@ -312,6 +294,10 @@ def prepare_records(
     Raises:
         DataError: duplicate ids, unknown labels, nothing left to write, or no GloVe file.
     """
+    features = features or FeatureOptions()
+    corpus = corpus or CorpusNotes()
+    _, video_encoder, video_config = video_encoder_setup(features.video_encoder, features.video_config)
+    glove, speaker_norm = features.glove, features.speaker_norm
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     out_root = Path(out_root)
@@ -321,14 +307,15 @@ def prepare_records(
     class_names = list(class_names)
     records = list(records)
     _check_records(records, class_names)
-    configs = _checked_configs(mods, audio_config, video_config, text_config, glove, speaker_norm)
+    configs = _checked_configs(mods, features.audio_config, video_config, features.text_config, glove,
+                               speaker_norm)
     hf_text = _encoded_text(configs)
     enc_id = encoder_identity(video_encoder)
 
     dropped, tokens, feats = _check_and_extract(records, mods, configs, out_root, enc_id, video_encoder,
-                                                workers, progress, timings)
+                                                features, timings)
     kept_records = [r for r in records if r.id not in dropped]
-    skips = list(skipped) + [dropped[r.id] for r in records if r.id in dropped]
+    skips = list(corpus.skipped) + [dropped[r.id] for r in records if r.id in dropped]
     if not kept_records:
         raise DataError(out_root, "no utterance left to write; see the skip reasons: "
                         + ", ".join(sorted({s.reason for s in skips})))
@@ -351,11 +338,11 @@ def prepare_records(
 
     result = PrepareResult(
         out_root=out_root, folds=plans, kept=[r.id for r in kept_records], skipped=skips,
-        problems=list(problems), counts=_class_counts(kept_records, class_names), cache=feats.cache,
+        problems=list(corpus.problems), counts=_class_counts(kept_records, class_names), cache=feats.cache,
         timings=timings, modalities=mods, report=out_root / REPORT_FILE,
     )
     extra = {"video encoder": enc_id} if "video" in mods else {}
-    write_report(result, configs, title=title, notes=notes, source=source, extra=extra)
+    write_report(result, configs, title=corpus.title, notes=corpus.notes, source=corpus.source, extra=extra)
     return result
 
 
@@ -384,8 +371,7 @@ def _check_and_extract(
     out_root: Path,
     enc_id: str,
     video_encoder: Any,
-    workers: int,
-    progress: bool,
+    features: FeatureOptions,
     timings: dict[str, float],
 ) -> tuple[dict[str, Skip], dict[str, list[str]], _FeatureSet]:
     """Media checks, then each modality's cached frame features: (skips by id, tokens by id, features)."""
@@ -398,7 +384,7 @@ def _check_and_extract(
         if m in mods and (m != "text" or hf_text):  # text: only a pretrained encoder's states
             t0 = time.perf_counter()
             _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
-                             video_encoder, workers, progress, feats)
+                             video_encoder, features.workers, features.progress, feats)
             timings[f"{m} features"] = time.perf_counter() - t0
     return dropped, tokens, feats
 
