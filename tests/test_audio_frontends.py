@@ -168,7 +168,7 @@ def test_egemaps_root_trains_with_its_own_width(egemaps_run: tuple[Path, Path]) 
 def test_predict_raw_clip_equals_prepared_egemaps_arrays(
     corpus: Path, egemaps_run: tuple[Path, Path]
 ) -> None:
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
     from selfcross.training import load_run
 
     data, run = egemaps_run
@@ -181,7 +181,7 @@ def test_predict_raw_clip_equals_prepared_egemaps_arrays(
         ref = model(audio=torch.from_numpy(standardizer.transform(x, lengths)["audio"]),
                     lengths={"audio": torch.from_numpy(np.asarray(lengths["audio"], np.int64))})
     for row, utt in enumerate(split.ids):
-        inputs, lens = predictor.features(audio=corpus / "clips" / f"{utt}.wav")
+        inputs, lens = predictor.features(Clip(audio=corpus / "clips" / f"{utt}.wav"))
         np.testing.assert_array_equal(inputs["audio"][0], x["audio"][row])
         assert int(lens["audio"][0]) == int(lengths["audio"][row])
         np.testing.assert_allclose(predictor.logits(inputs, lens)[0], ref[row].double().numpy(),
@@ -292,7 +292,7 @@ def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_predict_with_speaker_clips_reproduces_prepared_arrays(
     corpus: Path, spk_root: Path, spk_run: Path, tmp_path: Path
 ) -> None:
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     prepared = _frames_by_id(spk_root)
     utt = sorted(read_fold(spk_root / "fold01").test.ids)[0]
@@ -302,7 +302,7 @@ def test_predict_with_speaker_clips_reproduces_prepared_arrays(
         shutil.copy(clip, speaker_dir / clip.name)
     predictor = Predictor(spk_run, speaker_clips=speaker_dir)
     assert predictor.speaker_note is not None and "4 clip(s)" in predictor.speaker_note
-    inputs, lengths = predictor.features(audio=corpus / "clips" / f"{utt}.wav")
+    inputs, lengths = predictor.features(Clip(audio=corpus / "clips" / f"{utt}.wav"))
     n = int(lengths["audio"][0])
     assert n == len(prepared[utt])
     np.testing.assert_allclose(inputs["audio"][0, :n], prepared[utt], rtol=1e-5, atol=1e-5)
@@ -314,11 +314,11 @@ def test_predict_without_speaker_clips_pools_the_training_speakers(
     corpus: Path, spk_root: Path, spk_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     fold_stats = SpeakerStats.load(spk_root / "fold01" / SPEAKER_STATS)
     clip = corpus / "clips" / "s0_u1.wav"
-    inputs, lengths = Predictor(spk_run).features(audio=clip)
+    inputs, lengths = Predictor(spk_run).features(Clip(audio=clip))
     raw, n = AudioFeatures(FAST).extract(clip)
     np.testing.assert_array_equal(inputs["audio"][0, :n], normalise(raw[:n], *fold_stats.pooled()))
     rc = main(["predict", "--run", str(spk_run), "--audio", str(clip), "--json"])

@@ -289,7 +289,7 @@ def test_second_preparation_reuses_the_cache(prepared):
 @pytest.mark.slow
 def test_predict_on_raw_clip_equals_prepared_arrays(prepared):
     from selfcross.folds import read_fold
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     fold = read_fold(prepared["out"] / "fold01")
     split = fold.test
@@ -299,8 +299,8 @@ def test_predict_on_raw_clip_equals_prepared_arrays(prepared):
     pred = Predictor(prepared["run"])
     from_arrays = pred.logits(inputs, lengths)[0]
     i = int(utt[1:])
-    raw = pred.predict(audio=prepared["root"] / f"{utt}.wav", video=prepared["root"] / f"{utt}.mp4",
-                       transcript=LINES[i], video_side="full")
+    raw = pred.predict(Clip(audio=prepared["root"] / f"{utt}.wav", video=prepared["root"] / f"{utt}.mp4",
+                       transcript=LINES[i], video_side="full"))
     np.testing.assert_allclose(raw["logits"], from_arrays, rtol=1e-5, atol=1e-6)
     assert raw["lengths"] == {m: int(lengths[m][0]) for m in ("audio", "video", "text")}
 

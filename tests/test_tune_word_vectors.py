@@ -146,9 +146,9 @@ def test_cli_train_tune_word_vectors_on_vectors_exits_2_with_one_line(tmp_path, 
 # ----------------------------------------------------------------------------- CLI and grid
 @pytest.mark.parametrize("flag", [True, False])
 def test_grid_plan_sets_the_switch_only_when_asked(flag):
-    from selfcross.experiments.grid import plan_runs
+    from grid_helpers import plan
 
-    runs, _ = plan_runs(["self"], ["t", "at"], [1], [1], preset="strong", tune_word_vectors=flag)
+    runs, _ = plan(["self"], ["t", "at"], [1], [1], preset="strong", tune_word_vectors=flag)
     assert len(runs) == 2 and all(r.config.model.tune_word_vectors is flag for r in runs)
 
 
@@ -192,7 +192,7 @@ def test_tuned_run_saves_trained_vectors_without_text_statistics(tuned_run):
 
 @pytest.mark.slow
 def test_tuned_run_evaluates_to_its_metrics_and_predict_matches_evaluation(tuned_run):
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     run, fold, metrics = tuned_run
     assert evaluate_run(run, fold) == metrics["test"]
@@ -202,7 +202,7 @@ def test_tuned_run_evaluates_to_its_metrics_and_predict_matches_evaluation(tuned
     for pos in (0, 7):
         ids = split.word_ids([pos])[0]
         transcript = " ".join(f"w{i}" for i in ids if i != 0)
-        out = predictor.predict(transcript=transcript)
+        out = predictor.predict(Clip(transcript=transcript))
         got = np.array([out["probabilities"][c] for c in predictor.class_names])
         np.testing.assert_allclose(got, result["probs"][pos], rtol=1e-5, atol=1e-6)
 

@@ -19,12 +19,15 @@ from selfcross.cli.encoders import encoder_configs
 from selfcross.errors import ConfigError
 
 if TYPE_CHECKING:
+    from selfcross.experiments.options import ExecutionOptions, GridPlan
     from selfcross.features.audio import AudioConfig
     from selfcross.features.text import TextConfig
     from selfcross.prepare.options import FeatureOptions, FoldOptions
+    from selfcross.serve.predict import Clip
 
 
-def _csv(value: str) -> list[str]:
+def csv_list(value: str) -> list[str]:
+    """``"a, b,,c"`` -> ``["a", "b", "c"]`` (a comma-separated flag)."""
     return [v.strip() for v in value.split(",") if v.strip()]
 
 
@@ -80,3 +83,45 @@ def fold_options(args: argparse.Namespace) -> FoldOptions:
         group_column=getattr(args, "group_column", "speaker"), dev_fraction=args.dev_fraction,
         fold_seed=args.fold_seed, allow_shared_speakers=getattr(args, "allow_shared_speakers", False),
     )
+
+
+# ------------------------------------------------------------------------------------- grid
+def grid_plan(args: argparse.Namespace) -> GridPlan:
+    """:class:`GridPlan` from ``grid``'s flags: which runs, and so which cells of the store."""
+    from selfcross.experiments.options import GridPlan  # start-up cost (see the module doc)
+
+    return GridPlan(
+        models=csv_list(args.models), modalities=csv_list(args.modalities), folds=args.folds,
+        seeds=args.seeds, include_no_sp=args.no_stat_pool_too, preset=args.preset, device=args.device,
+        max_epochs=args.max_epochs, task=args.task, tune_word_vectors=args.tune_word_vectors,
+        robustness=args.robustness or (),
+    )
+
+
+def execution_options(args: argparse.Namespace) -> ExecutionOptions:
+    """:class:`ExecutionOptions` from ``grid``'s flags (ray-only flags need ``--executor ray``)."""
+    from selfcross.cli.trackers import logger_options  # start-up cost (see the module doc)
+    from selfcross.experiments.options import ExecutionOptions  # start-up cost (see the module doc)
+
+    ray_only = {"address": args.ray_address, "cpus_per_run": args.cpus_per_run,
+                "gpus_per_run": args.gpus_per_run}
+    given: dict[str, Any] = {k: v for k, v in ray_only.items() if v is not None}
+    if given and args.executor != "ray":
+        raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
+    if args.max_retries is not None:
+        given["max_retries"] = args.max_retries
+    return ExecutionOptions(
+        workers=args.workers, executor=args.executor, executor_options=given,
+        threads_per_worker=args.threads_per_worker, retry_failed=args.retry_failed,
+        progress=not args.no_progress, loggers=logger_options(args),
+    )
+
+
+# ---------------------------------------------------------------------------------- predict
+def clip(args: argparse.Namespace, transcript: str | None) -> Clip:
+    """The :class:`Clip` ``predict``'s flags describe (``transcript`` already read from
+    ``--transcript`` or ``--transcript-file``)."""
+    from selfcross.serve.predict import Clip  # start-up cost (see the module doc)
+
+    return Clip(audio=args.audio, video=args.video, transcript=transcript, video_side=args.side,
+                start=args.start, end=args.end, video_start=args.video_start, video_end=args.video_end)

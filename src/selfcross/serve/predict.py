@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,36 @@ FEATURES_DIR = "features"
 #: Columns of a prediction manifest (``id`` plus any of the modality columns; optional extras).
 MANIFEST_COLUMNS: tuple[str, ...] = ("id", "audio", "video", "transcript")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("side", "start", "end", "video_start", "video_end")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One new clip to predict: its media and where in them the utterance lies.
+
+    Attributes:
+        audio: audio file (wav/flac/mp4...) or ``(waveform, sample_rate)``.
+        video: video file.
+        transcript: the words spoken.
+        video_side: part of the video frame (``left``/``right``/``full``; default: the run's
+            video settings).
+        start, end: span in seconds within the audio and video files.
+        video_start, video_end: span within the video when it differs from the audio's
+            (``None`` = ``start``/``end``; IEMOCAP: a per-utterance wav, but the span of the
+            whole-dialog video).
+    """
+
+    audio: str | Path | tuple[np.ndarray, int] | None = None
+    video: str | Path | None = None
+    transcript: str | None = None
+    video_side: str | None = None
+    start: float | None = None
+    end: float | None = None
+    video_start: float | None = None
+    video_end: float | None = None
+
+    def given(self) -> dict[str, Any]:
+        """Modality -> what was given for it (``None`` where nothing was)."""
+        return {"audio": self.audio, "video": self.video, "text": self.transcript}
 
 
 class Predictor:
@@ -231,21 +262,8 @@ class Predictor:
         )
 
     # ------------------------------------------------------------------ features
-    def features(
-        self,
-        audio: str | Path | tuple[np.ndarray, int] | None = None,
-        video: str | Path | None = None,
-        transcript: str | None = None,
-        video_side: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        video_start: float | None = None,
-        video_end: float | None = None,
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def features(self, clip: Clip) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The model's inputs for one clip, before standardization.
-
-        ``start``/``end`` cut the audio and, unless ``video_start``/``video_end`` are given,
-        the video (IEMOCAP: per-utterance wav, but the span of the whole-dialog video).
 
         Returns:
             ``(inputs, lengths)``: ``inputs[m]`` float32 ``[1, T, F]`` (text expanded through
@@ -256,7 +274,8 @@ class Predictor:
             ConfigError: a modality the model needs was not given.
             DataError: a file cannot be read or decoded (naming it).
         """
-        given = {"audio": audio, "video": video, "text": transcript}
+        audio, video, transcript, start, end = clip.audio, clip.video, clip.transcript, clip.start, clip.end
+        given = clip.given()
         missing = [m for m in self.modalities if given[m] is None]
         if missing:
             flags = {"audio": "--audio FILE", "video": "--video FILE", "text": "--transcript TEXT"}
@@ -276,9 +295,9 @@ class Predictor:
             inputs["audio"], lengths["audio"] = x[None], np.array([n], np.int64)
         if "video" in self.modalities:
             assert self._video is not None
-            vs = start if video_start is None else video_start
-            ve = end if video_end is None else video_end
-            x, n = self._video.extract(video, vs, ve, side=video_side)  # type: ignore[arg-type]
+            vs = start if clip.video_start is None else clip.video_start
+            ve = end if clip.video_end is None else clip.video_end
+            x, n = self._video.extract(video, vs, ve, side=clip.video_side)  # type: ignore[arg-type]
             inputs["video"], lengths["video"] = x[None], np.array([n], np.int64)
         if "text" in self.modalities and self._text is not None:
             x, n = self._text.extract(str(transcript))
@@ -311,39 +330,17 @@ class Predictor:
             out = self.model(**x, lengths=lens if self._pass_lengths else None)
         return out.double().cpu().numpy()
 
-    def predict(
-        self,
-        audio: str | Path | tuple[np.ndarray, int] | None = None,
-        video: str | Path | None = None,
-        transcript: str | None = None,
-        video_side: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        video_start: float | None = None,
-        video_end: float | None = None,
-    ) -> dict[str, Any]:
-        """Classify one clip.
-
-        Args:
-            audio: audio file (wav/flac/mp4...) or ``(waveform, sample_rate)``.
-            video: video file.
-            transcript: the words spoken.
-            video_side: part of the video frame (``left``/``right``/``full``; default: the
-                run's video settings).
-            start, end: span in seconds within the audio and video files.
-            video_start, video_end: span within the video when it differs from the audio's
-                (``None`` = ``start``/``end``).
+    def predict(self, clip: Clip) -> dict[str, Any]:
+        """Classify one clip (a regression run: score it).
 
         Returns:
             ``{"top_class": str, "probabilities": {class: p}, "logits": [float],
             "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``;
             a regression run gives ``"score": float`` instead of the class and probabilities.
         """
-        inputs, lengths = self.features(
-            audio, video, transcript, video_side, start, end, video_start, video_end
-        )
+        inputs, lengths = self.features(clip)
         logits = self.logits(inputs, lengths)[0]
-        given = {"audio": audio, "video": video, "text": transcript}
+        given = clip.given()
         common = {
             "logits": [float(v) for v in logits],
             "lengths": {m: int(v[0]) for m, v in lengths.items()},
@@ -386,7 +383,7 @@ class Predictor:
         base = path.parent
         for lineno, row in enumerate(rows, start=2):
             try:
-                out = self.predict(
+                out = self.predict(Clip(
                     audio=_resolve(row.get("audio"), base) if "audio" in self.modalities else None,
                     video=_resolve(row.get("video"), base) if "video" in self.modalities else None,
                     transcript=row.get("transcript") if "text" in self.modalities else None,
@@ -395,7 +392,7 @@ class Predictor:
                     end=_float(row.get("end"), path, lineno),
                     video_start=_float(row.get("video_start"), path, lineno),
                     video_end=_float(row.get("video_end"), path, lineno),
-                )
+                ))
                 keep = ("score",) if self.task == "regression" else ("top_class", "probabilities")
                 results.append({"id": row["id"], **{k: out[k] for k in keep}, "error": ""})
             except SelfcrossError as e:

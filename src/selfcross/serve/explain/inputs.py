@@ -103,10 +103,10 @@ def clip_utterance(
     """One new clip, featurized with the run's saved settings (as ``selfcross predict`` does)."""
     from selfcross.features import tokenize
     from selfcross.features.audio import load_audio
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     predictor = Predictor(run.run_dir, device=run.device)
-    inputs, lengths = predictor.features(audio=audio, video=video, transcript=transcript)
+    inputs, lengths = predictor.features(Clip(audio=audio, video=video, transcript=transcript))
     words = None
     if "text" in run.modalities and transcript is not None:
         text_cfg = predictor.feature_configs["text"]
