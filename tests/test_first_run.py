@@ -152,17 +152,16 @@ def test_report_and_demo_describe_themselves_and_show_defaults():
 
 def test_demo_folds_and_seeds_are_ranges_as_in_grid(tmp_path, monkeypatch, capsys):
     import selfcross.demo as demo
-    import selfcross.synthetic
     from selfcross.errors import ConfigError
 
     seen = {}
 
-    def fake_grid(data, **kwargs):
-        seen.update(folds=kwargs["folds"], seeds=kwargs["seeds"])
+    def fake_grid(data, plan, execution, **kwargs):
+        seen.update(folds=plan.folds, seeds=plan.seeds)
         raise ConfigError("stopped after planning")
 
     fake_synthetic = lambda *a, **k: seen.update(n_folds=k["n_folds"])  # noqa: E731
-    monkeypatch.setattr(selfcross.synthetic, "make_synthetic", fake_synthetic)
+    monkeypatch.setattr(demo, "make_synthetic", fake_synthetic)
     monkeypatch.setattr(demo, "run_grid", fake_grid)
     args = ["demo", "--out", str(tmp_path / "d"), "--folds", "2-3", "--seeds", "1,4", "--no-progress"]
     assert main(args) == 2

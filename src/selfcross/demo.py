@@ -19,9 +19,12 @@ from dataclasses import replace
 from pathlib import Path
 
 from selfcross.analysis.report import make_report
+from selfcross.errors import DataError
 from selfcross.experiments.grid import run_grid
 from selfcross.experiments.options import ExecutionOptions, GridPlan
+from selfcross.folds import list_folds
 from selfcross.labels import PAPER_MODALITY_SETS
+from selfcross.synthetic import make_synthetic
 
 #: Epoch cap of the demo's runs (the paper's protocol allows 100 with early stopping).
 DEMO_MAX_EPOCHS = 4
@@ -30,9 +33,6 @@ DEMO_DATA_SEED = 0
 
 
 def _data_ready(root: Path, n_folds: int) -> bool:
-    from selfcross.errors import DataError
-    from selfcross.folds import list_folds
-
     if not (root / "synthetic.json").is_file():
         return False
     try:
@@ -71,8 +71,6 @@ def run_demo(
     Returns:
         Path of ``report/report.md``.
     """
-    from selfcross.synthetic import make_synthetic
-
     execution = execution or ExecutionOptions(workers=2)
     say = execution.log or print
     out = Path(out_dir)

@@ -205,7 +205,7 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(result: object) -> int:
-    from selfcross.prepare.pipeline import PrepareResult
+    from selfcross.prepare.records import PrepareResult
 
     if not isinstance(result, PrepareResult):  # --manifest-only: the manifest's path
         print(f"wrote {result}")

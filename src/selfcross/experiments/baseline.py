@@ -34,14 +34,14 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from selfcross import RESULTS_VERSION
 from selfcross.config import config_hash
 from selfcross.errors import DataError
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
-from selfcross.folds import layout
+from selfcross.folds import fingerprint, layout
 from selfcross.folds.reader import Fold, Split, is_fold, list_folds, read_fold
 from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
 from selfcross.training.metrics import classification_metrics
+from selfcross.version import RESULTS_VERSION
 
 #: Model kind, pooling, preset and seed of linear runs in the results store.
 LINEAR_KIND = "linear"
@@ -257,7 +257,6 @@ def run_baseline(
     out = Path(out_dir)
     db_path = Path(db) if db is not None else out / "results.sqlite"
     folds = resolve_folds(data)
-    from selfcross.folds import fingerprint
 
     plan: list[tuple[int, Path, str, str]] = []  # (fold, folder, set code, fingerprint)
     for k, path in folds.items():

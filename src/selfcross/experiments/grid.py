@@ -32,6 +32,7 @@ from selfcross.errors import DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.options import ExecutionOptions, GridPlan, parse_range  # noqa: F401 - parse_range: public here too
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
+from selfcross.folds import fingerprint, list_folds, read_fold
 from selfcross.labels import MODALITIES, modality_code, parse_modalities
 from selfcross.training.callbacks import LoggerOptions, replay, run_params
 
@@ -149,8 +150,6 @@ def validate_data_root(
         DataError: no such root, a gap in the folds, a requested fold that does not exist,
             or a fold that fails :func:`selfcross.data.read_fold` validation.
     """
-    from selfcross.folds import fingerprint, list_folds, read_fold
-
     root = Path(data_root)
     all_folds = list_folds(root)
     wanted = list(range(1, len(all_folds) + 1)) if folds is None else list(folds)

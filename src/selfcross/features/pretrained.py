@@ -38,6 +38,8 @@ import numpy as np
 
 from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError, SelfcrossError
+from selfcross.features.audio import AudioConfig, AudioFeatures, load_audio
+from selfcross.features.video import SIDES, VideoConfig, VideoFeatures
 
 #: Prefix of an encoder name that means "a Hugging Face transformers checkpoint".
 HF_PREFIX = "hf:"
@@ -307,7 +309,6 @@ class HFVideoConfig(ConfigMixin):
 
     def __post_init__(self) -> None:
         _check_common(self, "video")
-        from selfcross.features.video import SIDES
 
         if self.side not in SIDES:
             raise ConfigError(f"video side {self.side!r} is not one of {', '.join(SIDES)}")
@@ -487,11 +488,7 @@ class HFAudioFeatures(_Encoder):
 
     def waveform(self, source: Any, start: float | None = None, end: float | None = None) -> np.ndarray:
         """Mono float32 waveform at the config's rate from a path or ``(y, sr)``."""
-        from selfcross.features.audio import load_audio
-
         if isinstance(source, tuple):
-            from selfcross.features.audio import AudioConfig, AudioFeatures
-
             resampler = AudioFeatures(AudioConfig(sample_rate=self.config.sample_rate))
             return resampler.waveform(source, start, end)
         return load_audio(source, self.config.sample_rate, start, end)
@@ -635,8 +632,6 @@ class HFVideoFeatures(_Encoder):
 
     def sample_frames(self, path: Any, start: float | None, end: float | None) -> list[np.ndarray]:
         """RGB frames shown at ``start + k / fps`` (the paper's sampling, :class:`VideoFeatures`)."""
-        from selfcross.features.video import VideoConfig, VideoFeatures
-
         c = self.config
         sampler = VideoFeatures(VideoConfig(fps=c.fps, max_frames=c.max_frames, side=c.side,
                                             span_tolerance_s=c.span_tolerance_s, encoder=c.encoder,
@@ -672,8 +667,6 @@ class HFVideoFeatures(_Encoder):
         self, path: Any, start: float | None = None, end: float | None = None, side: str | None = None
     ) -> tuple[np.ndarray, int]:
         """Features of one utterance's video span: ``(float32 [max_frames, D], valid_len)``."""
-        from selfcross.features.video import SIDES
-
         if side is not None and side not in SIDES:
             raise ConfigError(f"video side {side!r} is not one of {', '.join(SIDES)}")
         frames = self.sample_frames(path, start, end)

@@ -31,13 +31,10 @@ from selfcross.labels import IEMOCAP4, IEMOCAP7, IEMOCAP7_CODES, ClassSet
 from selfcross.prepare.options import CorpusNotes, FeatureOptions
 from selfcross.prepare.pipeline import (  # noqa: F401 - VIDEO_ENCODERS: public here too
     VIDEO_ENCODERS,
-    PrepareResult,
-    Problem,
-    Skip,
-    UtteranceRecord,
     prepare_records,
     video_encoder_setup,
 )
+from selfcross.prepare.records import PrepareResult, Problem, Skip, UtteranceRecord
 
 #: Raw label code -> class name, per label set. Codes absent from a map are skipped as
 #: "unused label" (fea, dis, oth, xxx always; fru, sur too in the four-class set).

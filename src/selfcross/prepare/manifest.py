@@ -56,17 +56,16 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError
+from selfcross.features.audio import SOUNDFILE_EXTENSIONS
+from selfcross.features.pretrained import is_hf_config
 from selfcross.labels import CLASS_SETS, MODALITIES, parse_modalities
 from selfcross.prepare.options import CorpusNotes, FeatureOptions, FoldOptions
 from selfcross.prepare.pipeline import (  # noqa: F401 - VIDEO_ENCODERS: public here too
     VIDEO_ENCODERS,
-    FoldPlan,
-    PrepareResult,
-    Skip,
-    UtteranceRecord,
     prepare_records,
     video_encoder_setup,
 )
+from selfcross.prepare.records import FoldPlan, PrepareResult, Skip, UtteranceRecord
 
 log = logging.getLogger("selfcross.folds")
 
@@ -392,8 +391,6 @@ def audio_format_notes(files: Sequence[Path]) -> list[str]:
     """
     import soundfile as sf
 
-    from selfcross.features.audio import SOUNDFILE_EXTENSIONS
-
     rates: Counter[int] = Counter()
     channels: Counter[int] = Counter()
     other = 0
@@ -510,8 +507,6 @@ def _manifest_modalities(
     man: Manifest, wanted: tuple[str, ...] | None, glove: Any, text_config: Any
 ) -> tuple[str, ...]:
     """The modalities to prepare: those asked for (each must be in the manifest) or all it has."""
-    from selfcross.features.pretrained import is_hf_config
-
     if wanted is None:
         mods = man.modalities
     else:

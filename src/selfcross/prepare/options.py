@@ -26,7 +26,7 @@ if TYPE_CHECKING:  # annotations only: importing the extractors costs seconds
     from selfcross.features.pretrained import HFAudioConfig, HFTextConfig, HFVideoConfig
     from selfcross.features.text import TextConfig
     from selfcross.features.video import VideoConfig
-    from selfcross.prepare.pipeline import Problem, Skip
+    from selfcross.prepare.records import Problem, Skip
 
     AudioSettings = AudioConfig | HFAudioConfig
     VideoSettings = VideoConfig | HFVideoConfig

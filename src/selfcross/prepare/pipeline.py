@@ -34,7 +34,15 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError
+from selfcross.features.audio import AudioConfig, AudioFeatures
+from selfcross.features.configio import save_feature_configs
+from selfcross.features.pretrained import is_hf_config, is_hf_spec, video_encoder_config
+from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
+from selfcross.features.text import TextConfig, Vocabulary, encode, tokenize
+from selfcross.features.video import VideoConfig
+from selfcross.features.wordvectors import load_word_vectors
 from selfcross.folds import layout
+from selfcross.folds.writer import save_text, write_classes, write_embedding, write_split
 from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identity, _init_worker: public here too
     CACHE_DIR,
     CACHE_VERSION,
@@ -48,6 +56,7 @@ from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identit
     encoder_identity,
 )
 from selfcross.prepare.options import CorpusNotes, FeatureOptions
+from selfcross.prepare.records import FoldPlan, PrepareResult, Problem, Skip, UtteranceRecord  # noqa: F401 - public here too
 from selfcross.prepare.report import count_extractions, write_report  # noqa: F401 - re-exported
 
 #: Name of the preparation report inside a data root.
@@ -67,83 +76,6 @@ SKIP_TEXT_ENCODER = "text encoder failed"
 # per modality: why an utterance is skipped when extraction fails / yields no frames
 _FAILED = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_UNREADABLE_VIDEO, "text": SKIP_TEXT_ENCODER}
 _EMPTY = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_NO_VIDEO_FRAMES, "text": SKIP_EMPTY_TRANSCRIPT}
-
-
-@dataclass(frozen=True)
-class UtteranceRecord:
-    """One labelled utterance, as a corpus adapter describes it (nothing read yet).
-
-    Attributes:
-        id: unique utterance id (written to ``S_ids.txt``; also the cache file name).
-        label: class name (one of the preparation's ``class_names``).
-        speaker: speaker identity; no speaker is ever in both training and test of a fold.
-        group: fold group (IEMOCAP: the session); fold k tests on the k-th group.
-        audio: audio file (or a video with an audio track); ``None`` = no audio.
-        audio_span: ``(start, end)`` seconds within ``audio``; ``None`` = the whole file.
-        video: video file; ``None`` = no video.
-        video_span: ``(start, end)`` seconds within ``video``; ``None`` = the whole file.
-        video_side: frame half showing the speaker: ``left``, ``right`` or ``full``.
-        transcript: raw words (markers such as ``[LAUGHTER]`` are the tokenizer's job).
-    """
-
-    id: str
-    label: str
-    speaker: str
-    group: str
-    audio: Path | None = None
-    audio_span: tuple[float, float] | None = None
-    video: Path | None = None
-    video_span: tuple[float, float] | None = None
-    video_side: str = "full"
-    transcript: str | None = None
-
-
-@dataclass(frozen=True)
-class Skip:
-    """An utterance left out of the data root: which, why (a ``SKIP_*`` string), detail."""
-
-    id: str
-    reason: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A malformed input line or unreadable input file (``line`` is 1-based or ``None``)."""
-
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}{'' if self.line is None else f':{self.line}'}: {self.message}"
-
-
-@dataclass
-class FoldPlan:
-    """Utterance ids of one fold's splits and how they were chosen."""
-
-    test_groups: list[str]
-    train: list[str]
-    dev: list[str]
-    test: list[str]
-    dev_speakers: list[str]
-
-
-@dataclass
-class PrepareResult:
-    """What a preparation wrote (also summarized in ``prepare_report.md``)."""
-
-    out_root: Path
-    folds: list[FoldPlan]
-    kept: list[str]
-    skipped: list[Skip]
-    problems: list[Problem]
-    counts: dict[str, dict[str, int]]  # class -> group -> utterances
-    cache: dict[str, dict[str, int]]  # modality -> {"hits": h, "computed": c}
-    timings: dict[str, float]
-    modalities: tuple[str, ...]
-    report: Path
 
 
 # --------------------------------------------------------------------------- folds
@@ -240,8 +172,6 @@ def video_duration(path: Path) -> float | None:
 def video_encoder_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
     """(use video, injected encoder or None, video config) from a ``video_encoder`` option:
     ``"resnet101"``, ``"none"``, ``"hf:NAME_OR_PATH"``, an image encoder module or ``None``."""
-    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
-
     if is_hf_spec(video_encoder):
         return True, None, video_config or video_encoder_config(video_encoder)
     if isinstance(video_encoder, str):
@@ -250,15 +180,11 @@ def video_encoder_setup(video_encoder: Any, video_config: Any) -> tuple[bool, An
         if video_encoder == "none":
             return False, None, None
         if video_config is None:
-            from selfcross.features.video import VideoConfig
-
             video_config = VideoConfig(encoder="resnet101")
         return True, None, video_config
     if video_encoder is None:
         return False, None, None
     if video_config is None:
-        from selfcross.features.video import VideoConfig
-
         video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
     return True, video_encoder, video_config
 
@@ -423,8 +349,6 @@ def _media_checks(
     dropped: dict[str, Skip] = {}
     tokens: dict[str, list[str]] = {}
     if "text" in mods:
-        from selfcross.features.text import TextConfig, tokenize
-
         hf_text = _encoded(configs, "text")
         tcfg = None if hf_text else TextConfig.from_dict(configs["text"])
         for r in records:
@@ -526,9 +450,6 @@ def _text_vocabulary(
     glove: str | Path | None,
 ) -> tuple[Any, np.ndarray]:
     """Vocabulary of the kept transcripts and its word vectors (``configs["text"]`` records them)."""
-    from selfcross.features.text import TextConfig, Vocabulary
-    from selfcross.features.wordvectors import load_word_vectors
-
     tcfg = TextConfig.from_dict(configs["text"])
     vocab = Vocabulary.build([tokens[r.id] for r in kept], min_count=tcfg.min_count)
     embedding = load_word_vectors(str(glove), vocab, unknown=tcfg.unknown)
@@ -561,9 +482,6 @@ def _write_root(
 ) -> None:
     """Write the folds, ``classes.txt``, ``features.json``, ``vocab.txt`` and speaker statistics
     (removing what an earlier preparation left that this one does not write)."""
-    from selfcross.features.configio import save_feature_configs
-    from selfcross.folds.writer import save_text, write_classes, write_embedding, write_split
-
     out_root.mkdir(parents=True, exist_ok=True)
     stats = arrays.speaker_stats
     for k, plan in enumerate(plans, start=1):
@@ -591,8 +509,6 @@ def _write_root(
 
 def _encoded(configs: dict[str, dict[str, Any]], modality: str) -> bool:
     """Whether a pretrained (``hf:``) encoder extracts ``modality``'s features."""
-    from selfcross.features.pretrained import is_hf_config
-
     return modality in configs and is_hf_config(configs[modality])
 
 
@@ -604,33 +520,23 @@ def _encoded_text(configs: dict[str, dict[str, Any]]) -> bool:
 
 def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[str, dict[str, Any]]:
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
-    from selfcross.features.pretrained import is_hf_config
-
     out: dict[str, dict[str, Any]] = {}
     if "audio" in mods and is_hf_config(audio):  # a pretrained speech encoder's settings
         out["audio"] = audio if isinstance(audio, dict) else audio.to_dict()
     elif "audio" in mods:
-        from selfcross.features.audio import AudioConfig, AudioFeatures
-
         cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
         # Building the extractor once here names the openSMILE descriptors in features.json
         # and fails before any work when the front-end's package is missing.
         out["audio"] = AudioFeatures(cfg).config.to_dict()
     if "video" in mods:
-        from selfcross.features.video import VideoConfig
-
         out["video"] = (video or VideoConfig()).to_dict() if not isinstance(video, dict) else video
     if "text" in mods:
-        from selfcross.features.text import TextConfig
-
         out["text"] = (text or TextConfig()).to_dict() if not isinstance(text, dict) else text
     return out
 
 
 def _speaker_statistics(records: Sequence[UtteranceRecord], files: dict[str, Path]) -> Any:
     """Per-speaker statistics of the cached audio frames of ``records`` (labels unused)."""
-    from selfcross.features.speakernorm import SpeakerStats
-
     by_speaker: dict[str, list[Path]] = {}
     for r in records:
         by_speaker.setdefault(r.speaker, []).append(files[r.id])
@@ -639,8 +545,6 @@ def _speaker_statistics(records: Sequence[UtteranceRecord], files: dict[str, Pat
 
 def _write_speaker_stats(folder: Path, stats: Any) -> None:
     """Write ``speaker_stats.npz`` (or remove one left by an earlier preparation)."""
-    from selfcross.features.speakernorm import SPEAKER_STATS
-
     if stats is None:
         (folder / SPEAKER_STATS).unlink(missing_ok=True)
     else:
@@ -663,8 +567,6 @@ def _assemble(
     ``audio_seqN`` [N], same for video, ``text_ids`` [N, max_tokens] int64 (or ``text``
     [N, T, F] from a pretrained text encoder), ``label`` [N] int64 (zero padding everywhere).
     With ``speaker_stats``, each audio row's valid frames are normalised by its speaker's."""
-    from selfcross.features.speakernorm import normalise
-
     arrays: dict[str, np.ndarray] = {
         "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
     }
@@ -694,8 +596,6 @@ def _assemble(
         if m != "text":  # the layout counts text lengths from the non-zero rows
             arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
     if "text" in mods and not hf_text:
-        from selfcross.features.text import TextConfig, encode
-
         tcfg = TextConfig.from_dict(configs["text"])
         rows = [encode(by_id[i].transcript or "", vocab, tcfg.max_tokens, tcfg) for i in ids]
         max_tokens = tcfg.max_tokens

@@ -24,7 +24,22 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import CheckpointError, ConfigError, DataError, SelfcrossError
+from selfcross.features import (
+    AudioConfig,
+    AudioFeatures,
+    TextConfig,
+    VideoConfig,
+    VideoFeatures,
+    Vocabulary,
+    encode,
+    load_feature_configs,
+)
+from selfcross.features.pretrained import is_hf_config, make_extractor
+from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
 from selfcross.labels import IEMOCAP7
+from selfcross.training.batches import model_arrays
+from selfcross.training.loop import needs_lengths
+from selfcross.training.rundir import load_run
 
 FEATURES_DIR = "features"
 #: Columns of a prediction manifest (``id`` plus any of the modality columns; optional extras).
@@ -95,11 +110,6 @@ class Predictor:
         video_encoder: Any = None,
         speaker_clips: str | Path | None = None,
     ) -> None:
-        from selfcross.features import AudioFeatures, VideoFeatures
-        from selfcross.features.pretrained import is_hf_config, make_extractor
-        from selfcross.training.loop import needs_lengths
-        from selfcross.training.rundir import load_run
-
         self.run_dir = Path(run_dir)
         self.device = device
         self.model, self.config, self.standardizer = load_run(self.run_dir, device)
@@ -145,8 +155,6 @@ class Predictor:
 
     def _feature_settings(self, feat_dir: Path) -> dict[str, Any]:
         """Extractor settings per modality: those saved in the run, else the paper's defaults."""
-        from selfcross.features import AudioConfig, TextConfig, VideoConfig, load_feature_configs
-
         saved: dict[str, Any] = {}
         if self._has_settings:
             try:
@@ -159,8 +167,6 @@ class Predictor:
     @staticmethod
     def _word_vectors(feat_dir: Path) -> tuple[Any, np.ndarray]:
         """(vocabulary, embedding matrix) a text model was trained with, checked against each other."""
-        from selfcross.features import Vocabulary
-
         vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
         for p in (vocab_path, emb_path):
             if not p.is_file():
@@ -187,8 +193,6 @@ class Predictor:
     ) -> tuple[tuple[np.ndarray, np.ndarray], str]:
         """``((mean, std), note)``: the new speaker's statistics from ``clips``, else the run's
         training speakers' pooled statistics."""
-        from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats
-
         assert self._audio is not None
         if clips is not None:
             files = speaker_clip_files(clips)
@@ -289,8 +293,6 @@ class Predictor:
             assert self._audio is not None
             x, n = self._audio.extract(audio, start, end)  # type: ignore[arg-type]
             if self._speaker is not None:
-                from selfcross.features.speakernorm import normalise
-
                 x[:n] = normalise(x[:n], *self._speaker)
             inputs["audio"], lengths["audio"] = x[None], np.array([n], np.int64)
         if "video" in self.modalities:
@@ -303,8 +305,6 @@ class Predictor:
             x, n = self._text.extract(str(transcript))
             inputs["text"], lengths["text"] = x[None], np.array([n], np.int64)
         elif "text" in self.modalities:
-            from selfcross.features import encode
-
             assert self.vocab is not None and self.embedding is not None
             c = self.feature_configs["text"]
             ids = encode(str(transcript), self.vocab, c.max_tokens, c)
@@ -320,8 +320,6 @@ class Predictor:
         """Model logits ``[B, n_classes]`` (float64) for ``[B, T, F]`` arrays (standardized here)
         and, for a run that tuned its word vectors, ``[B, T]`` text word ids."""
         import torch
-
-        from selfcross.training.batches import model_arrays
 
         arrays = model_arrays(dict(inputs), dict(lengths), self.modalities, self._dtype, self.standardizer)
         x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for m, a in arrays.items()}

@@ -22,8 +22,8 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
-from selfcross import RESULTS_VERSION, __version__
 from selfcross.errors import ConfigError
+from selfcross.version import RESULTS_VERSION, __version__
 
 #: Torch dtype of each ``TrainConfig.dtype`` value.
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}

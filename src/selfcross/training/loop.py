@@ -48,6 +48,8 @@ from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError
+from selfcross.folds import fingerprint, read_fold
+from selfcross.models import FusionModel
 from selfcross.models.kernels import set_kernels
 from selfcross.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 from selfcross.training.batches import SplitData
@@ -73,14 +75,10 @@ FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy
 
 # ----------------------------------------------------------------------------- data access
 def _read_fold(fold_dir: Path, modalities: tuple[str, ...]) -> Any:
-    from selfcross.folds import read_fold
-
     return read_fold(fold_dir, modalities=modalities)
 
 
 def _fingerprint(fold_dir: Path) -> str:
-    from selfcross.folds import fingerprint
-
     return fingerprint(fold_dir)
 
 
@@ -373,8 +371,6 @@ def _word_vector_matrix(fold: Any, fold_dir: Path) -> np.ndarray:
 
 def _build_model(session: _Session) -> None:
     """Standardizer, train/dev tensors and the model, in this order (the seeded RNG order)."""
-    from selfcross.models import FusionModel
-
     tc, modalities = session.config.train, tuple(session.config.model.modalities)
     session.standardizer = Standardizer.fit(session.fold.train, modalities) if tc.standardize else None
     text_ids = session.config.model.owns_word_vectors

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from selfcross.config import RunConfig
 from selfcross.errors import CheckpointError, ConfigError, SelfcrossError
+from selfcross.models import FusionModel
 from selfcross.training.callbacks import history_columns
 from selfcross.training.environment import DTYPES
 from selfcross.training.standardize import PREFIX, Standardizer
@@ -168,8 +169,6 @@ def load_run(
             weights do not match the configured model (missing, unexpected or mis-shaped
             tensors are listed).
     """
-    from selfcross.models import FusionModel  # models import torch.nn only; keep start-up light
-
     run = Path(run_dir)
     if not run.is_dir():
         raise CheckpointError(f"{run}: no such run folder")

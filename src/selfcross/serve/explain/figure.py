@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from selfcross.models.maps import project_to_frames
 from selfcross.serve.explain.axes import ModalityAxis
 
 #: Most words written as tick labels on one axis (longer transcripts show positions).
@@ -85,8 +86,6 @@ def _draw_probabilities(ax: Any, names: tuple[str, ...], probs: np.ndarray) -> N
 
 
 def _draw_self(fig: Figure, grid: Any, row: int, run: Any, block: Any, axis: ModalityAxis) -> None:
-    from selfcross.models.maps import project_to_frames
-
     received = block.received[0].double().mean(dim=0).cpu()
     left, right = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
     conv = run.model.encoders[block.source].conv
