@@ -15,7 +15,7 @@ __all__ = ["RESULTS_VERSION", "__version__"]
 def __getattr__(name: str) -> object:
     """Lazy top-level exports: ``selfcross.Predictor`` without importing torch at ``import selfcross``."""
     if name == "Predictor":
-        from selfcross.serve.predict import Predictor
+        from selfcross.serve.predict import Predictor  # start-up cost: torch, only when asked for
 
         return Predictor
     raise AttributeError(f"module 'selfcross' has no attribute {name!r}")
