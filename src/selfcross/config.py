@@ -251,6 +251,21 @@ class ModelConfig:
         if (2 * self.hidden) % self.heads:
             raise ConfigError(f"attention width {2 * self.hidden} is not divisible by {self.heads} heads")
 
+    def mixes_time(self, modality: str) -> bool:
+        """Whether the 1x1 convolution mixes the time steps of ``modality`` (valid lengths
+        mean nothing after it)."""
+        return self.time_mixing == "conv" and self.shapes[modality].mixed_len is not None
+
+    def uses_lengths(self, modality: str) -> bool:
+        """Whether the branch of ``modality`` reads valid lengths: padding masks always; a
+        length-aware GRU and the masked mean only where no convolution mixes time."""
+        return self.mask_padding or ((self.packed_gru or self.masked_mean) and not self.mixes_time(modality))
+
+    @property
+    def needs_lengths(self) -> bool:
+        """Whether the model is given valid lengths at all (only the ``improved`` switches read them)."""
+        return self.mask_padding or self.packed_gru or self.masked_mean
+
     @property
     def owns_word_vectors(self) -> bool:
         """Whether the model looks word ids up in a table of its own (``tune_word_vectors``
@@ -265,7 +280,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """The training protocol; defaults are the authors' (FACTS.md §3).
+    """The training protocol; defaults are the authors' (docs/paper.md, Training).
 
     Attributes:
         seed: seeds torch, numpy and Python's ``random`` and the batch order.

@@ -12,4 +12,4 @@ __version__ = "0.1.0"
 #: run's metrics for the same config and data (model math, kernels, dropout or batch order,
 #: training loop); every run records it, and ``grid`` / ``report`` say when a store mixes
 #: versions. The package version does not track this.
-RESULTS_VERSION = 1
+RESULTS_VERSION = 2

@@ -10,15 +10,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-#: Built-in ``--video-encoder`` values (an ``hf:NAME_OR_PATH`` is accepted besides them).
-BUILTIN_VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
-
 
 def video_encoder_arg(value: str) -> str:
     """argparse type of ``--video-encoder``: ``resnet101``, ``none`` or ``hf:NAME_OR_PATH``."""
-    if value in BUILTIN_VIDEO_ENCODERS or (value.startswith("hf:") and len(value) > 3):
+    from selfcross.prepare.options import VIDEO_ENCODERS  # start-up cost: only a prepare command parses it
+
+    if value in VIDEO_ENCODERS or (value.startswith("hf:") and len(value) > 3):
         return value
-    raise argparse.ArgumentTypeError(f"{value!r} is not resnet101, none or hf:NAME_OR_PATH")
+    raise argparse.ArgumentTypeError(f"{value!r} is not {', '.join(VIDEO_ENCODERS)} or hf:NAME_OR_PATH")
 
 
 VIDEO_ENCODER_HELP = (

@@ -6,7 +6,7 @@ codes, who sits on which half of the video frame) lives here and produces plain
 folds, the data root and the report are the generic machinery of
 :mod:`selfcross.prepare.pipeline`, shared with any other corpus.
 
-Raw layout read (FACTS.md §1), for each ``SessionK`` under the root:
+Raw layout read (docs/paper.md, Data), for each ``SessionK`` under the root:
 
 - ``dialog/EmoEvaluation/<dialog>.txt``: one line per utterance
   ``[start - end]<TAB>utterance_id<TAB>label<TAB>[V, A, D]`` followed by per-annotator

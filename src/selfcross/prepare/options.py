@@ -19,6 +19,10 @@ from typing import TYPE_CHECKING
 
 from selfcross.errors import ConfigError
 
+#: Built-in ``video_encoder`` names (an ``"hf:NAME_OR_PATH"`` or an image encoder module is
+#: accepted besides them): ResNet-101 frame features, or no video modality.
+VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
+
 if TYPE_CHECKING:  # annotations only: importing the extractors costs seconds
     import torch
 
@@ -68,6 +72,12 @@ class FeatureOptions:
         if self.workers < 1:
             raise ConfigError(f"--workers must be at least 1, got {self.workers}")
 
+    @property
+    def uses_video(self) -> bool:
+        """Whether the video modality can be prepared (an encoder is named, not ``"none"``)."""
+        return self.video_encoder is not None and not (
+            isinstance(self.video_encoder, str) and self.video_encoder == "none")
+
 
 @dataclass
 class FoldOptions:
@@ -116,4 +126,4 @@ class CorpusNotes:
     problems: Sequence[Problem] = ()
 
 
-__all__ = ["CorpusNotes", "FeatureOptions", "FoldOptions"]
+__all__ = ["VIDEO_ENCODERS", "CorpusNotes", "FeatureOptions", "FoldOptions"]

@@ -55,14 +55,12 @@ from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identit
     cache_key,
     encoder_identity,
 )
-from selfcross.prepare.options import CorpusNotes, FeatureOptions
+from selfcross.prepare.options import VIDEO_ENCODERS, CorpusNotes, FeatureOptions
 from selfcross.prepare.records import FoldPlan, PrepareResult, Problem, Skip, UtteranceRecord  # noqa: F401 - public here too
 from selfcross.prepare.report import count_extractions, write_report  # noqa: F401 - re-exported
 
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
-#: ``video_encoder`` names accepted besides an injected module.
-VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 # Skip reasons (the report groups by these strings).
 SKIP_MISSING_AUDIO = "missing audio file"

@@ -38,7 +38,6 @@ from selfcross.features.pretrained import is_hf_config, make_extractor
 from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
 from selfcross.labels import IEMOCAP7
 from selfcross.training.batches import model_arrays
-from selfcross.training.loop import needs_lengths
 from selfcross.training.rundir import load_run
 
 FEATURES_DIR = "features"
@@ -118,7 +117,7 @@ class Predictor:
         names = tuple(self.config.class_names) or (IEMOCAP7.names if n_classes == len(IEMOCAP7) else ())
         self.class_names: tuple[str, ...] = names or tuple(f"class{i}" for i in range(n_classes))
         self.task: str = self.config.train.task
-        self._pass_lengths = needs_lengths(self.config.model)
+        self._pass_lengths = self.config.model.needs_lengths
         self._dtype = next(self.model.parameters()).dtype
 
         feat_dir = self.run_dir / FEATURES_DIR

@@ -1,4 +1,4 @@
-"""The authors' training protocol (FACTS.md §3), one run at a time, and evaluation.
+"""The authors' training protocol (docs/paper.md, Training), one run at a time, and evaluation.
 
 Protocol (``TrainConfig`` defaults are the authors' values):
 
@@ -117,11 +117,6 @@ def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, ...]], n_
     return out
 
 
-def needs_lengths(config: ModelConfig) -> bool:
-    """Whether the model reads valid lengths (only the ``improved`` switches do)."""
-    return bool(config.mask_padding or config.packed_gru or config.masked_mean)
-
-
 def _autocast(device: torch.device, dtype: torch.dtype, amp: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA in float32 when ``amp``; otherwise nothing."""
     if amp and device.type == "cuda" and dtype == torch.float32:
@@ -145,7 +140,7 @@ def _forward_all(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``[N, K]`` of every row in file order and the summed loss (both on device)."""
     params = next(model.parameters())
-    pass_lengths = needs_lengths(model.config)
+    pass_lengths = model.config.needs_lengths
     logits_parts = []
     total = torch.zeros((), dtype=torch.float64, device=params.device)
     model.eval()
@@ -255,7 +250,7 @@ def _train_epoch(
 ) -> float:
     """One pass over the training split in ``order``; returns the mean training loss."""
     model, tc = session.model, session.config.train
-    pass_lengths = needs_lengths(session.config.model)
+    pass_lengths = session.config.model.needs_lengths
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=session.device)
     for inputs, lengths, labels in session.train.batches(order, tc.batch_size):

@@ -10,7 +10,7 @@ A run folder holds::
     features/           features.json, vocab.txt, W_embedding.npy copied from the data (optional)
 
 Why atomic: the authors' script saved every run to one fixed path, so parallel runs
-overwrote each other (FACTS.md §3). Here everything is written into a temporary folder
+overwrote each other (docs/paper.md, Training). Here everything is written into a temporary folder
 beside the target and renamed into place at the end: a run folder is complete or absent,
 and an interrupted run never leaves a folder that looks finished.
 """

@@ -68,10 +68,9 @@ def prepare_scan(
     """
     features = features or FeatureOptions()
     folds = folds or FoldOptions()
-    video_encoder = features.video_encoder
-    use_video = not (isinstance(video_encoder, str) and video_encoder == "none") and video_encoder is not None
     if modalities is None:
-        mods = default_modalities(scan, features.glove, use_video, is_hf_config(features.text_config))
+        text_encoder = is_hf_config(features.text_config)
+        mods = default_modalities(scan, features.glove, features.uses_video, text_encoder)
     else:
         mods = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
     if not mods:

@@ -29,6 +29,7 @@ from selfcross.serve.explain.axes import ModalityAxis, modality_axes
 from selfcross.serve.explain.figure import draw_explanation
 from selfcross.serve.explain.inputs import Utterance, clip_utterance, fold_utterances, load_explained_run
 from selfcross.training.batches import model_arrays
+from selfcross.training.environment import DTYPES
 
 __all__ = ["Explanation", "explain"]
 
@@ -98,7 +99,7 @@ def _run_model(run: Any, utt: Utterance) -> tuple[np.ndarray, list[Any]]:
     """Class probabilities ``[K]`` and the block maps of one utterance."""
     import torch
 
-    dtype = torch.float64 if run.config.train.dtype == "float64" else torch.float32
+    dtype = DTYPES[run.config.train.dtype]
     arrays = model_arrays(utt.inputs, utt.lengths, run.modalities, dtype, run.standardizer)
     x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(run.device) for m, a in arrays.items()}
     lens = {m: torch.as_tensor(utt.lengths[m]).to(run.device) for m in run.modalities}

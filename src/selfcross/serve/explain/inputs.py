@@ -14,7 +14,6 @@ from selfcross.features.audio import load_audio
 from selfcross.folds import read_fold
 from selfcross.labels import IEMOCAP7
 from selfcross.serve.predict import FEATURES_DIR, Clip, Predictor
-from selfcross.training.loop import needs_lengths
 from selfcross.training.rundir import load_run
 
 
@@ -49,7 +48,7 @@ class ExplainedRun:
 
     @property
     def pass_lengths(self) -> bool:
-        return needs_lengths(self.config.model)
+        return self.config.model.needs_lengths
 
 
 def load_explained_run(run_dir: Path, device: str) -> ExplainedRun:
