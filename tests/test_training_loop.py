@@ -326,16 +326,3 @@ def test_fast_kernels_use_fused_adam_with_the_same_update(dtype):
     tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
     for a, b in zip(results["fast"], results["reference"]):
         torch.testing.assert_close(a, b, **tol)
-
-
-def test_make_adam_without_a_fused_kernel_uses_the_default(monkeypatch):
-    real = torch.optim.Adam
-
-    def no_fused(params, lr, fused=None):
-        if fused:
-            raise RuntimeError("`fused=True` requires all the params to be on supported devices")
-        return real(params, lr=lr)
-
-    monkeypatch.setattr(torch.optim, "Adam", no_fused)
-    opt = make_adam([torch.zeros(2, requires_grad=True)], 1e-3, "fast")
-    assert isinstance(opt, real) and not opt.defaults.get("fused")
