@@ -27,9 +27,10 @@ from selfcross.config import config_hash
 from selfcross.errors import DataError
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 from selfcross.folds import fingerprint, layout
-from selfcross.folds.reader import is_fold, list_folds, read_fold
+from selfcross.folds.reader import Fold, is_fold, list_folds, read_fold
 from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
-from selfcross.models.linear import C_GRID, MAX_ITER, fit_fold
+from selfcross.models.linear import C_GRID, MAX_ITER, LinearFit, fit_fold
+from selfcross.training.metrics import classification_metrics
 from selfcross.version import RESULTS_VERSION
 
 #: Model kind, pooling, preset and seed of linear runs in the results store.
@@ -166,8 +167,8 @@ def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: P
     t0 = time.perf_counter()
     try:
         fold = read_fold(path, mods)
-        metrics, probs = fit_fold(fold, mods)
-        preds = Predictions(fold.test.labels, probs.argmax(1), probs, fold.test.ids)
+        fit = fit_fold(fold, mods)
+        metrics, preds = _fit_metrics(fold, fit), _test_predictions(fold, fit)
     except BaseException as e:
         store.record_failed(run_id, f"{type(e).__name__}: {e}", time.perf_counter() - t0)
         raise
@@ -181,6 +182,22 @@ def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: P
         f"test accuracy {metrics['test']['accuracy']:.3f}  "
         f"balanced {metrics['test']['balanced_accuracy']:.3f}  ({wall:.1f} s){note}")
     return FoldResult(k, code, metrics)
+
+
+def _fit_metrics(fold: Fold, fit: LinearFit) -> dict[str, Any]:
+    """``dev`` and ``test`` (:func:`~selfcross.training.metrics.classification_metrics`), ``C``,
+    ``dev_accuracy_by_C``, ``converged`` and ``n_features`` of one fit."""
+    names = fold.class_names
+    return {
+        "dev": classification_metrics(fold.dev.labels, fit.dev_pred, names),
+        "test": classification_metrics(fold.test.labels, fit.test_probs.argmax(1), names),
+        "C": fit.c, "dev_accuracy_by_C": fit.dev_accuracy_by_c, "converged": fit.converged,
+        "n_features": fit.n_features,
+    }
+
+
+def _test_predictions(fold: Fold, fit: LinearFit) -> Predictions:
+    return Predictions(fold.test.labels, fit.test_probs.argmax(1), fit.test_probs, fold.test.ids)
 
 
 def _write_run_dir(run_dir: Path, cfg: dict[str, Any], metrics: dict[str, Any], preds: Predictions) -> None:

@@ -27,7 +27,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from selfcross.folds.reader import Fold, Split
-from selfcross.training.metrics import classification_metrics
 
 #: Inverse regularisation strengths tried on each fold's dev split.
 C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
@@ -121,17 +120,31 @@ class LinearFloor:
         return out
 
 
-def fit_fold(
-    fold: Fold, modalities: Sequence[str], c_grid: Sequence[float] = C_GRID
-) -> tuple[dict[str, Any], np.ndarray]:
-    """Fit on train for each C, choose C on dev accuracy, evaluate that model on test once.
+@dataclass
+class LinearFit:
+    """One fold's linear floor: the chosen model's dev predictions and test probabilities.
 
-    Returns:
-        ``(metrics, test class probabilities [n, n_classes])``; metrics has ``dev``, ``test``
-        (:func:`~selfcross.training.metrics.classification_metrics`), ``C``, ``dev_accuracy_by_C``,
-        ``converged`` and ``n_features``.
+    Attributes:
+        c: the ``C`` chosen on dev accuracy.
+        dev_accuracy_by_c: dev accuracy of every ``C`` tried (keys ``repr(C)``).
+        converged: whether lbfgs converged within :data:`MAX_ITER` for the chosen ``C``.
+        n_features: ``{"dense": D, "tfidf": number of word-id n-grams}``.
+        dev_pred: int ``[n_dev]`` predicted classes.
+        test_probs: float ``[n_test, n_classes]`` class probabilities.
     """
-    k, names = fold.n_classes, fold.class_names
+
+    c: float
+    dev_accuracy_by_c: dict[str, float]
+    converged: bool
+    n_features: dict[str, int]
+    dev_pred: np.ndarray
+    test_probs: np.ndarray
+
+
+def fit_fold(fold: Fold, modalities: Sequence[str], c_grid: Sequence[float] = C_GRID) -> LinearFit:
+    """Fit on train for each C, choose C on dev accuracy (ties: the smaller C), and score dev
+    and test with that model once."""
+    k = fold.n_classes
     feats = {s: split_features(sp, modalities) for s, sp in fold.splits.items()}
     best: tuple[float, LinearFloor] | None = None
     by_c: dict[str, float] = {}
@@ -143,13 +156,10 @@ def fit_fold(
             best = (dev_acc, model)
     assert best is not None
     model = best[1]
-    dev_pred = model.probabilities(feats["dev"], k).argmax(1)
-    probs = model.probabilities(feats["test"], k)
-    metrics = {
-        "dev": classification_metrics(fold.dev.labels, dev_pred, names),
-        "test": classification_metrics(fold.test.labels, probs.argmax(1), names),
-        "C": model.c, "dev_accuracy_by_C": by_c, "converged": model.converged,
-        "n_features": {"dense": int(feats["train"].dense.shape[1]),
-                       "tfidf": len(model.tfidf.vocabulary_) if feats["train"].docs is not None else 0},
-    }
-    return metrics, probs
+    n_tfidf = len(model.tfidf.vocabulary_) if feats["train"].docs is not None else 0
+    return LinearFit(
+        c=model.c, dev_accuracy_by_c=by_c, converged=model.converged,
+        n_features={"dense": int(feats["train"].dense.shape[1]), "tfidf": n_tfidf},
+        dev_pred=model.probabilities(feats["dev"], k).argmax(1),
+        test_probs=model.probabilities(feats["test"], k),
+    )
