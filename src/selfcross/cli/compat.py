@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import_reference(args: argparse.Namespace) -> int:
-    from selfcross.serve.compat import import_reference
+    from selfcross.serve.compat import import_reference  # start-up cost: loaded when the command runs
 
     out = import_reference(
         args.checkpoint,

@@ -135,7 +135,7 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from selfcross.experiments.grid import run_grid
+    from selfcross.experiments.grid import run_grid  # start-up cost: loaded when the command runs
 
     summary = run_grid(args.data, grid_plan(args), execution_options(args), db=args.db,
                        runs_dir=args.runs_dir)
@@ -144,7 +144,7 @@ def _grid(args: argparse.Namespace) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from selfcross.experiments.baseline import run_baseline
+    from selfcross.experiments.baseline import run_baseline  # start-up cost: loaded when the command runs
 
     sets = None if args.modalities is None else csv_list(args.modalities)
     summary = run_baseline(args.data, args.out, modalities=sets, db=args.db)
@@ -154,7 +154,7 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from selfcross.analysis.report import make_report
+    from selfcross.analysis.report import make_report  # start-up cost: loaded when the command runs
 
     path = make_report(args.db, args.out, paper_labels=args.paper_labels)
     print(path.parent.joinpath("summary.txt").read_text())
@@ -163,11 +163,11 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from selfcross.demo import DEMO_MAX_EPOCHS, run_demo
+    from selfcross.demo import DEMO_MAX_EPOCHS, run_demo  # start-up cost: loaded when the command runs
 
     if args.max_epochs is not None and args.max_epochs < 0:
         raise ConfigError("--max-epochs must be >= 0")
-    from selfcross.experiments.options import ExecutionOptions
+    from selfcross.experiments.options import ExecutionOptions  # start-up cost: loaded when the command runs
 
     cap = DEMO_MAX_EPOCHS if args.max_epochs is None else args.max_epochs
     execution = ExecutionOptions(workers=args.workers, progress=not args.no_progress)

@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``selfcross predict``."""
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Predictor  # start-up cost: loaded when the command runs
 
     single = any(v is not None for v in (args.audio, args.video, args.transcript, args.transcript_file))
     if args.manifest is not None:

@@ -17,7 +17,7 @@ from selfcross.errors import ConfigError
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare-iemocap`` to the ``selfcross`` command line."""
-    from selfcross.prepare.iemocap import SIDE_CHOICES
+    from selfcross.prepare.iemocap import SIDE_CHOICES  # start-up cost: loaded when the command runs
 
     p = subparsers.add_parser(
         "prepare-iemocap",
@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_audio_options(p: argparse.ArgumentParser) -> None:
     """``--audio-features``: the audio front-end (shared by every prepare command)."""
-    from selfcross.features.audio import AUDIO_FEATURES
+    from selfcross.features.audio import AUDIO_FEATURES  # start-up cost: loaded when the command runs
 
     p.add_argument("--audio-features", default="mfcc", choices=AUDIO_FEATURES,
                    help="audio frames at 100 frames/s: mfcc (the paper's 40 MFCC + deltas + "
@@ -91,7 +91,7 @@ def add_text_options(p: argparse.ArgumentParser) -> None:
 
 
 def _prepare_iemocap(args: argparse.Namespace) -> int:
-    from selfcross.prepare.iemocap import prepare_iemocap
+    from selfcross.prepare.iemocap import prepare_iemocap  # start-up cost: loaded when the command runs
 
     features = feature_options(args)
     if args.glove is None and args.text_encoder is None:
@@ -174,7 +174,7 @@ def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
-    from selfcross.prepare.adapters import CORPORA
+    from selfcross.prepare.adapters import CORPORA  # start-up cost: loaded when the command runs
 
     p = subparsers.add_parser(
         "prepare",
@@ -205,7 +205,7 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _report(result: object) -> int:
-    from selfcross.prepare.records import PrepareResult
+    from selfcross.prepare.records import PrepareResult  # start-up cost: loaded when the command runs
 
     if not isinstance(result, PrepareResult):  # --manifest-only: the manifest's path
         print(f"wrote {result}")
@@ -217,7 +217,7 @@ def _report(result: object) -> int:
 
 
 def _prepare_manifest(args: argparse.Namespace) -> int:
-    from selfcross.prepare.manifest import prepare_manifest
+    from selfcross.prepare.manifest import prepare_manifest  # start-up cost: loaded when the command runs
 
     result = prepare_manifest(args.manifest, args.out_root, feature_options(args), folds=fold_options(args),
                               class_names=args.labels, modalities=args.modalities,
@@ -226,7 +226,7 @@ def _prepare_manifest(args: argparse.Namespace) -> int:
 
 
 def _prepare_corpus(args: argparse.Namespace) -> int:
-    from selfcross.prepare.adapters import prepare_corpus
+    from selfcross.prepare.adapters import prepare_corpus  # start-up cost: loaded when the command runs
 
     options: dict = {}
     if args.corpus == "ravdess":

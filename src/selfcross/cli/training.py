@@ -189,7 +189,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 def build_run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by ``train``'s options (preset switches applied)."""
     if args.modalities is None:
-        from selfcross.folds.reader import fold_modalities
+        from selfcross.folds.reader import fold_modalities  # start-up cost: loaded when the command runs
 
         modalities = fold_modalities(args.data)
     else:
@@ -218,8 +218,9 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    # start-up cost: loaded when the command runs
     from selfcross.training import format_metrics_table, train_run
-    from selfcross.training.callbacks import run_params
+    from selfcross.training.callbacks import run_params  # start-up cost: loaded when the command runs
 
     config = build_run_config(args)
     loggers = logger_options(args)
@@ -299,9 +300,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from selfcross.training import format_metrics_table
-    from selfcross.training.loop import evaluate_run_full
-    from selfcross.training.rundir import METRICS_FILE
+    from selfcross.training import format_metrics_table  # start-up cost: loaded when the command runs
+    from selfcross.training.loop import evaluate_run_full  # start-up cost: loaded when the command runs
+    from selfcross.training.rundir import METRICS_FILE  # start-up cost: loaded when the command runs
 
     result = evaluate_run_full(args.run, args.data, split=args.split, device=args.device,
                                perturb=args.perturb, perturb_seed=args.perturb_seed)
