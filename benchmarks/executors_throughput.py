@@ -33,13 +33,16 @@ from pathlib import Path
 import torch
 
 from selfcross.experiments.grid import run_grid
+from selfcross.experiments.options import ExecutionOptions, GridPlan
 from selfcross.synthetic import make_synthetic
 
 
 def _grid(root: Path, out: Path, seeds: int, max_epochs: int, **kw: object) -> tuple[int, float]:
     t0 = time.perf_counter()
-    s = run_grid(root, models=("self", "cross"), modalities=("a", "av"), folds="1", seeds=f"1-{seeds}",
-                 db=out / "r.sqlite", max_epochs=max_epochs, progress=False, log=lambda m: None, **kw)
+    plan = GridPlan(models=("self", "cross"), modalities=("a", "av"), folds="1", seeds=f"1-{seeds}",
+                    max_epochs=max_epochs, device=str(kw.pop("device", "auto")))
+    execution = ExecutionOptions(progress=False, log=lambda m: None, **kw)  # type: ignore[arg-type]
+    s = run_grid(root, plan, execution, db=out / "r.sqlite")
     wall = time.perf_counter() - t0
     if not s.complete:
         raise SystemExit(f"grid incomplete in {out}: {s}")

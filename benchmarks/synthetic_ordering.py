@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 import selfcross
-from selfcross.experiments import run_grid
+from selfcross.experiments import ExecutionOptions, GridPlan, run_grid
 from selfcross.experiments.grid import parse_range
 from selfcross.experiments.store import open_store
 from selfcross.labels import PAPER_MODALITY_SETS
@@ -72,8 +72,9 @@ def main() -> None:
         if not (root / "synthetic.json").is_file():
             make_synthetic(root, "small", seed=ds, n_folds=1)
         db = out / f"data-seed{ds}.sqlite"
-        run_grid(root, models=("self",), modalities=PAPER_MODALITY_SETS, folds="1", seeds=seeds, db=db,
-                 workers=args.workers, device="cpu", max_epochs=args.max_epochs, progress=False)
+        run_grid(root, GridPlan(models=("self",), modalities=PAPER_MODALITY_SETS, folds="1", seeds=seeds,
+                                device="cpu", max_epochs=args.max_epochs),
+                 ExecutionOptions(workers=args.workers, progress=False), db=db)
         n_test = len(np.load(root / "fold01" / "test_label.npy"))
         per_seed = _accuracies(db, seeds)
         mean = {c: float(np.mean([per_seed[s][c] for s in seeds])) for c in PAPER_MODALITY_SETS}

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 import selfcross
-from selfcross.experiments import run_grid
+from selfcross.experiments import ExecutionOptions, GridPlan, run_grid
 from selfcross.experiments.store import open_store
 from selfcross.labels import PAPER_MODALITY_SETS
 from selfcross.synthetic import make_synthetic
@@ -61,9 +61,11 @@ def main() -> None:
     if not (data / "fold01").exists():
         make_synthetic(data, preset="small", seed=0)
     db = out / "results.sqlite"
-    common = dict(folds=[1], seeds=SEEDS, db=db, workers=args.workers, device="cpu", progress=True)
-    run_grid(data, models=("self",), modalities=PAPER_MODALITY_SETS, preset="paper", **common)
-    run_grid(data, models=("self",), modalities=("atv",), preset="improved", **common)
+    execution = ExecutionOptions(workers=args.workers, progress=True)
+    for modalities, preset in ((PAPER_MODALITY_SETS, "paper"), (("atv",), "improved")):
+        plan = GridPlan(models=("self",), modalities=modalities, folds=[1], seeds=SEEDS, device="cpu",
+                        preset=preset)
+        run_grid(data, plan, execution, db=db)
     wall = time.perf_counter() - t0
 
     store = open_store(db, create=False)

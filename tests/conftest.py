@@ -11,7 +11,10 @@ import torch
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
+from pathlib import Path
+
 from iemocap_tree import IemocapTree, build_iemocap_tree
+from tiny_runs import write_tiny_fold
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +39,9 @@ def _one_torch_thread() -> object:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def tiny_fold(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-class hand-written fold (audio, video, text ids), built once per test module."""
+    return write_tiny_fold(tmp_path_factory.mktemp("tiny"))

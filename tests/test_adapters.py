@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from iemocap_tree import channel_mean_encoder
+from media import speech
 from selfcross.cli import main
 from selfcross.errors import ConfigError, DataError
 from selfcross.features.audio import AudioConfig
@@ -18,25 +18,10 @@ from selfcross.folds import read_fold
 from selfcross.prepare.adapters import prepare_corpus, scan_corpus
 from selfcross.prepare.adapters.meld import normalize_text
 from selfcross.prepare.adapters.ravdess import parse_name
+from selfcross.prepare.options import FeatureOptions, FoldOptions
 
 SR = 16_000
 FAST_AUDIO = AudioConfig(max_frames=150)
-
-
-def speech(text: str, tmp: Path, f0: float = 160.0) -> np.ndarray:
-    """espeak-ng speech when installed, else a harmonic tone of similar length."""
-    exe = shutil.which("espeak-ng")
-    if exe is not None:
-        out = tmp / "say.wav"
-        subprocess.run([exe, "-s", "220", "-w", str(out), text], check=True, capture_output=True)
-        y, sr = sf.read(out, dtype="float32")
-        if sr != SR:
-            import librosa
-
-            y = librosa.resample(y, orig_sr=sr, target_sr=SR)
-        return y.astype(np.float32)
-    t = np.arange(int(SR * (0.2 + 0.04 * len(text)))) / SR
-    return (0.2 * np.sin(2 * np.pi * f0 * t)).astype(np.float32)
 
 
 def write_av(path: Path, y: np.ndarray, vcodec: str = "mpeg4", seconds: float | None = None) -> None:
@@ -125,8 +110,9 @@ def test_ravdess_scan(ravdess: Path) -> None:
 
 
 def test_ravdess_prepare_audio_from_wav_and_mp4(ravdess: Path, tmp_path: Path) -> None:
-    res = prepare_corpus("ravdess", ravdess, tmp_path / "root", modalities="a", n_folds=2,
-                         audio_config=FAST_AUDIO, progress=False)
+    res = prepare_corpus("ravdess", ravdess, tmp_path / "root",
+                         FeatureOptions(audio_config=FAST_AUDIO, progress=False),
+                         folds=FoldOptions(n_folds=2), modalities="a")
     assert len(res.kept) == 24 and not res.skipped
     fold = read_fold(tmp_path / "root" / "fold01")
     assert fold.class_names == ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
@@ -142,8 +128,10 @@ def test_ravdess_prepare_audio_from_wav_and_mp4(ravdess: Path, tmp_path: Path) -
 def test_ravdess_video_needs_mp4_for_every_take(ravdess: Path, tmp_path: Path) -> None:
     """Video for all takes: actors 2-4 have no mp4, so the manifest stops on the missing video."""
     with pytest.raises(DataError, match="no video file given"):
-        prepare_corpus("ravdess", ravdess, tmp_path / "root", modalities="av", n_folds=2,
-                       video_encoder=channel_mean_encoder(), audio_config=FAST_AUDIO, progress=False)
+        prepare_corpus("ravdess", ravdess, tmp_path / "root",
+                       FeatureOptions(video_encoder=channel_mean_encoder(), audio_config=FAST_AUDIO,
+                                      progress=False),
+                       folds=FoldOptions(n_folds=2), modalities="av")
 
 
 # ----------------------------------------------------------------------------- CREMA-D
@@ -174,8 +162,10 @@ def test_cremad_scan_and_prepare(cremad: Path, tmp_path: Path) -> None:
     assert len(rows) == 18 and scan.media == ("audio", "video")
     assert rows["1002_DFA_ANG_HI"]["transcript"] == "Don't forget a jacket"
     assert rows["1002_DFA_ANG_HI"]["label"] == "angry" and rows["1002_DFA_ANG_HI"]["speaker"] == "1002"
-    res = prepare_corpus("crema-d", cremad, tmp_path / "root", modalities="av", n_folds=3,
-                         video_encoder=channel_mean_encoder(), audio_config=FAST_AUDIO, progress=False)
+    res = prepare_corpus("crema-d", cremad, tmp_path / "root",
+                         FeatureOptions(video_encoder=channel_mean_encoder(), audio_config=FAST_AUDIO,
+                                        progress=False),
+                         folds=FoldOptions(n_folds=3), modalities="av")
     assert [s.id for s in res.skipped] == ["1003_TSI_SAD_LO"]  # its flv is missing
     fold = read_fold(tmp_path / "root" / "fold01")
     assert fold.class_names == ("angry", "disgust", "fear", "happy", "neutral", "sad")
@@ -247,15 +237,17 @@ def test_meld_text_only_and_with_raw(meld: Path, tmp_path: Path) -> None:
     glove = tmp_path / "glove.txt"
     words = "i 'm so happy for you oh my god fine okay no way love it".split()
     glove.write_text("".join(f"{w} " + " ".join(["0.1"] * 6) + "\n" for w in words))
-    res = prepare_corpus("meld", meld, tmp_path / "text", glove=glove, modalities="t", progress=False)
+    res = prepare_corpus("meld", meld, tmp_path / "text", FeatureOptions(glove=glove, progress=False),
+                         modalities="t")
     assert len(res.kept) == 10 and "NOT speaker independent" in res.report.read_text()
     fold = read_fold(tmp_path / "text" / "fold01")
     assert fold.modalities == ("text",) and (len(fold.train), len(fold.dev), len(fold.test)) == (6, 2, 2)
     assert fold.class_names == ("neutral", "joy", "surprise", "anger", "sadness", "disgust", "fear")
     vocab = (tmp_path / "text" / "vocab.txt").read_text().split()
     assert "'m" in vocab and not any("\u2019" in w or "â" in w for w in vocab)
-    res = prepare_corpus("meld", meld, tmp_path / "atv", glove=glove, video_encoder=channel_mean_encoder(),
-                         audio_config=FAST_AUDIO, progress=False)
+    res = prepare_corpus("meld", meld, tmp_path / "atv",
+                         FeatureOptions(glove=glove, video_encoder=channel_mean_encoder(),
+                                        audio_config=FAST_AUDIO, progress=False))
     assert [s.id for s in res.skipped] == ["train_dia1_utt2"]
     fold = read_fold(tmp_path / "atv" / "fold01")
     assert fold.modalities == ("audio", "video", "text") and len(fold.train) == 5

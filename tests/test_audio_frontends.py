@@ -20,6 +20,7 @@ from selfcross.errors import ConfigError
 from selfcross.features import AudioConfig, AudioFeatures, load_feature_configs
 from selfcross.folds.reader import read_fold
 from selfcross.prepare.manifest import prepare_manifest
+from selfcross.prepare.options import FeatureOptions, FoldOptions
 
 pytest.importorskip("opensmile")
 
@@ -143,8 +144,9 @@ def egemaps_run(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple
                "--max-audio-frames", "300"])
     assert rc == 0
     config = RunConfig(model=ModelConfig(kind="self", modalities=("audio",)),
-                       train=TrainConfig(max_epochs=2, batch_size=8, device="cpu", num_threads=1))
+                       train=TrainConfig(batch_size=8, device="cpu", num_threads=1))
     apply_preset(config, "improved")
+    config.train.max_epochs = 2  # after the preset, which sets its own budget
     config.train.standardize = True
     train_run(config, base / "data" / "fold01", base / "run", progress=False)
     return base / "data", base / "run"
@@ -166,7 +168,7 @@ def test_egemaps_root_trains_with_its_own_width(egemaps_run: tuple[Path, Path]) 
 def test_predict_raw_clip_equals_prepared_egemaps_arrays(
     corpus: Path, egemaps_run: tuple[Path, Path]
 ) -> None:
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
     from selfcross.training import load_run
 
     data, run = egemaps_run
@@ -179,7 +181,7 @@ def test_predict_raw_clip_equals_prepared_egemaps_arrays(
         ref = model(audio=torch.from_numpy(standardizer.transform(x, lengths)["audio"]),
                     lengths={"audio": torch.from_numpy(np.asarray(lengths["audio"], np.int64))})
     for row, utt in enumerate(split.ids):
-        inputs, lens = predictor.features(audio=corpus / "clips" / f"{utt}.wav")
+        inputs, lens = predictor.features(Clip(audio=corpus / "clips" / f"{utt}.wav"))
         np.testing.assert_array_equal(inputs["audio"][0], x["audio"][row])
         assert int(lens["audio"][0]) == int(lengths["audio"][row])
         np.testing.assert_allclose(predictor.logits(inputs, lens)[0], ref[row].double().numpy(),
@@ -213,8 +215,9 @@ def _frames_by_id(root: Path) -> dict[str, np.ndarray]:
 @pytest.fixture(scope="module")
 def spk_root(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("spk") / "root"
-    prepare_manifest(corpus / "manifest.csv", root, n_folds=2, modalities="a", audio_config=FAST,
-                     progress=False, speaker_norm=True)
+    prepare_manifest(corpus / "manifest.csv", root,
+                     FeatureOptions(audio_config=FAST, progress=False, speaker_norm=True),
+                     folds=FoldOptions(n_folds=2), modalities="a")
     return root
 
 
@@ -250,8 +253,9 @@ def test_speaker_norm_uses_no_labels(corpus: Path, spk_root: Path, tmp_path: Pat
         r[1] = str(lab)
         r[3] = str(corpus / r[3])
     man = _write_manifest(tmp_path / "permuted.csv", rows, header)
-    prepare_manifest(man, tmp_path / "root", n_folds=2, modalities="a", audio_config=FAST,
-                     progress=False, speaker_norm=True)
+    prepare_manifest(man, tmp_path / "root",
+                     FeatureOptions(audio_config=FAST, progress=False, speaker_norm=True),
+                     folds=FoldOptions(n_folds=2), modalities="a")
     a, b = _frames_by_id(spk_root), _frames_by_id(tmp_path / "root")
     assert sorted(a) == sorted(b)
     for utt in a:
@@ -277,8 +281,9 @@ def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     run = tmp_path_factory.mktemp("spk_run") / "run"
     config = RunConfig(model=ModelConfig(kind="self", modalities=("audio",)),
-                       train=TrainConfig(max_epochs=1, batch_size=8, device="cpu", num_threads=1))
+                       train=TrainConfig(batch_size=8, device="cpu", num_threads=1))
     apply_preset(config, "improved")
+    config.train.max_epochs = 1  # after the preset, which sets its own budget
     train_run(config, spk_root / "fold01", run, progress=False)
     return run
 
@@ -287,7 +292,7 @@ def spk_run(spk_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_predict_with_speaker_clips_reproduces_prepared_arrays(
     corpus: Path, spk_root: Path, spk_run: Path, tmp_path: Path
 ) -> None:
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     prepared = _frames_by_id(spk_root)
     utt = sorted(read_fold(spk_root / "fold01").test.ids)[0]
@@ -297,7 +302,7 @@ def test_predict_with_speaker_clips_reproduces_prepared_arrays(
         shutil.copy(clip, speaker_dir / clip.name)
     predictor = Predictor(spk_run, speaker_clips=speaker_dir)
     assert predictor.speaker_note is not None and "4 clip(s)" in predictor.speaker_note
-    inputs, lengths = predictor.features(audio=corpus / "clips" / f"{utt}.wav")
+    inputs, lengths = predictor.features(Clip(audio=corpus / "clips" / f"{utt}.wav"))
     n = int(lengths["audio"][0])
     assert n == len(prepared[utt])
     np.testing.assert_allclose(inputs["audio"][0, :n], prepared[utt], rtol=1e-5, atol=1e-5)
@@ -309,11 +314,11 @@ def test_predict_without_speaker_clips_pools_the_training_speakers(
     corpus: Path, spk_root: Path, spk_run: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     fold_stats = SpeakerStats.load(spk_root / "fold01" / SPEAKER_STATS)
     clip = corpus / "clips" / "s0_u1.wav"
-    inputs, lengths = Predictor(spk_run).features(audio=clip)
+    inputs, lengths = Predictor(spk_run).features(Clip(audio=clip))
     raw, n = AudioFeatures(FAST).extract(clip)
     np.testing.assert_array_equal(inputs["audio"][0, :n], normalise(raw[:n], *fold_stats.pooled()))
     rc = main(["predict", "--run", str(spk_run), "--audio", str(clip), "--json"])

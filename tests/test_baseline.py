@@ -10,9 +10,10 @@ import pytest
 
 from selfcross.analysis.report import make_report
 from selfcross.cli import main
-from selfcross.experiments.baseline import C_GRID, run_baseline, split_features
+from selfcross.experiments.baseline import run_baseline
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 from selfcross.folds import read_fold
+from selfcross.models.linear import C_GRID, split_features
 from selfcross.synthetic import make_synthetic
 from selfcross.training.metrics import classification_metrics
 

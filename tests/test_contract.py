@@ -31,6 +31,7 @@ from selfcross.analysis.report import make_report
 from selfcross.config import RunConfig
 from selfcross.experiments.baseline import run_baseline
 from selfcross.experiments.grid import run_grid
+from selfcross.experiments.options import ExecutionOptions, GridPlan
 from selfcross.experiments.store import ResultsStore
 from selfcross.prepare import import_features
 from selfcross.tasks import TASKS, get_task, undefined_reason
@@ -62,9 +63,10 @@ def study(request, root, tmp_path_factory):
     tmp = tmp_path_factory.mktemp(f"study_{preset}")
     db = tmp / "results.sqlite"
     for task in TASKS:
-        summary = run_grid(root, models=MODELS, modalities=MODALITY_SETS, seeds="1", db=db, workers=1,
-                           device="cpu", preset=preset, progress=False, max_epochs=2, threads_per_worker=1,
-                           robustness="drop:a", task=task, log=lambda _: None)
+        plan = GridPlan(models=MODELS, modalities=MODALITY_SETS, seeds="1", device="cpu", preset=preset,
+                        max_epochs=2, robustness="drop:a", task=task)
+        execution = ExecutionOptions(workers=1, progress=False, threads_per_worker=1, log=lambda _: None)
+        summary = run_grid(root, plan, execution, db=db)
         assert summary.failed == 0, summary.failures
     run_baseline(root, tmp / "linear", modalities=["atv"], db=db, log=lambda _: None)
     reports = make_report(db, tmp / "report")

@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 
 from faults import Faults
+from grid_helpers import grid, plan
 from selfcross.analysis.report import make_report
 from selfcross.config import config_hash
 from selfcross.errors import ConfigError, DataError, StoreError
 from selfcross.experiments.executors import RunSpec, execute_run
-from selfcross.experiments.grid import parse_range, plan_runs, run_grid
+from selfcross.experiments.grid import parse_range
 from selfcross.experiments.store import ResultsStore, RunKey
 
 TINY = {"max_epochs": 2, "progress": False, "threads_per_worker": 1, "device": "cpu", "log": lambda m: None}
@@ -44,15 +45,15 @@ def _rows(db):
 
 
 def test_plan_skips_invalid_and_hash_rules():
-    runs, notices = plan_runs(("self", "cross"), ("a", "av", "atv"), [1, 2], [1], include_no_sp=True)
+    runs, notices = plan(("self", "cross"), ("a", "av", "atv"), [1, 2], [1], include_no_sp=True)
     keys = {str(r.key) for r in runs}
     assert "cross-a-stat-paper-f01-s01" not in keys and "self-a-concat-paper-f01-s01" not in keys
     assert "cross-atv-concat-paper-f02-s01" in keys and "self-atv-stat-paper-f01-s01" in keys
     assert len(runs) == (1 + 2 + 2 + 2 + 2) * 2  # self a; self av x2; self atv x2; cross av x2; cross atv x2
     assert any("cross on a" in n for n in notices) and any("noSP" in n for n in notices)
-    base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
-    other_device = plan_runs(("self",), ("at",), [1], [3], device="cuda")[0][0].config
-    capped = plan_runs(("self",), ("at",), [1], [3], max_epochs=2)[0][0].config
+    base = plan(("self",), ("at",), [1], [3], device="cpu")[0][0].config
+    other_device = plan(("self",), ("at",), [1], [3], device="cuda")[0][0].config
+    capped = plan(("self",), ("at",), [1], [3], max_epochs=2)[0][0].config
     assert config_hash(base.to_dict()) != config_hash(other_device.to_dict())
     assert config_hash(base.to_dict()) != config_hash(capped.to_dict())
     filled = base.to_dict()
@@ -69,18 +70,18 @@ def test_parse_range():
     with pytest.raises(ConfigError):
         parse_range("0", "seeds")
     with pytest.raises(ConfigError):
-        plan_runs(("selfish",), ("a",), [1], [1])
+        plan(("selfish",), ("a",), [1], [1])
 
 
 def test_missing_fold_is_a_data_error_before_anything(data_root, tmp_path):
     db = tmp_path / "r.sqlite"
     with pytest.raises(DataError, match="fold03"):
-        run_grid(data_root, models=("self",), modalities=("a",), folds="1-3", seeds="1", db=db, **TINY)
+        grid(data_root, models=("self",), modalities=("a",), folds="1-3", seeds="1", db=db, **TINY)
     gap = tmp_path / "gap"
     shutil.copytree(data_root, gap)
     (gap / "fold01").rename(gap / "fold03")
     with pytest.raises(DataError, match="fold01 is missing"):
-        run_grid(gap, models=("self",), modalities=("a",), seeds="1", db=db, **TINY)
+        grid(gap, models=("self",), modalities=("a",), seeds="1", db=db, **TINY)
     assert not db.exists()
 
 
@@ -91,7 +92,7 @@ def test_invalid_fold_is_a_data_error_before_anything(data_root, tmp_path):
     np.save(labels, np.load(labels)[:-3])  # fewer labels than utterances
     db = tmp_path / "r.sqlite"
     with pytest.raises(DataError, match="fold02"):
-        run_grid(bad, models=("self",), modalities=("a",), seeds="1", db=db, **TINY)
+        grid(bad, models=("self",), modalities=("a",), seeds="1", db=db, **TINY)
     assert not db.exists() and not (tmp_path / "runs").exists()
 
 
@@ -99,7 +100,7 @@ def test_db_not_sqlite_untouched(data_root, tmp_path):
     db = tmp_path / "r.sqlite"
     db.write_text("not a database\n")
     with pytest.raises(StoreError, match="not an SQLite"):
-        run_grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db, **TINY)
+        grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db, **TINY)
     assert db.read_text() == "not a database\n"
 
 
@@ -109,13 +110,13 @@ def test_worker_death_failure_retry_and_resume(data_root, tmp_path):
     marker = tmp_path / "died"
     faults = Faults(die_once=marker, raise_key="self-v-stat-paper-f01-s01")
     args = dict(models=("self",), modalities=("a", "v"), folds="1", seeds="1", db=db, **TINY)
-    s = run_grid(data_root, executor_options={"before_run": faults}, **args)
+    s = grid(data_root, executor_options={"before_run": faults}, **args)
     assert marker.exists()  # a worker process really died (os._exit) mid-grid
     assert (s.planned, s.done, s.failed) == (2, 1, 1)
     assert "injected fault" in s.failures[0][1]
-    s2 = run_grid(data_root, **args)
+    s2 = grid(data_root, **args)
     assert (s2.already_done, s2.skipped_failed, s2.ran) == (1, 1, 0)
-    s3 = run_grid(data_root, retry_failed=True, **args)
+    s3 = grid(data_root, retry_failed=True, **args)
     assert (s3.already_done, s3.ran, s3.done) == (1, 1, 1) and s3.complete
     runs, preds = _rows(db)
     assert [(k, st) for k, st, _ in runs] == [("self-a-stat-paper-f01-s01", "done"),
@@ -158,7 +159,7 @@ def test_driver_killed_then_same_command_completes(data_root, tmp_path):
     runs_before, _ = _rows(db)
     assert any(st == "done" for _, st, _ in runs_before)
     # the same grid again (in-process here to save an interpreter start): completes it
-    s = run_grid(data_root, models=("self", "cross"), modalities=("a", "av"), folds="1", seeds="1", db=db,
+    s = grid(data_root, models=("self", "cross"), modalities=("a", "av"), folds="1", seeds="1", db=db,
                  **TINY)
     assert s.complete and s.already_done >= 1
     runs, preds = _rows(db)
@@ -174,7 +175,7 @@ def test_driver_killed_then_same_command_completes(data_root, tmp_path):
 
 
 def test_run_identity_device_and_dtype_count_threads_and_eval_batch_do_not():
-    base = plan_runs(("self",), ("at",), [1], [3], device="cpu")[0][0].config
+    base = plan(("self",), ("at",), [1], [3], device="cpu")[0][0].config
 
     def variant(section, key, value):
         d = base.to_dict()
@@ -192,10 +193,10 @@ def test_run_identity_device_and_dtype_count_threads_and_eval_batch_do_not():
 def test_auto_device_hashes_as_the_device_it_resolves_to(monkeypatch):
     import torch
 
-    auto = plan_runs(("self",), ("at",), [1], [3], device="auto")[0][0].config.to_dict()
+    auto = plan(("self",), ("at",), [1], [3], device="auto")[0][0].config.to_dict()
     for cuda, same_as in ((False, "cpu"), (True, "cuda")):
         monkeypatch.setattr(torch.cuda, "is_available", lambda cuda=cuda: cuda)
-        concrete = plan_runs(("self",), ("at",), [1], [3], device=same_as)[0][0].config.to_dict()
+        concrete = plan(("self",), ("at",), [1], [3], device=same_as)[0][0].config.to_dict()
         assert config_hash(auto) == config_hash(concrete)
 
 
@@ -208,9 +209,9 @@ def test_grid_retrains_after_the_data_changed_local(tmp_path):
     root = tmp_path / "data"
     make_synthetic(root, "small", seed=0, n_folds=1, n_utterances=140)
     args = dict(models=("self",), modalities=("a",), folds="1", seeds="1", db=tmp_path / "r.sqlite", **TINY)
-    first = run_grid(root, **args)
+    first = grid(root, **args)
     make_synthetic(root, "small", seed=1, n_folds=1, n_utterances=140)  # same path, other data
-    second = run_grid(root, **args)
+    second = grid(root, **args)
     assert first.done == 1 and second.done == 1 and second.reused_folders == 0
     with ResultsStore.open(tmp_path / "r.sqlite", create=False) as store:
         rows = {r.data_fingerprint: r for r in store.runs("done")}
@@ -229,14 +230,14 @@ def test_grid_says_when_the_store_mixes_results_versions(data_root, tmp_path):
     y = np.array([0, 1])
     with ResultsStore.open(db, lock=True) as store:
         for seed, version in ((1, 0), (2, selfcross.RESULTS_VERSION)):
-            run = plan_runs(("self",), ("a",), [1], [seed], device="cpu", max_epochs=2)[0][0]
+            run = plan(("self",), ("a",), [1], [seed], device="cpu", max_epochs=2)[0][0]
             cfg = run.config.to_dict()
             cfg["environment"] = {"results_version": version}
             rid = store.record_started(run.key, cfg, config_hash(cfg), fp, "/r")
             store.record_done(rid, {"test": {"accuracy": 1.0}}, Predictions(y, y, np.eye(2), None),
                               ["x", "y"], 1.0, config=cfg)
     notices = []
-    s = run_grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db,
+    s = grid(data_root, models=("self",), modalities=("a",), folds="1", seeds="1", db=db,
                  **{**TINY, "log": notices.append})
     assert (s.already_done, s.ran) == (1, 0)  # nothing trained
     mixed = [n for n in notices if "mix code versions" in n]

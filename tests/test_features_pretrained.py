@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,12 +25,11 @@ pytest.importorskip("transformers")
 av = pytest.importorskip("av")
 
 import hf_tiny  # noqa: E402
+from media import speech, write_clip  # noqa: E402
 from selfcross.cli import main  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
 from selfcross.features import pretrained as hf  # noqa: E402
 from selfcross.features.configio import load_feature_configs, save_feature_configs  # noqa: E402
-from test_adapters import speech  # noqa: E402
-from test_features_video import write_clip  # noqa: E402
 
 SR = 16_000
 LINES = ["hello there i am very happy today", "the cats sat on the mat", "no", "we go home today",
@@ -254,8 +254,8 @@ def prepared(tiny, tmp_path_factory):
     from selfcross.training import train_run
 
     cfg = apply_preset(RunConfig(model=ModelConfig(kind="cross", hidden=6, heads=2, head_hidden=5),
-                                 train=TrainConfig(max_epochs=6, patience=6, lr=0.02, batch_size=2,
-                                                   num_threads=1)), "improved")
+                                 train=TrainConfig(batch_size=2, num_threads=1)), "improved")
+    cfg.train.max_epochs, cfg.train.patience, cfg.train.lr = 6, 6, 0.02  # a preset sets its budget too
     run = root / "run"
     train_run(cfg, out / "fold01", run, progress=False)
     return {"root": root, "out": out, "run": run, "first": first, "second": second}
@@ -289,7 +289,7 @@ def test_second_preparation_reuses_the_cache(prepared):
 @pytest.mark.slow
 def test_predict_on_raw_clip_equals_prepared_arrays(prepared):
     from selfcross.folds import read_fold
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     fold = read_fold(prepared["out"] / "fold01")
     split = fold.test
@@ -299,8 +299,8 @@ def test_predict_on_raw_clip_equals_prepared_arrays(prepared):
     pred = Predictor(prepared["run"])
     from_arrays = pred.logits(inputs, lengths)[0]
     i = int(utt[1:])
-    raw = pred.predict(audio=prepared["root"] / f"{utt}.wav", video=prepared["root"] / f"{utt}.mp4",
-                       transcript=LINES[i], video_side="full")
+    raw = pred.predict(Clip(audio=prepared["root"] / f"{utt}.wav", video=prepared["root"] / f"{utt}.mp4",
+                       transcript=LINES[i], video_side="full"))
     np.testing.assert_allclose(raw["logits"], from_arrays, rtol=1e-5, atol=1e-6)
     assert raw["lengths"] == {m: int(lengths[m][0]) for m in ("audio", "video", "text")}
 
@@ -390,3 +390,14 @@ def test_presets_take_stacked_layers_and_any_feature_size(preset):
 
     with pytest.raises(DataError, match=r"expected \[batch, 20, 3, 8\]"):
         model(audio=tensors["audio"][:, :, 0], video=tensors["video"], text=tensors["text"])
+
+
+def test_encoder_folder_without_its_feature_extractor_is_one_config_error(tiny, tmp_path, capsys):
+    broken = tmp_path / "no-preprocessor"
+    shutil.copytree(tiny["speech"], broken)
+    (broken / "preprocessor_config.json").unlink()
+    man = _manifest(tmp_path, n=4, video=False, text=False)
+    err = _one_line_error(capsys, ["prepare-manifest", str(man), str(tmp_path / "out"), "--audio-encoder",
+                                   f"hf:{broken}", "--folds", "4", "--no-progress"])
+    assert str(broken) in err and "preprocessor_config.json" in err
+    assert "unreadable audio" not in err and not (tmp_path / "out" / "fold01").exists()

@@ -14,26 +14,7 @@ from selfcross.features import VideoConfig, VideoFeatures, load_feature_configs,
 
 av = pytest.importorskip("av")
 
-FPS = 6  # source frame rate: 3 frames/s sampling takes every other frame
-W, H = 320, 240
-
-
-def write_clip(path, seconds: float = 4.0, fps: int = FPS, w: int = W, h: int = H):
-    """Frame i: left half grey level 8*i (frame index readable after lossy coding), right half 200."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("mpeg4", rate=fps)
-        s.width, s.height, s.pix_fmt = w, h, "yuv420p"
-        s.options = {"qscale": "2"}
-        for i in range(int(seconds * fps)):
-            img = np.zeros((h, w, 3), np.uint8)
-            img[:, : w // 2] = min(8 * i, 255)
-            img[:, w // 2 :] = 200
-            img[h // 2 - 4 : h // 2 + 4, w // 2 - 4 : w // 2 + 4] = 0  # marks the centre
-            for p in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+from media import write_clip  # noqa: E402
 
 
 class MeanColour(torch.nn.Module):

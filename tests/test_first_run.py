@@ -4,7 +4,6 @@ the defaults, the option names shared across commands, and the README's predict 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import logging
@@ -118,51 +117,59 @@ def test_zero_video_drop_only_when_video_is_read(syn_root, caplog):
 # --------------------------------------------------------------------------- CLI consistency
 
 
-def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    return dict(action.choices)
+def _help(command: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """``selfcross COMMAND --help`` as a user sees it, its line breaks undone."""
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([command, "--help"])
+    assert exit_info.value.code == 0
+    return " ".join(capsys.readouterr().out.split())
 
 
-PROGRESS_COMMANDS = ("train", "grid", "demo", "prepare-iemocap", "prepare-manifest", "prepare")
+#: Each command that shows progress, with the arguments it needs to parse.
+PROGRESS_COMMANDS = {
+    "train": ["--data", "d", "--out", "o"],
+    "grid": ["--data", "d"],
+    "demo": [],
+    "prepare-iemocap": ["ROOT", "OUT"],
+    "prepare-manifest": ["m.csv", "OUT"],
+    "prepare": ["ravdess", "SRC", "OUT"],
+}
 
 
 @pytest.mark.parametrize("command", PROGRESS_COMMANDS)
-def test_one_name_switches_progress_off(command):
-    sub = _subparsers(build_parser())[command]
-    helptext = sub.format_help()
+def test_one_name_switches_progress_off(command, capsys):
+    helptext = _help(command, capsys)
     assert "--no-progress" in helptext and "--quiet" not in helptext
-    opts = {a.dest: a for a in sub._actions}
-    assert opts["no_progress"].default is False
-    quiet = next(a for a in sub._actions if "--quiet" in a.option_strings)
-    assert quiet.dest == "no_progress" and quiet.help == argparse.SUPPRESS
+    parse = build_parser().parse_args
+    required = PROGRESS_COMMANDS[command]
+    assert parse([command, *required]).no_progress is False
+    assert parse([command, *required, "--no-progress"]).no_progress is True
+    assert parse([command, *required, "--quiet"]).no_progress is True  # the old name still works
 
 
-def test_report_and_demo_describe_themselves_and_show_defaults():
-    subs = _subparsers(build_parser())
-    for name in ("report", "demo", "grid"):
-        assert subs[name].description and len(subs[name].description) > 80, name
-    report_help = subs["report"].format_help()
-    assert "default: results.sqlite" in report_help
-    preset = next(a for a in subs["grid"]._actions if "--preset" in a.option_strings)
-    assert preset.help and "improved" in preset.help
-    demo_out = next(a for a in subs["demo"]._actions if "--out" in a.option_strings).default
+def test_report_demo_and_grid_help_say_what_they_do_and_their_defaults(capsys):
+    report = _help("report", capsys)
+    assert "report.md" in report and "Wilcoxon" in report and "default: results.sqlite" in report
+    demo = _help("demo", capsys)
+    assert "small synthetic benchmark" in demo and "finishes only the missing runs" in demo
+    grid = _help("grid", capsys)
+    assert "skips finished runs" in grid and "improved" in grid  # the presets are explained
     make_default = re.search(r"^DEMO_OUT \?= (\S+)$", (REPO / "Makefile").read_text(), re.M).group(1)
-    assert demo_out == make_default
+    assert build_parser().parse_args(["demo"]).out == make_default
 
 
 def test_demo_folds_and_seeds_are_ranges_as_in_grid(tmp_path, monkeypatch, capsys):
     import selfcross.demo as demo
-    import selfcross.synthetic
     from selfcross.errors import ConfigError
 
     seen = {}
 
-    def fake_grid(data, **kwargs):
-        seen.update(folds=kwargs["folds"], seeds=kwargs["seeds"])
+    def fake_grid(data, plan, execution, **kwargs):
+        seen.update(folds=plan.folds, seeds=plan.seeds)
         raise ConfigError("stopped after planning")
 
     fake_synthetic = lambda *a, **k: seen.update(n_folds=k["n_folds"])  # noqa: E731
-    monkeypatch.setattr(selfcross.synthetic, "make_synthetic", fake_synthetic)
+    monkeypatch.setattr(demo, "make_synthetic", fake_synthetic)
     monkeypatch.setattr(demo, "run_grid", fake_grid)
     args = ["demo", "--out", str(tmp_path / "d"), "--folds", "2-3", "--seeds", "1,4", "--no-progress"]
     assert main(args) == 2

@@ -17,6 +17,7 @@ from selfcross.errors import ConfigError, DataError
 from selfcross.features.audio import AudioConfig, AudioFeatures
 from selfcross.folds import read_fold
 from selfcross.prepare.manifest import plan_stratified_group_folds, prepare_manifest, read_manifest
+from selfcross.prepare.options import FeatureOptions, FoldOptions
 from selfcross.prepare.pipeline import UtteranceRecord
 
 SR = 16_000
@@ -150,8 +151,9 @@ def test_mixed_rates_and_stereo_are_resampled_and_mixed_down(tmp_path: Path) -> 
     b, nb = ex.extract(tmp_path / "stereo44.wav")
     assert na == nb
     assert np.abs(a[:na, :40] - b[:nb, :40]).mean() < 0.05 * np.abs(a[:na, :40]).mean()
-    res = prepare_manifest(tmp_path / "m.csv", tmp_path / "out", n_folds=3, audio_config=FAST_AUDIO,
-                           progress=False)
+    res = prepare_manifest(tmp_path / "m.csv", tmp_path / "out",
+                           FeatureOptions(audio_config=FAST_AUDIO, progress=False),
+                           folds=FoldOptions(n_folds=3))
     assert len(res.kept) == 6 and "Audio files found" in res.report.read_text()
 
 
@@ -197,8 +199,10 @@ def test_grouped_folds_are_stratified() -> None:
 
 
 def test_official_split_data_root_read_back(corpus: Path) -> None:
-    res = prepare_manifest(corpus / "manifest.csv", corpus / "root", split_column="split",
-                           glove=corpus / "glove.txt", audio_config=FAST_AUDIO, progress=False)
+    res = prepare_manifest(corpus / "manifest.csv", corpus / "root",
+                           FeatureOptions(glove=corpus / "glove.txt", audio_config=FAST_AUDIO,
+                                          progress=False),
+                           folds=FoldOptions(split_column="split"))
     assert len(res.folds) == 1 and not (corpus / "root" / "fold02").exists()
     fold = read_fold(corpus / "root" / "fold01")
     assert fold.class_names == ("happy", "sad") and fold.modalities == ("audio", "text")
@@ -211,8 +215,9 @@ def test_official_split_data_root_read_back(corpus: Path) -> None:
 
 
 def test_grouped_folds_audio_only_and_absent_modalities(corpus: Path) -> None:
-    res = prepare_manifest(corpus / "manifest.csv", corpus / "root", n_folds=3, modalities="a",
-                           audio_config=FAST_AUDIO, progress=False)
+    res = prepare_manifest(corpus / "manifest.csv", corpus / "root",
+                           FeatureOptions(audio_config=FAST_AUDIO, progress=False),
+                           folds=FoldOptions(n_folds=3), modalities="a")
     assert len(res.folds) == 3
     for k in (1, 2, 3):
         fold = read_fold(corpus / "root" / f"fold0{k}")
@@ -225,11 +230,13 @@ def test_grouped_folds_audio_only_and_absent_modalities(corpus: Path) -> None:
 
 def test_text_needs_glove_and_options_conflict(corpus: Path) -> None:
     with pytest.raises(ConfigError, match="--glove"):
-        prepare_manifest(corpus / "manifest.csv", corpus / "root", progress=False)
+        prepare_manifest(corpus / "manifest.csv", corpus / "root", FeatureOptions(progress=False))
     with pytest.raises(ConfigError, match="not both"):
-        prepare_manifest(corpus / "manifest.csv", corpus / "root", n_folds=2, split_column="split")
+        prepare_manifest(corpus / "manifest.csv", corpus / "root",
+                         folds=FoldOptions(n_folds=2, split_column="split"))
     with pytest.raises(ConfigError, match="no video column"):
-        prepare_manifest(corpus / "manifest.csv", corpus / "root", modalities="av", progress=False)
+        prepare_manifest(corpus / "manifest.csv", corpus / "root", FeatureOptions(progress=False),
+                         modalities="av")
 
 
 def test_cli_prepare_manifest(corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from selfcross.config import ModelConfig
 from selfcross.errors import ConfigError, DataError
 from selfcross.models import FusionModel
-from test_models import inputs, small_config
+from tiny_models import inputs, small_config
 
 SWITCH_SETS = {
     "paper": {},

@@ -13,7 +13,7 @@ from selfcross.errors import ConfigError
 from selfcross.folds import read_fold
 from selfcross.training import evaluate_run, train_run
 from selfcross.training.perturb import Perturbation, PerturbedSplit, parse_perturbation
-from test_training_loop import write_tiny_fold
+from tiny_runs import write_tiny_fold
 
 
 @pytest.fixture(scope="module")

@@ -117,14 +117,12 @@ def media(tmp_path_factory):
 
 def test_predict_matches_model_on_extracted_arrays(tmp_path, media):
     run, std = _make_run(tmp_path)
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     pred = Predictor(run, video_encoder=TinyEncoder())
     out = pred.predict(
-        audio=media / "clip.wav",
-        video=media / "clip.mp4",
-        transcript="Hello there, very sad!",
-        video_side="right",
+        Clip(audio=media / "clip.wav", video=media / "clip.mp4", transcript="Hello there, very sad!",
+             video_side="right")
     )
     probs = np.array(list(out["probabilities"].values()))
     assert list(out["probabilities"]) == list(CLASSES)
@@ -155,19 +153,18 @@ def test_predict_matches_model_on_extracted_arrays(tmp_path, media):
     np.testing.assert_allclose(out["logits"], ref[0].double().numpy(), rtol=1e-5, atol=1e-5)
     # IEMOCAP style: whole utterance wav, span of a dialog video
     _, lens2 = pred.features(
-        audio=media / "clip.wav", video=media / "clip.mp4", transcript="hello", video_start=0.5, video_end=1.5
+        Clip(audio=media / "clip.wav", video=media / "clip.mp4", transcript="hello", video_start=0.5,
+             video_end=1.5)
     )
     assert lens2["audio"] == na and lens2["video"] == 3
     _, lens3 = pred.features(
-        audio=media / "clip.wav", video=media / "clip.mp4", transcript="hello", start=0.5, end=1.0
+        Clip(audio=media / "clip.wav", video=media / "clip.mp4", transcript="hello", start=0.5, end=1.0)
     )
     assert lens3["audio"] == 51 and lens3["video"] == 2
     # a different side gives different video features, so different logits
     other = pred.predict(
-        audio=media / "clip.wav",
-        video=media / "clip.mp4",
-        transcript="Hello there, very sad!",
-        video_side="left",
+        Clip(audio=media / "clip.wav", video=media / "clip.mp4", transcript="Hello there, very sad!",
+             video_side="left")
     )
     assert not np.allclose(other["logits"], out["logits"])
 
@@ -175,18 +172,19 @@ def test_predict_matches_model_on_extracted_arrays(tmp_path, media):
 def test_missing_modality_and_bad_files(tmp_path, media):
     run, _ = _make_run(tmp_path, modalities=("audio", "text"), preset="paper")
     from selfcross import Predictor
+    from selfcross.serve.predict import Clip
 
     pred = Predictor(run)
     with pytest.raises(ConfigError, match="missing text"):
-        pred.predict(audio=media / "clip.wav")
+        pred.predict(Clip(audio=media / "clip.wav"))
     bad = tmp_path / "noise.wav"
     bad.write_bytes(b"garbage" * 50)
     with pytest.raises(DataError, match="noise.wav"):
-        pred.predict(audio=bad, transcript="hello")
-    out = pred.predict(audio=media / "clip.wav", transcript="hello", video=media / "clip.mp4")
+        pred.predict(Clip(audio=bad, transcript="hello"))
+    out = pred.predict(Clip(audio=media / "clip.wav", transcript="hello", video=media / "clip.mp4"))
     assert out["ignored"] == ["video"]
     # unknown words only: all ids are 1 (unknown), still a valid prediction
-    out = pred.predict(audio=media / "clip.wav", transcript="zebra")
+    out = pred.predict(Clip(audio=media / "clip.wav", transcript="zebra"))
     assert out["lengths"]["text"] == 1 and sum(out["probabilities"].values()) == pytest.approx(1.0)
 
 
@@ -217,13 +215,13 @@ def test_manifest_and_cli(tmp_path, media, capsys):
         f"b,{media / 'clip.wav'},very sad,0.2,0.9\n"
         "c,missing.wav,hello,,\n"
     )
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     pred = Predictor(run)
     rows = pred.predict_manifest(man, tmp_path / "out.csv")
     assert [r["id"] for r in rows] == ["a", "b", "c"]
     assert "missing.wav" in rows[2]["error"] and rows[2]["probabilities"] is None
-    single = pred.predict(audio=media / "clip.wav", transcript="very sad", start=0.2, end=0.9)
+    single = pred.predict(Clip(audio=media / "clip.wav", transcript="very sad", start=0.2, end=0.9))
     assert rows[1]["probabilities"] == pytest.approx(single["probabilities"])
     with open(tmp_path / "out.csv") as f:
         out = list(csv.DictReader(f))
@@ -250,7 +248,7 @@ def test_manifest_and_cli(tmp_path, media, capsys):
     )
     got = json.loads(capsys.readouterr().out)
     assert got["probabilities"] == pytest.approx(
-        pred.predict(audio=media / "clip.wav", transcript="hello there")["probabilities"]
+        pred.predict(Clip(audio=media / "clip.wav", transcript="hello there"))["probabilities"]
     )
     tf = tmp_path / "words.txt"
     tf.write_text("hello there\n")
@@ -270,10 +268,10 @@ def test_manifest_and_cli(tmp_path, media, capsys):
 
 def test_regression_run_predicts_a_score(tmp_path, media, capsys):
     run, _ = _make_run(tmp_path, modalities=("audio", "text"), preset="paper", task="regression")
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     pred = Predictor(run)
-    out = pred.predict(audio=media / "clip.wav", transcript="very sad")
+    out = pred.predict(Clip(audio=media / "clip.wav", transcript="very sad"))
     assert out["score"] == out["logits"][0] and len(out["logits"]) == 1 and "top_class" not in out
     man = tmp_path / "clips.csv"
     man.write_text(f"id,audio,transcript\na,{media / 'clip.wav'},very sad\nb,missing.wav,hello\n")

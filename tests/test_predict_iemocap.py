@@ -30,7 +30,8 @@ from selfcross.features import AudioConfig, TextConfig, VideoConfig
 from selfcross.folds import read_fold
 from selfcross.labels import IEMOCAP7_CODES
 from selfcross.prepare.iemocap import prepare_iemocap
-from selfcross.serve.predict import Predictor
+from selfcross.prepare.options import FeatureOptions
+from selfcross.serve.predict import Clip, Predictor
 from selfcross.training import load_run, train_run
 from selfcross.training.rundir import load_predictions
 
@@ -74,8 +75,9 @@ def trained(iemocap_tree, tmp_path_factory):
     base = tmp_path_factory.mktemp("predict_iemocap")
     encoder = channel_mean_encoder()
     out = base / "data"
-    prepare_iemocap(iemocap_tree.root, out, iemocap_tree.glove, video_encoder=encoder, progress=False,
-                    audio_config=AUDIO, video_config=VIDEO, text_config=TEXT)
+    prepare_iemocap(iemocap_tree.root, out,
+                    FeatureOptions(glove=iemocap_tree.glove, video_encoder=encoder, progress=False,
+                                   audio_config=AUDIO, video_config=VIDEO, text_config=TEXT))
     _train(out / "fold01", base / "run")
     return iemocap_tree, out, base / "run", encoder
 
@@ -135,7 +137,7 @@ def test_raw_clip_prediction_matches_prepared_arrays(trained):
     assert predictor.modalities == ("audio", "video", "text")
     assert predictor.feature_configs["audio"].max_frames == AUDIO.max_frames  # the run's settings
     for row, utt in enumerate(ids):
-        out = predictor.predict(**clips[utt])
+        out = predictor.predict(Clip(**clips[utt]))
         probs = np.array(list(out["probabilities"].values()))
         assert probs.sum() == pytest.approx(1.0, abs=1e-9)
         assert np.all(probs >= 0)
@@ -155,7 +157,7 @@ def test_training_predictions_agree_with_raw_clip(trained):
     saved = load_predictions(run)
     utt = "Ses01F_impro01_M000"  # right half, [LAUGHTER] marker
     row = [str(i) for i in saved["ids"]].index(utt)
-    out = Predictor(run, video_encoder=encoder).predict(**_session1_clips(tree.root)[utt])
+    out = Predictor(run, video_encoder=encoder).predict(Clip(**_session1_clips(tree.root)[utt]))
     np.testing.assert_allclose(list(out["probabilities"].values()), saved["probs"][row], rtol=1e-4, atol=1e-6)
 
 
@@ -165,9 +167,9 @@ def test_wrong_half_changes_the_prediction(trained):
     tree, _, run, encoder = trained
     clip = dict(_session1_clips(tree.root)["Ses01F_impro01_F000"])
     predictor = Predictor(run, video_encoder=encoder)
-    right = predictor.predict(**clip)["logits"]
+    right = predictor.predict(Clip(**clip))["logits"]
     clip["video_side"] = "right"
-    wrong = predictor.predict(**clip)["logits"]
+    wrong = predictor.predict(Clip(**clip))["logits"]
     assert not np.allclose(right, wrong, rtol=RTOL, atol=ATOL)
 
 
@@ -196,7 +198,7 @@ def test_cli_predict_builds_the_runs_hf_encoders(trained_hf, capsys):
         assert set(out["probabilities"]) == set(read_fold(data / "fold01").class_names)
         assert sum(out["probabilities"].values()) == pytest.approx(1.0, abs=1e-9)
         np.testing.assert_allclose(out["logits"], ref[ids.index(utt)], rtol=RTOL, atol=ATOL, err_msg=utt)
-        api = predictor.predict(**clips[utt])["logits"]
+        api = predictor.predict(Clip(**clips[utt]))["logits"]
         np.testing.assert_allclose(out["logits"], api, rtol=RTOL, atol=ATOL, err_msg=utt)
         assert out["top_class"] == predictor.class_names[int(np.argmax(ref[ids.index(utt)]))]
 

@@ -14,6 +14,7 @@ from selfcross.errors import DataError
 from selfcross.folds import list_folds, read_fold
 from selfcross.labels import IEMOCAP7, IEMOCAP7_CODES
 from selfcross.prepare.iemocap import prepare_iemocap, scan_iemocap, speaker_of
+from selfcross.prepare.options import FeatureOptions
 from selfcross.prepare.pipeline import count_extractions
 
 SEVEN = set(IEMOCAP7_CODES)
@@ -24,8 +25,8 @@ CODE_TO_NAME = dict(zip(IEMOCAP7_CODES, IEMOCAP7.names))
 def prepared(iemocap_tree, tmp_path_factory):
     out = tmp_path_factory.mktemp("prepared") / "root"
     encoder = channel_mean_encoder()
-    result = prepare_iemocap(iemocap_tree.root, out, iemocap_tree.glove, video_encoder=encoder,
-                             progress=False)
+    result = prepare_iemocap(iemocap_tree.root, out,
+                             FeatureOptions(glove=iemocap_tree.glove, video_encoder=encoder, progress=False))
     return iemocap_tree, result, out, encoder
 
 
@@ -155,15 +156,17 @@ def test_malformed_line_reported_with_file_and_line(prepared):
 def test_strict_stops_at_the_malformed_line(iemocap_tree, tmp_path):
     path, line = iemocap_tree.malformed
     with pytest.raises(DataError, match=f"{path.name}:{line}"):
-        prepare_iemocap(iemocap_tree.root, tmp_path / "out", iemocap_tree.glove, video_encoder="none",
-                        strict=True, progress=False)
+        prepare_iemocap(iemocap_tree.root, tmp_path / "out",
+                        FeatureOptions(glove=iemocap_tree.glove, video_encoder="none", progress=False),
+                        strict=True)
     assert not (tmp_path / "out").exists()  # nothing extracted before the check
 
 
 def test_second_run_reuses_the_cache(prepared):
     tree, first, out, encoder = prepared
     before = {p: np.load(p) for p in sorted((out / "fold02").glob("*.npy"))}
-    again = prepare_iemocap(tree.root, out, tree.glove, video_encoder=encoder, progress=False)
+    again = prepare_iemocap(tree.root, out,
+                            FeatureOptions(glove=tree.glove, video_encoder=encoder, progress=False))
     # only the unreadable wav is retried (failures are not cached); video is all reused
     assert again.cache["video"] == {"hits": first.cache["video"]["computed"], "computed": 0}
     assert again.cache["audio"]["computed"] == 1
@@ -179,8 +182,9 @@ def test_changed_config_is_not_served_from_a_stale_cache(prepared, tmp_path):
     tree, first, out, _ = prepared
     work = tmp_path / "root"
     shutil.copytree(out, work)
-    res = prepare_iemocap(tree.root, work, tree.glove, video_encoder="none", progress=False,
-                          audio_config=AudioConfig(max_frames=200))
+    res = prepare_iemocap(tree.root, work,
+                          FeatureOptions(glove=tree.glove, video_encoder="none", progress=False,
+                                         audio_config=AudioConfig(max_frames=200)))
     # every audio file is extracted again; one more than before: without video, the utterance
     # whose video span is outside the dialog video is no longer skipped
     assert res.cache["audio"] == {"hits": 0, "computed": first.cache["audio"]["computed"] + 1}

@@ -20,8 +20,8 @@ ray = pytest.importorskip(
 
 import faults  # noqa: E402
 from faults import Faults  # noqa: E402
+from grid_helpers import grid  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
-from selfcross.experiments.grid import run_grid  # noqa: E402
 from selfcross.experiments.ray_executor import RayExecutor, attempts_file  # noqa: E402
 from selfcross.experiments.store import ResultsStore  # noqa: E402
 
@@ -62,7 +62,7 @@ def _rows(db):
 def _ray_grid(data_root, tmp_path, name, **kw):
     args = dict(folds="1", seeds="1", db=tmp_path / name / "r.sqlite", executor="ray", **TINY)
     args.update(kw)
-    return run_grid(data_root, **args)
+    return grid(data_root, **args)
 
 
 def test_resource_errors_are_config_errors(ray_session):
@@ -90,7 +90,7 @@ def test_cuda_without_gpus_per_run_is_refused(ray_session, data_root, tmp_path):
 @pytest.mark.slow
 def test_same_metrics_as_local_executor_and_resume(ray_session, data_root, tmp_path):
     cells = dict(models=("self", "cross"), modalities=("av",))
-    local = run_grid(data_root, db=tmp_path / "local" / "r.sqlite", folds="1", seeds="1", workers=2,
+    local = grid(data_root, db=tmp_path / "local" / "r.sqlite", folds="1", seeds="1", workers=2,
                      **cells, **TINY)
     remote = _ray_grid(data_root, tmp_path, "ray", **cells)
     assert local.complete and remote.complete and remote.done == 2 and remote.reused_folders == 0

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grid_helpers import grid
 from selfcross.analysis.report import make_report
 from selfcross.cli import main
 from selfcross.errors import ConfigError
-from selfcross.experiments.grid import run_grid
 from selfcross.experiments.store import ResultsStore
 from selfcross.training import evaluate_run
 
@@ -30,7 +30,7 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_bad_specs_fail_before_anything_runs(data_root: Path, tmp_path: Path, capsys) -> None:
     db = tmp_path / "r.sqlite"
     with pytest.raises(ConfigError, match="no planned run uses video"):
-        run_grid(data_root, models=("self",), modalities=("a", "at"), seeds="1", db=db, robustness="drop:v",
+        grid(data_root, models=("self",), modalities=("a", "at"), seeds="1", db=db, robustness="drop:v",
                  **TINY)
     assert not db.exists()
     bad = (("drop:q", "unknown modality"), ("noise:a=x", "not a number"), ("mute:a", "use drop:m"))
@@ -46,7 +46,7 @@ def test_bad_specs_fail_before_anything_runs(data_root: Path, tmp_path: Path, ca
 def test_grid_stores_perturbed_scores_and_report_compares_them(data_root: Path, tmp_path: Path) -> None:
     db = tmp_path / "r.sqlite"
     args = {"models": ("self", "cross"), "modalities": ("a", "at"), "seeds": "1-2", "db": db, **TINY}
-    s = run_grid(data_root, robustness="drop:a,drop:t", **args)
+    s = grid(data_root, robustness="drop:a,drop:t", **args)
     # planned: self-a (cross needs two modalities), self-at, cross-at, 2 seeds each; a runs take no
     # drop (dropping their only modality would leave no input)
     assert s.complete and s.planned == 6 and s.robustness_scored == 4 * 2
@@ -62,7 +62,7 @@ def test_grid_stores_perturbed_scores_and_report_compares_them(data_root: Path, 
     assert r.test_metrics == json.loads(json.dumps(again))
     assert all(len(x.y_pred) == n_test[x.run_id] for x in rows)
     # resuming scores nothing twice
-    assert run_grid(data_root, robustness="drop:a,drop:t", **args).robustness_scored == 0
+    assert grid(data_root, robustness="drop:a,drop:t", **args).robustness_scored == 0
 
     md = make_report(db, tmp_path / "rep").read_text()
     assert "### Robustness to a perturbed modality" in md

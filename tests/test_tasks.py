@@ -85,13 +85,13 @@ def test_regression_without_scores_is_one_line_exit_2(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_grid_and_report_of_a_regression_study(tmp_path):
+    from grid_helpers import grid
     from selfcross.analysis.report import make_report
-    from selfcross.experiments.grid import run_grid
     from selfcross.experiments.store import ResultsStore
 
     write_mfn(tmp_path / "mfn")
     root = import_features("mfn", tmp_path / "mfn", tmp_path / "root", center=3).root
-    summary = run_grid(root, models=("self", "cross"), modalities=("av",), seeds="1-2",
+    summary = grid(root, models=("self", "cross"), modalities=("av",), seeds="1-2",
                        db=tmp_path / "r.sqlite", workers=1, device="cpu", progress=False, max_epochs=2,
                        threads_per_worker=1, task="regression", log=lambda _: None)
     assert summary.done == 4 and summary.failed == 0

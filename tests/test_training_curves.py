@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from grid_helpers import grid
 from selfcross.analysis.report import make_report
 from selfcross.cli import main
-from selfcross.experiments.grid import run_grid
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
 from selfcross.training.callbacks import LoggerOptions
 
@@ -198,7 +198,7 @@ def test_grid_stores_history_logs_each_run_and_reports_curves(data_root, tmp_pat
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     db, uri = tmp_path / "r.sqlite", (tmp_path / "mlruns").as_uri()
-    summary = run_grid(data_root, models=("self", "cross"), modalities=("at",), seeds="1", db=db,
+    summary = grid(data_root, models=("self", "cross"), modalities=("at",), seeds="1", db=db,
                        loggers=LoggerOptions(tensorboard=str(tmp_path / "tb"), mlflow=uri), **GRID)
     assert summary.complete and summary.done == 2
     with ResultsStore.open(db, create=False) as s:

@@ -18,67 +18,13 @@ import selfcross
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
 from selfcross.errors import ConfigError
-from selfcross.folds import read_fold, write_classes, write_embedding, write_split
+from selfcross.folds import read_fold
 from selfcross.training import evaluate_run, load_run, train_run
 from selfcross.training.loop import evaluate_run_full
 from selfcross.training.optimizer import make_adam
 from selfcross.training.rundir import load_predictions
 from selfcross.training.standardize import valid_mask
-
-CLASSES = ("neg", "neu", "pos")
-
-
-def write_tiny_fold(root: Path, seed: int = 0, t_audio: int = 12, train_shift: float = 0.0) -> Path:
-    """A 3-class fold with audio [12, 4], video [6, 5], text ids [8] + embedding [20, 6].
-
-    Each modality carries class evidence (frame means, cue words). ``train_shift`` moves
-    the training split's audio frames only (to check where standardization is fitted).
-    """
-    rng = np.random.default_rng(seed)
-    fold = root / "fold01"
-    emb = rng.normal(size=(20, 6)).astype(np.float32)
-    emb[0] = 0.0
-    write_embedding(fold, emb)
-    for split, n in (("train", 90), ("dev", 30), ("test", 30)):
-        labels = np.arange(n) % 3
-        rng.shuffle(labels)
-        arrays = {"label": labels.astype(np.int64)}
-        for m, (t, f) in (("audio", (t_audio, 4)), ("video", (6, 5))):
-            lengths = rng.integers(2, t + 1, size=n)
-            x = rng.normal(size=(n, t, f)) + 0.8 * (labels[:, None, None] - 1)
-            if m == "audio" and split == "train":
-                x += train_shift
-            x[~valid_mask(lengths, x)] = 0.0
-            arrays[m] = x.astype(np.float32)
-            arrays[f"{m}_seqN"] = lengths.astype(np.int64)
-        ids = np.zeros((n, 8), np.int64)
-        for i, c in enumerate(labels):
-            k = rng.integers(2, 9)
-            words = rng.integers(2, 20, size=k)
-            words[: k // 2] = 2 + c  # cue words 2, 3, 4
-            ids[i, :k] = words
-        arrays["text_ids"] = ids
-        write_split(fold, split, arrays, ids=[f"{split}_{i:03d}" for i in range(n)])
-    write_classes(root, CLASSES)
-    (root / "features.json").write_text(json.dumps({"audio": {"n_mfcc": 4}}))
-    return fold
-
-
-def tiny_run_config(seed: int = 1, **train_kw) -> RunConfig:
-    train = TrainConfig(seed=seed, max_epochs=train_kw.pop("max_epochs", 3), num_threads=1, **train_kw)
-    return RunConfig(model=ModelConfig(kind="self"), train=train)
-
-
-def strip_time(metrics: dict) -> dict:
-    """Metrics without the wall-clock fields (run and per-epoch time), which no seed fixes."""
-    out = {k: v for k, v in metrics.items() if k != "wall_time_s"}
-    out["history"] = [{k: v for k, v in row.items() if k != "epoch_time_s"} for row in metrics["history"]]
-    return out
-
-
-@pytest.fixture(scope="module")
-def tiny_fold(tmp_path_factory) -> Path:
-    return write_tiny_fold(tmp_path_factory.mktemp("tiny"))
+from tiny_runs import CLASSES, strip_time, tiny_run_config, write_tiny_fold
 
 
 # ----------------------------------------------------------------------------- tiny folds
@@ -197,7 +143,8 @@ def test_evaluate_reproduces_test_metrics(tiny_fold, tmp_path):
 @pytest.mark.slow
 def test_standardizer_is_fitted_on_train_only_and_stored(tmp_path):
     fold = write_tiny_fold(tmp_path / "data", seed=3, train_shift=10.0)
-    cfg = apply_preset(tiny_run_config(max_epochs=1), "improved")
+    cfg = apply_preset(tiny_run_config(), "improved")
+    cfg.train.max_epochs = 1  # after the preset, which sets its own budget
     metrics = train_run(cfg, fold, tmp_path / "run", progress=False)
     _, saved, std = load_run(tmp_path / "run")
     assert saved.train.standardize and saved.preset == "improved"
@@ -379,16 +326,3 @@ def test_fast_kernels_use_fused_adam_with_the_same_update(dtype):
     tol = {"rtol": 1e-6, "atol": 1e-7} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-14}
     for a, b in zip(results["fast"], results["reference"]):
         torch.testing.assert_close(a, b, **tol)
-
-
-def test_make_adam_without_a_fused_kernel_uses_the_default(monkeypatch):
-    real = torch.optim.Adam
-
-    def no_fused(params, lr, fused=None):
-        if fused:
-            raise RuntimeError("`fused=True` requires all the params to be on supported devices")
-        return real(params, lr=lr)
-
-    monkeypatch.setattr(torch.optim, "Adam", no_fused)
-    opt = make_adam([torch.zeros(2, requires_grad=True)], 1e-3, "fast")
-    assert isinstance(opt, real) and not opt.defaults.get("fused")

@@ -73,6 +73,8 @@ def make_config(preset: str, seed: int, args: argparse.Namespace):  # noqa: ANN2
         device="cpu",
     )
     cfg = apply_preset(RunConfig(model=ModelConfig(kind="self", modalities=("text",)), train=train), preset)
+    if preset != "strong":  # a preset sets its own budget; strong keeps its own
+        cfg.train.max_epochs, cfg.train.patience = args.max_epochs, args.patience
     if preset == "strong" and args.strong_max_epochs:
         cfg.train.max_epochs = args.strong_max_epochs
     return cfg
@@ -114,9 +116,11 @@ def prepare_root(src: Path, root: Path, args: argparse.Namespace, punctuation: s
     """The MELD text data root for one tokenizer setting (``selfcross prepare meld``)."""
     from selfcross.features.text import TextConfig
     from selfcross.prepare.adapters import prepare_corpus
+    from selfcross.prepare.options import FeatureOptions
 
     text = TextConfig(max_tokens=args.max_tokens, keep_punctuation=punctuation == "keep")
-    prepare_corpus("meld", src, root, glove=args.glove, modalities="t", text_config=text, progress=False)
+    prepare_corpus("meld", src, root, FeatureOptions(glove=args.glove, text_config=text, progress=False),
+                   modalities="t")
     return root / "fold01"
 
 

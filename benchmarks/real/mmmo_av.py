@@ -74,6 +74,7 @@ def _baselines(root: Path) -> dict[str, float]:
 def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
     from selfcross.analysis.report import make_report
     from selfcross.experiments.grid import run_grid
+    from selfcross.experiments.options import ExecutionOptions, GridPlan
     from selfcross.experiments.store import ResultsStore
     from selfcross.prepare import import_features
 
@@ -81,9 +82,10 @@ def _study(name: str, src: Path, work: Path, args: argparse.Namespace) -> dict:
     root = work / f"data_{name}"
     import_features("mfn", src, root, center=3, overwrite=True, **options)
     db = work / f"{name}.sqlite"  # a rerun resumes: runs already done there are not repeated
-    summary = run_grid(root, models=("self", "cross"), modalities=("av",), seeds=args.seeds, db=db,
-                       workers=args.workers, threads_per_worker=1, device="cpu", preset="improved",
-                       task=task, progress=False, runs_dir=work / f"runs_{name}")
+    plan = GridPlan(models=("self", "cross"), modalities=("av",), seeds=args.seeds, device="cpu",
+                    preset="improved", task=task)
+    execution = ExecutionOptions(workers=args.workers, threads_per_worker=1, progress=False)
+    summary = run_grid(root, plan, execution, db=db, runs_dir=work / f"runs_{name}")
     if summary.failed:
         raise SystemExit(f"{name}: {summary.failed} runs failed: {summary.failures[:2]}")
     if task == "classification":  # the linear floor, stored beside the runs (model "linear")

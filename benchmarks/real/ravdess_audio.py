@@ -70,6 +70,7 @@ def prepare_root(src: Path, work: Path, features: str, max_frames: int, workers:
     each optionally ``-spk`` (per-speaker standardization)."""
     from selfcross.features.audio import AudioConfig
     from selfcross.prepare.adapters import prepare_corpus
+    from selfcross.prepare.options import FeatureOptions, FoldOptions
 
     base, _, spk = features.partition("-")
     root = work / "data" if features == "mfcc" else work.parent / f"ravdess-{features}"
@@ -78,19 +79,11 @@ def prepare_root(src: Path, work: Path, features: str, max_frames: int, workers:
         if base == "mfcc"
         else AudioConfig.for_features(base, max_frames=max_frames)
     )
-    extra = {"speaker_norm": True} if spk == "spk" else {}
     t0 = time.perf_counter()
-    prepare_corpus(
-        "ravdess",
-        src,
-        root,
-        modalities="a",
-        n_folds=4,
-        audio_config=audio,
-        progress=False,
-        workers=workers,
-        **extra,
-    )
+    prepare_corpus("ravdess", src, root,
+                   FeatureOptions(audio_config=audio, progress=False, workers=workers,
+                                  speaker_norm=spk == "spk"),
+                   folds=FoldOptions(n_folds=4), modalities="a")
     return root, time.perf_counter() - t0
 
 
@@ -113,7 +106,10 @@ def make_config(preset: str, fold: Path, seed: int, args: argparse.Namespace):  
             device="cpu",
         ),
     )
-    return apply_preset(cfg, preset)
+    apply_preset(cfg, preset)
+    if preset != "strong":  # a preset sets its own budget; strong keeps its own
+        cfg.train.max_epochs, cfg.train.patience = args.max_epochs, args.patience
+    return cfg
 
 
 def plan(args: argparse.Namespace, roots: dict[str, Path]) -> list[dict]:

@@ -82,7 +82,7 @@ def make_config(corpus: str, variant: dict[str, Any], seed: int, threads: int) -
             section, key = name.split(".")
             setattr(getattr(cfg, section), key, value)
     cfg.model.validate()
-    cfg.train.__post_init__()
+    cfg.train.validate()
     return cfg
 
 

@@ -7,13 +7,7 @@ models, fold reader, synthetic benchmark, training, experiment grid, reports.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-#: Version of the numbers a run produces. Bump it with any change that can change a trained
-#: run's metrics for the same config and data (model math, kernels, dropout or batch order,
-#: training loop); every run records it, and ``grid`` / ``report`` say when a store mixes
-#: versions. The package version does not track this.
-RESULTS_VERSION = 1
+from selfcross.version import RESULTS_VERSION, __version__
 
 __all__ = ["RESULTS_VERSION", "__version__"]
 
@@ -21,7 +15,7 @@ __all__ = ["RESULTS_VERSION", "__version__"]
 def __getattr__(name: str) -> object:
     """Lazy top-level exports: ``selfcross.Predictor`` without importing torch at ``import selfcross``."""
     if name == "Predictor":
-        from selfcross.serve.predict import Predictor
+        from selfcross.serve.predict import Predictor  # start-up cost: torch, only when asked for
 
         return Predictor
     raise AttributeError(f"module 'selfcross' has no attribute {name!r}")

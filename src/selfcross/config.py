@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import hashlib
 import itertools
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from selfcross.errors import ConfigError
 from selfcross.labels import MODALITIES, parse_modalities
@@ -39,8 +40,63 @@ OPTIMIZERS: tuple[str, ...] = ("adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("plateau", "cosine", "none")
 #: Kernel sets (see :mod:`selfcross.models.kernels`): ours, or the authors' ops.
 KERNELS: tuple[str, ...] = ("fast", "reference")
+#: Float precisions a run can compute in (torch dtypes: :data:`selfcross.training.environment.DTYPES`).
+DTYPES: tuple[str, ...] = ("float32", "float64")
+
 
 C = TypeVar("C", bound="ConfigMixin")
+
+
+@dataclass(frozen=True)
+class OneOf:
+    """Constraint: the value is one of ``choices`` (also the CLI's ``choices=``)."""
+
+    choices: tuple[Any, ...]
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`ConfigError` naming ``name`` when ``value`` is not allowed."""
+        if value not in self.choices:
+            raise ConfigError(f"{name} {value!r} is not one of {', '.join(map(str, self.choices))}")
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Constraint: ``low <= value`` and ``value < high`` (``high`` open; ``None`` = unbounded).
+
+    ``optional`` also allows ``None`` (a value filled in later, or "use the default").
+    """
+
+    low: float | None = None
+    high: float | None = None
+    optional: bool = False
+
+    def check(self, name: str, value: Any) -> None:
+        """Raise :class:`ConfigError` naming ``name`` when ``value`` lies outside the interval."""
+        if value is None and self.optional:
+            return
+        ok = value is not None and (self.low is None or value >= self.low) and (
+            self.high is None or value < self.high)
+        if not ok:
+            if self.high is None:
+                raise ConfigError(f"{name} must be >= {self.low}, got {value}")
+            raise ConfigError(f"{name} must lie in [{self.low}, {self.high}), got {value}")
+
+
+Constraint = OneOf | Interval
+
+
+def check_constraints(config: Any) -> None:
+    """Check every field of a config dataclass against its class's ``constraints`` table."""
+    for name, constraint in type(config).constraints.items():
+        constraint.check(name, getattr(config, name))
+
+
+def choices(cls: type, name: str) -> tuple[Any, ...]:
+    """The allowed values of field ``name`` of config class ``cls`` (for argparse ``choices=``)."""
+    constraint = cls.constraints[name]
+    if not isinstance(constraint, OneOf):
+        raise TypeError(f"{cls.__name__}.{name} is not a choice")
+    return constraint.choices
 
 
 class ConfigMixin:
@@ -158,6 +214,22 @@ class ModelConfig:
     tune_word_vectors: bool = False
     vocab_size: int | None = None
 
+    #: The allowed values of each constrained field: one table for validation and the CLI.
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "kind": OneOf(MODEL_KINDS),
+        "pooling": OneOf(POOLINGS),
+        "time_mixing": OneOf(TIME_MIXINGS),
+        "hidden": Interval(1),
+        "heads": Interval(1),
+        "pool_stride": Interval(1),
+        "spec_time_masks": Interval(0),
+        "spec_time_width": Interval(0),
+        "spec_feat_masks": Interval(0),
+        "spec_feat_width": Interval(0),
+        "word_dropout": Interval(0.0, 1.0),
+        "vocab_size": Interval(1, optional=True),
+    }
+
     def __post_init__(self) -> None:
         self.modalities = parse_modalities(tuple(self.modalities))
         self.shapes = {
@@ -167,28 +239,32 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Raise :class:`ConfigError` with a reason if the combination cannot be built."""
-        if self.kind not in MODEL_KINDS:
-            raise ConfigError(f"model kind {self.kind!r} is not one of {', '.join(MODEL_KINDS)}")
+        check_constraints(self)
         if self.kind in ("cross", "self+cross") and len(self.modalities) < 2:
             raise ConfigError(
                 f"a {self.kind!r} model needs at least two modalities: cross-attention lets one "
                 f"modality query another, and {self.modalities[0]!r} has no partner"
             )
-        if self.pooling not in POOLINGS:
-            raise ConfigError(f"pooling {self.pooling!r} is not one of {', '.join(POOLINGS)}")
         missing = [m for m in self.modalities if m not in self.shapes]
         if missing:
             raise ConfigError(f"no input shape given for modalities {missing}")
-        if self.time_mixing not in TIME_MIXINGS:
-            raise ConfigError(f"time_mixing {self.time_mixing!r} is not one of {', '.join(TIME_MIXINGS)}")
-        if self.pool_stride < 1:
-            raise ConfigError(f"pool_stride must be >= 1, got {self.pool_stride}")
-        if not 0.0 <= self.word_dropout < 1.0:
-            raise ConfigError(f"word_dropout must lie in [0, 1), got {self.word_dropout}")
-        if self.vocab_size is not None and self.vocab_size < 1:
-            raise ConfigError(f"vocab_size must be >= 1, got {self.vocab_size}")
         if (2 * self.hidden) % self.heads:
             raise ConfigError(f"attention width {2 * self.hidden} is not divisible by {self.heads} heads")
+
+    def mixes_time(self, modality: str) -> bool:
+        """Whether the 1x1 convolution mixes the time steps of ``modality`` (valid lengths
+        mean nothing after it)."""
+        return self.time_mixing == "conv" and self.shapes[modality].mixed_len is not None
+
+    def uses_lengths(self, modality: str) -> bool:
+        """Whether the branch of ``modality`` reads valid lengths: padding masks always; a
+        length-aware GRU and the masked mean only where no convolution mixes time."""
+        return self.mask_padding or ((self.packed_gru or self.masked_mean) and not self.mixes_time(modality))
+
+    @property
+    def needs_lengths(self) -> bool:
+        """Whether the model is given valid lengths at all (only the ``improved`` switches read them)."""
+        return self.mask_padding or self.packed_gru or self.masked_mean
 
     @property
     def owns_word_vectors(self) -> bool:
@@ -204,7 +280,7 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """The training protocol; defaults are the authors' (FACTS.md §3).
+    """The training protocol; defaults are the authors' (docs/paper.md, Training).
 
     Attributes:
         seed: seeds torch, numpy and Python's ``random`` and the batch order.
@@ -266,29 +342,31 @@ class TrainConfig:
     modality_dropout: float = 0.0
     task: str = DEFAULT_TASK
 
+    #: The allowed values of each constrained field: one table for validation and the CLI.
+    constraints: ClassVar[dict[str, Constraint]] = {
+        "task": OneOf(TASKS),
+        "dtype": OneOf(DTYPES),
+        "kernels": OneOf(KERNELS),
+        "batch_size": Interval(1),
+        "patience": Interval(1),
+        "max_epochs": Interval(0),  # 0 = no cap
+        "class_weights": OneOf(CLASS_WEIGHTS),
+        "select_on": OneOf(SELECT_ON),
+        "optimizer": OneOf(OPTIMIZERS),
+        "schedule": OneOf(SCHEDULES),
+        "weight_decay": Interval(0.0),
+        "warmup_epochs": Interval(0),
+        "modality_dropout": Interval(0.0, 1.0),
+        "eval_batch_size": Interval(1),
+        "num_threads": Interval(1, optional=True),
+    }
+
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ConfigError(f"task {self.task!r} must be one of {', '.join(TASKS)}")
-        if self.dtype not in ("float32", "float64"):
-            raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
-        if self.kernels not in KERNELS:
-            raise ConfigError(f"kernels {self.kernels!r} must be one of {', '.join(KERNELS)}")
-        if self.batch_size < 1 or self.patience < 1:
-            raise ConfigError("batch_size and patience must be positive")
-        if self.max_epochs < 0:
-            raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {self.max_epochs}")
-        for name, allowed in (
-            ("class_weights", CLASS_WEIGHTS),
-            ("select_on", SELECT_ON),
-            ("optimizer", OPTIMIZERS),
-            ("schedule", SCHEDULES),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        if self.weight_decay < 0 or self.warmup_epochs < 0:
-            raise ConfigError("weight_decay and warmup_epochs must be >= 0")
-        if not 0.0 <= self.modality_dropout < 1.0:
-            raise ConfigError(f"modality_dropout must lie in [0, 1), got {self.modality_dropout}")
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise :class:`ConfigError` naming the first field outside its constraint."""
+        check_constraints(self)
 
     def epochs(self) -> Iterator[int]:
         """Epoch numbers 1, 2, ... up to ``max_epochs`` (unbounded when it is 0)."""
@@ -310,6 +388,12 @@ class RunConfig(ConfigMixin):
     class_names: tuple[str, ...] = ()
     data: dict[str, Any] = field(default_factory=dict)
     environment: dict[str, Any] = field(default_factory=dict)
+
+    #: The allowed values of each constrained field: one table for validation and the CLI.
+    constraints: ClassVar[dict[str, Constraint]] = {"preset": OneOf(PRESETS)}
+
+    def __post_init__(self) -> None:
+        check_constraints(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunConfig:  # type: ignore[override]
@@ -360,6 +444,12 @@ def _build(cls: type[T], d: dict[str, Any]) -> T:
     return cls(**d)
 
 
+#: The ``improved`` preset: the paper's architecture with its documented fixes switched on.
+IMPROVED: dict[str, dict[str, Any]] = {
+    "model": {"mask_padding": True, "packed_gru": True, "masked_mean": True},
+    "train": {"standardize": True, "amp": True},
+}
+
 #: The ``strong`` preset: ``improved`` plus these switches, chosen on the dev splits of the
 #: RAVDESS and MELD benchmarks (docs/improved.md has the measurements).
 STRONG: dict[str, dict[str, Any]] = {
@@ -385,30 +475,57 @@ STRONG: dict[str, dict[str, Any]] = {
     },
 }
 
+#: Each preset as the layers it stacks on the paper's defaults, in order.
+PRESET_LAYERS: dict[str, tuple[dict[str, dict[str, Any]], ...]] = {
+    "paper": (),
+    "improved": (IMPROVED,),
+    "strong": (IMPROVED, STRONG),
+}
+
+_SECTIONS: dict[str, type] = {"model": ModelConfig, "train": TrainConfig}
+
+
+@functools.cache
+def _field_defaults(cls: type) -> dict[str, Any]:
+    """Every field's default in its JSON form (``default_factory`` fields built once)."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            out[f.name] = f.default_factory()
+    return json.loads(json.dumps(out, default=dataclasses.asdict))
+
+
+def preset_values(preset: str) -> dict[str, dict[str, Any]]:
+    """Every field any preset sets, at the value ``preset`` gives it (the paper's default
+    when its layers leave the field alone): the preset's whole definition."""
+    OneOf(PRESETS).check("preset", preset)
+    every = [layer for layers in PRESET_LAYERS.values() for layer in layers]
+    out = {
+        section: {k: _field_defaults(cls)[k] for layer in every for k in layer.get(section, {})}
+        for section, cls in _SECTIONS.items()
+    }
+    for layer in PRESET_LAYERS[preset]:
+        for section, values in layer.items():
+            out[section].update(values)
+    return out
+
 
 def apply_preset(config: RunConfig, preset: str) -> RunConfig:
-    """Set the switches of a preset on ``config`` (in place) and return it.
+    """Set the whole definition of a preset on ``config`` (in place) and return it.
 
-    ``paper`` turns every fix off; ``improved`` turns them all on; ``strong`` is
-    ``improved`` plus :data:`STRONG` (including its epoch budget and patience). The other
-    switches keep their values. Individual switches can be changed afterwards;
+    Every field that any preset sets is set (:func:`preset_values`): ``paper`` after
+    ``strong`` is the paper again, not strong relabelled. The other fields (model kind,
+    modalities, seed, device...) keep their values. Change individual fields afterwards;
     ``config.preset`` records the starting point.
     """
-    if preset not in PRESETS:
-        raise ConfigError(f"preset {preset!r} is not one of {', '.join(PRESETS)}")
-    on = preset in ("improved", "strong")
+    for section, values in preset_values(preset).items():
+        for key, value in values.items():
+            setattr(getattr(config, section), key, value)
     config.preset = preset
-    config.model.mask_padding = on
-    config.model.packed_gru = on
-    config.model.masked_mean = on
-    config.train.standardize = on
-    config.train.amp = on
-    if preset == "strong":
-        for section, values in STRONG.items():
-            for key, value in values.items():
-                setattr(getattr(config, section), key, value)
-        config.model.validate()
-        config.train.__post_init__()
+    config.model.validate()
+    config.train.validate()
     return config
 
 
@@ -421,17 +538,21 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
     ("train", "num_threads"), ("train", "eval_batch_size"),
 )
 
-#: Switches added after stores were first written: left out of the hash at their default
-#: (off), so runs recorded before the switch existed keep their hash and are not rerun.
-HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
-    ("train", "modality_dropout", 0.0), ("train", "task", DEFAULT_TASK),
-    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
-    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
-    ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
-    ("model", "tune_word_vectors", False),
-    ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),
-    ("train", "weight_decay", 0.0), ("train", "schedule", "plateau"), ("train", "warmup_epochs", 0),
-)
+#: The fields of the first results stores, hashed at every value so that those runs keep
+#: their identity. Frozen: every field added since is hashed only where it differs from
+#: its default (:func:`config_hash`), so adding a field changes no stored run's hash.
+HASHED_AT_EVERY_VALUE: dict[str, frozenset[str]] = {
+    "model": frozenset({"kind", "modalities", "pooling", "hidden", "heads", "attn_dropout",
+                        "text_dropout", "head_hidden", "mask_padding", "packed_gru", "masked_mean"}),
+    "train": frozenset({"seed", "lr", "batch_size", "max_epochs", "patience", "plateau_patience",
+                        "plateau_factor", "dtype", "kernels", "device", "standardize", "amp"}),
+}
+
+#: Bump when the default of a field outside :data:`HASHED_AT_EVERY_VALUE` changes: a config
+#: leaving that field at its default would otherwise hash like the runs stored under the
+#: old default, which computed something else. From 2 on it enters every hash (every run
+#: is planned afresh). See docs/results-store.md.
+DEFAULTS_VERSION = 1
 
 
 def device_kind(spec: str | None) -> str:
@@ -449,19 +570,33 @@ def device_kind(spec: str | None) -> str:
 
 
 def config_hash(config: dict[str, Any]) -> str:
-    """sha256 of the result-relevant part of a ``RunConfig.to_dict()`` (see :data:`HASH_EXCLUDED`).
+    """sha256 of the result-relevant part of a ``RunConfig.to_dict()`` (see :func:`hashed_config`).
 
     The planned config and the run folder's ``config.json`` (shapes fitted to the fold,
     data and environment filled in) hash the same; the fold's content is covered by the
     separate data fingerprint. Device and dtype are part of a run's identity; thread count
     and evaluation batch size are not.
     """
+    return hashlib.sha256(json.dumps(hashed_config(config), sort_keys=True).encode()).hexdigest()
+
+
+def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`config_hash` hashes: the config without :data:`HASH_EXCLUDED`, every field
+    outside :data:`HASHED_AT_EVERY_VALUE` only where it differs from its default (a config
+    written before the field existed hashes like one holding its default), the device as
+    its kind, and :data:`DEFAULTS_VERSION` from 2 on."""
     d = copy.deepcopy(config)
     for section, key in HASH_EXCLUDED:
         (d if section is None else d.get(section, {})).pop(key, None)
-    for section, key, default in HASH_OMITTED_AT_DEFAULT:
-        if d.get(section, {}).get(key, default) == default:
-            d.get(section, {}).pop(key, None)
+    for section, cls in _SECTIONS.items():
+        values = d.get(section)
+        if not isinstance(values, dict):
+            continue
+        for key, default in _field_defaults(cls).items():
+            if key not in HASHED_AT_EVERY_VALUE[section] and key in values and values[key] == default:
+                del values[key]
     if "train" in d:
         d["train"]["device"] = device_kind(d["train"].get("device"))
-    return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()
+    if DEFAULTS_VERSION != 1:
+        d["defaults_version"] = DEFAULTS_VERSION
+    return d

@@ -14,12 +14,17 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from selfcross.analysis.report import make_report
-from selfcross.experiments.grid import parse_range, run_grid
+from selfcross.errors import DataError
+from selfcross.experiments.grid import run_grid
+from selfcross.experiments.options import ExecutionOptions, GridPlan
+from selfcross.folds import list_folds
 from selfcross.labels import PAPER_MODALITY_SETS
+from selfcross.synthetic import make_synthetic
 
 #: Epoch cap of the demo's runs (the paper's protocol allows 100 with early stopping).
 DEMO_MAX_EPOCHS = 4
@@ -28,9 +33,6 @@ DEMO_DATA_SEED = 0
 
 
 def _data_ready(root: Path, n_folds: int) -> bool:
-    from selfcross.errors import DataError
-    from selfcross.folds import list_folds
-
     if not (root / "synthetic.json").is_file():
         return False
     try:
@@ -43,12 +45,10 @@ def run_demo(
     out_dir: str | Path = "demo-output",
     folds: Sequence[int] | str = "1-3",
     seeds: Sequence[int] | str = "1-2",
-    workers: int = 2,
     max_epochs: int | None = DEMO_MAX_EPOCHS,
     device: str = "cpu",
-    progress: bool = True,
+    execution: ExecutionOptions | None = None,
     paper_labels: bool = False,
-    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Build the ``small`` synthetic benchmark, run self and cross on all 7 modality sets, report.
 
@@ -59,37 +59,34 @@ def run_demo(
             default; ``"1-5"`` = the paper's protocol); the benchmark gets as many folds as
             the highest number.
         seeds: seeds, as for the grid (``"1-2"`` by default).
-        workers: parallel runs (2 on a 2-core machine: one torch thread each).
         max_epochs: epoch cap per run (``0`` = no cap: early stopping alone ends each run, the
             paper's protocol; ``None`` = the default cap of 100).
         device: ``cpu`` (default: the demo's numbers should not depend on the machine), or
             ``auto``/``cuda``.
-        progress: progress bar.
+        execution: how the runs execute (default: 2 workers, one torch thread each on a
+            2-core machine, progress bar). Its ``log`` is where the demo's messages go
+            (default: stdout); the grid's notices go to stderr.
         paper_labels: label metrics WA/UA as the paper does.
-        log: where messages go (default: stdout).
 
     Returns:
         Path of ``report/report.md``.
     """
-    from selfcross.synthetic import make_synthetic
-
-    say = log or print
+    execution = execution or ExecutionOptions(workers=2)
+    say = execution.log or print
     out = Path(out_dir)
     data = out / "data"
-    fold_list, seed_list = parse_range(folds, "folds"), parse_range(seeds, "seeds")
-    assert fold_list is not None and seed_list is not None
+    plan = GridPlan(models=("self", "cross"), modalities=PAPER_MODALITY_SETS, folds=folds, seeds=seeds,
+                    device=device, preset="paper", max_epochs=max_epochs)
+    fold_list, seed_list = plan.folds, plan.seeds
+    assert isinstance(fold_list, list) and isinstance(seed_list, list)
     t0 = time.perf_counter()
     if _data_ready(data, max(fold_list)):
         say(f"demo: using the synthetic benchmark in {data}")
     else:
         say(f"demo: building the small synthetic benchmark in {data} ...")
         make_synthetic(data, preset="small", seed=DEMO_DATA_SEED, n_folds=max(fold_list))
-    summary = run_grid(
-        data, models=("self", "cross"), modalities=PAPER_MODALITY_SETS, folds=fold_list,
-        seeds=seed_list, db=out / "results.sqlite", runs_dir=out / "runs", workers=workers,
-        device=device, preset="paper", progress=progress, max_epochs=max_epochs,
-        log=lambda m: print(m, file=sys.stderr),
-    )
+    grid_execution = replace(execution, log=lambda m: print(m, file=sys.stderr))
+    summary = run_grid(data, plan, grid_execution, db=out / "results.sqlite", runs_dir=out / "runs")
     say(str(summary))
     report = make_report(out / "results.sqlite", out / "report", paper_labels=paper_labels)
     say("")

@@ -88,7 +88,7 @@ class ClassSet:
 IEMOCAP7 = ClassSet("iemocap7", ("angry", "excited", "happy", "sad", "frustrated", "surprised", "neutral"))
 #: IEMOCAP raw-release codes for the seven classes (same order as :data:`IEMOCAP7`).
 IEMOCAP7_CODES: tuple[str, ...] = ("ang", "exc", "hap", "sad", "fru", "sur", "neu")
-#: Utterance counts per class in IEMOCAP (FACTS.md §1), same order; used by the synthetic data.
+#: Utterance counts per class in IEMOCAP (docs/paper.md, Data), same order; used by the synthetic data.
 IEMOCAP7_COUNTS: tuple[int, ...] = (1103, 1041, 595, 1084, 1849, 107, 1708)
 #: The common four-class IEMOCAP set (happy and excited merged).
 IEMOCAP4 = ClassSet("iemocap4", ("angry", "happy", "sad", "neutral"))

@@ -1,7 +1,7 @@
 """The paper's reported numbers (Rajan, Brutti & Cavallaro, ICASSP 2022), held once.
 
-Values are fractions (0..1), mean over 5 folds x 10 seeds, as read in FACTS.md §5.
-The paper prints "WA" for balanced accuracy and "UA" for plain accuracy (FACTS.md §4);
+Values are fractions (0..1), mean over 5 folds x 10 seeds, as docs/paper.md (Results) gives them.
+The paper prints "WA" for balanced accuracy and "UA" for plain accuracy (docs/paper.md, Metric names);
 here they are stored by what they are.
 """
 
@@ -31,5 +31,5 @@ PAPER_ABLATION: dict[str, dict[str, tuple[float, float]]] = {
     "self+cross": {"balanced_accuracy": (0.585, 0.028), "accuracy": (0.642, 0.020)},
 }
 
-#: The paper's metric labels: our name -> label printed in the paper (FACTS.md §4).
+#: The paper's metric labels: our name -> label printed in the paper (docs/paper.md, Metric names).
 PAPER_METRIC_LABELS: dict[str, str] = {"balanced_accuracy": "WA", "accuracy": "UA"}

@@ -706,7 +706,7 @@ def _overview(study: Study, labels: dict[str, str]) -> list[str]:
     if labels.get("balanced_accuracy") == "WA":
         lines.append(
             "Metric labels follow the paper: WA = balanced accuracy (mean per-class recall), "
-            "UA = plain accuracy (FACTS.md §4)."
+            "UA = plain accuracy (docs/paper.md, Metric names)."
         )
     if study.superseded:
         lines.append(

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from selfcross.analysis.plots import modality_label, robustness_chart
 from selfcross.analysis.stats import bootstrap_mean_diff, holm, mcnemar, paired_t, wilcoxon_paired
 from selfcross.analysis.study import Study, format_p, metric_value, nan_if_none, paired_runs
 from selfcross.errors import ConfigError, SelfcrossError
@@ -72,7 +73,7 @@ def evaluate_robustness(
     Returns:
         The number of perturbed evaluations written.
     """
-    from selfcross.training.loop import evaluate_run_full
+    from selfcross.training.loop import evaluate_run_full  # start-up cost: torch only when scoring
 
     done = {(r.run_id, r.perturbation, r.seed) for r in store.robustness()}
     written = 0
@@ -142,8 +143,6 @@ def robustness_by_model(store: ResultsStore, study: Study) -> list[dict[str, Any
 
 def robustness_model_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     """Markdown table of :func:`robustness_by_model` for one preset (empty when nothing was scored)."""
-    from selfcross.analysis.plots import modality_label
-
     rows = [e for e in entries if e["preset"] == preset]
     if not rows:
         return []
@@ -236,8 +235,6 @@ def _pooled_mcnemar(
 
 def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
     """Markdown lines of the robustness table of one preset (empty when nothing was scored)."""
-    from selfcross.analysis.plots import modality_label
-
     rows = [e for e in entries if e["preset"] == preset]
     if not rows:
         return []
@@ -273,8 +270,6 @@ def robustness_section(entries: list[dict[str, Any]], preset: str) -> list[str]:
 def robustness_figures(entries: list[dict[str, Any]], fig_dir: Path) -> list[Path]:
     """One bar chart per (preset, modality set): accuracy change per perturbation and model,
     error bars = the 95 % interval of :func:`robustness_by_model` (its entries)."""
-    from selfcross.analysis.plots import modality_label, robustness_chart
-
     files = []
     for preset, code in sorted({(e["preset"], e["modalities"]) for e in entries}):
         rows = [e for e in entries if (e["preset"], e["modalities"]) == (preset, code)]

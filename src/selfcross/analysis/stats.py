@@ -1,7 +1,7 @@
 """Significance tests for "is self-attention different from cross-attention?".
 
 Why these tests: the paper reports means over 5 folds x 10 seeds and says the two models are
-"not significantly different" without naming a test (FACTS.md §5). A run of model A and a run
+"not significantly different" without naming a test (docs/paper.md, Results). A run of model A and a run
 of model B with the same (fold, seed) share data and initial randomness, so the natural unit
 is the *pair*:
 

@@ -13,8 +13,8 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from selfcross import __version__
 from selfcross.errors import SelfcrossError
+from selfcross.version import __version__
 
 #: Modules under ``selfcross.cli`` that define ``register(subparsers)``, in --help order.
 COMMAND_MODULES: tuple[str, ...] = (

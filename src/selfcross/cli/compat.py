@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.config import DTYPES
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``import-reference`` to the ``selfcross`` command line."""
@@ -32,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--dtype",
         default="float64",
-        choices=("float64", "float32"),
+        choices=DTYPES,
         help="precision the run evaluates in (default float64, the authors' precision)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
@@ -40,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import_reference(args: argparse.Namespace) -> int:
-    from selfcross.serve.compat import import_reference
+    from selfcross.serve.compat import import_reference  # start-up cost: loaded when the command runs
 
     out = import_reference(
         args.checkpoint,

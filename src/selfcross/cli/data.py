@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_import(subparsers: argparse._SubParsersAction) -> None:
-    from selfcross.prepare.feature_formats import FORMATS
-    from selfcross.sentiment import BINNINGS
+    from selfcross.prepare.feature_formats import FORMATS  # start-up cost: loaded when the command runs
+    from selfcross.sentiment import BINNINGS  # start-up cost: loaded when the command runs
 
     p = subparsers.add_parser(
         "import-features",
@@ -70,6 +70,7 @@ def _register_import(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _import_features(args: argparse.Namespace) -> int:
+    # start-up cost: loaded when the command runs
     from selfcross.prepare.feature_import import import_features, summarize
 
     result = import_features(args.format, args.src, args.out, labels=args.labels, center=args.center,

@@ -10,15 +10,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-#: Built-in ``--video-encoder`` values (an ``hf:NAME_OR_PATH`` is accepted besides them).
-BUILTIN_VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
+from selfcross.errors import ConfigError
 
 
 def video_encoder_arg(value: str) -> str:
     """argparse type of ``--video-encoder``: ``resnet101``, ``none`` or ``hf:NAME_OR_PATH``."""
-    if value in BUILTIN_VIDEO_ENCODERS or (value.startswith("hf:") and len(value) > 3):
+    from selfcross.prepare.options import VIDEO_ENCODERS  # start-up cost: only a prepare command parses it
+
+    if value in VIDEO_ENCODERS or (value.startswith("hf:") and len(value) > 3):
         return value
-    raise argparse.ArgumentTypeError(f"{value!r} is not resnet101, none or hf:NAME_OR_PATH")
+    raise argparse.ArgumentTypeError(f"{value!r} is not {', '.join(VIDEO_ENCODERS)} or hf:NAME_OR_PATH")
 
 
 VIDEO_ENCODER_HELP = (
@@ -51,8 +52,6 @@ def add_encoder_options(p: argparse.ArgumentParser) -> None:
 
 def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
     """``audio_config`` / ``text_config`` / ``video_config`` for the hf: encoders named by ``args``."""
-    from selfcross.errors import ConfigError
-
     out: dict[str, Any] = {}
     precision = getattr(args, "encoder_precision", "auto")
     if args.audio_layer is not None and args.audio_encoder is None:
@@ -64,7 +63,7 @@ def encoder_configs(args: argparse.Namespace) -> dict[str, Any]:
         raise ConfigError("--speaker-norm applies to the built-in audio features (mfcc, egemaps, compare, "
                           "logmel), not to an --audio-encoder")
     if args.audio_encoder is not None or args.text_encoder is not None or _hf_video(args):
-        from selfcross.features import pretrained as hf
+        from selfcross.features import pretrained as hf  # start-up cost: loaded when the command runs
 
         if args.audio_encoder is not None:
             _check_spec("--audio-encoder", args.audio_encoder)
@@ -84,7 +83,5 @@ def _hf_video(args: argparse.Namespace) -> bool:
 
 
 def _check_spec(flag: str, value: str) -> None:
-    from selfcross.errors import ConfigError
-
     if not value.startswith("hf:") or len(value) <= 3:
         raise ConfigError(f"{flag} {value!r}: write hf:NAME_OR_PATH (a hub name or a save_pretrained folder)")

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 
+from selfcross.cli.builders import csv_list, execution_options, grid_plan
 from selfcross.cli.options import add_no_progress
-from selfcross.cli.trackers import add_logger_arguments, logger_options
-from selfcross.config import PRESETS
+from selfcross.cli.trackers import add_logger_arguments
+from selfcross.config import RunConfig, choices
 from selfcross.errors import ConfigError
 from selfcross.tasks import DEFAULT_TASK, TASKS, task_help
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -45,7 +42,7 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=PRESETS,
+    g.add_argument("--preset", default="paper", choices=choices(RunConfig, "preset"),
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
                    "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
                    "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
@@ -146,37 +143,18 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _grid(args: argparse.Namespace) -> int:
-    from selfcross.experiments.grid import run_grid
+    from selfcross.experiments.grid import run_grid  # start-up cost: loaded when the command runs
 
-    summary = run_grid(
-        args.data, models=_csv(args.models), modalities=_csv(args.modalities), folds=args.folds,
-        seeds=args.seeds, include_no_sp=args.no_stat_pool_too, db=args.db, workers=args.workers,
-        device=args.device, preset=args.preset, runs_dir=args.runs_dir, executor=args.executor,
-        progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
-        threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
-        robustness=args.robustness or (), loggers=logger_options(args),
-        task=args.task, tune_word_vectors=args.tune_word_vectors,
-    )
+    summary = run_grid(args.data, grid_plan(args), execution_options(args), db=args.db,
+                       runs_dir=args.runs_dir)
     print(summary)
     return 0 if summary.complete else 1
 
 
-def _executor_options(args: argparse.Namespace) -> dict[str, object]:
-    """The executor's keyword arguments from the ray/retry flags (ray-only flags need --executor ray)."""
-    ray_only = {"address": args.ray_address, "cpus_per_run": args.cpus_per_run,
-                "gpus_per_run": args.gpus_per_run}
-    given = {k: v for k, v in ray_only.items() if v is not None}
-    if given and args.executor != "ray":
-        raise ConfigError("--ray-address, --cpus-per-run and --gpus-per-run need --executor ray")
-    if args.max_retries is not None:
-        given["max_retries"] = args.max_retries
-    return given
-
-
 def _baseline(args: argparse.Namespace) -> int:
-    from selfcross.experiments.baseline import run_baseline
+    from selfcross.experiments.baseline import run_baseline  # start-up cost: loaded when the command runs
 
-    sets = None if args.modalities is None else _csv(args.modalities)
+    sets = None if args.modalities is None else csv_list(args.modalities)
     summary = run_baseline(args.data, args.out, modalities=sets, db=args.db)
     print(summary.table())
     print(f"results: {summary.table_md}, {summary.table_csv}; store: {summary.db}")
@@ -186,11 +164,11 @@ def _baseline(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from selfcross.analysis.report import make_report
+    from selfcross.analysis.report import make_report  # start-up cost: loaded when the command runs
 
     db = args.db or (str(Path(args.out) / "results.sqlite") if args.runs else "results.sqlite")
     if args.runs:
-        from selfcross.experiments.runfolders import add_run_folders
+        from selfcross.experiments.runfolders import add_run_folders  # start-up cost: loaded when it runs
 
         Path(args.out).mkdir(parents=True, exist_ok=True)
         done = add_run_folders(db, args.runs)
@@ -203,11 +181,14 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from selfcross.demo import DEMO_MAX_EPOCHS, run_demo
+    from selfcross.demo import DEMO_MAX_EPOCHS, run_demo  # start-up cost: loaded when the command runs
 
     if args.max_epochs is not None and args.max_epochs < 0:
         raise ConfigError("--max-epochs must be >= 0")
+    from selfcross.experiments.options import ExecutionOptions  # start-up cost: loaded when the command runs
+
     cap = DEMO_MAX_EPOCHS if args.max_epochs is None else args.max_epochs
-    run_demo(args.out, folds=args.folds, seeds=args.seeds, workers=args.workers, max_epochs=cap,
-             progress=not args.no_progress, paper_labels=args.paper_labels)
+    execution = ExecutionOptions(workers=args.workers, progress=not args.no_progress)
+    run_demo(args.out, folds=args.folds, seeds=args.seeds, max_epochs=cap, execution=execution,
+             paper_labels=args.paper_labels)
     return 0

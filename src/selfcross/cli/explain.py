@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``selfcross explain``."""
-    from selfcross.serve.explain import explain
+    from selfcross.serve.explain import explain  # start-up cost: loaded when the command runs
 
     transcript = read_transcript(args)
     ids = [i.strip() for i in args.ids.split(",") if i.strip()] if args.ids else None

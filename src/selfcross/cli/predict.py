@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from selfcross.cli.builders import clip
 from selfcross.cli.options import add_transcript, read_transcript
 from selfcross.errors import ConfigError
 
@@ -50,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of ``selfcross predict``."""
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Predictor  # start-up cost: loaded when the command runs
 
     single = any(v is not None for v in (args.audio, args.video, args.transcript, args.transcript_file))
     if args.manifest is not None:
@@ -79,16 +80,7 @@ def run(args: argparse.Namespace) -> int:
                   "prediction and the error (--strict stops at the first bad row)", file=sys.stderr)
         return 1 if failed else 0
 
-    out = predictor.predict(
-        audio=args.audio,
-        video=args.video,
-        transcript=transcript,
-        video_side=args.side,
-        start=args.start,
-        end=args.end,
-        video_start=args.video_start,
-        video_end=args.video_end,
-    )
+    out = predictor.predict(clip(args, transcript))
     if args.json:
         print(json.dumps(out, indent=2))
         return 0

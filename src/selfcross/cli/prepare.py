@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import argparse
 
-from selfcross.cli.encoders import VIDEO_ENCODER_HELP, add_encoder_options, encoder_configs, video_encoder_arg
+from selfcross.cli.builders import feature_options, fold_options
+from selfcross.cli.encoders import VIDEO_ENCODER_HELP, add_encoder_options, video_encoder_arg
 from selfcross.cli.options import add_no_progress
+from selfcross.errors import ConfigError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``prepare-iemocap`` to the ``selfcross`` command line."""
-    from selfcross.prepare.iemocap import SIDE_CHOICES
+    from selfcross.prepare.iemocap import SIDE_CHOICES  # start-up cost: loaded when the command runs
 
     p = subparsers.add_parser(
         "prepare-iemocap",
@@ -63,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def add_audio_options(p: argparse.ArgumentParser) -> None:
     """``--audio-features``: the audio front-end (shared by every prepare command)."""
-    from selfcross.features.audio import AUDIO_FEATURES
+    from selfcross.features.audio import AUDIO_FEATURES  # start-up cost: loaded when the command runs
 
     p.add_argument("--audio-features", default="mfcc", choices=AUDIO_FEATURES,
                    help="audio frames at 100 frames/s: mfcc (the paper's 40 MFCC + deltas + "
@@ -88,60 +90,14 @@ def add_text_options(p: argparse.ArgumentParser) -> None:
                         "docs/improved.md")
 
 
-def text_config(args: argparse.Namespace) -> object:
-    """The word-id ``TextConfig`` the text options ask for, or ``None`` for the paper's default."""
-    from selfcross.errors import ConfigError
-    from selfcross.features.text import TextConfig
-
-    if args.max_tokens is None and not args.keep_punctuation:
-        return None
-    if getattr(args, "text_encoder", None) is not None:
-        raise ConfigError("--max-tokens and --keep-punctuation set the GloVe word-id tokenizer, not a "
-                          "--text-encoder")
-    if args.max_tokens is not None and args.max_tokens < 1:
-        raise ConfigError(f"--max-tokens must be at least 1, got {args.max_tokens}")
-    return TextConfig(max_tokens=128 if args.max_tokens is None else args.max_tokens,
-                      keep_punctuation=args.keep_punctuation)
-
-
-def audio_config(args: argparse.Namespace) -> object:
-    """The ``AudioConfig`` the audio options ask for, or ``None`` for the paper's default."""
-    from selfcross.features.audio import AudioConfig
-
-    frames = getattr(args, "max_audio_frames", None)
-    if args.audio_features == "mfcc" and frames is None:
-        return None
-    return AudioConfig.for_features(args.audio_features, **({} if frames is None else {"max_frames": frames}))
-
-
 def _prepare_iemocap(args: argparse.Namespace) -> int:
-    from selfcross.errors import ConfigError
-    from selfcross.prepare.iemocap import prepare_iemocap
+    from selfcross.prepare.iemocap import prepare_iemocap  # start-up cost: loaded when the command runs
 
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    features = feature_options(args)
     if args.glove is None and args.text_encoder is None:
         raise ConfigError("prepare-iemocap needs word vectors (--glove FILE) or a --text-encoder hf:NAME")
-    configs = {"audio_config": audio_config(args), "text_config": text_config(args)}
-    if args.video_encoder == "resnet101":
-        from selfcross.features.video import VideoConfig
-
-        configs["video_config"] = VideoConfig(encoder="resnet101", weights=args.video_weights)
-    configs.update(encoder_configs(args))  # hf: encoders replace the built-in extractors they name
-    result = prepare_iemocap(
-        args.root,
-        args.out_root,
-        args.glove,
-        labels=args.labels,
-        video_encoder=args.video_encoder,
-        **configs,
-        speaker_norm=args.speaker_norm,
-        side=args.side,
-        workers=args.workers,
-        strict=args.strict,
-        progress=not args.no_progress,
-        dev_fraction=args.dev_fraction,
-    )
+    result = prepare_iemocap(args.root, args.out_root, features, labels=args.labels, side=args.side,
+                             strict=args.strict, dev_fraction=args.dev_fraction)
     print(
         f"wrote {len(result.folds)} folds to {result.out_root} ({len(result.kept)} utterances, "
         f"{len(result.skipped)} skipped, {len(result.problems)} malformed input lines); "
@@ -221,7 +177,7 @@ def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
-    from selfcross.prepare.adapters import CORPORA
+    from selfcross.prepare.adapters import CORPORA  # start-up cost: loaded when the command runs
 
     p = subparsers.add_parser(
         "prepare",
@@ -254,28 +210,8 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_prepare_corpus)
 
 
-def _feature_configs(args: argparse.Namespace) -> dict:
-    from selfcross.errors import ConfigError
-
-    if args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    out: dict = {}
-    audio = audio_config(args)
-    if audio is not None:
-        out["audio_config"] = audio
-    text = text_config(args)
-    if text is not None:
-        out["text_config"] = text
-    if args.video_encoder == "resnet101":
-        from selfcross.features.video import VideoConfig
-
-        out["video_config"] = VideoConfig(encoder="resnet101", weights=args.video_weights)
-    out.update(encoder_configs(args))  # hf: encoders replace the built-in extractors they name
-    return out
-
-
 def _report(result: object) -> int:
-    from selfcross.prepare.pipeline import PrepareResult
+    from selfcross.prepare.records import PrepareResult  # start-up cost: loaded when the command runs
 
     if not isinstance(result, PrepareResult):  # --manifest-only: the manifest's path
         print(f"wrote {result}")
@@ -287,24 +223,16 @@ def _report(result: object) -> int:
 
 
 def _prepare_manifest(args: argparse.Namespace) -> int:
-    from selfcross.prepare.manifest import prepare_manifest
+    from selfcross.prepare.manifest import prepare_manifest  # start-up cost: loaded when the command runs
 
-    result = prepare_manifest(
-        args.manifest, args.out_root, n_folds=args.folds, split_column=args.split_column,
-        group_column=args.group_column, class_names=args.labels, glove=args.glove,
-        modalities=args.modalities, video_encoder=args.video_encoder, workers=args.workers,
-        progress=not args.no_progress, dev_fraction=args.dev_fraction, fold_seed=args.fold_seed,
-        on_missing="skip" if args.skip_missing else "error",
-        on_unreadable="skip" if args.skip_unreadable else "error",
-        allow_shared_speakers=args.allow_shared_speakers, speaker_norm=args.speaker_norm,
-        **_feature_configs(args),
-    )
+    result = prepare_manifest(args.manifest, args.out_root, feature_options(args), folds=fold_options(args),
+                              class_names=args.labels, modalities=args.modalities,
+                              on_missing="skip" if args.skip_missing else "error")
     return _report(result)
 
 
 def _prepare_corpus(args: argparse.Namespace) -> int:
-    from selfcross.errors import ConfigError
-    from selfcross.prepare.adapters import prepare_corpus
+    from selfcross.prepare.adapters import prepare_corpus  # start-up cost: loaded when the command runs
 
     options: dict = {}
     if args.corpus == "ravdess":
@@ -316,11 +244,7 @@ def _prepare_corpus(args: argparse.Namespace) -> int:
             options = {"raw": args.raw}
     if args.raw is not None and args.corpus != "meld":
         raise ConfigError("--raw applies to meld only")
-    result = prepare_corpus(
-        args.corpus, args.src, args.out_root, scan_options=options, glove=args.glove,
-        modalities=args.modalities, n_folds=args.folds, video_encoder=args.video_encoder,
-        manifest_only=args.manifest_only, workers=args.workers, progress=not args.no_progress,
-        dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, speaker_norm=args.speaker_norm,
-        **({"on_unreadable": "skip"} if args.skip_unreadable else {}), **_feature_configs(args),
-    )
+    result = prepare_corpus(args.corpus, args.src, args.out_root, feature_options(args), scan_options=options,
+                            modalities=args.modalities, folds=fold_options(args),
+                            manifest_only=args.manifest_only)
     return _report(result)

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add(args: argparse.Namespace) -> int:
-    from selfcross.experiments.runfolders import add_run_folders
+    from selfcross.experiments.runfolders import add_run_folders  # start-up cost: loaded when it runs
 
     done = add_run_folders(args.db, args.run_dirs)
     print(f"{done.db}: {len(done.added)} run(s) added"

@@ -6,7 +6,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from selfcross.training.callbacks import LoggerOptions
+    from selfcross.training.callbacks import LoggerOptions  # start-up cost: training imports torch
 
 
 def add_logger_arguments(p: argparse.ArgumentParser) -> None:
@@ -34,6 +34,6 @@ def add_logger_arguments(p: argparse.ArgumentParser) -> None:
 def logger_options(args: argparse.Namespace) -> LoggerOptions:
     """The :class:`LoggerOptions` named on the command line."""
     # Imported here: the training package pulls in torch, which --help must not wait for.
-    from selfcross.training.callbacks import LoggerOptions
+    from selfcross.training.callbacks import LoggerOptions  # start-up cost: training imports torch
 
     return LoggerOptions(tensorboard=args.tensorboard, mlflow=args.mlflow)

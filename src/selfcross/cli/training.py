@@ -15,7 +15,7 @@ from typing import Any
 
 from selfcross.cli.options import add_no_progress
 from selfcross.cli.trackers import add_logger_arguments, logger_options
-from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset, choices
 from selfcross.labels import modality_code, parse_modalities
 from selfcross.tasks import DEFAULT_TASK, TASKS, get_task, task_help
 
@@ -60,7 +60,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--model",
-        choices=MODEL_KINDS,
+        choices=choices(ModelConfig, "kind"),
         default="self",
         help="self: each modality attends to itself (the paper's 'Self' rows); cross: each "
         "modality queries every other one (its 'Cross' rows, 6 attention blocks for A+V+T; "
@@ -97,7 +97,7 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--preset",
-        choices=PRESETS,
+        choices=choices(RunConfig, "preset"),
         default="paper",
         help="paper: the authors' computation, quirks included (padding attended and averaged, "
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
@@ -125,13 +125,13 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dtype",
-        choices=("float32", "float64"),
+        choices=choices(TrainConfig, "dtype"),
         default="float32",
         help="float precision; the authors trained in float64, float32 is faster (default: %(default)s)",
     )
     p.add_argument(
         "--kernels",
-        choices=KERNELS,
+        choices=choices(TrainConfig, "kernels"),
         default="fast",
         help="fast = our CPU attention/GRU kernels (same function, much faster); reference = the "
         "authors' ops (nn.MultiheadAttention with weights requested, nn.GRU) (default: %(default)s)",
@@ -182,7 +182,7 @@ def _add_output_arguments(p: argparse.ArgumentParser) -> None:
 def build_run_config(args: argparse.Namespace) -> RunConfig:
     """The :class:`RunConfig` described by ``train``'s options (preset switches applied)."""
     if args.modalities is None:
-        from selfcross.folds.reader import fold_modalities
+        from selfcross.folds.reader import fold_modalities  # start-up cost: loaded when the command runs
 
         modalities = fold_modalities(args.data)
     else:
@@ -206,13 +206,14 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         config.model.tune_word_vectors = True
     if args.max_epochs is not None:
         config.train.max_epochs = args.max_epochs
-        config.train.__post_init__()  # the same check as a config file's value
+        config.train.validate()  # the same check as a config file's value
     return config
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    # start-up cost: loaded when the command runs
     from selfcross.training import format_metrics_table, train_run
-    from selfcross.training.callbacks import run_params
+    from selfcross.training.callbacks import run_params  # start-up cost: loaded when the command runs
 
     config = build_run_config(args)
     loggers = logger_options(args)
@@ -293,9 +294,9 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from selfcross.training import format_metrics_table
-    from selfcross.training.loop import evaluate_run_full
-    from selfcross.training.rundir import METRICS_FILE, clean_json
+    from selfcross.training import format_metrics_table  # start-up cost: loaded when the command runs
+    from selfcross.training.loop import evaluate_run_full  # start-up cost: loaded when the command runs
+    from selfcross.training.rundir import METRICS_FILE, clean_json  # start-up cost: loaded when it runs
 
     result = evaluate_run_full(args.run, args.data, split=args.split, device=args.device,
                                perturb=args.perturb, perturb_seed=args.perturb_seed)

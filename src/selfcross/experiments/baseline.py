@@ -1,14 +1,9 @@
-"""The linear floor: logistic regression on per-utterance statistics, on the folds of a data root.
+"""The linear floor over the folds of a data root, into the results store.
 
 Why: a deep model is only worth its cost if it beats a simple model on the *same* folds.
-Per utterance, each frame-sequence modality (audio, video) becomes the mean and standard
-deviation of its valid frames (the lengths files say which); text becomes its mean word
-vector plus, when the fold stores word ids, TF-IDF over word-id 1-2 grams. Dense features
-are standardised on the training split (scikit-learn ``StandardScaler``); TF-IDF is kept
-as scikit-learn computes it (l2-normalised rows). A scikit-learn ``LogisticRegression`` is
-fitted on train for each ``C`` of :data:`C_GRID`; the ``C`` with the best dev accuracy
-(the deep runs' model-selection metric; ties go to the smaller ``C``) is evaluated on test
-once.
+The estimator (per-utterance statistics, StandardScaler + TF-IDF + logistic regression,
+``C`` chosen on dev) is :mod:`selfcross.models.linear`; this module fits it on every
+(fold, modality set) and records each fit as a run.
 
 Results go to the results store as model ``linear`` (pooling ``stat``, preset ``none``,
 seed 0: the fit is deterministic), one run per (modality set, fold), so ``selfcross report``
@@ -21,46 +16,28 @@ import csv
 import json
 import sys
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy import sparse
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-from selfcross import RESULTS_VERSION
 from selfcross.config import config_hash
 from selfcross.errors import DataError
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
-from selfcross.folds import layout
-from selfcross.folds.reader import Fold, Split, is_fold, list_folds, read_fold
+from selfcross.folds import fingerprint, layout, root_fingerprint
+from selfcross.folds.reader import Fold, is_fold, list_folds, read_fold
 from selfcross.labels import PAPER_MODALITY_SETS, modality_code, parse_modalities
+from selfcross.models.linear import C_GRID, MAX_ITER, LinearFit, fit_fold
 from selfcross.training.metrics import classification_metrics
+from selfcross.version import RESULTS_VERSION
 
 #: Model kind, pooling, preset and seed of linear runs in the results store.
 LINEAR_KIND = "linear"
 LINEAR_POOLING = "stat"
 LINEAR_PRESET = "none"
 LINEAR_SEED = 0
-#: Inverse regularisation strengths tried on each fold's dev split.
-C_GRID: tuple[float, ...] = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0)
-#: Utterances read per chunk (memory-mapped arrays are never read whole).
-CHUNK = 256
-MAX_ITER = 5000
-
-
-@dataclass
-class Features:
-    """One split's features: ``dense`` [n, D] float64 and ``docs`` (word-id strings) or ``None``."""
-
-    dense: np.ndarray
-    docs: list[str] | None
 
 
 @dataclass
@@ -85,116 +62,6 @@ class BaselineSummary:
     def table(self) -> str:
         """The markdown results table (per fold and mean)."""
         return _markdown_table(self.results)
-
-
-def _frame_statistics(split: Split, modality: str) -> np.ndarray:
-    """[n, 2F] mean and std over each utterance's valid frames (``t < length``)."""
-    out = []
-    for start in range(0, len(split), CHUNK):
-        idx = np.arange(start, min(start + CHUNK, len(split)))
-        x, lengths = split.get_batch(idx, [modality])
-        x64 = x[modality].astype(np.float64)
-        mask = (np.arange(x64.shape[1])[None, :] < lengths[modality][:, None])[..., None]
-        count = np.maximum(mask.sum(axis=1), 1)
-        mean = (x64 * mask).sum(axis=1) / count
-        std = np.sqrt((((x64 - mean[:, None, :]) * mask) ** 2).sum(axis=1) / count)
-        out.append(np.concatenate([mean, std], axis=1))
-    return np.concatenate(out)
-
-
-def _text_features(split: Split) -> tuple[np.ndarray, list[str] | None]:
-    """Mean word vector [n, F] over the words present, and word-id documents for TF-IDF."""
-    means: list[np.ndarray] = []
-    docs: list[str] | None = [] if split.word_ids([0]) is not None else None
-    for start in range(0, len(split), CHUNK):
-        idx = np.arange(start, min(start + CHUNK, len(split)))
-        x = split.get_batch(idx, ["text"])[0]["text"].astype(np.float64)
-        ids = split.word_ids(idx)
-        # id 0 is padding; in the vector form a padded position is an all-zero row
-        present = (ids != 0) if ids is not None else (x != 0).any(axis=2)
-        means.append((x * present[..., None]).sum(axis=1) / np.maximum(present.sum(axis=1), 1)[:, None])
-        if docs is not None and ids is not None:
-            docs.extend(" ".join(str(i) for i in row[row != 0]) for row in ids)
-    return np.concatenate(means), docs
-
-
-def split_features(split: Split, modalities: Sequence[str]) -> Features:
-    """The linear model's input for one split (see the module docstring)."""
-    blocks, docs = [], None
-    for m in modalities:
-        if m == "text":
-            mean, docs = _text_features(split)
-            blocks.append(mean)
-        else:
-            blocks.append(_frame_statistics(split, m))
-    return Features(np.concatenate(blocks, axis=1), docs)
-
-
-class LinearFloor:
-    """StandardScaler (dense) + TF-IDF (word ids, when present) + LogisticRegression."""
-
-    def __init__(self, c: float) -> None:
-        self.c = c
-        self.scaler = StandardScaler()
-        self.tfidf = TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), lowercase=False)
-        self.model = LogisticRegression(C=c, max_iter=MAX_ITER)
-        self.converged = True
-
-    def _matrix(self, f: Features, fit: bool) -> Any:
-        dense = self.scaler.fit_transform(f.dense) if fit else self.scaler.transform(f.dense)
-        if f.docs is None:
-            return dense
-        words = self.tfidf.fit_transform(f.docs) if fit else self.tfidf.transform(f.docs)
-        return sparse.hstack([sparse.csr_matrix(dense), words], format="csr")
-
-    def fit(self, f: Features, y: np.ndarray) -> LinearFloor:
-        """Fit on the training split; records whether lbfgs converged within ``MAX_ITER``."""
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            self.model.fit(self._matrix(f, fit=True), y)
-        self.converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-        return self
-
-    def probabilities(self, f: Features, n_classes: int) -> np.ndarray:
-        """[n, n_classes] class probabilities (columns of classes absent from train are 0)."""
-        p = self.model.predict_proba(self._matrix(f, fit=False))
-        out = np.zeros((p.shape[0], n_classes))
-        out[:, self.model.classes_] = p
-        return out
-
-
-def fit_fold(
-    fold: Fold, modalities: Sequence[str], c_grid: Sequence[float] = C_GRID
-) -> tuple[dict[str, Any], Predictions]:
-    """Fit on train for each C, choose C on dev accuracy, evaluate that model on test once.
-
-    Returns:
-        ``(metrics, test predictions)``; metrics has ``dev``, ``test``
-        (:func:`~selfcross.training.metrics.classification_metrics`), ``C``, ``dev_accuracy_by_C``,
-        ``converged`` and ``n_features``.
-    """
-    k, names = fold.n_classes, fold.class_names
-    feats = {s: split_features(sp, modalities) for s, sp in fold.splits.items()}
-    best: tuple[float, LinearFloor] | None = None
-    by_c: dict[str, float] = {}
-    for c in c_grid:
-        model = LinearFloor(c).fit(feats["train"], fold.train.labels)
-        dev_acc = float(np.mean(model.probabilities(feats["dev"], k).argmax(1) == fold.dev.labels))
-        by_c[repr(c)] = dev_acc
-        if best is None or dev_acc > best[0]:
-            best = (dev_acc, model)
-    assert best is not None
-    model = best[1]
-    dev_pred = model.probabilities(feats["dev"], k).argmax(1)
-    probs = model.probabilities(feats["test"], k)
-    metrics = {
-        "dev": classification_metrics(fold.dev.labels, dev_pred, names),
-        "test": classification_metrics(fold.test.labels, probs.argmax(1), names),
-        "C": model.c, "dev_accuracy_by_C": by_c, "converged": model.converged,
-        "n_features": {"dense": int(feats["train"].dense.shape[1]),
-                       "tfidf": len(model.tfidf.vocabulary_) if feats["train"].docs is not None else 0},
-    }
-    return metrics, Predictions(fold.test.labels, probs.argmax(1), probs, fold.test.ids)
 
 
 def baseline_config(modalities: Sequence[str], c_grid: Sequence[float] = C_GRID) -> dict[str, Any]:
@@ -257,8 +124,6 @@ def run_baseline(
     out = Path(out_dir)
     db_path = Path(db) if db is not None else out / "results.sqlite"
     folds = resolve_folds(data)
-    from selfcross.folds import fingerprint, root_fingerprint
-
     root = root_fingerprint(data)
 
     plan: list[tuple[int, Path, str, str]] = []  # (fold, folder, set code, fingerprint)
@@ -303,7 +168,8 @@ def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: P
     t0 = time.perf_counter()
     try:
         fold = read_fold(path, mods)
-        metrics, preds = fit_fold(fold, mods)
+        fit = fit_fold(fold, mods)
+        metrics, preds = _fit_metrics(fold, fit), _test_predictions(fold, fit)
     except BaseException as e:
         store.record_failed(run_id, f"{type(e).__name__}: {e}", time.perf_counter() - t0)
         raise
@@ -317,6 +183,22 @@ def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: P
         f"test accuracy {metrics['test']['accuracy']:.3f}  "
         f"balanced {metrics['test']['balanced_accuracy']:.3f}  ({wall:.1f} s){note}")
     return FoldResult(k, code, metrics)
+
+
+def _fit_metrics(fold: Fold, fit: LinearFit) -> dict[str, Any]:
+    """``dev`` and ``test`` (:func:`~selfcross.training.metrics.classification_metrics`), ``C``,
+    ``dev_accuracy_by_C``, ``converged`` and ``n_features`` of one fit."""
+    names = fold.class_names
+    return {
+        "dev": classification_metrics(fold.dev.labels, fit.dev_pred, names),
+        "test": classification_metrics(fold.test.labels, fit.test_probs.argmax(1), names),
+        "C": fit.c, "dev_accuracy_by_C": fit.dev_accuracy_by_c, "converged": fit.converged,
+        "n_features": fit.n_features,
+    }
+
+
+def _test_predictions(fold: Fold, fit: LinearFit) -> Predictions:
+    return Predictions(fold.test.labels, fit.test_probs.argmax(1), fit.test_probs, fold.test.ids)
 
 
 def _write_run_dir(run_dir: Path, cfg: dict[str, Any], metrics: dict[str, Any], preds: Predictions) -> None:

@@ -48,11 +48,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from selfcross.config import config_hash
+from selfcross.config import RunConfig, config_hash
 from selfcross.errors import ConfigError
 from selfcross.experiments.store import Predictions, RunKey
 from selfcross.processes import exit_with_driver
 from selfcross.tasks import task_of_config
+from selfcross.training import load_predictions, train_run
 
 #: Files that make a run folder complete (written atomically by the trainer).
 RUN_FILES: tuple[str, ...] = ("config.json", "metrics.json", "predictions.npz")
@@ -133,8 +134,6 @@ def _complete(run_dir: Path) -> bool:
 
 
 def _read_run_folder(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Predictions]:
-    from selfcross.training import load_predictions
-
     config = json.loads((run_dir / "config.json").read_text())
     metrics = json.loads((run_dir / "metrics.json").read_text())
     p = load_predictions(run_dir)
@@ -178,9 +177,6 @@ def execute_run(spec: RunSpec, before_run: Callable[[RunSpec], None] | None = No
         if before_run is not None:
             before_run(spec)
         import torch
-
-        from selfcross.config import RunConfig
-        from selfcross.training import train_run
 
         torch.set_num_threads(max(1, spec.threads))
         # the driver validated every fold up front and reported its dropped utterances once;

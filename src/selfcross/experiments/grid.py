@@ -22,55 +22,25 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from selfcross.analysis.robustness import Perturbation, evaluate_robustness, parse_specs
-from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
-from selfcross.errors import ConfigError, DataError
+from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
+from selfcross.errors import DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
+from selfcross.experiments.options import ExecutionOptions, GridPlan, parse_range  # noqa: F401 - parse_range: public here too
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
-from selfcross.folds import root_fingerprint
-from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
-from selfcross.tasks import DEFAULT_TASK, get_task
+from selfcross.folds import fingerprint, list_folds, read_fold, root_fingerprint
+from selfcross.labels import MODALITIES, modality_code, parse_modalities
+from selfcross.tasks import get_task
 from selfcross.training.callbacks import LoggerOptions, replay, run_params
 
 
 def set_code(modalities: Sequence[str] | str) -> str:
     """The modality set's short code as the paper's table spells it (``"atv"``, ``"vt"``, ...)."""
     return modality_code(modalities if isinstance(modalities, str) else tuple(modalities))
-
-
-def parse_range(spec: str | Iterable[int] | int | None, what: str) -> list[int] | None:
-    """``"1-5"``, ``"1,3,5"``, ``"1-3,7"`` or integers -> sorted unique list (None stays None)."""
-    if spec is None:
-        return None
-    if isinstance(spec, int):
-        return [spec]
-    if not isinstance(spec, str):
-        out = sorted({int(x) for x in spec})
-    else:
-        out_set: set[int] = set()
-        for part in spec.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                if "-" in part:
-                    a, b = (int(x) for x in part.split("-", 1))
-                    if b < a:
-                        raise ValueError
-                    out_set.update(range(a, b + 1))
-                else:
-                    out_set.add(int(part))
-            except ValueError:
-                raise ConfigError(f"--{what} {spec!r}: use numbers and ranges such as 1-5 or 1,3,5") from None
-        out = sorted(out_set)
-    if not out or out[0] < 1:
-        raise ConfigError(f"--{what} must be positive numbers, got {spec!r}")
-    return out
 
 
 @dataclass
@@ -81,39 +51,26 @@ class PlannedRun:
     config: RunConfig
 
 
-def plan_runs(
-    models: Sequence[str],
-    modalities: Sequence[str],
-    folds: Sequence[int],
-    seeds: Sequence[int],
-    include_no_sp: bool = False,
-    preset: str = "paper",
-    device: str = "auto",
-    max_epochs: int | None = None,
-    task: str = DEFAULT_TASK,
-    tune_word_vectors: bool = False,
-) -> tuple[list[PlannedRun], list[str]]:
-    """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
+def plan_runs(plan: GridPlan, folds: Sequence[int]) -> tuple[list[PlannedRun], list[str]]:
+    """Every valid (model, modality set, pooling, fold, seed) of ``plan`` over ``folds``, and
+    notices for skipped combinations.
 
-    ``tune_word_vectors`` switches ``model.tune_word_vectors`` on for every run (those without
-    text are unaffected); off leaves the preset's value.
+    ``plan.tune_word_vectors`` switches ``model.tune_word_vectors`` on for every run (those
+    without text are unaffected); off leaves the preset's value.
 
     Cross (and self+cross) with one modality is skipped with a notice, as is noSP for a
     single attention vector (uni-modal self: SP is undefined there, pooling is the identity).
     """
     notices: list[str] = []
     cells: list[tuple[str, tuple[str, ...], str]] = []
-    for kind in models:
-        if kind not in MODEL_KINDS:
-            raise ConfigError(f"model {kind!r} is not one of {', '.join(MODEL_KINDS)}")
-    for spec in modalities:  # modality-major: self and cross of one set are neighbours
+    for spec in plan.modalities:  # modality-major: self and cross of one set are neighbours
         mods = parse_modalities(spec)
-        for kind in models:
+        for kind in plan.models:
             if kind != "self" and len(mods) < 2:
                 notices.append(f"skipped {kind} on {set_code(mods)}: cross-attention needs two modalities")
                 continue
             cells.append((kind, mods, "stat"))
-            if include_no_sp:
+            if plan.include_no_sp:
                 if kind == "self" and len(mods) == 1:
                     notices.append(f"no noSP run for self on {set_code(mods)}: one attention vector is "
                                    "fed on unpooled either way")
@@ -122,17 +79,16 @@ def plan_runs(
     runs = []
     for kind, mods, pooling in cells:
         for fold in folds:
-            for seed in seeds:
+            for seed in plan.seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
-                                train=TrainConfig(seed=seed, device=device, task=task))
-                apply_preset(cfg, preset)
-                if tune_word_vectors:
+                                train=TrainConfig(seed=seed, device=plan.device, task=plan.task))
+                apply_preset(cfg, plan.preset)
+                if plan.tune_word_vectors:
                     cfg.model.tune_word_vectors = True
-                if max_epochs is not None:
-                    if max_epochs < 0:
-                        raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {max_epochs}")
-                    cfg.train.max_epochs = max_epochs
-                runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, preset, fold, seed, task), cfg))
+                if plan.max_epochs is not None:
+                    cfg.train.max_epochs = plan.max_epochs
+                key = RunKey(kind, set_code(mods), pooling, plan.preset, fold, seed, plan.task)
+                runs.append(PlannedRun(key, cfg))
     # fold-major order: the runs a paired comparison needs finish close together, so a
     # partly finished grid already supports self-vs-cross tests
     runs.sort(key=lambda r: (r.key.fold, r.key.seed))  # stable: cell order kept within
@@ -196,8 +152,6 @@ def validate_data_root(
         DataError: no such root, a gap in the folds, a requested fold that does not exist,
             or a fold that fails :func:`selfcross.data.read_fold` validation.
     """
-    from selfcross.folds import fingerprint, list_folds, read_fold
-
     root = Path(data_root)
     all_folds = list_folds(root)
     wanted = list(range(1, len(all_folds) + 1)) if folds is None else list(folds)
@@ -215,61 +169,21 @@ def validate_data_root(
 
 def run_grid(
     data_root: str | Path,
-    models: Sequence[str] = ("self", "cross"),
-    modalities: Sequence[str] = PAPER_MODALITY_SETS,
-    folds: Sequence[int] | str | None = None,
-    seeds: Sequence[int] | str = tuple(range(1, 11)),
-    include_no_sp: bool = False,
+    plan: GridPlan | None = None,
+    execution: ExecutionOptions | None = None,
     db: str | Path = "results.sqlite",
-    workers: int = 1,
-    device: str = "auto",
-    preset: str = "paper",
     runs_dir: str | Path | None = None,
-    executor: str = "local",
-    progress: bool = True,
-    retry_failed: bool = False,
-    max_epochs: int | None = None,
-    executor_options: dict[str, Any] | None = None,
-    log: Callable[[str], None] | None = None,
-    threads_per_worker: int | None = None,
-    robustness: Sequence[str] | str = (),
-    task: str = DEFAULT_TASK,
-    loggers: LoggerOptions | None = None,
-    tune_word_vectors: bool = False,
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
     Args:
         data_root: folder with ``fold01 .. foldK``.
-        models: model kinds (``self``, ``cross``, ``self+cross``).
-        modalities: modality sets (``"a"``, ``"vt"``, ``"atv"``, ...).
-        folds: fold numbers (``None`` = every fold of the data root); ``"1-5"`` accepted.
-        seeds: seeds (default 1..10, the paper's); ``"1-10"`` accepted.
-        include_no_sp: also run every multi-vector cell with ``pooling="concat"`` (noSP).
+        plan: which runs (:class:`GridPlan`; default: self and cross on the paper's seven
+            modality sets, every fold, seeds 1..10, the ``paper`` preset).
+        execution: how they run (:class:`ExecutionOptions`: workers, executor, threads,
+            retries, progress, loggers, where notices go).
         db: results database (created if absent).
-        workers: runs in parallel (processes for ``local``); each gets
-            ``max(1, cores // workers)`` torch threads.
-        device: ``auto``, ``cpu``, ``cuda``, ``cuda:N``.
-        preset: ``paper`` or ``improved``.
         runs_dir: run folders (default: ``<db folder>/runs``).
-        executor: ``local`` or ``ray`` (see :mod:`selfcross.experiments.executors`).
-        progress: tqdm bar over runs (ETA, last finished cell's test accuracy).
-        retry_failed: rerun runs recorded as failed.
-        max_epochs: cap on epochs per run (``None`` = the default cap of 100; ``0`` = no cap,
-            early stopping alone ends each run, as in the authors' loop).
-        executor_options: extra keyword arguments for the executor (e.g. Ray resources).
-        log: where notices go (default: stderr).
-        threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
-        robustness: perturbation specs (``"drop:a,drop:t"``, see ``evaluate --perturb``): once
-            the runs are done, every planned run that uses the perturbed modality is re-scored
-            on its test split under each, into the store (resumable; see
-            :mod:`selfcross.analysis.robustness`).
-        task: a :mod:`selfcross.tasks` name (``classification``, ``regression``); the task is
-            part of each run's key, so one database can hold several tasks (``report`` reports
-            each, or the one given with ``--task``).
-        loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
-            under its run key by the driver when the run finishes (workers write nothing).
-        tune_word_vectors: train the word vectors of every text model (``model.tune_word_vectors``).
 
     Returns:
         A :class:`GridSummary`.
@@ -280,37 +194,30 @@ def run_grid(
         ConfigError: bad options.
     """
     t0 = time.perf_counter()
-    task = get_task(task).name  # an unknown task is an option error before anything is read
-    say = log or (lambda msg: print(msg, file=sys.stderr))
-    loggers = loggers or LoggerOptions()
+    plan = plan or GridPlan()
+    execution = execution or ExecutionOptions()
+    get_task(plan.task)  # an unknown task is an option error before anything is read
+    say = execution.log or (lambda msg: print(msg, file=sys.stderr))
+    loggers = execution.loggers or LoggerOptions()
     loggers.check()  # a missing extra is an option error: before planning prints notices
-    fold_list = parse_range(folds, "folds")
-    seed_list = parse_range(seeds, "seeds")
-    assert seed_list is not None
-    if workers < 1:
-        raise ConfigError(f"--workers must be >= 1, got {workers}")
     db = Path(db)
     runs_path = Path(runs_dir) if runs_dir is not None else db.parent / "runs"
 
-    def plan_for(fold_numbers: Sequence[int]) -> tuple[list[PlannedRun], list[str]]:
-        return plan_runs(models, modalities, fold_numbers, seed_list, include_no_sp, preset, device,
-                         max_epochs, task, tune_word_vectors)
-
-    plan, notices, perturbations, folds_info = _plan_and_validate(
-        data_root, fold_list, plan_for, modalities, robustness, say)
-    summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
-    threads = threads_per_worker or max(1, _cores() // workers)
+    planned, notices, perturbations, folds_info = _plan_and_validate(data_root, plan, say)
+    summary = GridSummary(planned=len(planned), notices=notices, db=str(db), runs_dir=str(runs_path))
+    threads = execution.threads_per_worker or max(1, _cores() // execution.workers)
     root = root_fingerprint(data_root)
 
     with ResultsStore.open(db, create=True, lock=True) as store:
-        todo = _runs_to_do(store, plan, folds_info, runs_path, threads, retry_failed, summary, root)
+        todo = _runs_to_do(store, planned, folds_info, runs_path, threads, execution.retry_failed, summary,
+                           root)
         if summary.already_done:
             say(f"resuming: {summary.already_done} of {summary.planned} runs already done")
         if todo:
             runs_path.mkdir(parents=True, exist_ok=True)
-            _drive(store, todo, executor, workers, executor_options or {}, progress, summary, loggers)
+            _drive(store, todo, execution, summary, loggers)
         if perturbations:
-            planned_keys = {str(r.key) for r in plan}
+            planned_keys = {str(r.key) for r in planned}
             summary.robustness_scored = evaluate_robustness(store, perturbations, folds_info, planned_keys,
                                                             log=say)
         mixed = mixed_versions_notice(store.runs("done"))
@@ -322,27 +229,25 @@ def run_grid(
 
 
 def _plan_and_validate(
-    data_root: str | Path,
-    fold_list: list[int] | None,
-    plan_for: Callable[[Sequence[int]], tuple[list[PlannedRun], list[str]]],
-    modalities: Sequence[str],
-    robustness: Sequence[str] | str,
-    say: Callable[[str], None],
+    data_root: str | Path, plan: GridPlan, say: Callable[[str], None]
 ) -> tuple[list[PlannedRun], list[str], list[Perturbation], dict[int, tuple[Path, str]]]:
-    """(plan, notices, perturbations, fold -> (folder, fingerprint)), before the store is opened.
+    """(planned runs, notices, perturbations, fold -> (folder, fingerprint)), before the store
+    is opened.
 
     Planning comes first (cheap option errors), then the data root is validated; without
     explicit folds the plan is redone over every fold the data root has.
     """
-    union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in modalities))
-    plan, notices = plan_for(fold_list or [1])
+    fold_list = plan.folds
+    assert fold_list is None or isinstance(fold_list, list)
+    union = tuple(m for m in MODALITIES if any(m in parse_modalities(s) for s in plan.modalities))
+    planned, notices = plan_runs(plan, fold_list or [1])
     for n in notices:
         say(f"notice: {n}")
-    perturbations = parse_specs(robustness, modalities) if robustness else []
+    perturbations = parse_specs(plan.robustness, plan.modalities) if plan.robustness else []
     folds_info = validate_data_root(data_root, fold_list, union)
     if fold_list is None:
-        plan, _ = plan_for(sorted(folds_info))
-    return plan, notices, perturbations, folds_info
+        planned, _ = plan_runs(plan, sorted(folds_info))
+    return planned, notices, perturbations, folds_info
 
 
 def _runs_to_do(
@@ -376,20 +281,17 @@ def _runs_to_do(
 def _drive(
     store: ResultsStore,
     todo: list[RunSpec],
-    executor_name: str,
-    workers: int,
-    options: dict[str, Any],
-    progress: bool,
+    execution: ExecutionOptions,
     summary: GridSummary,
     loggers: LoggerOptions,
 ) -> None:
     """Submit runs, collect outcomes, write each to the store (the only writer)."""
     from tqdm import tqdm
 
-    ex = make_executor(executor_name, workers=workers, **options)
+    ex = make_executor(execution.executor, workers=execution.workers, **execution.executor_options)
     ids: dict[str, int] = {}
     queue = iter(todo)
-    bar = tqdm(total=len(todo), disable=not progress, unit="run", desc="grid", dynamic_ncols=True)
+    bar = tqdm(total=len(todo), disable=not execution.progress, unit="run", desc="grid", dynamic_ncols=True)
 
     def submit_next() -> bool:
         spec = next(queue, None)

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from selfcross.config import config_hash
 from selfcross.errors import StoreError
+from selfcross.experiments.executors import _read_run_folder
+from selfcross.experiments.grid import set_code
+from selfcross.experiments.store import ResultsStore, RunKey
+from selfcross.folds import root_fingerprint
+from selfcross.tasks import task_of_config
 
 #: Files a finished run folder holds (what ``train`` writes last).
 REQUIRED: tuple[str, ...] = ("config.json", "metrics.json", "predictions.npz")
@@ -33,9 +39,6 @@ class AddedRuns:
 
 def run_key_of(config: dict[str, Any], run_dir: Path) -> Any:
     """The store's :class:`RunKey` of a run folder's ``config.json``."""
-    from selfcross.experiments.grid import set_code
-    from selfcross.experiments.store import RunKey
-
     model, train = config.get("model") or {}, config.get("train") or {}
     if not model.get("kind") or not model.get("modalities"):
         raise StoreError(f"{run_dir / 'config.json'}: names no model kind or modalities; not a run folder "
@@ -44,7 +47,8 @@ def run_key_of(config: dict[str, Any], run_dir: Path) -> Any:
     found = re.search(r"fold(\d+)$", fold_dir.rstrip("/\\"))
     fold = int(found.group(1)) if found else 1
     return RunKey(model["kind"], set_code(model["modalities"]), model.get("pooling", "stat"),
-                  config.get("preset", "paper"), fold, int(train.get("seed", 1)))
+                  config.get("preset", "paper"), fold, int(train.get("seed", 1)),
+                  task_of_config(config).name)
 
 
 def _checked_folder(run_dir: Path) -> None:
@@ -56,6 +60,15 @@ def _checked_folder(run_dir: Path) -> None:
                          "train it to the end first")
 
 
+def _data_root(config: dict[str, Any]) -> str | None:
+    """Fingerprint of the data root the run's fold belongs to, where that root is still there
+    (a study is the runs of one data root; an unknown root is kept apart as ``None``)."""
+    fold_dir = Path(str((config.get("data") or {}).get("fold_dir") or ""))
+    if not fold_dir.name or not fold_dir.parent.is_dir():
+        return None
+    return root_fingerprint(fold_dir.parent)
+
+
 def add_run_folders(db: str | Path, run_dirs: Sequence[str | Path]) -> AddedRuns:
     """Record finished run folders in the results store ``db`` (created if missing).
 
@@ -64,10 +77,6 @@ def add_run_folders(db: str | Path, run_dirs: Sequence[str | Path]) -> AddedRuns
     Raises:
         StoreError: a folder that is missing or unfinished, or an unusable database.
     """
-    from selfcross.config import config_hash
-    from selfcross.experiments.executors import _read_run_folder
-    from selfcross.experiments.store import ResultsStore
-
     if not run_dirs:
         raise StoreError("no run folder given")
     folders = [Path(d) for d in run_dirs]
@@ -82,7 +91,7 @@ def add_run_folders(db: str | Path, run_dirs: Sequence[str | Path]) -> AddedRuns
             if store.status_of(key, h, fp) == "done":
                 result.already.append(str(key))
                 continue
-            run_id = store.record_started(key, config, h, fp, str(d.resolve()))
+            run_id = store.record_started(key, config, h, fp, str(d.resolve()), data_root=_data_root(config))
             store.record_done(run_id, metrics, preds, list(config.get("class_names") or []),
                               float(metrics.get("wall_time_s", 0.0)), config=config)
             result.added.append(str(key))

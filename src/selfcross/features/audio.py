@@ -26,6 +26,7 @@ import numpy as np
 
 from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
+from selfcross.features.smile import SmileDescriptors, descriptor_count
 
 #: Audio front-ends (``AudioConfig.features``); the first is the paper's.
 AUDIO_FEATURES: tuple[str, ...] = ("mfcc", "egemaps", "compare", "logmel")
@@ -145,7 +146,6 @@ class AudioConfig(ConfigMixin):
         if self.features in OPENSMILE_FEATURES:
             if self.descriptors:
                 return len(self.descriptors)
-            from selfcross.features.smile import descriptor_count
 
             return descriptor_count(self.features, self.deltas)
         width = self.n_mels if self.features == "logmel" else self.n_mfcc
@@ -318,8 +318,6 @@ class AudioFeatures:
         self.last_notes: list[str] = []
         if config.features in OPENSMILE_FEATURES:
             import dataclasses
-
-            from selfcross.features.smile import SmileDescriptors
 
             self._smile = SmileDescriptors(config.features, config.deltas, config.sample_rate)
             if config.descriptors and tuple(config.descriptors) != self._smile.names:

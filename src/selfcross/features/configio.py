@@ -14,6 +14,8 @@ from typing import Any
 from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError
 from selfcross.features.audio import AudioConfig
+from selfcross.features.pretrained import CONFIG_CLASSES as PRETRAINED_CLASSES
+from selfcross.features.pretrained import is_hf_config
 from selfcross.features.text import TextConfig
 from selfcross.features.video import VideoConfig
 
@@ -31,9 +33,6 @@ CONFIG_CLASSES: dict[str, type[ConfigMixin]] = {
 def config_class(modality: str, config: Any) -> type[ConfigMixin]:
     """The config class of one modality's settings: a pretrained (``hf:``) encoder's own class
     when ``config`` names one, else the modality's built-in extractor config."""
-    from selfcross.features.pretrained import CONFIG_CLASSES as PRETRAINED_CLASSES
-    from selfcross.features.pretrained import is_hf_config
-
     return PRETRAINED_CLASSES[modality] if is_hf_config(config) else CONFIG_CLASSES[modality]
 
 

@@ -38,6 +38,8 @@ import numpy as np
 
 from selfcross.config import ConfigMixin
 from selfcross.errors import ConfigError, DataError, SelfcrossError
+from selfcross.features.audio import AudioConfig, AudioFeatures, load_audio
+from selfcross.features.video import SIDES, VideoConfig, VideoFeatures
 
 #: Prefix of an encoder name that means "a Hugging Face transformers checkpoint".
 HF_PREFIX = "hf:"
@@ -128,6 +130,25 @@ def _not_found(flag: str, spec: str, name: str, err: Exception) -> ConfigError:
              else "the hub could not be reached")
     return ConfigError(f"{flag} {spec}: not in the local Hugging Face cache and {where}; download it once "
                        f"with `hf download {name}` (network needed) or give a save_pretrained folder")
+
+
+#: The file a ``save_pretrained`` folder keeps each preprocessor's settings in.
+_PROCESSOR_FILES: dict[str, str] = {
+    "AutoFeatureExtractor": "preprocessor_config.json",
+    "AutoImageProcessor": "preprocessor_config.json",
+    "AutoTokenizer": "tokenizer_config.json (or tokenizer.json)",
+}
+
+
+def _no_processor(flag: str, spec: str, name: str, processor_cls: str, err: Exception) -> ConfigError:
+    """The checkpoint's weights loaded but its preprocessor did not: name what is missing."""
+    what = _PROCESSOR_FILES.get(processor_cls, processor_cls)
+    if Path(name).is_dir():
+        return ConfigError(f"{flag} {spec}: the folder {name} has the model but no usable {what} "
+                           f"(save the checkpoint's {processor_cls.removeprefix('Auto')} there with "
+                           "save_pretrained)")
+    return ConfigError(f"{flag} {spec}: the checkpoint has no usable {what} "
+                       f"({str(err).splitlines()[0][:160]})")
 
 
 def load_hf_config(spec: str, modality: str) -> tuple[Any, str | None]:
@@ -288,7 +309,6 @@ class HFVideoConfig(ConfigMixin):
 
     def __post_init__(self) -> None:
         _check_common(self, "video")
-        from selfcross.features.video import SIDES
 
         if self.side not in SIDES:
             raise ConfigError(f"video side {self.side!r} is not one of {', '.join(SIDES)}")
@@ -420,14 +440,22 @@ class _Encoder:
                 extra["config"] = full.vision_config
                 extra["config"].projection_dim = full.projection_dim
             model = getattr(tf, model_cls).from_pretrained(name, **pin, **extra)
-            processor = getattr(tf, processor_cls).from_pretrained(name, **pin)
         except (OSError, ValueError) as e:
             raise _not_found(flag, c.encoder, name, e) from None
+        try:
+            processor = getattr(tf, processor_cls).from_pretrained(name, **pin)
+        except (OSError, ValueError, TypeError) as e:
+            raise _no_processor(flag, c.encoder, name, processor_cls, e) from None
         dtype = getattr(torch, c.dtype)
         return model.to(device=self.device, dtype=dtype).eval(), processor
 
     def _ensure(self) -> None:
         raise NotImplementedError
+
+    def load(self) -> None:
+        """Load the checkpoint now, so that a broken one is one :class:`ConfigError` before
+        any clip is read rather than a failure on every clip."""
+        self._ensure()
 
     @property
     def model(self) -> Any:
@@ -460,11 +488,7 @@ class HFAudioFeatures(_Encoder):
 
     def waveform(self, source: Any, start: float | None = None, end: float | None = None) -> np.ndarray:
         """Mono float32 waveform at the config's rate from a path or ``(y, sr)``."""
-        from selfcross.features.audio import load_audio
-
         if isinstance(source, tuple):
-            from selfcross.features.audio import AudioConfig, AudioFeatures
-
             resampler = AudioFeatures(AudioConfig(sample_rate=self.config.sample_rate))
             return resampler.waveform(source, start, end)
         return load_audio(source, self.config.sample_rate, start, end)
@@ -608,8 +632,6 @@ class HFVideoFeatures(_Encoder):
 
     def sample_frames(self, path: Any, start: float | None, end: float | None) -> list[np.ndarray]:
         """RGB frames shown at ``start + k / fps`` (the paper's sampling, :class:`VideoFeatures`)."""
-        from selfcross.features.video import VideoConfig, VideoFeatures
-
         c = self.config
         sampler = VideoFeatures(VideoConfig(fps=c.fps, max_frames=c.max_frames, side=c.side,
                                             span_tolerance_s=c.span_tolerance_s, encoder=c.encoder,
@@ -645,8 +667,6 @@ class HFVideoFeatures(_Encoder):
         self, path: Any, start: float | None = None, end: float | None = None, side: str | None = None
     ) -> tuple[np.ndarray, int]:
         """Features of one utterance's video span: ``(float32 [max_frames, D], valid_len)``."""
-        from selfcross.features.video import SIDES
-
         if side is not None and side not in SIDES:
             raise ConfigError(f"video side {side!r} is not one of {', '.join(SIDES)}")
         frames = self.sample_frames(path, start, end)

@@ -20,11 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from selfcross.errors import DataError
+from selfcross.numerics import MIN_STD
 
 #: File name of the statistics in a data root, a fold folder and ``RUN_DIR/features/``.
 SPEAKER_STATS = "speaker_stats.npz"
-#: A feature whose standard deviation is below this is only centred (a constant descriptor).
-MIN_STD = 1e-6
 
 
 @dataclass

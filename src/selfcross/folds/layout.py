@@ -1,4 +1,4 @@
-"""File names of the processed fold layout (FACTS.md §1), defined once.
+"""File names of the processed fold layout (docs/paper.md, Data), defined once.
 
 Why here: the reader, the writer, the synthetic generator, the raw-media preparations and
 the trainer (which copies ``W_embedding.npy`` into run folders) must agree on every name.

@@ -1,4 +1,4 @@
-"""Read processed folds (FACTS.md §1 layout) into memory-mapped splits that hand out batches.
+"""Read processed folds (docs/paper.md, Data) into memory-mapped splits that hand out batches.
 
 Why this shape: full IEMOCAP audio is ~3.6 GB per fold, so arrays are memory-mapped
 (``np.load(mmap_mode="r")``) and only the rows of a batch are read. Text may come as word

@@ -4,7 +4,7 @@ Public API: :class:`FusionModel` (built from a :class:`selfcross.config.ModelCon
 :func:`attention_pairs`, and the parts :class:`ModalityEncoder`, :class:`Attention`,
 :class:`Pooling`. The fast CPU kernels these parts run by default live in
 :mod:`selfcross.models.kernels`; ``set_kernels(model, "reference")`` switches a model to the
-authors' ops.
+authors' ops. The linear floor (scikit-learn, no torch) is :mod:`selfcross.models.linear`.
 """
 
 from selfcross.models.attention import Attention

@@ -105,11 +105,6 @@ class ModalityEncoder(nn.Module):
         self.gru = nn.GRU(feat_dim, hidden, num_layers=1, batch_first=True, bidirectional=True)
 
     @property
-    def mixes_time(self) -> bool:
-        """True when a convolution mixes time steps (lengths are meaningless after it)."""
-        return self.conv is not None
-
-    @property
     def out_len(self) -> int:
         """Output time steps ``T'``."""
         if self.conv is not None:
@@ -119,10 +114,6 @@ class ModalityEncoder(nn.Module):
     def out_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
         """Valid output steps for valid input ``lengths`` (only meaningful without a conv)."""
         return torch.div(lengths + self.pool_stride - 1, self.pool_stride, rounding_mode="floor")
-
-    def needs_lengths(self) -> bool:
-        """Whether the active switches use this branch's lengths."""
-        return self.mask_padding or (self.packed_gru and not self.mixes_time)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``x [B, T, F]``, ``lengths [B]`` (valid steps) -> ``[B, T', 2 * hidden]``.

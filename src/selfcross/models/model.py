@@ -154,7 +154,7 @@ class FusionModel(nn.Module):
         lens: dict[str, torch.Tensor | None] = {}
         for m in self.modalities:
             ln = None if lengths is None else lengths.get(m)
-            uses = self.encoders[m].needs_lengths() or (self.config.masked_mean and not self._mixes(m))
+            uses = self.config.uses_lengths(m)
             if ln is None:
                 if uses:
                     raise ConfigError(
@@ -181,9 +181,6 @@ class FusionModel(nn.Module):
         rows = self.word_vectors.num_embeddings
         if x.numel() and (int(x.min()) < 0 or int(x.max()) >= rows):
             raise DataError(None, f"text word ids must lie in 0..{rows - 1} (the model's word-vector rows)")
-
-    def _mixes(self, m: str) -> bool:
-        return self.encoders[m].mixes_time
 
     # ----------------------------------------------------------------- forward
     def fused(
@@ -227,7 +224,7 @@ class FusionModel(nn.Module):
         for m in self.modalities:
             ln = lens[m]
             keep = None
-            if ln is not None and not self._mixes(m):
+            if ln is not None and not self.config.mixes_time(m):
                 # an empty sequence keeps its first step so that softmax and means stay defined
                 keep = valid_mask(self.encoders[m].out_lengths(ln).clamp(min=1), encoded[m].shape[1])
             key_masks[m] = ~keep if (keep is not None and cfg.mask_padding) else None

@@ -22,6 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from selfcross.errors import SelfcrossError
+from selfcross.features.audio import AudioConfig, AudioFeatures, ClipTooShort
+from selfcross.features.pretrained import is_hf_config, make_extractor
+from selfcross.features.video import VideoConfig, VideoFeatures
 from selfcross.processes import exit_with_driver
 
 #: Name of the feature cache folder inside a data root.
@@ -89,15 +93,12 @@ _WORKER: dict[str, Any] = {}
 
 
 def _make_extractor(modality: str, config: dict[str, Any], encoder: Any) -> Any:
-    from selfcross.features.pretrained import is_hf_config, make_extractor
-
     if is_hf_config(config):
-        return make_extractor(modality, config)
+        extractor = make_extractor(modality, config)
+        extractor.load()  # a broken checkpoint is one error here, not a failure on every clip
+        return extractor
     if modality == "audio":
-        from selfcross.features.audio import AudioConfig, AudioFeatures
-
         return AudioFeatures(AudioConfig.from_dict(config))
-    from selfcross.features.video import VideoConfig, VideoFeatures
 
     return VideoFeatures(VideoConfig.from_dict(config), encoder=encoder)
 
@@ -146,9 +147,6 @@ _EXTRACTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, Runt
 def _run_job(job: _Job) -> tuple[str, int | None, str]:
     """Extract one utterance into its cache file; returns ``(utt, valid_len | None, message)``:
     the error when ``valid_len`` is ``None``, else notes on an odd clip (silent, too short)."""
-    from selfcross.errors import SelfcrossError
-    from selfcross.features.audio import ClipTooShort
-
     ex = _WORKER["extractor"]
     start, end = job.span if job.span is not None else (None, None)
     try:
@@ -168,8 +166,6 @@ def _run_job(job: _Job) -> tuple[str, int | None, str]:
 def _run_batch(jobs: list[_Job]) -> list[tuple[str, int | None, str]]:
     """Extract several utterances in one call of an extractor that batches (pretrained
     encoders); a failing batch is rerun job by job so the error lands on its utterance."""
-    from selfcross.errors import SelfcrossError
-
     ex = _WORKER["extractor"]
     many = getattr(ex, "extract_many", None)
     if many is None or len(jobs) == 1:
@@ -218,10 +214,13 @@ def _extract_modality(
     notes: dict[str, str] = {}
     if not jobs:
         return lengths, errors, notes
-    if workers <= 1:  # set up (and warm up) before the bar, so its first clip is timed fairly
-        if progress:
-            print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
-        _init_worker(modality, config, encoder, None)
+    if progress:
+        print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
+    # set up (and warm up) before the bar, so its first clip is timed fairly; with workers, the
+    # driver loads it once too, so a broken extractor is one error here, not one per clip
+    _init_worker(modality, config, encoder, None)
+    if workers > 1:
+        _WORKER.clear()  # each pool process loads its own
     desc = f"{modality} features" if workers <= 1 else f"{modality} features (starting {workers} workers)"
     bar = tqdm(total=len(jobs), desc=desc, unit="utt", disable=not progress)
     try:

@@ -6,7 +6,7 @@ codes, who sits on which half of the video frame) lives here and produces plain
 folds, the data root and the report are the generic machinery of
 :mod:`selfcross.prepare.pipeline`, shared with any other corpus.
 
-Raw layout read (FACTS.md §1), for each ``SessionK`` under the root:
+Raw layout read (docs/paper.md, Data), for each ``SessionK`` under the root:
 
 - ``dialog/EmoEvaluation/<dialog>.txt``: one line per utterance
   ``[start - end]<TAB>utterance_id<TAB>label<TAB>[V, A, D]`` followed by per-annotator
@@ -23,21 +23,18 @@ the file is still used; with ``strict=True`` the first problem raises
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import IEMOCAP4, IEMOCAP7, IEMOCAP7_CODES, ClassSet
+from selfcross.prepare.options import CorpusNotes, FeatureOptions
 from selfcross.prepare.pipeline import (  # noqa: F401 - VIDEO_ENCODERS: public here too
     VIDEO_ENCODERS,
-    PrepareResult,
-    Problem,
-    Skip,
-    UtteranceRecord,
     prepare_records,
     video_encoder_setup,
 )
+from selfcross.prepare.records import PrepareResult, Problem, Skip, UtteranceRecord
 
 #: Raw label code -> class name, per label set. Codes absent from a map are skipped as
 #: "unused label" (fea, dis, oth, xxx always; fru, sur too in the four-class set).
@@ -297,19 +294,12 @@ def scan_iemocap(
 def prepare_iemocap(
     root: str | Path,
     out_root: str | Path,
-    glove: str | Path | None,
+    features: FeatureOptions | None = None,
     *,
     labels: str = "seven",
-    video_encoder: Any = "resnet101",
     side: str = "markers-left",
-    workers: int = 1,
     strict: bool = False,
-    progress: bool = True,
-    audio_config: Any = None,
-    video_config: Any = None,
-    text_config: Any = None,
     dev_fraction: float = 0.1,
-    speaker_norm: bool = False,
 ) -> PrepareResult:
     """Raw IEMOCAP release -> data root ``fold01..foldK`` (K = sessions present, 5 normally).
 
@@ -320,48 +310,29 @@ def prepare_iemocap(
     Args:
         root: ``IEMOCAP_full_release`` (or its parent).
         out_root: data root to write; its ``.cache`` makes a rerun resume.
-        glove: GloVe text file (e.g. ``glove.840B.300d.txt``) or ``"kumo-6b-50d"``; ``None``
-            when ``text_config`` names a pretrained text encoder.
+        features: how features are extracted (:class:`~selfcross.prepare.options.FeatureOptions`):
+            ``glove`` (e.g. ``glove.840B.300d.txt`` or ``"kumo-6b-50d"``; ``None`` when
+            ``text_config`` names a pretrained text encoder), ``video_encoder``
+            (``"resnet101"``, ``"hf:NAME_OR_PATH"``, ``"none"`` = no video modality, or an
+            image encoder module ``[n, 3, 224, 224] -> [n, D]``: tests inject a tiny one), the
+            extractor configs, ``speaker_norm`` (each speaker's own statistics over all their
+            utterances; transductive, never labels), workers, progress.
         labels: ``seven`` or ``four``.
-        video_encoder: ``"resnet101"`` (torchvision, ImageNet weights of ``video_config``),
-            ``"hf:NAME_OR_PATH"`` (a transformers vision encoder, see
-            :mod:`selfcross.features.pretrained`),
-            ``"none"`` (no video modality), or an image encoder module ``[n, 3, 224, 224] ->
-            [n, D]`` (tests inject a tiny one).
         side: speaker's frame half, see :data:`SIDE_CHOICES`.
-        workers: feature extraction processes.
         strict: stop with :class:`DataError` at the first malformed annotation line.
-        progress: tqdm progress bars.
-        audio_config, video_config, text_config: extractor settings (paper defaults).
         dev_fraction: minimum share of the training sessions' utterances moved to dev.
-        speaker_norm: standardise each speaker's audio frames with that speaker's own
-            statistics (all their utterances, every session; transductive, never labels).
     """
+    features = features or FeatureOptions()
     scan = scan_iemocap(root, labels=labels, side=side, strict=strict)
     # the setup's video config is used only when video is prepared, so "none" may drop it
-    use_video, encoder, video_config = video_encoder_setup(video_encoder, video_config)
+    use_video, _, video_config = video_encoder_setup(features.video_encoder, features.video_config)
     modalities = ["audio", "text"] + (["video"] if use_video else [])
     notes = [f"Labels: {labels} ({', '.join(scan.class_set.names)}). Video half of the speaker: {side}."]
     if len(scan.sessions) < 5:
         notes.append(f"Only {len(scan.sessions)} session(s) found ({', '.join(scan.sessions)}): "
                      f"{len(scan.sessions)} folds instead of the paper's 5.")
-    return prepare_records(
-        scan.records,
-        out_root,
-        scan.class_set.names,
-        glove=glove,
-        modalities=modalities,
-        audio_config=audio_config,
-        video_config=video_config,
-        text_config=text_config,
-        video_encoder=encoder,
-        workers=workers,
-        progress=progress,
-        dev_fraction=dev_fraction,
-        skipped=scan.skipped,
-        problems=scan.problems,
-        title="IEMOCAP preparation",
-        notes=notes,
-        source=str(Path(root).resolve()),
-        speaker_norm=speaker_norm,
-    )
+    corpus = CorpusNotes(title="IEMOCAP preparation", source=str(Path(root).resolve()), notes=notes,
+                         skipped=scan.skipped, problems=scan.problems)
+    return prepare_records(scan.records, out_root, scan.class_set.names,
+                           replace(features, video_config=video_config), modalities=modalities,
+                           dev_fraction=dev_fraction, corpus=corpus)

@@ -56,16 +56,16 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError
-from selfcross.labels import CLASS_SETS, MODALITIES
+from selfcross.features.audio import SOUNDFILE_EXTENSIONS
+from selfcross.features.pretrained import is_hf_config
+from selfcross.labels import CLASS_SETS, MODALITIES, parse_modalities
+from selfcross.prepare.options import CorpusNotes, FeatureOptions, FoldOptions
 from selfcross.prepare.pipeline import (  # noqa: F401 - VIDEO_ENCODERS: public here too
     VIDEO_ENCODERS,
-    FoldPlan,
-    PrepareResult,
-    Skip,
-    UtteranceRecord,
     prepare_records,
     video_encoder_setup,
 )
+from selfcross.prepare.records import FoldPlan, PrepareResult, Skip, UtteranceRecord
 
 log = logging.getLogger("selfcross.folds")
 
@@ -393,8 +393,6 @@ def audio_format_notes(files: Sequence[Path]) -> list[str]:
     """
     import soundfile as sf
 
-    from selfcross.features.audio import SOUNDFILE_EXTENSIONS
-
     rates: Counter[int] = Counter()
     channels: Counter[int] = Counter()
     other = 0
@@ -511,8 +509,6 @@ def _manifest_modalities(
     man: Manifest, wanted: tuple[str, ...] | None, glove: Any, text_config: Any
 ) -> tuple[str, ...]:
     """The modalities to prepare: those asked for (each must be in the manifest) or all it has."""
-    from selfcross.features.pretrained import is_hf_config
-
     if wanted is None:
         mods = man.modalities
     else:
@@ -531,10 +527,11 @@ def _manifest_modalities(
 
 
 def _plan_manifest_folds(
-    man: Manifest, split_column: str | None, n_folds: int | None, group_column: str | None,
-    dev_fraction: float, fold_seed: int,
+    man: Manifest, options: FoldOptions
 ) -> tuple[list[FoldPlan], list[UtteranceRecord], str]:
     """(folds, records grouped for the report's class table, the report's line on the folds)."""
+    split_column, n_folds, group_column = options.split_column, options.n_folds, options.group_column
+    dev_fraction, fold_seed = options.dev_fraction, options.fold_seed
     records = man.records
     if split_column is not None:
         folds = plan_split_fold(man)
@@ -554,99 +551,67 @@ def _plan_manifest_folds(
 def prepare_manifest(
     manifest: str | Path,
     out_root: str | Path,
+    features: FeatureOptions | None = None,
     *,
-    n_folds: int | None = None,
-    split_column: str | None = None,
-    group_column: str | None = "speaker",
+    folds: FoldOptions | None = None,
     class_names: Sequence[str] | str | None = None,
-    glove: str | Path | None = None,
     modalities: Sequence[str] | str | None = None,
-    video_encoder: Any = "resnet101",
-    audio_config: Any = None,
-    video_config: Any = None,
-    text_config: Any = None,
-    workers: int = 1,
-    progress: bool = True,
-    dev_fraction: float = 0.1,
-    fold_seed: int = 0,
     on_missing: str = "error",
-    allow_shared_speakers: bool = False,
-    title: str = "Manifest preparation",
-    notes: Sequence[str] = (),
-    speaker_norm: bool = False,
-    on_unreadable: str = "error",
+    corpus: CorpusNotes | None = None,
 ) -> PrepareResult:
     """Manifest CSV -> data root (``fold01..foldK``, ``S_ids.txt``, ``classes.txt``, report).
 
     Args:
         manifest: the CSV (see the module doc for its columns).
         out_root: data root to write; its ``.cache`` makes a rerun resume.
-        n_folds: speaker-independent folds to make (default 5) when there is no split column.
-        split_column: column with the official train/dev/test split (one fold); excludes
-            ``n_folds``.
-        group_column: speaker column (default ``speaker``; absent = one group per row).
+        features: how features are extracted (:class:`FeatureOptions`: extractor configs,
+            ``video_encoder``, ``glove``, ``speaker_norm`` (needs the speaker column), workers,
+            progress).
+        folds: how folds are made (:class:`FoldOptions`: ``n_folds`` speaker-independent folds,
+            default 5, or the official split of ``split_column``; the speaker ``group_column``;
+            ``dev_fraction``; ``fold_seed``; ``allow_shared_speakers``).
         class_names: label order (``"a,b,c"`` or a class-set key); ``None`` = sorted labels.
-        glove: GloVe text file or ``"kumo-6b-50d"``; required when text is used, unless
-            ``text_config`` names a pretrained text encoder.
         modalities: subset to use (``"at"``, ``("audio",)``); ``None`` = every modality the
             manifest has (video only when ``video_encoder`` is not ``"none"``).
-        video_encoder: ``"resnet101"``, ``"none"``, ``"hf:NAME_OR_PATH"`` (a transformers vision
-            encoder) or an image encoder module ``[n, 3, crop, crop] -> [n, D]``.
-        audio_config, video_config, text_config: extractor settings (paper defaults).
-        workers: feature extraction processes.
-        progress: tqdm progress bars.
-        dev_fraction: share of the training speakers held out as dev (grouped folds).
-        fold_seed: seed of the fold shuffling (grouped folds).
         on_missing: ``"error"`` or ``"skip"`` for rows whose media file does not exist.
-        allow_shared_speakers: accept a speaker in two official splits (noted in the report).
-        title, notes: report title and extra lines.
-        speaker_norm: standardise each speaker's audio frames with that speaker's own
-            statistics (all their clips, every split; transductive, never labels); needs the
-            speaker column.
-        on_unreadable: ``"error"`` (default) stops at a media file that cannot be decoded
-            (truncated, empty, not audio), naming it; ``"skip"`` leaves such rows out (listed
-            in the report). Silent clips and clips shorter than one analysis window are kept
-            (or, without a single frame, left out) with a warning on the console.
+        corpus: report title and extra lines (``title``, ``notes``; default: a manifest's).
 
     Raises:
         DataError: malformed manifest (naming file and line), too few speakers for the folds.
-        ConfigError: contradictory options (both ``n_folds`` and ``split_column``, a requested
-            modality the manifest lacks, text without word vectors).
+        ConfigError: contradictory options (a requested modality the manifest lacks, text
+            without word vectors).
     """
-    from selfcross.labels import parse_modalities
-
-    use_video, encoder, video_config = video_encoder_setup(video_encoder, video_config)
+    features = features or FeatureOptions()
+    folds = folds or FoldOptions()
+    corpus = corpus or CorpusNotes(title="Manifest preparation")
+    use_video, _, video_config = video_encoder_setup(features.video_encoder, features.video_config)
+    # an hf: config is read once; a manifest names its files, so an unreadable one stops by default
+    features = replace(features, video_config=video_config, on_unreadable=features.on_unreadable or "error")
     wanted: tuple[str, ...] | None = None
     if modalities is not None:
         wanted = parse_modalities(modalities if isinstance(modalities, str) else tuple(modalities))
         if "video" in wanted and not use_video:
             raise ConfigError("video was requested but --video-encoder is none")
-    if n_folds is not None and split_column is not None:
-        raise ConfigError("give either --folds K or --split-column COLUMN, not both")
-    man = read_manifest(manifest, class_names=class_names, split_column=split_column,
-                        group_column=group_column, on_missing=on_missing,
-                        allow_shared_speakers=allow_shared_speakers,
+    man = read_manifest(manifest, class_names=class_names, split_column=folds.split_column,
+                        group_column=folds.group_column, on_missing=on_missing,
+                        allow_shared_speakers=folds.allow_shared_speakers,
                         modalities=wanted or tuple(m for m in MODALITIES if m != "video" or use_video))
-    if speaker_norm and man.speaker_column is None:
-        raise DataError(man.path, f"line 1: speaker normalisation needs a {group_column or 'speaker'!r} "
-                                  "column of speaker ids; the header has none")
-    mods = _manifest_modalities(man, wanted, glove, text_config)
-    folds, records, fold_note = _plan_manifest_folds(man, split_column, n_folds, group_column,
-                                                     dev_fraction, fold_seed)
-    warnings = label_warnings(man.records, given=class_names is not None, n_folds=len(folds))
+    if features.speaker_norm and man.speaker_column is None:
+        column = folds.group_column or "speaker"
+        raise DataError(man.path, f"line 1: speaker normalisation needs a {column!r} column of speaker ids; "
+                                  "the header has none")
+    mods = _manifest_modalities(man, wanted, features.glove, features.text_config)
+    plans, records, fold_note = _plan_manifest_folds(man, folds)
+    warnings = label_warnings(man.records, given=class_names is not None, n_folds=len(plans))
     for w in warnings:
         log.warning("%s: %s", man.path, w)
     all_notes = [fold_note, f"Manifest: {man.path.resolve()} ({len(man.records)} rows used, "
                  f"{len(man.skipped)} left out).", *(f"**Warning:** {w}" for w in warnings),
-                 *man.notes, *notes]
-    return prepare_records(
-        records, out_root, man.class_names, glove=glove, modalities=mods,
-        audio_config=audio_config, video_config=video_config, text_config=text_config,
-        video_encoder=encoder, workers=workers, progress=progress, folds=folds,
-        dev_fraction=dev_fraction, skipped=man.skipped, problems=[], title=title,
-        notes=all_notes, source=str(man.path.resolve()), speaker_norm=speaker_norm,
-        on_unreadable=on_unreadable,
-    )
+                 *man.notes, *corpus.notes]
+    notes = CorpusNotes(title=corpus.title, source=str(man.path.resolve()), notes=all_notes,
+                        skipped=man.skipped)
+    return prepare_records(records, out_root, man.class_names, features, modalities=mods, folds=plans,
+                           dev_fraction=folds.dev_fraction, corpus=notes)
 
 
 def write_manifest(path: str | Path, rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> Path:

@@ -35,7 +35,15 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError
+from selfcross.features.audio import AudioConfig, AudioFeatures
+from selfcross.features.configio import save_feature_configs
+from selfcross.features.pretrained import is_hf_config, is_hf_spec, video_encoder_config
+from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
+from selfcross.features.text import TextConfig, Vocabulary, encode, tokenize
+from selfcross.features.video import VideoConfig
+from selfcross.features.wordvectors import load_word_vectors
 from selfcross.folds import layout
+from selfcross.folds.writer import save_text, write_classes, write_embedding, write_split
 from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identity, _init_worker: public here too
     CACHE_DIR,
     CACHE_VERSION,
@@ -48,14 +56,14 @@ from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identit
     cache_key,
     encoder_identity,
 )
+from selfcross.prepare.options import VIDEO_ENCODERS, CorpusNotes, FeatureOptions
+from selfcross.prepare.records import FoldPlan, PrepareResult, Problem, Skip, UtteranceRecord  # noqa: F401 - public here too
 from selfcross.prepare.report import count_extractions, write_report  # noqa: F401 - re-exported
 
 log = logging.getLogger("selfcross.prepare")
 
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
-#: ``video_encoder`` names accepted besides an injected module.
-VIDEO_ENCODERS: tuple[str, ...] = ("resnet101", "none")
 
 # Skip reasons (the report groups by these strings).
 SKIP_MISSING_AUDIO = "missing audio file"
@@ -72,83 +80,6 @@ SKIP_TEXT_ENCODER = "text encoder failed"
 UNREADABLE = (SKIP_UNREADABLE_AUDIO, SKIP_UNREADABLE_VIDEO)
 _FAILED = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_UNREADABLE_VIDEO, "text": SKIP_TEXT_ENCODER}
 _EMPTY = {"audio": SKIP_SHORT_AUDIO, "video": SKIP_NO_VIDEO_FRAMES, "text": SKIP_EMPTY_TRANSCRIPT}
-
-
-@dataclass(frozen=True)
-class UtteranceRecord:
-    """One labelled utterance, as a corpus adapter describes it (nothing read yet).
-
-    Attributes:
-        id: unique utterance id (written to ``S_ids.txt``; also the cache file name).
-        label: class name (one of the preparation's ``class_names``).
-        speaker: speaker identity; no speaker is ever in both training and test of a fold.
-        group: fold group (IEMOCAP: the session); fold k tests on the k-th group.
-        audio: audio file (or a video with an audio track); ``None`` = no audio.
-        audio_span: ``(start, end)`` seconds within ``audio``; ``None`` = the whole file.
-        video: video file; ``None`` = no video.
-        video_span: ``(start, end)`` seconds within ``video``; ``None`` = the whole file.
-        video_side: frame half showing the speaker: ``left``, ``right`` or ``full``.
-        transcript: raw words (markers such as ``[LAUGHTER]`` are the tokenizer's job).
-    """
-
-    id: str
-    label: str
-    speaker: str
-    group: str
-    audio: Path | None = None
-    audio_span: tuple[float, float] | None = None
-    video: Path | None = None
-    video_span: tuple[float, float] | None = None
-    video_side: str = "full"
-    transcript: str | None = None
-
-
-@dataclass(frozen=True)
-class Skip:
-    """An utterance left out of the data root: which, why (a ``SKIP_*`` string), detail."""
-
-    id: str
-    reason: str
-    detail: str = ""
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A malformed input line or unreadable input file (``line`` is 1-based or ``None``)."""
-
-    path: str
-    line: int | None
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.path}{'' if self.line is None else f':{self.line}'}: {self.message}"
-
-
-@dataclass
-class FoldPlan:
-    """Utterance ids of one fold's splits and how they were chosen."""
-
-    test_groups: list[str]
-    train: list[str]
-    dev: list[str]
-    test: list[str]
-    dev_speakers: list[str]
-
-
-@dataclass
-class PrepareResult:
-    """What a preparation wrote (also summarized in ``prepare_report.md``)."""
-
-    out_root: Path
-    folds: list[FoldPlan]
-    kept: list[str]
-    skipped: list[Skip]
-    problems: list[Problem]
-    counts: dict[str, dict[str, int]]  # class -> group -> utterances
-    cache: dict[str, dict[str, int]]  # modality -> {"hits": h, "computed": c}
-    timings: dict[str, float]
-    modalities: tuple[str, ...]
-    report: Path
 
 
 # --------------------------------------------------------------------------- folds
@@ -245,8 +176,6 @@ def video_duration(path: Path) -> float | None:
 def video_encoder_setup(video_encoder: Any, video_config: Any) -> tuple[bool, Any, Any]:
     """(use video, injected encoder or None, video config) from a ``video_encoder`` option:
     ``"resnet101"``, ``"none"``, ``"hf:NAME_OR_PATH"``, an image encoder module or ``None``."""
-    from selfcross.features.pretrained import is_hf_spec, video_encoder_config
-
     if is_hf_spec(video_encoder):
         return True, None, video_config or video_encoder_config(video_encoder)
     if isinstance(video_encoder, str):
@@ -255,15 +184,11 @@ def video_encoder_setup(video_encoder: Any, video_config: Any) -> tuple[bool, An
         if video_encoder == "none":
             return False, None, None
         if video_config is None:
-            from selfcross.features.video import VideoConfig
-
             video_config = VideoConfig(encoder="resnet101")
         return True, None, video_config
     if video_encoder is None:
         return False, None, None
     if video_config is None:
-        from selfcross.features.video import VideoConfig
-
         video_config = VideoConfig(encoder=type(video_encoder).__name__, weights=None, feat_dim=None)
     return True, video_encoder, video_config
 
@@ -272,24 +197,12 @@ def prepare_records(
     records: Sequence[UtteranceRecord],
     out_root: str | Path,
     class_names: Sequence[str],
+    features: FeatureOptions | None = None,
     *,
-    glove: str | Path | None = None,
     modalities: Iterable[str] = ("audio", "video", "text"),
-    audio_config: Any = None,
-    video_config: Any = None,
-    text_config: Any = None,
-    video_encoder: Any = None,
-    workers: int = 1,
-    progress: bool = True,
     folds: list[FoldPlan] | None = None,
     dev_fraction: float = 0.1,
-    skipped: Sequence[Skip] = (),
-    problems: Sequence[Problem] = (),
-    title: str = "Data preparation",
-    notes: Sequence[str] = (),
-    source: str = "",
-    speaker_norm: bool = False,
-    on_unreadable: str = "skip",
+    corpus: CorpusNotes | None = None,
 ) -> PrepareResult:
     """Extract, cache and write a data root from utterance records.
 
@@ -297,31 +210,25 @@ def prepare_records(
         records: the corpus's utterances (ids unique, labels in ``class_names``).
         out_root: the data root to write (``fold01..foldK``, ``classes.txt``, ...).
         class_names: label order of ``S_label.npy``.
-        glove: GloVe text file (or a source :func:`load_word_vectors` accepts); required
-            when ``text`` is among ``modalities``.
+        features: how features are extracted (:class:`FeatureOptions`; default: the paper's
+            extractors). Its ``video_encoder`` is resolved by :func:`video_encoder_setup`.
         modalities: which of audio, video, text to write. Every kept utterance has all of them.
-        audio_config, video_config, text_config: extractor settings (defaults: the paper's).
-        video_encoder: image encoder passed to :class:`VideoFeatures` (``None`` = ResNet-101).
-        workers: processes for feature extraction (1 = in this process).
-        progress: show tqdm progress bars.
         folds: explicit fold plans (ids); default :func:`plan_group_folds` over ``group``.
         dev_fraction: dev size for :func:`plan_group_folds`.
-        skipped, problems: what the corpus adapter already left out / found malformed.
-        title, notes, source: for the report.
-        speaker_norm: standardise each speaker's audio frames with the mean and std of all
-            that speaker's valid frames (every split; transductive for test speakers, never
-            labels); statistics written to ``speaker_stats.npz`` (root: every speaker; each
-            fold: its training speakers).
-        on_unreadable: ``"skip"`` leaves out utterances whose media file cannot be decoded
-            (listed in the report); ``"error"`` stops at the first, naming file and problem.
+        corpus: the report's title, source and notes, and what the corpus adapter already
+            left out (:class:`CorpusNotes`).
 
     Returns:
         A :class:`PrepareResult`.
 
     Raises:
         DataError: duplicate ids, unknown labels, nothing left to write, no GloVe file, or
-            (``on_unreadable="error"``) an unreadable media file.
+            (``features.on_unreadable="error"``; default here: skip) an unreadable media file.
     """
+    features = features or FeatureOptions()
+    corpus = corpus or CorpusNotes()
+    _, video_encoder, video_config = video_encoder_setup(features.video_encoder, features.video_config)
+    glove, speaker_norm = features.glove, features.speaker_norm
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
     out_root = Path(out_root)
@@ -331,16 +238,17 @@ def prepare_records(
     class_names = list(class_names)
     records = list(records)
     _check_records(records, class_names)
-    configs = _checked_configs(mods, audio_config, video_config, text_config, glove, speaker_norm)
+    configs = _checked_configs(mods, features.audio_config, video_config, features.text_config, glove,
+                               speaker_norm)
     hf_text = _encoded_text(configs)
     enc_id = encoder_identity(video_encoder)
 
-    if on_unreadable not in ("error", "skip"):
-        raise ConfigError(f"on_unreadable must be 'error' or 'skip', got {on_unreadable!r}")
+    # records come from adapters that keep a few undecodable files (IEMOCAP): skip unless told
+    stop_unreadable = (features.on_unreadable or "skip") == "error"
     dropped, tokens, feats = _check_and_extract(records, mods, configs, out_root, enc_id, video_encoder,
-                                                workers, progress, timings, on_unreadable == "error")
+                                                features, timings, stop_unreadable)
     kept_records = [r for r in records if r.id not in dropped]
-    skips = list(skipped) + [dropped[r.id] for r in records if r.id in dropped]
+    skips = list(corpus.skipped) + [dropped[r.id] for r in records if r.id in dropped]
     if not kept_records:
         raise DataError(out_root, "no utterance left to write; see the skip reasons: "
                         + ", ".join(sorted({s.reason for s in skips})))
@@ -363,11 +271,11 @@ def prepare_records(
 
     result = PrepareResult(
         out_root=out_root, folds=plans, kept=[r.id for r in kept_records], skipped=skips,
-        problems=list(problems), counts=_class_counts(kept_records, class_names), cache=feats.cache,
+        problems=list(corpus.problems), counts=_class_counts(kept_records, class_names), cache=feats.cache,
         timings=timings, modalities=mods, report=out_root / REPORT_FILE,
     )
     extra = {"video encoder": enc_id} if "video" in mods else {}
-    write_report(result, configs, title=title, notes=notes, source=source, extra=extra)
+    write_report(result, configs, title=corpus.title, notes=corpus.notes, source=corpus.source, extra=extra)
     return result
 
 
@@ -396,8 +304,7 @@ def _check_and_extract(
     out_root: Path,
     enc_id: str,
     video_encoder: Any,
-    workers: int,
-    progress: bool,
+    features: FeatureOptions,
     timings: dict[str, float],
     stop_unreadable: bool = False,
 ) -> tuple[dict[str, Skip], dict[str, list[str]], _FeatureSet]:
@@ -416,7 +323,7 @@ def _check_and_extract(
         if m in mods and (m != "text" or hf_text):  # text: only a pretrained encoder's states
             t0 = time.perf_counter()
             _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
-                             video_encoder, workers, progress, feats)
+                             video_encoder, features.workers, features.progress, feats)
             timings[f"{m} features"] = time.perf_counter() - t0
             if stop_unreadable:
                 refuse_unreadable(records, dropped)
@@ -473,8 +380,6 @@ def _media_checks(
     dropped: dict[str, Skip] = {}
     tokens: dict[str, list[str]] = {}
     if "text" in mods:
-        from selfcross.features.text import TextConfig, tokenize
-
         hf_text = _encoded(configs, "text")
         tcfg = None if hf_text else TextConfig.from_dict(configs["text"])
         for r in records:
@@ -594,9 +499,6 @@ def _text_vocabulary(
     glove: str | Path | None,
 ) -> tuple[Any, np.ndarray]:
     """Vocabulary of the kept transcripts and its word vectors (``configs["text"]`` records them)."""
-    from selfcross.features.text import TextConfig, Vocabulary
-    from selfcross.features.wordvectors import load_word_vectors
-
     tcfg = TextConfig.from_dict(configs["text"])
     vocab = Vocabulary.build([tokens[r.id] for r in kept], min_count=tcfg.min_count)
     embedding = load_word_vectors(str(glove), vocab, unknown=tcfg.unknown)
@@ -629,9 +531,6 @@ def _write_root(
 ) -> None:
     """Write the folds, ``classes.txt``, ``features.json``, ``vocab.txt`` and speaker statistics
     (removing what an earlier preparation left that this one does not write)."""
-    from selfcross.features.configio import save_feature_configs
-    from selfcross.folds.writer import save_text, write_classes, write_embedding, write_split
-
     out_root.mkdir(parents=True, exist_ok=True)
     stats = arrays.speaker_stats
     for k, plan in enumerate(plans, start=1):
@@ -659,8 +558,6 @@ def _write_root(
 
 def _encoded(configs: dict[str, dict[str, Any]], modality: str) -> bool:
     """Whether a pretrained (``hf:``) encoder extracts ``modality``'s features."""
-    from selfcross.features.pretrained import is_hf_config
-
     return modality in configs and is_hf_config(configs[modality])
 
 
@@ -672,33 +569,23 @@ def _encoded_text(configs: dict[str, dict[str, Any]]) -> bool:
 
 def _configs(mods: tuple[str, ...], audio: Any, video: Any, text: Any) -> dict[str, dict[str, Any]]:
     """Plain-dict extractor settings per modality (defaults where ``None``)."""
-    from selfcross.features.pretrained import is_hf_config
-
     out: dict[str, dict[str, Any]] = {}
     if "audio" in mods and is_hf_config(audio):  # a pretrained speech encoder's settings
         out["audio"] = audio if isinstance(audio, dict) else audio.to_dict()
     elif "audio" in mods:
-        from selfcross.features.audio import AudioConfig, AudioFeatures
-
         cfg = audio if isinstance(audio, AudioConfig) else AudioConfig.from_dict(audio or {})
         # Building the extractor once here names the openSMILE descriptors in features.json
         # and fails before any work when the front-end's package is missing.
         out["audio"] = AudioFeatures(cfg).config.to_dict()
     if "video" in mods:
-        from selfcross.features.video import VideoConfig
-
         out["video"] = (video or VideoConfig()).to_dict() if not isinstance(video, dict) else video
     if "text" in mods:
-        from selfcross.features.text import TextConfig
-
         out["text"] = (text or TextConfig()).to_dict() if not isinstance(text, dict) else text
     return out
 
 
 def _speaker_statistics(records: Sequence[UtteranceRecord], files: dict[str, Path]) -> Any:
     """Per-speaker statistics of the cached audio frames of ``records`` (labels unused)."""
-    from selfcross.features.speakernorm import SpeakerStats
-
     by_speaker: dict[str, list[Path]] = {}
     for r in records:
         by_speaker.setdefault(r.speaker, []).append(files[r.id])
@@ -707,8 +594,6 @@ def _speaker_statistics(records: Sequence[UtteranceRecord], files: dict[str, Pat
 
 def _write_speaker_stats(folder: Path, stats: Any) -> None:
     """Write ``speaker_stats.npz`` (or remove one left by an earlier preparation)."""
-    from selfcross.features.speakernorm import SPEAKER_STATS
-
     if stats is None:
         (folder / SPEAKER_STATS).unlink(missing_ok=True)
     else:
@@ -731,8 +616,6 @@ def _assemble(
     ``audio_seqN`` [N], same for video, ``text_ids`` [N, max_tokens] int64 (or ``text``
     [N, T, F] from a pretrained text encoder), ``label`` [N] int64 (zero padding everywhere).
     With ``speaker_stats``, each audio row's valid frames are normalised by its speaker's."""
-    from selfcross.features.speakernorm import normalise
-
     arrays: dict[str, np.ndarray] = {
         "label": np.array([class_names.index(by_id[i].label) for i in ids], dtype=np.int64)
     }
@@ -762,8 +645,6 @@ def _assemble(
         if m != "text":  # the layout counts text lengths from the non-zero rows
             arrays[f"{m}_seqN"] = np.minimum(seq, t_max)
     if "text" in mods and not hf_text:
-        from selfcross.features.text import TextConfig, encode
-
         tcfg = TextConfig.from_dict(configs["text"])
         rows = [encode(by_id[i].transcript or "", vocab, tcfg.max_tokens, tcfg) for i in ids]
         max_tokens = tcfg.max_tokens

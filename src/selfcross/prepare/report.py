@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from selfcross.folds import layout
+from selfcross.folds.writer import save_text
 
 if TYPE_CHECKING:
-    from selfcross.prepare.pipeline import PrepareResult
+    from selfcross.prepare.records import PrepareResult
 
 
 
@@ -25,8 +26,6 @@ def write_report(
     extra: dict[str, str] | None = None,
 ) -> Path:
     """Write ``prepare_report.md``: counts, folds, skips, problems, settings, cache, timings."""
-    from selfcross.folds.writer import save_text
-
     groups = sorted({g for per in result.counts.values() for g in per})
     lines = [f"# {title}", ""]
     if source:

@@ -40,11 +40,13 @@ from typing import Any
 
 import torch
 
-from selfcross.config import ModelConfig, paper_shapes
+from selfcross.config import ModelConfig, RunConfig, TrainConfig, paper_shapes
 from selfcross.errors import CheckpointError
-from selfcross.labels import MODALITIES
+from selfcross.labels import IEMOCAP7, MODALITIES
 from selfcross.models import FusionModel
 from selfcross.safepickle import AllowListUnpickler
+from selfcross.training.environment import DTYPES, environment_info
+from selfcross.training.rundir import check_out_dir, save_run
 
 #: Reference kinds that have published models (tri-modal only).
 REFERENCE_KINDS: tuple[str, ...] = ("self", "cross")
@@ -307,11 +309,6 @@ def import_reference(
         ConfigError: ``out_dir`` exists and is not empty (unless ``overwrite``).
     """
     import hashlib
-
-    from selfcross.config import RunConfig, TrainConfig
-    from selfcross.labels import IEMOCAP7
-    from selfcross.training.environment import DTYPES, environment_info
-    from selfcross.training.rundir import check_out_dir, save_run
 
     if dtype not in DTYPES:
         raise CheckpointError(f"dtype {dtype!r} is not one of {', '.join(DTYPES)}")

@@ -17,19 +17,64 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from selfcross.errors import CheckpointError, ConfigError, DataError, SelfcrossError
+from selfcross.features import (
+    AudioConfig,
+    AudioFeatures,
+    TextConfig,
+    VideoConfig,
+    VideoFeatures,
+    Vocabulary,
+    encode,
+    load_feature_configs,
+)
+from selfcross.features.pretrained import is_hf_config, make_extractor
+from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
 from selfcross.labels import IEMOCAP7
 from selfcross.tasks import Task, get_task
+from selfcross.training.batches import model_arrays
+from selfcross.training.rundir import load_run
 
 FEATURES_DIR = "features"
 #: Columns of a prediction manifest (``id`` plus any of the modality columns; optional extras).
 MANIFEST_COLUMNS: tuple[str, ...] = ("id", "audio", "video", "transcript")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("side", "start", "end", "video_start", "video_end")
+
+
+@dataclass(frozen=True)
+class Clip:
+    """One new clip to predict: its media and where in them the utterance lies.
+
+    Attributes:
+        audio: audio file (wav/flac/mp4...) or ``(waveform, sample_rate)``.
+        video: video file.
+        transcript: the words spoken.
+        video_side: part of the video frame (``left``/``right``/``full``; default: the run's
+            video settings).
+        start, end: span in seconds within the audio and video files.
+        video_start, video_end: span within the video when it differs from the audio's
+            (``None`` = ``start``/``end``; IEMOCAP: a per-utterance wav, but the span of the
+            whole-dialog video).
+    """
+
+    audio: str | Path | tuple[np.ndarray, int] | None = None
+    video: str | Path | None = None
+    transcript: str | None = None
+    video_side: str | None = None
+    start: float | None = None
+    end: float | None = None
+    video_start: float | None = None
+    video_end: float | None = None
+
+    def given(self) -> dict[str, Any]:
+        """Modality -> what was given for it (``None`` where nothing was)."""
+        return {"audio": self.audio, "video": self.video, "text": self.transcript}
 
 
 class Predictor:
@@ -65,11 +110,6 @@ class Predictor:
         video_encoder: Any = None,
         speaker_clips: str | Path | None = None,
     ) -> None:
-        from selfcross.features import AudioFeatures, VideoFeatures
-        from selfcross.features.pretrained import is_hf_config, make_extractor
-        from selfcross.training.loop import needs_lengths
-        from selfcross.training.rundir import load_run
-
         self.run_dir = Path(run_dir)
         self.device = device
         self.model, self.config, self.standardizer = load_run(self.run_dir, device)
@@ -78,7 +118,7 @@ class Predictor:
         names = tuple(self.config.class_names) or (IEMOCAP7.names if n_classes == len(IEMOCAP7) else ())
         self.class_names: tuple[str, ...] = names or tuple(f"class{i}" for i in range(n_classes))
         self.task: Task = get_task(self.config.train.task)
-        self._pass_lengths = needs_lengths(self.config.model)
+        self._pass_lengths = self.config.model.needs_lengths
         self._dtype = next(self.model.parameters()).dtype
 
         feat_dir = self.run_dir / FEATURES_DIR
@@ -115,8 +155,6 @@ class Predictor:
 
     def _feature_settings(self, feat_dir: Path) -> dict[str, Any]:
         """Extractor settings per modality: those saved in the run, else the paper's defaults."""
-        from selfcross.features import AudioConfig, TextConfig, VideoConfig, load_feature_configs
-
         saved: dict[str, Any] = {}
         if self._has_settings:
             try:
@@ -129,8 +167,6 @@ class Predictor:
     @staticmethod
     def _word_vectors(feat_dir: Path) -> tuple[Any, np.ndarray]:
         """(vocabulary, embedding matrix) a text model was trained with, checked against each other."""
-        from selfcross.features import Vocabulary
-
         vocab_path, emb_path = feat_dir / "vocab.txt", feat_dir / "W_embedding.npy"
         for p in (vocab_path, emb_path):
             if not p.is_file():
@@ -157,8 +193,6 @@ class Predictor:
     ) -> tuple[tuple[np.ndarray, np.ndarray], str]:
         """``((mean, std), note)``: the new speaker's statistics from ``clips``, else the run's
         training speakers' pooled statistics."""
-        from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats
-
         assert self._audio is not None
         if clips is not None:
             files = speaker_clip_files(clips)
@@ -232,21 +266,8 @@ class Predictor:
         )
 
     # ------------------------------------------------------------------ features
-    def features(
-        self,
-        audio: str | Path | tuple[np.ndarray, int] | None = None,
-        video: str | Path | None = None,
-        transcript: str | None = None,
-        video_side: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        video_start: float | None = None,
-        video_end: float | None = None,
-    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    def features(self, clip: Clip) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """The model's inputs for one clip, before standardization.
-
-        ``start``/``end`` cut the audio and, unless ``video_start``/``video_end`` are given,
-        the video (IEMOCAP: per-utterance wav, but the span of the whole-dialog video).
 
         Returns:
             ``(inputs, lengths)``: ``inputs[m]`` float32 ``[1, T, F]`` (text expanded through
@@ -257,7 +278,8 @@ class Predictor:
             ConfigError: a modality the model needs was not given.
             DataError: a file cannot be read or decoded (naming it).
         """
-        given = {"audio": audio, "video": video, "text": transcript}
+        audio, video, transcript, start, end = clip.audio, clip.video, clip.transcript, clip.start, clip.end
+        given = clip.given()
         missing = [m for m in self.modalities if given[m] is None]
         if missing:
             flags = {"audio": "--audio FILE", "video": "--video FILE", "text": "--transcript TEXT"}
@@ -271,22 +293,18 @@ class Predictor:
             assert self._audio is not None
             x, n = self._audio.extract(audio, start, end)  # type: ignore[arg-type]
             if self._speaker is not None:
-                from selfcross.features.speakernorm import normalise
-
                 x[:n] = normalise(x[:n], *self._speaker)
             inputs["audio"], lengths["audio"] = x[None], np.array([n], np.int64)
         if "video" in self.modalities:
             assert self._video is not None
-            vs = start if video_start is None else video_start
-            ve = end if video_end is None else video_end
-            x, n = self._video.extract(video, vs, ve, side=video_side)  # type: ignore[arg-type]
+            vs = start if clip.video_start is None else clip.video_start
+            ve = end if clip.video_end is None else clip.video_end
+            x, n = self._video.extract(video, vs, ve, side=clip.video_side)  # type: ignore[arg-type]
             inputs["video"], lengths["video"] = x[None], np.array([n], np.int64)
         if "text" in self.modalities and self._text is not None:
             x, n = self._text.extract(str(transcript))
             inputs["text"], lengths["text"] = x[None], np.array([n], np.int64)
         elif "text" in self.modalities:
-            from selfcross.features import encode
-
             assert self.vocab is not None and self.embedding is not None
             c = self.feature_configs["text"]
             ids = encode(str(transcript), self.vocab, c.max_tokens, c)
@@ -303,8 +321,6 @@ class Predictor:
         and, for a run that tuned its word vectors, ``[B, T]`` text word ids."""
         import torch
 
-        from selfcross.training.batches import model_arrays
-
         arrays = model_arrays(dict(inputs), dict(lengths), self.modalities, self._dtype, self.standardizer)
         x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(self.device) for m, a in arrays.items()}
         lens = {m: torch.as_tensor(np.asarray(lengths[m], np.int64)).to(self.device) for m in self.modalities}
@@ -312,39 +328,17 @@ class Predictor:
             out = self.model(**x, lengths=lens if self._pass_lengths else None)
         return out.double().cpu().numpy()
 
-    def predict(
-        self,
-        audio: str | Path | tuple[np.ndarray, int] | None = None,
-        video: str | Path | None = None,
-        transcript: str | None = None,
-        video_side: str | None = None,
-        start: float | None = None,
-        end: float | None = None,
-        video_start: float | None = None,
-        video_end: float | None = None,
-    ) -> dict[str, Any]:
-        """Classify one clip.
-
-        Args:
-            audio: audio file (wav/flac/mp4...) or ``(waveform, sample_rate)``.
-            video: video file.
-            transcript: the words spoken.
-            video_side: part of the video frame (``left``/``right``/``full``; default: the
-                run's video settings).
-            start, end: span in seconds within the audio and video files.
-            video_start, video_end: span within the video when it differs from the audio's
-                (``None`` = ``start``/``end``).
+    def predict(self, clip: Clip) -> dict[str, Any]:
+        """Classify one clip (a regression run: score it).
 
         Returns:
             ``{"top_class": str, "probabilities": {class: p}, "logits": [float],
             "lengths": {modality: valid steps}, "ignored": [modalities given but unused]}``;
             a regression run gives ``"score": float`` instead of the class and probabilities.
         """
-        inputs, lengths = self.features(
-            audio, video, transcript, video_side, start, end, video_start, video_end
-        )
+        inputs, lengths = self.features(clip)
         logits = self.logits(inputs, lengths)[0]
-        given = {"audio": audio, "video": video, "text": transcript}
+        given = clip.given()
         common = {
             "logits": [float(v) for v in logits],
             "lengths": {m: int(v[0]) for m, v in lengths.items()},
@@ -380,7 +374,7 @@ class Predictor:
         base = path.parent
         for lineno, row in enumerate(rows, start=2):
             try:
-                out = self.predict(
+                out = self.predict(Clip(
                     audio=_resolve(row.get("audio"), base) if "audio" in self.modalities else None,
                     video=_resolve(row.get("video"), base) if "video" in self.modalities else None,
                     transcript=row.get("transcript") if "text" in self.modalities else None,
@@ -389,7 +383,7 @@ class Predictor:
                     end=_float(row.get("end"), path, lineno),
                     video_start=_float(row.get("video_start"), path, lineno),
                     video_end=_float(row.get("video_end"), path, lineno),
-                )
+                ))
                 keep = tuple(self.task.failed_prediction())  # the task's prediction fields
                 results.append({"id": row["id"], **{k: out[k] for k in keep}, "error": ""})
             except SelfcrossError as e:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from selfcross.folds import read_fold
 from selfcross.labels import PAPER_MODALITY_SETS, parse_modalities
 
 #: The modality pairs, as modality-set codes.
@@ -60,8 +61,6 @@ def probe_accuracy(fold_dir: str | Path) -> dict[str, float]:
         modality-set code -> test accuracy, for each of the paper's seven modality sets.
     """
     from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
-
-    from selfcross.folds import read_fold
 
     fold = read_fold(fold_dir, check_values=False)
     feats = {}

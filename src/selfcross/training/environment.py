@@ -22,11 +22,12 @@ import numpy as np
 import torch
 import torch.utils.deterministic
 
-from selfcross import RESULTS_VERSION, __version__
+from selfcross.config import DTYPES as config_dtypes
 from selfcross.errors import ConfigError
+from selfcross.version import RESULTS_VERSION, __version__
 
-#: Torch dtype of each ``TrainConfig.dtype`` value.
-DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64}
+#: Torch dtype of each ``TrainConfig.dtype`` value (the names: :data:`selfcross.config.DTYPES`).
+DTYPES: dict[str, torch.dtype] = {name: getattr(torch, name) for name in config_dtypes}
 
 
 def resolve_device(spec: str) -> torch.device:

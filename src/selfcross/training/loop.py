@@ -1,4 +1,4 @@
-"""The authors' training protocol (FACTS.md §3), one run at a time, and evaluation.
+"""The authors' training protocol (docs/paper.md, Training), one run at a time, and evaluation.
 
 Protocol (``TrainConfig`` defaults are the authors' values):
 
@@ -50,6 +50,8 @@ from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
 from selfcross.errors import DataError, TrainingError
+from selfcross.folds import fingerprint, read_fold
+from selfcross.models import FusionModel
 from selfcross.models.kernels import set_kernels
 from selfcross.tasks import Task, get_task
 from selfcross.training.batches import SplitData
@@ -74,14 +76,10 @@ FEATURE_FILES: tuple[str, ...] = ("features.json", "vocab.txt", "W_embedding.npy
 
 # ----------------------------------------------------------------------------- data access
 def _read_fold(fold_dir: Path, modalities: tuple[str, ...]) -> Any:
-    from selfcross.folds import read_fold
-
     return read_fold(fold_dir, modalities=modalities)
 
 
 def _fingerprint(fold_dir: Path) -> str:
-    from selfcross.folds import fingerprint
-
     return fingerprint(fold_dir)
 
 
@@ -120,11 +118,6 @@ def fit_model_config(config: ModelConfig, shapes: dict[str, tuple[int, ...]], n_
     return out
 
 
-def needs_lengths(config: ModelConfig) -> bool:
-    """Whether the model reads valid lengths (only the ``improved`` switches do)."""
-    return bool(config.mask_padding or config.packed_gru or config.masked_mean)
-
-
 def _autocast(device: torch.device, dtype: torch.dtype, amp: bool) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA in float32 when ``amp``; otherwise nothing."""
     if amp and device.type == "cuda" and dtype == torch.float32:
@@ -148,7 +141,7 @@ def _forward_all(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``[N, K]`` of every row in file order and the summed loss (both on device)."""
     params = next(model.parameters())
-    pass_lengths = needs_lengths(model.config)
+    pass_lengths = model.config.needs_lengths
     logits_parts = []
     total = torch.zeros((), dtype=torch.float64, device=params.device)
     model.eval()
@@ -230,7 +223,7 @@ def _train_epoch(
 ) -> float:
     """One pass over the training split in ``order``; returns the mean training loss."""
     model, tc = session.model, session.config.train
-    pass_lengths = needs_lengths(session.config.model)
+    pass_lengths = session.config.model.needs_lengths
     model.train()
     total = torch.zeros((), dtype=torch.float64, device=session.device)
     for inputs, lengths, labels in session.train.batches(order, tc.batch_size):
@@ -360,8 +353,6 @@ def _word_vector_matrix(fold: Any, fold_dir: Path) -> np.ndarray:
 
 def _build_model(session: _Session) -> None:
     """Standardizer, train/dev tensors and the model, in this order (the seeded RNG order)."""
-    from selfcross.models import FusionModel
-
     tc, modalities = session.config.train, tuple(session.config.model.modalities)
     session.standardizer = Standardizer.fit(session.fold.train, modalities) if tc.standardize else None
     text_ids = session.config.model.owns_word_vectors

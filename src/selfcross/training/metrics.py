@@ -1,7 +1,7 @@
 """Classification metrics, named by what they are, and the paper's labels for two of them.
 
 Why a module of its own: the paper's "WA" is *balanced* accuracy and its "UA" is *plain*
-accuracy, the opposite of most speech-emotion papers (FACTS.md §4). selfcross stores every
+accuracy, the opposite of most speech-emotion papers (docs/paper.md, Metric names). selfcross stores every
 number under an unambiguous name (``accuracy``, ``balanced_accuracy``) and only maps to the
 paper's labels when printing with ``--paper-labels``.
 
@@ -49,7 +49,7 @@ SCALAR_METRICS: tuple[str, ...] = (
     "f1_weighted",
 )
 
-#: One-line explanation of the paper's metric labels (FACTS.md §4), printed with them.
+#: One-line explanation of the paper's metric labels (docs/paper.md, Metric names), printed with them.
 PAPER_LABEL_NOTE: str = (
     "paper labels (Rajan et al. 2022): WA = balanced_accuracy (mean per-class recall), "
     "UA = accuracy (plain); most speech-emotion papers use the opposite names"
@@ -152,7 +152,7 @@ def format_metrics_table(
         results: split name -> :func:`classification_metrics` dict (e.g. ``{"dev": ..,
             "test": ..}``), or :func:`~selfcross.tasks.regression_metrics` dicts.
         paper_labels: label accuracy/balanced accuracy as the paper does (UA/WA) and add the
-            one-line mapping note (FACTS.md §4).
+            one-line mapping note (docs/paper.md, Metric names).
         per_class: also print per-class recall rows (``-`` where the class is absent).
         metrics: the metric rows, in order (a task's ``metrics``; default: classification's).
 

@@ -10,7 +10,7 @@ A run folder holds::
     features/           features.json, vocab.txt, W_embedding.npy copied from the data (optional)
 
 Why atomic: the authors' script saved every run to one fixed path, so parallel runs
-overwrote each other (FACTS.md §3). Here everything is written into a temporary folder
+overwrote each other (docs/paper.md, Training). Here everything is written into a temporary folder
 beside the target and renamed into place at the end: a run folder is complete or absent,
 and an interrupted run never leaves a folder that looks finished.
 """
@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from selfcross.config import RunConfig
 from selfcross.errors import CheckpointError, ConfigError, SelfcrossError
+from selfcross.models import FusionModel
 from selfcross.tasks import clean_json
 from selfcross.training.callbacks import history_columns
 from selfcross.training.environment import DTYPES
@@ -171,8 +172,6 @@ def load_run(
             weights do not match the configured model (missing, unexpected or mis-shaped
             tensors are listed).
     """
-    from selfcross.models import FusionModel  # models import torch.nn only; keep start-up light
-
     run = Path(run_dir)
     if not run.is_dir():
         raise CheckpointError(f"{run}: no such run folder")

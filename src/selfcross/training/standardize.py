@@ -1,7 +1,7 @@
 """Per-feature standardization fitted on the training split only (the ``improved`` preset).
 
 Why: the authors compute audio standardization and then discard it, so their models see
-raw MFCC values (FACTS.md §3). ``improved`` fixes this for every modality the model uses:
+raw MFCC values (docs/paper.md, Training). ``improved`` fixes this for every modality the model uses:
 mean and standard deviation per feature, estimated on the **training split only** (using
 dev/test would leak), over **valid frames only** (zero padding would drag the mean toward
 0 and shrink the std). The statistics are stored in ``model.safetensors`` under
@@ -20,12 +20,11 @@ import numpy as np
 import torch
 
 from selfcross.errors import CheckpointError
+from selfcross.numerics import MIN_STD
 
 #: Key prefix of the standardizer tensors inside ``model.safetensors``.
 PREFIX = "standardizer."
 
-#: Features whose std is below this are left unscaled (constant features; avoids 0-division).
-MIN_STD = 1e-8
 
 
 def valid_mask(lengths: np.ndarray | None, x: np.ndarray) -> np.ndarray:

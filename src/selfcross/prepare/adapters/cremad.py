@@ -18,7 +18,7 @@ from pathlib import Path
 
 from selfcross.errors import DataError
 from selfcross.labels import CREMAD6
-from selfcross.prepare.adapters import CorpusScan
+from selfcross.prepare.adapters.scan import CorpusScan
 
 #: Sentence code -> words (CREMA-D's 12 sentences).
 SENTENCES: dict[str, str] = {

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from selfcross.errors import DataError
 from selfcross.labels import MELD7
-from selfcross.prepare.adapters import CorpusScan
+from selfcross.prepare.adapters.scan import CorpusScan
 
 #: Split -> CSV file name.
 CSV_FILES: dict[str, str] = {"train": "train_sent_emo.csv", "dev": "dev_sent_emo.csv",

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from selfcross.errors import ConfigError, DataError
 from selfcross.labels import RAVDESS8
-from selfcross.prepare.adapters import CorpusScan
+from selfcross.prepare.adapters.scan import CorpusScan
 
 #: Statement code -> words.
 STATEMENTS: dict[str, str] = {"01": "Kids are talking by the door", "02": "Dogs are sitting by the door"}

@@ -24,21 +24,14 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import ConfigError, DataError
+from selfcross.models.maps import attention_maps, project_to_frames
 from selfcross.serve.explain.axes import ModalityAxis, modality_axes
+from selfcross.serve.explain.figure import draw_explanation, is_uniform
+from selfcross.serve.explain.inputs import Utterance, clip_utterance, fold_utterances, load_explained_run
+from selfcross.training.batches import model_arrays
+from selfcross.training.environment import DTYPES
 
 __all__ = ["Explanation", "explain"]
-
-
-@dataclass
-class Utterance:
-    """The model's inputs for one utterance plus what the figure needs to label them."""
-
-    id: str
-    inputs: dict[str, np.ndarray]  # modality -> float [1, T, F], before standardization
-    lengths: dict[str, np.ndarray]  # modality -> int64 [1]
-    words: list[str] | None = None
-    waveform: np.ndarray | None = None
-    label: str | None = None
 
 
 @dataclass
@@ -79,9 +72,6 @@ def explain(
         ConfigError: neither or both input forms given. DataError: an id not in the fold.
         CheckpointError: unreadable run folder.
     """
-    from selfcross.serve.explain.figure import draw_explanation, is_uniform
-    from selfcross.serve.explain.inputs import clip_utterance, fold_utterances, load_explained_run
-
     raw = any(v is not None for v in (audio, video, transcript))
     if (data is None) == (not raw):
         raise ConfigError("give either --data FOLD with --ids, or --audio/--video/--transcript (one clip)")
@@ -113,10 +103,7 @@ def _run_model(run: Any, utt: Utterance) -> tuple[np.ndarray, list[Any]]:
     """Class probabilities ``[K]`` and the block maps of one utterance."""
     import torch
 
-    from selfcross.models.maps import attention_maps
-    from selfcross.training.batches import model_arrays
-
-    dtype = torch.float64 if run.config.train.dtype == "float64" else torch.float32
+    dtype = DTYPES[run.config.train.dtype]
     arrays = model_arrays(utt.inputs, utt.lengths, run.modalities, dtype, run.standardizer)
     x = {m: torch.from_numpy(np.ascontiguousarray(a)).to(run.device) for m, a in arrays.items()}
     lens = {m: torch.as_tensor(utt.lengths[m]).to(run.device) for m in run.modalities}
@@ -130,8 +117,6 @@ def _run_model(run: Any, utt: Utterance) -> tuple[np.ndarray, list[Any]]:
 def _save_npz(
     path: Path, run: Any, maps: list[Any], axes: dict[str, ModalityAxis], probs: np.ndarray
 ) -> Path:
-    from selfcross.models.maps import project_to_frames
-
     arrays: dict[str, np.ndarray] = {
         "probabilities": probs.astype(np.float64),
         "class_names": np.array(run.class_names),

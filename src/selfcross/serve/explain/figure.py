@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from selfcross.models.maps import project_to_frames
 from selfcross.serve.explain.axes import ModalityAxis
 
 #: Most words written as tick labels on one axis (longer transcripts show positions).
@@ -116,8 +117,6 @@ def _draw_probabilities(ax: Any, names: tuple[str, ...], probs: np.ndarray) -> N
 
 
 def _draw_self(left: Any, right: Any, run: Any, block: Any, axis: ModalityAxis) -> None:
-    from selfcross.models.maps import project_to_frames
-
     received = block.received[0].double().mean(dim=0).cpu()
     conv = run.model.encoders[block.source].conv
     if conv is None:

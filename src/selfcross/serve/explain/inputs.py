@@ -6,9 +6,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from selfcross.errors import CheckpointError, DataError
+from selfcross.features import Vocabulary, load_feature_configs, tokenize
+from selfcross.features.audio import load_audio
+from selfcross.folds import read_fold
 from selfcross.labels import IEMOCAP7
-from selfcross.serve.explain import Utterance
+from selfcross.serve.predict import FEATURES_DIR, Clip, Predictor
+from selfcross.training.rundir import load_run
+
+
+@dataclass
+class Utterance:
+    """The model's inputs for one utterance plus what the figure needs to label them."""
+
+    id: str
+    inputs: dict[str, np.ndarray]  # modality -> float [1, T, F], before standardization
+    lengths: dict[str, np.ndarray]  # modality -> int64 [1]
+    words: list[str] | None = None
+    waveform: np.ndarray | None = None
+    label: str | None = None
 
 
 @dataclass
@@ -30,17 +48,11 @@ class ExplainedRun:
 
     @property
     def pass_lengths(self) -> bool:
-        from selfcross.training.loop import needs_lengths
-
-        return needs_lengths(self.config.model)
+        return self.config.model.needs_lengths
 
 
 def load_explained_run(run_dir: Path, device: str) -> ExplainedRun:
     """The run's model, standardizer, class names, saved feature settings and vocabulary."""
-    from selfcross.features import Vocabulary, load_feature_configs
-    from selfcross.serve.predict import FEATURES_DIR
-    from selfcross.training.rundir import load_run
-
     model, config, standardizer = load_run(run_dir, device)
     n = config.model.n_classes
     names = tuple(config.class_names) or (IEMOCAP7.names if n == len(IEMOCAP7) else ())
@@ -60,8 +72,6 @@ def load_explained_run(run_dir: Path, device: str) -> ExplainedRun:
 
 def fold_utterances(run: ExplainedRun, fold_dir: Path, ids: list[str]) -> list[Utterance]:
     """The utterances ``ids`` of a fold (looked up in test, dev and train, in that order)."""
-    from selfcross.folds import read_fold
-
     fold = read_fold(fold_dir, modalities=run.modalities, check_values=False)
     words = run.vocab_words or _fold_vocab(fold_dir)
     found: list[Utterance] = []
@@ -97,8 +107,6 @@ def _locate(fold: Any, fold_dir: Path, utt_id: str) -> tuple[Any, int]:
 
 
 def _fold_vocab(fold_dir: Path) -> list[str] | None:
-    from selfcross.features import Vocabulary
-
     for base in (fold_dir, fold_dir.parent):
         if (base / "vocab.txt").is_file():
             return Vocabulary.load(base / "vocab.txt").words
@@ -116,12 +124,8 @@ def clip_utterance(
     run: ExplainedRun, audio: str | Path | None, video: str | Path | None, transcript: str | None
 ) -> Utterance:
     """One new clip, featurized with the run's saved settings (as ``selfcross predict`` does)."""
-    from selfcross.features import tokenize
-    from selfcross.features.audio import load_audio
-    from selfcross.serve.predict import Predictor
-
     predictor = Predictor(run.run_dir, device=run.device)
-    inputs, lengths = predictor.features(audio=audio, video=video, transcript=transcript)
+    inputs, lengths = predictor.features(Clip(audio=audio, video=video, transcript=transcript))
     words = None
     if "text" in run.modalities and transcript is not None:
         text_cfg = predictor.feature_configs["text"]
