@@ -291,7 +291,7 @@ def test_cli_text_options_refused_with_clear_errors(corpus: Path, capsys: pytest
 @pytest.mark.slow
 def test_predict_tokenizes_as_the_kept_punctuation_root_did(corpus: Path) -> None:
     """A run trained on a ``--keep-punctuation`` root encodes a new transcript with its ``?``."""
-    from selfcross.serve.predict import Predictor
+    from selfcross.serve.predict import Clip, Predictor
 
     manifest = _punctuated_manifest(corpus)
     assert main(["prepare-manifest", str(manifest), str(corpus / "punct"), "--split-column", "split",
@@ -302,6 +302,6 @@ def test_predict_tokenizes_as_the_kept_punctuation_root_did(corpus: Path) -> Non
     predictor = Predictor(corpus / "run")
     vocab = (corpus / "punct" / "vocab.txt").read_text().split("\n")
     emb = np.load(corpus / "punct" / "fold01" / "W_embedding.npy")
-    inputs, lengths = predictor.features(transcript="sad? today")
+    inputs, lengths = predictor.features(Clip(transcript="sad? today"))
     assert lengths["text"].tolist() == [3] and inputs["text"].shape == (1, 6, emb.shape[1])
     np.testing.assert_array_equal(inputs["text"][0, :3], emb[[vocab.index(w) for w in ("sad", "?", "today")]])
