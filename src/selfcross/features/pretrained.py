@@ -44,6 +44,7 @@ HF_PREFIX = "hf:"
 #: ``model_type`` values accepted by each flag (the families the docs describe, plus close kin).
 AUDIO_MODEL_TYPES: tuple[str, ...] = (
     "wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat",
+    "whisper",
 )
 TEXT_MODEL_TYPES: tuple[str, ...] = (
     "bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "albert",
@@ -303,7 +304,11 @@ class HFVideoConfig(ConfigMixin):
 def _check_common(cfg: Any, modality: str) -> None:
     if not is_hf_spec(cfg.encoder):
         raise ConfigError(f"{modality} encoder {cfg.encoder!r} must be written hf:NAME_OR_PATH")
-    if cfg.dtype not in DTYPES:
+    if getattr(cfg, "model_type", None) == "whisper-ctranslate2":  # a CTranslate2 compute type
+        from selfcross.features.whisper import resolve_ct2_dtype
+
+        resolve_ct2_dtype(cfg.dtype, "cpu")
+    elif cfg.dtype not in DTYPES:
         raise ConfigError(f"encoder precision {cfg.dtype!r} is not one of {', '.join(DTYPES)}")
     if getattr(cfg, "max_frames", 1) < 1 or cfg.batch_size < 1:
         raise ConfigError(f"{type(cfg).__name__}: max_frames and batch_size must be positive")
@@ -333,8 +338,18 @@ def audio_encoder_config(
         max_frames: frames kept (default 500 = 10 s).
         dtype: precision (``auto``: bf16/fp16 on CUDA, fp32 on CPU).
         device: device the extraction will run on (``None``: CUDA when present).
+
+    Whisper checkpoints and CTranslate2 Whisper folders are handled by
+    :mod:`selfcross.features.whisper` (``dtype`` is then CTranslate2's compute type).
     """
+    from selfcross.features import whisper
+
+    if whisper.is_ct2_folder(model_name(spec)):
+        return whisper.ct2_whisper_config(spec, layer, max_frames, dtype, device or default_device())
     cfg, revision = load_hf_config(spec, "audio")
+    if cfg.model_type == "whisper":
+        return whisper.hf_whisper_config(spec, cfg, revision, layer, max_frames, dtype,
+                                         device or default_device())
     n = _hidden_states(cfg)
     if layer is None or layer == "last":
         chosen: int | str = n - 1
@@ -580,6 +595,38 @@ class HFTextFeatures(_Encoder):
         """Features of one transcript: ``(float32 [max_tokens, D], valid_rows)``."""
         return self.extract_many([text])[0]
 
+    def sentence_embeddings(self, texts: Sequence[str], normalize: bool | None = None) -> np.ndarray:
+        """``float32 [n, D]``: the mean of each text's token states (special tokens included),
+        which is what sentence-transformers' mean pooling computes for the same checkpoint.
+
+        Why here: a sentence-encoder folder (all-MiniLM-L6-v2, all-mpnet-base-v2) is used through
+        its token or word states; this pooled form lets a test compare them with the reference
+        library. ``normalize`` (default: when the folder's ``modules.json`` lists a Normalize
+        module, as those checkpoints do) scales each embedding to unit length.
+        """
+        from dataclasses import replace
+
+        self._ensure()
+        tokens = HFTextFeatures(replace(self.config, units="token", max_tokens=self._max_length()),
+                                self.device)
+        tokens._model, tokens._processor = self._model, self._processor
+        emb = np.stack([rows[:n].mean(axis=0) for rows, n in tokens.extract_many(texts)])
+        if normalize is None:
+            normalize = _lists_normalize(Path(model_name(self.config.encoder)))
+        if normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb.astype(np.float32)
+
+
+def _lists_normalize(folder: Path) -> bool:
+    """Whether a sentence-transformers folder ends with a Normalize module."""
+    import json
+
+    modules = folder / "modules.json"
+    if not modules.is_file():
+        return False
+    return any(str(m.get("type", "")).endswith("Normalize") for m in json.loads(modules.read_text()))
+
 
 def _pool_words(states: np.ndarray, word_ids: list[int | None]) -> np.ndarray:
     """Mean of the sub-word states of each word, in word order (special tokens dropped)."""
@@ -661,4 +708,8 @@ def make_extractor(modality: str, config: Any, device: str | None = None) -> Any
     """The extractor of an HF config (dataclass or plain dict) for ``modality``."""
     cls = CONFIG_CLASSES[modality]
     cfg = config if isinstance(config, cls) else cls.from_dict(dict(config))
+    if modality == "audio" and cfg.model_type in ("whisper", "whisper-ctranslate2"):
+        from selfcross.features.whisper import WhisperFeatures
+
+        return WhisperFeatures(cfg, device)
     return {"audio": HFAudioFeatures, "text": HFTextFeatures, "video": HFVideoFeatures}[modality](cfg, device)
