@@ -124,6 +124,40 @@ def test_ctranslate2_encoder_equals_the_transformers_encoder(tiny):
     assert np.corrcoef(q[:n].ravel(), ref[:n].ravel())[0, 1] > 0.99
 
 
+def test_clip_window_encodes_only_the_clip_frames(tiny):
+    """``window="clip"``: the same states count, from the clip's own mel frames; they differ from
+    the 30 s window's (the encoder's attention no longer sees the padding) but stay close."""
+    wave = _noise(1.3, 6)
+    full = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{tiny['ct2']}", dtype="float32",
+                                                              device="cpu"), "cpu")
+    clip_cfg = hf.audio_encoder_config(f"hf:{tiny['ct2']}", dtype="float32", device="cpu", window="clip")
+    assert clip_cfg.window == "clip" and hf.HFAudioConfig.from_dict(clip_cfg.to_dict()) == clip_cfg
+    clip = hf.make_extractor("audio", clip_cfg, "cpu")
+    (x, n), (y, m) = full.from_waveforms([wave])[0], clip.from_waveforms([wave])[0]
+    assert n == m == 65
+    assert not np.allclose(x[:n], y[:n], atol=1e-4)
+    assert np.corrcoef(x[:n].ravel(), y[:n].ravel())[0, 1] > 0.5
+    together = clip.from_waveforms([_noise(0.5, 7), wave])[1]
+    np.testing.assert_allclose(together[0], y, rtol=1e-5, atol=1e-6)
+
+
+def test_clip_window_is_refused_for_transformers_whisper_and_other_encoders(tiny, tmp_path):
+    with pytest.raises(ConfigError, match="needs a CTranslate2 folder"):
+        hf.audio_encoder_config(f"hf:{tiny['hf']}", device="cpu", window="clip")
+    speech_dir = hf_tiny.tiny_speech(tmp_path / "w2v")
+    with pytest.raises(ConfigError, match="applies to Whisper encoders"):
+        hf.audio_encoder_config(f"hf:{speech_dir}", device="cpu", window="clip")
+
+
+def test_cache_key_of_other_encoders_is_unchanged_by_the_window_setting(tiny):
+    from selfcross.prepare.cache import cache_key
+
+    cfg = hf.audio_encoder_config(f"hf:{tiny['ct2']}", device="cpu").to_dict()
+    without = {k: v for k, v in cfg.items() if k != "window"}
+    assert cache_key("audio", cfg) == cache_key("audio", without)
+    assert cache_key("audio", {**cfg, "window": "clip"}) != cache_key("audio", cfg)
+
+
 # --------------------------------------------------------------------------- errors
 
 
@@ -148,14 +182,16 @@ def test_a_broken_ct2_folder_is_one_line_exit_2(tiny, tmp_path, capsys):
 # --------------------------------------------------------------------------- end to end
 
 
-@pytest.fixture(scope="module", params=["hf", "ct2"])
+@pytest.fixture(scope="module", params=["hf", "ct2", "ct2-clip"])
 def prepared(request, tiny, tmp_path_factory):
     """Audio through prepare-manifest with a tiny Whisper encoder, then a short run."""
     root = tmp_path_factory.mktemp(f"corpus-{request.param}")
     man = _manifest(root, video=False, text=False)
     out = root / "data"
+    kind, _, window = request.param.partition("-")
     assert main(["prepare-manifest", str(man), str(out), "--folds", "2", "--no-progress",
-                 "--audio-encoder", f"hf:{tiny[request.param]}", "--max-audio-frames", "120"]) == 0
+                 "--audio-encoder", f"hf:{tiny[kind]}", "--max-audio-frames", "120",
+                 "--whisper-window", window or "30s"]) == 0
     from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset
     from selfcross.training import train_run
 
@@ -164,7 +200,7 @@ def prepared(request, tiny, tmp_path_factory):
                                  train=TrainConfig(max_epochs=2, patience=2, batch_size=2, num_threads=1)),
                        "improved")
     train_run(cfg, out / "fold01", root / "run", progress=False)
-    return {"root": root, "out": out, "run": root / "run", "kind": request.param}
+    return {"root": root, "out": out, "run": root / "run", "kind": kind, "window": window or "30s"}
 
 
 @pytest.mark.slow
@@ -172,7 +208,7 @@ def test_features_json_records_encoder_revision_and_layer(prepared, tiny):
     saved = load_feature_configs(prepared["out"])["audio"]
     folder = tiny[prepared["kind"]]
     assert saved.encoder == f"hf:{folder}" and saved.revision == hf.folder_fingerprint(folder)
-    assert saved.layer == (2 if prepared["kind"] == "hf" else -1)
+    assert saved.layer == (2 if prepared["kind"] == "hf" else -1) and saved.window == prepared["window"]
 
 
 @pytest.mark.slow

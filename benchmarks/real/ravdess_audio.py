@@ -77,7 +77,8 @@ def audio_config(features: str, args: argparse.Namespace):  # noqa: ANN201
         from selfcross.features.pretrained import audio_encoder_config
 
         folder = args.weights / ENCODERS[features]
-        return audio_encoder_config(f"hf:{folder}", max_frames=args.encoder_frames, device="cpu")
+        return audio_encoder_config(f"hf:{folder}", max_frames=args.encoder_frames, device="cpu",
+                                    window=args.whisper_window)
     base = features.partition("-")[0]
     if base == "mfcc":
         return AudioConfig(max_frames=args.max_frames)
@@ -92,6 +93,8 @@ def prepare_root(src: Path, work: Path, features: str, args: argparse.Namespace)
 
     spk = "" if features in ENCODERS else features.partition("-")[2]
     root = work / "data" if features == "mfcc" else work.parent / f"ravdess-{features}"
+    if features in ENCODERS and args.whisper_window != "30s":
+        root = root.with_name(f"{root.name}-{args.whisper_window}")
     audio = audio_config(features, args)
     extra = {"speaker_norm": True} if spk == "spk" else {}
     t0 = time.perf_counter()
@@ -209,6 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-frames", type=int, default=500)
     ap.add_argument("--encoder-frames", type=int, default=275,
                     help="frames kept of a pretrained encoder (20 ms each; 275 = 5.5 s > the longest clip)")
+    ap.add_argument("--whisper-window", default="30s", choices=("30s", "clip"),
+                    help="Whisper input: the padded 30 s window (its design) or the clip's own frames")
     ap.add_argument("--weights", type=Path, default=Path(tempfile.gettempdir()) / "selfcross-weights",
                     help="folder of the encoder weights (whisper-base-ct2/, ...; see README.md)")
     ap.add_argument("--mixed-len", type=int, default=25, help="time-mixing Conv1d output steps")

@@ -200,7 +200,10 @@ class HFAudioConfig(ConfigMixin):
         max_frames: frames kept (500 = 10 s at the 20 ms frame shift of these models).
         batch_size: clips per forward pass (only for models whose feature extractor returns
             attention masks; padding would change the others' features, so they run one by one).
-        dtype: numeric precision of the encoder (``float32``, ``float16``, ``bfloat16``).
+        dtype: numeric precision of the encoder (``float32``, ``float16``, ``bfloat16``; a
+            CTranslate2 compute type such as ``int8`` for a CTranslate2 Whisper folder).
+        window: Whisper only: ``30s`` (its design: every clip padded to the 30 s window) or
+            ``clip`` (the encoder runs on the clip's own log-mel frames; CTranslate2 only).
     """
 
     encoder: str = ""
@@ -213,11 +216,16 @@ class HFAudioConfig(ConfigMixin):
     max_frames: int = 500
     batch_size: int = 8
     dtype: str = "float32"
+    window: str = "30s"
 
     def __post_init__(self) -> None:
         _check_common(self, "audio")
         if self.layer != "weighted" and not isinstance(self.layer, int):
             raise ConfigError(f"audio layer {self.layer!r}: give a layer number or 'weighted'")
+        if self.window != "30s":
+            from selfcross.features.whisper import check_window
+
+            check_window(self.window, self.model_type)
 
     def input_shape(self) -> tuple[int, ...]:
         """Per-utterance array shape: ``(T, D)`` or ``(T, L, D)`` for ``weighted``."""
@@ -328,7 +336,7 @@ def _hidden_states(cfg: Any) -> int:
 
 def audio_encoder_config(
     spec: str, layer: int | str | None = None, max_frames: int | None = None, dtype: str = "auto",
-    device: str | None = None,
+    device: str | None = None, window: str = "30s",
 ) -> HFAudioConfig:
     """Build and check an :class:`HFAudioConfig` (the checkpoint's config is read, not its weights).
 
@@ -338,6 +346,7 @@ def audio_encoder_config(
         max_frames: frames kept (default 500 = 10 s).
         dtype: precision (``auto``: bf16/fp16 on CUDA, fp32 on CPU).
         device: device the extraction will run on (``None``: CUDA when present).
+        window: Whisper's input window, ``30s`` or ``clip`` (see :class:`HFAudioConfig`).
 
     Whisper checkpoints and CTranslate2 Whisper folders are handled by
     :mod:`selfcross.features.whisper` (``dtype`` is then CTranslate2's compute type).
@@ -345,11 +354,13 @@ def audio_encoder_config(
     from selfcross.features import whisper
 
     if whisper.is_ct2_folder(model_name(spec)):
-        return whisper.ct2_whisper_config(spec, layer, max_frames, dtype, device or default_device())
+        return whisper.ct2_whisper_config(spec, layer, max_frames, dtype, device or default_device(), window)
     cfg, revision = load_hf_config(spec, "audio")
     if cfg.model_type == "whisper":
         return whisper.hf_whisper_config(spec, cfg, revision, layer, max_frames, dtype,
-                                         device or default_device())
+                                         device or default_device(), window)
+    if window != "30s":
+        raise ConfigError(f"--whisper-window {window}: applies to Whisper encoders, not {cfg.model_type}")
     n = _hidden_states(cfg)
     if layer is None or layer == "last":
         chosen: int | str = n - 1

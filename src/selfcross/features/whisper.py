@@ -21,6 +21,11 @@ Two back-ends, one config (:class:`~selfcross.features.pretrained.HFAudioConfig`
   encoder output, so the layer is the last one; ``dtype`` is CTranslate2's compute type
   (``auto``: ``int8`` on the CPU as faster-whisper, ``float16`` on a GPU).
 
+``window="clip"`` (CTranslate2 only) runs the encoder on the clip's own log-mel frames
+instead of the padded 30 s window: for 3-5 s clips about 20x less compute on the CPU, but
+not the input Whisper was trained on (its states differ from the 30 s ones), so it is an
+opt-in recorded in ``features.json``, never the default.
+
 Log-mel features come from transformers' ``WhisperFeatureExtractor`` on both back-ends (the
 folder's ``preprocessor_config.json`` when present, else Whisper's defaults with the
 model's number of mel bands), so the two back-ends see identical inputs.
@@ -75,6 +80,20 @@ def resolve_ct2_dtype(dtype: str, device: str) -> str:
     return "float16" if str(device).startswith("cuda") else "int8"
 
 
+#: Whisper input windows: its 30 s design, or the clip's own frames (CTranslate2 only).
+WINDOWS: tuple[str, ...] = ("30s", "clip")
+
+
+def check_window(window: str, model_type: str | None) -> None:
+    """Refuse a window the back-end cannot run: transformers' Whisper encoder takes exactly
+    3000 log-mel frames; CTranslate2's accepts fewer."""
+    if window not in WINDOWS:
+        raise ConfigError(f"Whisper window {window!r} is not one of {', '.join(WINDOWS)}")
+    if window == "clip" and model_type != CT2_MODEL_TYPE:
+        raise ConfigError("Whisper window 'clip' needs a CTranslate2 folder (the transformers Whisper "
+                          "encoder takes only 30 s windows)")
+
+
 def _frames_of(n_samples: int) -> int:
     return min(WINDOW_FRAMES, max(1, math.ceil(n_samples / HOP_SAMPLES)))
 
@@ -105,7 +124,7 @@ def _choose_layer(layer: int | str | None, n: int, spec: str) -> int | str:
 
 def hf_whisper_config(
     spec: str, cfg: Any, revision: str | None, layer: int | str | None, max_frames: int | None,
-    dtype: str, device: str,
+    dtype: str, device: str, window: str = "30s",
 ) -> Any:
     """The :class:`HFAudioConfig` of a transformers Whisper checkpoint (config already read)."""
     from selfcross.features.pretrained import HFAudioConfig, recorded_spec, resolve_dtype
@@ -114,12 +133,13 @@ def hf_whisper_config(
     return HFAudioConfig(
         encoder=recorded_spec(spec), revision=revision, model_type="whisper",
         layer=_choose_layer(layer, n, spec), n_layers=n, feat_dim=int(cfg.d_model),
-        max_frames=max_frames or 500, dtype=resolve_dtype(dtype, device),
+        max_frames=max_frames or 500, dtype=resolve_dtype(dtype, device), window=window,
     )
 
 
 def ct2_whisper_config(
     spec: str, layer: int | str | None, max_frames: int | None, dtype: str, device: str,
+    window: str = "30s",
 ) -> Any:
     """The :class:`HFAudioConfig` of a CTranslate2 Whisper folder (the model is loaded once to
     learn its width; a folder that does not load is reported here, before any extraction)."""
@@ -135,6 +155,7 @@ def ct2_whisper_config(
     return HFAudioConfig(
         encoder=recorded_spec(spec), revision=folder_fingerprint(Path(name)), model_type=CT2_MODEL_TYPE,
         layer=-1, n_layers=None, feat_dim=int(width), max_frames=max_frames or 500, dtype=compute,
+        window=window,
     )
 
 
@@ -231,6 +252,11 @@ class WhisperFeatures(HFAudioFeatures):
     def _forward(self, chunk: list[np.ndarray]) -> list[np.ndarray]:
         mel = self.log_mel(chunk)
         c = self.config
+        if c.model_type == CT2_MODEL_TYPE and c.window == "clip":
+            # only the clip's own mel frames (2 per encoder state); the log-mel scaling was
+            # computed on the padded window, so it matches the 30 s input's first frames
+            return [_encode_ct2(self._model, m[None, :, : 2 * _frames_of(len(w))])[0]
+                    for m, w in zip(mel, chunk)]
         if c.model_type == CT2_MODEL_TYPE:
             return list(_encode_ct2(self._model, mel))
         import torch

@@ -55,7 +55,8 @@ def encoder_identity(encoder: Any) -> str:
 
 #: Audio settings that do not change the cached (raw) frames, with the value whose key is
 #: left out of the hash so caches made before the setting existed stay valid.
-_CACHE_NEUTRAL: dict[str, Any] = {"features": "mfcc", "descriptors": [], "speaker_norm": None}
+_CACHE_NEUTRAL: dict[str, Any] = {"features": "mfcc", "descriptors": [], "speaker_norm": None,
+                                   "window": "30s"}
 
 
 def cache_key(modality: str, config: dict[str, Any], encoder: str = "") -> str:
