@@ -81,3 +81,46 @@ def tiny_vision(folder: Path, family: str = "vit") -> Path:
     tf.AutoModel.from_config(cfg).save_pretrained(folder)
     tf.ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(folder)
     return folder
+
+
+def tiny_whisper(folder: Path, mel_bins: int = 80) -> Path:
+    """A Whisper model (encoder and decoder, 2 layers each, width 32) with Whisper's own log-mel
+    feature extractor: the real 30 s window of 1500 encoder states."""
+    cfg = tf.WhisperConfig(
+        d_model=HIDDEN, encoder_layers=LAYERS, decoder_layers=LAYERS, encoder_attention_heads=HEADS,
+        decoder_attention_heads=HEADS, encoder_ffn_dim=FFN, decoder_ffn_dim=FFN, num_mel_bins=mel_bins,
+        max_source_positions=1500, max_target_positions=32, vocab_size=64, pad_token_id=0, bos_token_id=1,
+        eos_token_id=2, decoder_start_token_id=3, suppress_tokens=[], begin_suppress_tokens=[],
+    )
+    tf.set_seed(0)
+    tf.WhisperModel(cfg).save_pretrained(folder)
+    tf.WhisperFeatureExtractor(feature_size=mel_bins).save_pretrained(folder)
+    return folder
+
+
+def tiny_whisper_ct2(hf_folder: Path, folder: Path) -> Path:
+    """:func:`tiny_whisper`'s model converted by CTranslate2's own transformers converter
+    (float32 weights, so the two back-ends can be compared closely)."""
+    from ctranslate2.converters import TransformersConverter
+
+    TransformersConverter(str(hf_folder)).convert(str(folder), quantization="float32")
+    return folder
+
+
+def tiny_sentence_encoder(folder: Path, family: str = "bert") -> Path:
+    """:func:`tiny_text` laid out as a sentence-transformers folder (modules.json, mean pooling),
+    like all-MiniLM-L6-v2 / all-mpnet-base-v2."""
+    import json
+
+    tiny_text(folder, family)
+    (folder / "1_Pooling").mkdir(exist_ok=True)
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": HIDDEN, "pooling_mode_cls_token": False,
+         "pooling_mode_mean_tokens": True, "pooling_mode_max_tokens": False}))
+    (folder / "modules.json").write_text(json.dumps([
+        {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+        {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+    ]))
+    (folder / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48,
+                                                                  "do_lower_case": False}))
+    return folder

@@ -28,6 +28,7 @@ import hf_tiny  # noqa: E402
 from media import speech, write_clip  # noqa: E402
 from selfcross.cli import main  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
+from selfcross.features import extractors as fx  # noqa: E402
 from selfcross.features import pretrained as hf  # noqa: E402
 from selfcross.features.configio import load_feature_configs, save_feature_configs  # noqa: E402
 
@@ -63,13 +64,13 @@ def test_speech_families_give_frames_of_the_chosen_layer(tmp_path, family):
     masks = family != "hubert"  # a group-norm front-end without attention masks runs clip by clip
     path = hf_tiny.tiny_speech(tmp_path / family, family, masks=masks)
     y = (0.1 * np.random.default_rng(0).standard_normal(SR)).astype(np.float32)
-    last = hf.audio_encoder_config(f"hf:{path}", None, max_frames=60)
+    last = fx.audio_encoder_config(f"hf:{path}", None, max_frames=60)
     assert (last.layer, last.n_layers, last.feat_dim, last.model_type) == (2, 3, 32, family)
-    feats, n = hf.make_extractor("audio", last).extract((y, SR))
+    feats, n = fx.make_extractor("audio", last).extract((y, SR))
     assert feats.shape == (60, 32) and n == _frames(SR) == 49
     assert np.all(feats[n:] == 0) and np.all(np.any(feats[:n] != 0, axis=1))
-    first, _ = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{path}", 1, 60)).extract((y, SR))
-    stacked, n2 = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{path}", "weighted", 60)).extract(
+    first, _ = fx.make_extractor("audio", fx.audio_encoder_config(f"hf:{path}", 1, 60)).extract((y, SR))
+    stacked, n2 = fx.make_extractor("audio", fx.audio_encoder_config(f"hf:{path}", "weighted", 60)).extract(
         (y, SR))
     assert stacked.shape == (60, 3, 32) and n2 == n
     np.testing.assert_allclose(stacked[:, 2], feats, rtol=1e-5, atol=1e-6)
@@ -78,7 +79,7 @@ def test_speech_families_give_frames_of_the_chosen_layer(tmp_path, family):
 
 
 def test_batched_speech_equals_one_clip_at_a_time(tiny):
-    ex = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{tiny['speech']}", None, 60))
+    ex = fx.make_extractor("audio", fx.audio_encoder_config(f"hf:{tiny['speech']}", None, 60))
     rng = np.random.default_rng(1)
     clips = [(0.1 * rng.standard_normal(k)).astype(np.float32) for k in (SR, SR // 2, 3 * SR // 4)]
     batched = ex.extract_many([((y, SR), None, None) for y in clips])
@@ -91,8 +92,8 @@ def test_batched_speech_equals_one_clip_at_a_time(tiny):
 @pytest.mark.parametrize("family", ["bert", "roberta", "deberta-v2"])
 def test_text_families_pool_sub_words_to_words_or_keep_tokens(tmp_path, family):
     path = hf_tiny.tiny_text(tmp_path / family, family)
-    words = hf.make_extractor("text", hf.text_encoder_config(f"hf:{path}", units="word", max_tokens=10))
-    tokens = hf.make_extractor("text", hf.text_encoder_config(f"hf:{path}", units="token", max_tokens=10))
+    words = fx.make_extractor("text", hf.text_encoder_config(f"hf:{path}", units="word", max_tokens=10))
+    tokens = fx.make_extractor("text", hf.text_encoder_config(f"hf:{path}", units="token", max_tokens=10))
     text = "the cats sat"  # WordPiece: the, cat, ##s, sat
     w, nw = words.extract(text)
     t, nt = tokens.extract(text)
@@ -111,7 +112,7 @@ def test_vision_families_embed_each_sampled_frame(tmp_path, family):
     clip = write_clip(tmp_path / "clip.mp4", seconds=2.0)
     cfg = hf.video_encoder_config(f"hf:{path}", side="left", max_frames=8)
     assert cfg.feat_dim == (16 if family == "clip" else 32)
-    ex = hf.make_extractor("video", cfg)
+    ex = fx.make_extractor("video", cfg)
     feats, n = ex.extract(clip)
     assert feats.shape == (8, cfg.feat_dim) and n == 6  # 2 s at 3 frames/s
     assert np.all(feats[n:] == 0)
@@ -121,7 +122,7 @@ def test_vision_families_embed_each_sampled_frame(tmp_path, family):
 
 def test_configs_round_trip_through_features_json(tiny, tmp_path):
     configs = {
-        "audio": hf.audio_encoder_config(f"hf:{tiny['speech']}", "weighted", 100),
+        "audio": fx.audio_encoder_config(f"hf:{tiny['speech']}", "weighted", 100),
         "text": hf.text_encoder_config(f"hf:{tiny['text']}", units="token"),
         "video": hf.video_encoder_config(f"hf:{tiny['vision']}"),
     }
@@ -133,7 +134,7 @@ def test_configs_round_trip_through_features_json(tiny, tmp_path):
 def test_cache_key_names_encoder_revision_and_layer(tiny, tmp_path):
     from selfcross.prepare.pipeline import cache_key
 
-    base = hf.audio_encoder_config(f"hf:{tiny['speech']}", None, 100).to_dict()
+    base = fx.audio_encoder_config(f"hf:{tiny['speech']}", None, 100).to_dict()
     keys = {cache_key("audio", base)}
     keys.add(cache_key("audio", {**base, "layer": 1}))
     keys.add(cache_key("audio", {**base, "revision": "local-0000"}))
@@ -142,13 +143,13 @@ def test_cache_key_names_encoder_revision_and_layer(tiny, tmp_path):
 
 
 def test_changed_local_weights_change_the_revision(tmp_path):
-    a = hf.audio_encoder_config(f"hf:{hf_tiny.tiny_speech(tmp_path / 'm')}").revision
+    a = fx.audio_encoder_config(f"hf:{hf_tiny.tiny_speech(tmp_path / 'm')}").revision
     import transformers as tf
 
     tf.set_seed(5)
     cfg = tf.AutoConfig.from_pretrained(tmp_path / "m")
     tf.AutoModel.from_config(cfg).save_pretrained(tmp_path / "m")
-    assert hf.audio_encoder_config(f"hf:{tmp_path / 'm'}").revision != a
+    assert fx.audio_encoder_config(f"hf:{tmp_path / 'm'}").revision != a
 
 
 def test_layer_weighting_starts_uniform_and_learns():
@@ -194,7 +195,7 @@ def test_text_model_given_as_audio_encoder_names_the_mismatch(tiny, tmp_path, ca
 def test_missing_transformers_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "transformers", None)
     with pytest.raises(ConfigError, match=r"pip install 'selfcross\[hf\]'"):
-        hf.audio_encoder_config("hf:anything")
+        fx.audio_encoder_config("hf:anything")
 
 
 # --------------------------------------------------------------------------- end to end
@@ -346,7 +347,7 @@ def test_every_preparation_command_takes_the_encoder_options(tiny, tmp_path, cap
 def test_too_short_audio_is_a_data_error(tiny):
     from selfcross.errors import DataError
 
-    ex = hf.make_extractor("audio", hf.audio_encoder_config(f"hf:{tiny['speech']}"))
+    ex = fx.make_extractor("audio", fx.audio_encoder_config(f"hf:{tiny['speech']}"))
     with pytest.raises(DataError, match="too short"):
         ex.extract((np.zeros(100, np.float32), SR))
 

@@ -99,6 +99,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default="drop,keep",
         help="tokenizer settings to compare: drop (the paper's) and/or keep (? ! . , as tokens)",
     )
+    ap.add_argument(
+        "--encoders",
+        default="",
+        help="sentence-encoder roots to add (minilm, mpnet: word-level states of all-MiniLM-L6-v2 / "
+        "all-mpnet-base-v2 from --weights); give --punctuation '' to run them alone",
+    )
+    ap.add_argument("--weights", type=Path, default=Path(tempfile.gettempdir()) / "selfcross-weights",
+                    help="folder of the encoder weights (all-MiniLM-L6-v2/, all-mpnet-base-v2/; README.md)")
+    ap.add_argument("--title", default="MELD, text only", help="heading of the RESULTS.md section")
+    ap.add_argument("--section", default=SECTION,
+                    help="RESULTS.md section to rewrite (the encoder runs keep their own: meld_encoders)")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--max-epochs", type=int, default=12, help="paper/improved epoch cap")
     ap.add_argument("--patience", type=int, default=3, help="paper/improved early-stopping patience")
@@ -112,16 +123,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return ap.parse_args(argv)
 
 
-def prepare_root(src: Path, root: Path, args: argparse.Namespace, punctuation: str) -> Path:
-    """The MELD text data root for one tokenizer setting (``selfcross prepare meld``)."""
+#: ``--encoders`` names -> folder under ``--weights`` (sentence-transformers checkpoints).
+ENCODERS = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
+
+
+def prepare_root(src: Path, root: Path, args: argparse.Namespace, setting: str) -> tuple[Path, float]:
+    """The MELD text data root for one tokenizer setting (``drop``/``keep``: GloVe word ids) or
+    one sentence encoder (word-level states of its last layer; the checkpoint's own tokenizer);
+    returns the fold and the preparation time."""
     from selfcross.features.text import TextConfig
     from selfcross.prepare.adapters import prepare_corpus
     from selfcross.prepare.options import FeatureOptions
 
-    text = TextConfig(max_tokens=args.max_tokens, keep_punctuation=punctuation == "keep")
-    prepare_corpus("meld", src, root, FeatureOptions(glove=args.glove, text_config=text, progress=False),
-                   modalities="t")
-    return root / "fold01"
+    t0 = time.perf_counter()
+    if setting in ENCODERS:
+        from selfcross.features.pretrained import text_encoder_config
+
+        text = text_encoder_config(f"hf:{args.weights / ENCODERS[setting]}", units="word",
+                                   max_tokens=args.max_tokens, device="cpu")
+        prepare_corpus("meld", src, root, FeatureOptions(text_config=text, progress=False), modalities="t")
+    else:
+        text = TextConfig(max_tokens=args.max_tokens, keep_punctuation=setting == "keep")
+        prepare_corpus("meld", src, root, FeatureOptions(glove=args.glove, text_config=text, progress=False),
+                       modalities="t")
+    return root / "fold01", time.perf_counter() - t0
+
+
+def disk_gb(root: Path) -> float:
+    """Size of a data root's files (the fold arrays and the per-utterance feature cache)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e9
 
 
 def majority_row(fold_dir: Path) -> str:
@@ -142,6 +172,16 @@ def majority_row(fold_dir: Path) -> str:
 
 
 PUNCTUATION_NAMES = {"drop": "punctuation dropped", "keep": "punctuation kept"}
+#: Table labels of every root: GloVe tokenizer settings and sentence encoders.
+NAMES = {**PUNCTUATION_NAMES, "minilm": "all-MiniLM-L6-v2 word states",
+         "mpnet": "all-mpnet-base-v2 word states"}
+
+
+def floor_name(setting: str) -> str:
+    """The linear floor's row label: TF-IDF over word ids (GloVe roots) or the mean word state."""
+    if setting in ENCODERS:
+        return f"mean word state + logistic regression (`selfcross baseline`), {NAMES[setting]}"
+    return f"TF-IDF + logistic regression (`selfcross baseline`), {NAMES[setting]}"
 
 
 def table_rows(runs: list[dict], floors: dict[str, dict], presets: list[str], n_seeds: int) -> list[str]:
@@ -150,11 +190,11 @@ def table_rows(runs: list[dict], floors: dict[str, dict], presets: list[str], n_
     for punct in floors:
         for p in presets:
             mine = [r for r in runs if r["preset"] == p and r["punctuation"] == punct]
-            rows.append(f"| selfcross uni-modal self, {p}, {PUNCTUATION_NAMES[punct]} ({n_seeds} seeds) | "
+            rows.append(f"| selfcross uni-modal self, {p}, {NAMES[punct]} ({n_seeds} seeds) | "
                         f"{mean_std([r['acc'] for r in mine])} | {mean_std([r['f1w'] for r in mine])} |")
     for punct, floor in floors.items():
-        rows.append(f"| TF-IDF + logistic regression (`selfcross baseline`), {PUNCTUATION_NAMES[punct]} | "
-                    f"{mean_std(floor['accuracy'])} | {mean_std(floor['f1_weighted'])} |")
+        acc, f1w = mean_std(floor["accuracy"]), mean_std(floor["f1_weighted"])
+        rows.append(f"| {floor_name(punct)} | {acc} | {f1w} |")
     return rows
 
 
@@ -167,12 +207,18 @@ def main(argv: list[str] | None = None) -> int:
     from selfcross.errors import ConfigError
 
     t0 = time.perf_counter()
-    settings = args.punctuation.split(",")
-    if not set(settings) <= set(PUNCTUATION_NAMES):
+    settings = [s for s in args.punctuation.split(",") + args.encoders.split(",") if s]
+    if not set(args.punctuation.split(",")) - {""} <= set(PUNCTUATION_NAMES):
         raise SystemExit(f"--punctuation: give drop and/or keep, not {args.punctuation!r}")
+    if not set(args.encoders.split(",")) - {""} <= set(ENCODERS):
+        raise SystemExit(f"--encoders: give {' and/or '.join(ENCODERS)}, not {args.encoders!r}")
+    folds, costs = {}, []
     try:
-        folds = {p: prepare_root(src, args.work / ("data" if p == "drop" else f"data-{p}"), args, p)
-                 for p in settings}
+        for p in settings:
+            root = args.work / ("data" if p == "drop" else f"data-{p}")
+            folds[p], t = prepare_root(src, root, args, p)
+            costs.append(f"{p}: {t:.0f} s, data root {disk_gb(root):.2f} GB")
+            print(f"{p}: data root {root} ready in {t:.0f} s ({disk_gb(root):.2f} GB)", flush=True)
     except ConfigError as e:
         print(f"skipped: {e}")
         return 0
@@ -204,12 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(table))
     sizes = ", ".join(
         "/".join(str(len(np.load(d / f"{s}_label.npy"))) for s in ("train", "dev", "test"))
-        + f" ({PUNCTUATION_NAMES[p]})"
+        + f" ({NAMES[p]})"
         for p, d in folds.items()
     )
     text = "\n".join(
         [
-            "## MELD, text only",
+            f"## {args.title}",
             "",
             f"Command: `{command_line()}`  ",
             f"Time: {total / 60:.1f} min on {hardware()} ({t_prep:.0f} s preparation; "
@@ -220,7 +266,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.max_epochs}, patience {args.patience}; strong: its preset (max_epochs "
             f"{args.strong_max_epochs or 'of the preset'}); seeds {args.seeds}. Mean (std) over the seeds. "
             "Punctuation kept = `--keep-punctuation` at preparation (`? ! . ,` become tokens; "
-            "GloVe has vectors for them).",
+            "GloVe has vectors for them). Sentence encoders: the mean of each word's sub-word states "
+            "of the last layer, the checkpoint's tokenizer on the raw utterance.  ",
+            f"Preparation (a rerun reuses the feature cache): {'; '.join(costs)}.",
             "",
             *table,
             "",
@@ -228,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     if not args.no_results:
-        write_section(SECTION, text)
+        write_section(args.section, text)
         print(f"wrote {RESULTS}")
     print(f"total {total / 60:.1f} min")
     return 0

@@ -65,26 +65,49 @@ PUBLISHED = ("| published: MFCC CNN / ConvLSTM (Badr et al., SciTePress 2021; sp
              "| - | 60 / 59 | - |")
 
 
-def prepare_root(src: Path, work: Path, features: str, max_frames: int, workers: int) -> tuple[Path, float]:
-    """Prepare (or reuse) the data root of one feature set: ``mfcc``, ``egemaps``, ``compare``,
-    each optionally ``-spk`` (per-speaker standardization)."""
+#: ``--features`` names of pretrained encoders -> folder under ``--weights`` (see README.md).
+ENCODERS = {"whisper-base": "whisper-base-ct2", "whisper-tiny": "whisper-tiny.en-ct2"}
+
+
+def audio_config(features: str, args: argparse.Namespace):  # noqa: ANN201
+    """The extractor settings of one feature set (a Whisper folder: CTranslate2, int8 on the CPU)."""
     from selfcross.features.audio import AudioConfig
+
+    if features in ENCODERS:
+        from selfcross.features.extractors import audio_encoder_config
+
+        folder = args.weights / ENCODERS[features]
+        return audio_encoder_config(f"hf:{folder}", max_frames=args.encoder_frames, device="cpu",
+                                    window=args.whisper_window)
+    base = features.partition("-")[0]
+    if base == "mfcc":
+        return AudioConfig(max_frames=args.max_frames)
+    return AudioConfig.for_features(base, max_frames=args.max_frames)
+
+
+def prepare_root(src: Path, work: Path, features: str, args: argparse.Namespace) -> tuple[Path, float]:
+    """Prepare (or reuse) the data root of one feature set: ``mfcc``, ``egemaps``, ``compare``,
+    each optionally ``-spk`` (per-speaker standardization), or a Whisper encoder
+    (``whisper-base``, ``whisper-tiny``)."""
     from selfcross.prepare.adapters import prepare_corpus
     from selfcross.prepare.options import FeatureOptions, FoldOptions
 
-    base, _, spk = features.partition("-")
+    spk = "" if features in ENCODERS else features.partition("-")[2]
     root = work / "data" if features == "mfcc" else work.parent / f"ravdess-{features}"
-    audio = (
-        AudioConfig(max_frames=max_frames)
-        if base == "mfcc"
-        else AudioConfig.for_features(base, max_frames=max_frames)
-    )
+    if features in ENCODERS and args.whisper_window != "30s":
+        root = root.with_name(f"{root.name}-{args.whisper_window}")
+    audio = audio_config(features, args)
     t0 = time.perf_counter()
     prepare_corpus("ravdess", src, root,
-                   FeatureOptions(audio_config=audio, progress=False, workers=workers,
+                   FeatureOptions(audio_config=audio, progress=False, workers=args.workers,
                                   speaker_norm=spk == "spk"),
                    folds=FoldOptions(n_folds=4), modalities="a")
     return root, time.perf_counter() - t0
+
+
+def disk_gb(root: Path) -> float:
+    """Size of a data root's files (the fold arrays and the per-utterance feature cache)."""
+    return sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) / 1e9
 
 
 def make_config(preset: str, fold: Path, seed: int, args: argparse.Namespace):  # noqa: ANN201
@@ -175,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--features",
         default="mfcc,compare,compare-spk",
-        help="feature roots: mfcc, egemaps, compare, each optionally -spk",
+        help="feature roots: mfcc, egemaps, compare, each optionally -spk; whisper-base, whisper-tiny",
     )
     ap.add_argument("--floor-features", default=None,
                     help="roots the linear floor runs on (default: --features)")
@@ -183,6 +206,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", type=int, default=4)
     ap.add_argument("--seeds", default="1,2,3")
     ap.add_argument("--max-frames", type=int, default=500)
+    ap.add_argument("--encoder-frames", type=int, default=275,
+                    help="frames kept of a pretrained encoder (20 ms each; 275 = 5.5 s > the longest clip)")
+    ap.add_argument("--whisper-window", default="30s", choices=("30s", "clip"),
+                    help="Whisper input: the padded 30 s window (its design) or the clip's own frames")
+    ap.add_argument("--weights", type=Path, default=Path(tempfile.gettempdir()) / "selfcross-weights",
+                    help="folder of the encoder weights (whisper-base-ct2/, ...; see README.md)")
     ap.add_argument("--mixed-len", type=int, default=25, help="time-mixing Conv1d output steps")
     ap.add_argument("--max-epochs", type=int, default=16, help="paper/improved epoch cap")
     ap.add_argument("--patience", type=int, default=6, help="paper/improved early-stopping patience")
@@ -190,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1, help="runs (and extractions) in parallel")
     ap.add_argument("--only-folds", type=int, default=None, help="run the first N folds only (smoke test)")
     ap.add_argument("--no-results", action="store_true", help="do not write RESULTS.md")
+    ap.add_argument("--section", default=SECTION,
+                    help="RESULTS.md section to rewrite (the encoder runs keep their own: ravdess_encoders)")
+    ap.add_argument("--title", default="RAVDESS speech, audio only", help="heading of that section")
     args = ap.parse_args(argv)
 
     src = args.data / "ravdess-speech-16k"
@@ -197,12 +229,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"skipped: {src} not found (RAVDESS speech 16 kHz; see /work/shared/data/README.md)")
         return 0
     t0 = time.perf_counter()
-    roots, t_prep = {}, 0.0
+    roots, t_prep, costs = {}, 0.0, []
     deep = args.features.split(",")
     for features in dict.fromkeys(deep + (args.floor_features or args.features).split(",")):
-        roots[features], t = prepare_root(src, args.work, features, args.max_frames, args.workers)
+        roots[features], t = prepare_root(src, args.work, features, args)
         t_prep += t
-        print(f"{features}: data root {roots[features]} ready in {t:.0f} s", flush=True)
+        costs.append(f"{features}: {t:.0f} s, data root {disk_gb(roots[features]):.2f} GB")
+        print(f"{features}: data root {roots[features]} ready in {t:.0f} s "
+              f"({disk_gb(roots[features]):.2f} GB)", flush=True)
     runs = run_jobs(plan(args, {f: roots[f] for f in deep}), args.workers)
     floor_roots = (args.floor_features or args.features).split(",")
     floors = {f: linear_floor(roots[f], args.work / "linear" / f, "a") for f in floor_roots}
@@ -213,7 +247,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(lines))
     text = "\n".join(
         [
-            "## RAVDESS speech, audio only",
+            f"## {args.title}",
             "",
             f"Command: `{command_line()}`  ",
             f"Time: {total / 60:.1f} min on {hardware()} ({t_prep:.0f} s preparation; "
@@ -222,7 +256,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Setup: 1,440 utterances, {n_folds} speaker-independent folds ({24 // args.folds} test actors "
             f"each, dev = 2 other actors), seeds {args.seeds}, max_frames {args.max_frames}; paper/improved: "
             f"mixed_len {args.mixed_len}, max_epochs {args.max_epochs}, patience {args.patience}; strong: "
-            "its preset. Mean (std) over the fold x seed runs (linear floor: over folds).",
+            "its preset. Mean (std) over the fold x seed runs (linear floor: over folds).  ",
+            f"Preparation (a rerun reuses the feature cache: 0 s extraction then): {'; '.join(costs)}.",
             "",
             *lines,
             "",
@@ -230,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
     )
     if not args.no_results:
-        write_section(SECTION, text)
+        write_section(args.section, text)
         print(f"wrote {RESULTS}")
     print(f"total {total / 60:.1f} min")
     return 0

@@ -46,6 +46,7 @@ HF_PREFIX = "hf:"
 #: ``model_type`` values accepted by each flag (the families the docs describe, plus close kin).
 AUDIO_MODEL_TYPES: tuple[str, ...] = (
     "wav2vec2", "wav2vec2-conformer", "hubert", "wavlm", "data2vec-audio", "unispeech", "unispeech-sat",
+    "whisper",
 )
 TEXT_MODEL_TYPES: tuple[str, ...] = (
     "bert", "roberta", "xlm-roberta", "deberta", "deberta-v2", "distilbert", "electra", "albert",
@@ -220,7 +221,10 @@ class HFAudioConfig(ConfigMixin):
         max_frames: frames kept (500 = 10 s at the 20 ms frame shift of these models).
         batch_size: clips per forward pass (only for models whose feature extractor returns
             attention masks; padding would change the others' features, so they run one by one).
-        dtype: numeric precision of the encoder (``float32``, ``float16``, ``bfloat16``).
+        dtype: numeric precision of the encoder (``float32``, ``float16``, ``bfloat16``; a
+            CTranslate2 compute type such as ``int8`` for a CTranslate2 Whisper folder).
+        window: Whisper only: ``30s`` (its design: every clip padded to the 30 s window) or
+            ``clip`` (the encoder runs on the clip's own log-mel frames; CTranslate2 only).
     """
 
     encoder: str = ""
@@ -233,11 +237,14 @@ class HFAudioConfig(ConfigMixin):
     max_frames: int = 500
     batch_size: int = 8
     dtype: str = "float32"
+    window: str = "30s"
 
     def __post_init__(self) -> None:
         _check_common(self, "audio")
         if self.layer != "weighted" and not isinstance(self.layer, int):
             raise ConfigError(f"audio layer {self.layer!r}: give a layer number or 'weighted'")
+        if self.window != "30s":
+            check_window(self.window, self.model_type)
 
     def input_shape(self) -> tuple[int, ...]:
         """Per-utterance array shape: ``(T, D)`` or ``(T, L, D)`` for ``weighted``."""
@@ -320,10 +327,44 @@ class HFVideoConfig(ConfigMixin):
         return (self.max_frames, int(self.feat_dim or 0))
 
 
+
+
+# Whisper's rules for HFAudioConfig (its extractor: :mod:`selfcross.features.whisper`).
+#: ``model_type`` recorded for a CTranslate2 Whisper folder (``whisper`` = transformers).
+CT2_MODEL_TYPE = "whisper-ctranslate2"
+WHISPER_MODEL_TYPES: tuple[str, ...] = ("whisper", CT2_MODEL_TYPE)
+#: CTranslate2 compute types accepted as ``dtype`` (besides :data:`pretrained.DTYPES`).
+CT2_DTYPES: tuple[str, ...] = ("auto", "int8", "int8_float32", "float32", "float16", "bfloat16")
+
+def resolve_ct2_dtype(dtype: str, device: str) -> str:
+    """``auto`` -> ``int8`` on the CPU (faster-whisper's CPU default), ``float16`` on CUDA."""
+    if dtype not in CT2_DTYPES:
+        raise ConfigError(f"CTranslate2 compute type {dtype!r} is not one of {', '.join(CT2_DTYPES)}")
+    if dtype != "auto":
+        return dtype
+    return "float16" if str(device).startswith("cuda") else "int8"
+
+
+#: Whisper input windows: its 30 s design, or the clip's own frames (CTranslate2 only).
+WINDOWS: tuple[str, ...] = ("30s", "clip")
+
+
+def check_window(window: str, model_type: str | None) -> None:
+    """Refuse a window the back-end cannot run: transformers' Whisper encoder takes exactly
+    3000 log-mel frames; CTranslate2's accepts fewer."""
+    if window not in WINDOWS:
+        raise ConfigError(f"Whisper window {window!r} is not one of {', '.join(WINDOWS)}")
+    if window == "clip" and model_type != CT2_MODEL_TYPE:
+        raise ConfigError("Whisper window 'clip' needs a CTranslate2 folder (the transformers Whisper "
+                          "encoder takes only 30 s windows)")
+
+
 def _check_common(cfg: Any, modality: str) -> None:
     if not is_hf_spec(cfg.encoder):
         raise ConfigError(f"{modality} encoder {cfg.encoder!r} must be written hf:NAME_OR_PATH")
-    if cfg.dtype not in DTYPES:
+    if getattr(cfg, "model_type", None) == "whisper-ctranslate2":  # a CTranslate2 compute type
+        resolve_ct2_dtype(cfg.dtype, "cpu")
+    elif cfg.dtype not in DTYPES:
         raise ConfigError(f"encoder precision {cfg.dtype!r} is not one of {', '.join(DTYPES)}")
     if getattr(cfg, "max_frames", 1) < 1 or cfg.batch_size < 1:
         raise ConfigError(f"{type(cfg).__name__}: max_frames and batch_size must be positive")
@@ -341,20 +382,12 @@ def _hidden_states(cfg: Any) -> int:
     return int(layers) + 1
 
 
-def audio_encoder_config(
-    spec: str, layer: int | str | None = None, max_frames: int | None = None, dtype: str = "auto",
-    device: str | None = None,
+def speech_encoder_config(
+    spec: str, cfg: Any, revision: str, layer: int | str | None, max_frames: int | None, dtype: str,
+    device: str,
 ) -> HFAudioConfig:
-    """Build and check an :class:`HFAudioConfig` (the checkpoint's config is read, not its weights).
-
-    Args:
-        spec: ``hf:NAME_OR_PATH`` of a speech encoder.
-        layer: hidden state number, ``"last"``/``None`` (the last) or ``"weighted"`` (all).
-        max_frames: frames kept (default 500 = 10 s).
-        dtype: precision (``auto``: bf16/fp16 on CUDA, fp32 on CPU).
-        device: device the extraction will run on (``None``: CUDA when present).
-    """
-    cfg, revision = load_hf_config(spec, "audio")
+    """The :class:`HFAudioConfig` of a transformers speech encoder (not Whisper) whose checkpoint
+    config ``cfg`` was read (arguments as :func:`selfcross.features.extractors.audio_encoder_config`)."""
     n = _hidden_states(cfg)
     if layer is None or layer == "last":
         chosen: int | str = n - 1
@@ -371,7 +404,7 @@ def audio_encoder_config(
     return HFAudioConfig(
         encoder=recorded_spec(spec), revision=revision, model_type=cfg.model_type, layer=chosen,
         n_layers=n, feat_dim=int(cfg.hidden_size), max_frames=max_frames or 500,
-        dtype=resolve_dtype(dtype, device or default_device()),
+        dtype=resolve_dtype(dtype, device),
     )
 
 
@@ -604,6 +637,38 @@ class HFTextFeatures(_Encoder):
         """Features of one transcript: ``(float32 [max_tokens, D], valid_rows)``."""
         return self.extract_many([text])[0]
 
+    def sentence_embeddings(self, texts: Sequence[str], normalize: bool | None = None) -> np.ndarray:
+        """``float32 [n, D]``: the mean of each text's token states (special tokens included),
+        which is what sentence-transformers' mean pooling computes for the same checkpoint.
+
+        Why here: a sentence-encoder folder (all-MiniLM-L6-v2, all-mpnet-base-v2) is used through
+        its token or word states; this pooled form lets a test compare them with the reference
+        library. ``normalize`` (default: when the folder's ``modules.json`` lists a Normalize
+        module, as those checkpoints do) scales each embedding to unit length.
+        """
+        from dataclasses import replace
+
+        self._ensure()
+        tokens = HFTextFeatures(replace(self.config, units="token", max_tokens=self._max_length()),
+                                self.device)
+        tokens._model, tokens._processor = self._model, self._processor
+        emb = np.stack([rows[:n].mean(axis=0) for rows, n in tokens.extract_many(texts)])
+        if normalize is None:
+            normalize = _lists_normalize(Path(model_name(self.config.encoder)))
+        if normalize:
+            emb = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        return emb.astype(np.float32)
+
+
+def _lists_normalize(folder: Path) -> bool:
+    """Whether a sentence-transformers folder ends with a Normalize module."""
+    import json
+
+    modules = folder / "modules.json"
+    if not modules.is_file():
+        return False
+    return any(str(m.get("type", "")).endswith("Normalize") for m in json.loads(modules.read_text()))
+
 
 def _pool_words(states: np.ndarray, word_ids: list[int | None]) -> np.ndarray:
     """Mean of the sub-word states of each word, in word order (special tokens dropped)."""
@@ -675,10 +740,3 @@ class HFVideoFeatures(_Encoder):
             raise DataError(path, f"{self.config.encoder} gives {feats.shape[1]}-d embeddings, "
                             f"features.json says {self.config.feat_dim}")
         return _pad_rows(feats, self.config.max_frames)
-
-
-def make_extractor(modality: str, config: Any, device: str | None = None) -> Any:
-    """The extractor of an HF config (dataclass or plain dict) for ``modality``."""
-    cls = CONFIG_CLASSES[modality]
-    cfg = config if isinstance(config, cls) else cls.from_dict(dict(config))
-    return {"audio": HFAudioFeatures, "text": HFTextFeatures, "video": HFVideoFeatures}[modality](cfg, device)

@@ -24,7 +24,8 @@ import numpy as np
 
 from selfcross.errors import SelfcrossError
 from selfcross.features.audio import AudioConfig, AudioFeatures, ClipTooShort
-from selfcross.features.pretrained import is_hf_config, make_extractor
+from selfcross.features.extractors import make_extractor
+from selfcross.features.pretrained import is_hf_config
 from selfcross.features.video import VideoConfig, VideoFeatures
 from selfcross.processes import exit_with_driver
 
@@ -59,7 +60,8 @@ def encoder_identity(encoder: Any) -> str:
 
 #: Audio settings that do not change the cached (raw) frames, with the value whose key is
 #: left out of the hash so caches made before the setting existed stay valid.
-_CACHE_NEUTRAL: dict[str, Any] = {"features": "mfcc", "descriptors": [], "speaker_norm": None}
+_CACHE_NEUTRAL: dict[str, Any] = {"features": "mfcc", "descriptors": [], "speaker_norm": None,
+                                   "window": "30s"}
 
 
 def cache_key(modality: str, config: dict[str, Any], encoder: str = "") -> str:

@@ -34,7 +34,8 @@ from selfcross.features import (
     encode,
     load_feature_configs,
 )
-from selfcross.features.pretrained import is_hf_config, make_extractor
+from selfcross.features.extractors import make_extractor
+from selfcross.features.pretrained import is_hf_config
 from selfcross.features.speakernorm import SPEAKER_STATS, SpeakerStats, normalise
 from selfcross.labels import IEMOCAP7
 from selfcross.tasks import Task, get_task
