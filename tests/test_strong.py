@@ -18,6 +18,7 @@ from selfcross.config import (
     TrainConfig,
     apply_preset,
     config_hash,
+    set_epoch_cap,
 )
 from selfcross.errors import ConfigError
 from selfcross.models import FusionModel
@@ -196,8 +197,7 @@ def test_select_on_keeps_the_epoch_with_the_best_dev_metric(tiny_fold, tmp_path,
 
 @pytest.mark.slow
 def test_strong_preset_trains_on_a_tiny_fold(tiny_fold, tmp_path):  # noqa: F811
-    cfg = apply_preset(tiny_run_config(), "strong")
-    cfg.train.max_epochs = 3
+    cfg = set_epoch_cap(apply_preset(tiny_run_config(), "strong"), 3)
     metrics = train_run(cfg, tiny_fold, tmp_path / "r", progress=False)
     assert len(metrics["history"]) == 3
     lrs = [h["lr"] for h in metrics["history"]]

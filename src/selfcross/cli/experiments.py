@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from selfcross.cli.options import add_no_progress
+from selfcross.cli.options import add_config_argument, add_no_progress, config_file_or_preset
 from selfcross.cli.trackers import add_logger_arguments, logger_options
 from selfcross.config import PRESETS
 from selfcross.errors import ConfigError
@@ -44,10 +44,12 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=PRESETS,
+    add_config_argument(g)
+    g.add_argument("--preset", default=None, choices=PRESETS,
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
                    "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
-                   "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
+                   "strong: improved + choices for real data (docs/improved.md) (default: paper, or the "
+                   "--config file's; a --config file's runs are keyed by its name, 'tuned' by default)")
     g.add_argument("--tune-word-vectors", action="store_true",
                    help="train the word vectors with each text model, starting from W_embedding "
                    "(frozen GloVe vectors know nothing of emotion); needs text stored as word ids")
@@ -64,8 +66,9 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
                    "are retried only with --retry-failed")
     g.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     g.add_argument("--max-epochs", type=int, default=None,
-                   help="cap on epochs per run (default 100; 0 = no cap: early stopping alone ends a "
-                   "run, as in the authors' loop)")
+                   help="cap on epochs per run, exactly (default: the preset's budget, 100 epochs for "
+                   "paper; 0 = no cap: early stopping alone ends a run, as in the authors' loop; refused "
+                   "with strong's cosine schedule, which decays to 0 at the cap)")
     g.add_argument("--task", default="classification", choices=("classification", "regression"),
                    help="regression: sentiment scores of an import-features data root (L1 loss, best "
                    "dev MAE); use one results database per task")
@@ -140,14 +143,17 @@ def _register_demo(subparsers: argparse._SubParsersAction) -> None:
 def _grid(args: argparse.Namespace) -> int:
     from selfcross.experiments.grid import run_grid
 
+    recipe = config_file_or_preset(args)
     summary = run_grid(
         args.data, models=_csv(args.models), modalities=_csv(args.modalities), folds=args.folds,
         seeds=args.seeds, include_no_sp=args.no_stat_pool_too, db=args.db, workers=args.workers,
-        device=args.device, preset=args.preset, runs_dir=args.runs_dir, executor=args.executor,
+        device=args.device, preset=recipe.get("preset", "paper"), runs_dir=args.runs_dir,
+        executor=args.executor,
         progress=not args.no_progress, retry_failed=args.retry_failed, max_epochs=args.max_epochs,
         threads_per_worker=args.threads_per_worker, executor_options=_executor_options(args),
         robustness=args.robustness or (), loggers=logger_options(args),
         task=args.task, tune_word_vectors=args.tune_word_vectors,
+        config_file=recipe if args.config else None,
     )
     print(summary)
     return 0 if summary.complete else 1

@@ -13,9 +13,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from selfcross.cli.options import add_no_progress
+from selfcross.cli.options import add_config_argument, add_no_progress, config_file_or_preset
 from selfcross.cli.trackers import add_logger_arguments, logger_options
-from selfcross.config import KERNELS, MODEL_KINDS, PRESETS, ModelConfig, RunConfig, TrainConfig, apply_preset
+from selfcross.config import (
+    KERNELS,
+    MODEL_KINDS,
+    PRESETS,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    apply_config_file,
+    set_epoch_cap,
+)
 from selfcross.labels import modality_code, parse_modalities
 
 
@@ -102,16 +111,18 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
         help="replace statistical pooling ([std, mean] across the attention vectors) by their "
         "concatenation: the paper's 'noSP' ablation. Uni-modal self models never pool",
     )
+    add_config_argument(p)
     p.add_argument(
         "--preset",
         choices=PRESETS,
-        default="paper",
+        default=None,
         help="paper: the authors' computation, quirks included (padding attended and averaged, "
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
         "train-split standardization, bf16 autocast on CUDA; strong: improved plus choices for small real "
         "corpora (order-preserving temporal pooling instead of the time-mixing conv, SpecAugment-style "
-        "masks and word dropout, AdamW, warm-up + cosine schedule, model selection on dev weighted F1; "
-        "docs/improved.md) (default: %(default)s)",
+        "masks and word dropout, AdamW, warm-up + cosine schedule with a budget counted in optimizer "
+        "updates, model selection on dev weighted F1; docs/improved.md) (default: paper, or the --config "
+        "file's)",
     )
     p.add_argument(
         "--tune-word-vectors",
@@ -148,7 +159,9 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"cap on epochs; early stopping usually ends sooner; 0 = no cap, as in the authors' loop "
+        help=f"cap on epochs, exactly (a preset's update-based cap is dropped); early stopping usually "
+        f"ends sooner; 0 = no cap, as in the authors' loop: refused with the strong preset's cosine "
+        f"schedule, which decays to 0 at the cap "
         f"(default: {TrainConfig.max_epochs}, the strong preset's own budget with --preset strong)",
     )
     p.add_argument(
@@ -208,12 +221,11 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         modality_dropout=args.modality_dropout,
         task=args.task,
     )
-    config = apply_preset(RunConfig(model=model, train=train), args.preset)
+    config = apply_config_file(RunConfig(model=model, train=train), config_file_or_preset(args))
     if args.tune_word_vectors:
         config.model.tune_word_vectors = True
     if args.max_epochs is not None:
-        config.train.max_epochs = args.max_epochs
-        config.train.__post_init__()  # the same check as a config file's value
+        set_epoch_cap(config, args.max_epochs)
     return config
 
 

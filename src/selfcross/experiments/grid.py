@@ -28,7 +28,15 @@ from pathlib import Path
 from typing import Any
 
 from selfcross.analysis.robustness import Perturbation, evaluate_robustness, parse_specs
-from selfcross.config import MODEL_KINDS, ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
+from selfcross.config import (
+    MODEL_KINDS,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    apply_config_file,
+    config_hash,
+    set_epoch_cap,
+)
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
@@ -90,11 +98,15 @@ def plan_runs(
     max_epochs: int | None = None,
     task: str = "classification",
     tune_word_vectors: bool = False,
+    config_file: dict[str, Any] | None = None,
 ) -> tuple[list[PlannedRun], list[str]]:
     """Every valid (model, modality set, pooling, fold, seed), and notices for skipped combinations.
 
     ``tune_word_vectors`` switches ``model.tune_word_vectors`` on for every run (those without
-    text are unaffected); off leaves the preset's value.
+    text are unaffected); off leaves the preset's value. ``config_file`` (see
+    :func:`selfcross.config.load_config_file`, e.g. ``selfcross tune``'s ``best.json``) replaces
+    ``preset``: its preset and switches are applied, and its runs are keyed by its ``name``
+    (default ``tuned``), so that they stand beside the plain preset's in one store.
 
     Cross (and self+cross) with one modality is skipped with a notice, as is noSP for a
     single attention vector (uni-modal self: SP is undefined there, pooling is the identity).
@@ -118,19 +130,21 @@ def plan_runs(
                 else:
                     cells.append((kind, mods, "concat"))
     runs = []
+    recipe = config_file if config_file is not None else {"preset": preset}
+    label = str(recipe.get("name") or "tuned") if config_file is not None else preset
     for kind, mods, pooling in cells:
         for fold in folds:
             for seed in seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
                                 train=TrainConfig(seed=seed, device=device, task=task))
-                apply_preset(cfg, preset)
+                apply_config_file(cfg, recipe)
                 if tune_word_vectors:
                     cfg.model.tune_word_vectors = True
                 if max_epochs is not None:
                     if max_epochs < 0:
                         raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {max_epochs}")
-                    cfg.train.max_epochs = max_epochs
-                runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, preset, fold, seed), cfg))
+                    set_epoch_cap(cfg, max_epochs)
+                runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, label, fold, seed), cfg))
     # fold-major order: the runs a paired comparison needs finish close together, so a
     # partly finished grid already supports self-vs-cross tests
     runs.sort(key=lambda r: (r.key.fold, r.key.seed))  # stable: cell order kept within
@@ -234,6 +248,7 @@ def run_grid(
     task: str = "classification",
     loggers: LoggerOptions | None = None,
     tune_word_vectors: bool = False,
+    config_file: dict[str, Any] | None = None,
 ) -> GridSummary:
     """Run every missing run of the grid and record it in the results store.
 
@@ -253,8 +268,9 @@ def run_grid(
         executor: ``local`` or ``ray`` (see :mod:`selfcross.experiments.executors`).
         progress: tqdm bar over runs (ETA, last finished cell's test accuracy).
         retry_failed: rerun runs recorded as failed.
-        max_epochs: cap on epochs per run (``None`` = the default cap of 100; ``0`` = no cap,
-            early stopping alone ends each run, as in the authors' loop).
+        max_epochs: cap on epochs per run, exactly (``None`` = the preset's budget; ``0`` = no
+            cap, early stopping alone ends each run, as in the authors' loop; refused with a
+            cosine schedule).
         executor_options: extra keyword arguments for the executor (e.g. Ray resources).
         log: where notices go (default: stderr).
         threads_per_worker: torch threads per run (default ``max(1, cores // workers)``).
@@ -267,6 +283,8 @@ def run_grid(
         loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
             under its run key by the driver when the run finishes (workers write nothing).
         tune_word_vectors: train the word vectors of every text model (``model.tune_word_vectors``).
+        config_file: a loaded config file (``selfcross tune``'s ``best.json``) instead of
+            ``preset`` (see :func:`plan_runs`).
 
     Returns:
         A :class:`GridSummary`.
@@ -290,7 +308,7 @@ def run_grid(
 
     def plan_for(fold_numbers: Sequence[int]) -> tuple[list[PlannedRun], list[str]]:
         return plan_runs(models, modalities, fold_numbers, seed_list, include_no_sp, preset, device,
-                         max_epochs, task, tune_word_vectors)
+                         max_epochs, task, tune_word_vectors, config_file)
 
     plan, notices, perturbations, folds_info = _plan_and_validate(
         data_root, fold_list, plan_for, modalities, robustness, say)

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -51,6 +52,7 @@ from selfcross.errors import DataError
 from selfcross.models.kernels import set_kernels
 from selfcross.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
 from selfcross.training.batches import SplitData
+from selfcross.training.budget import Budget, resolve_budget
 from selfcross.training.callbacks import EpochCallback
 from selfcross.training.environment import (
     DTYPES,
@@ -248,6 +250,18 @@ def _selection(tc: Any, scores: dict[str, float]) -> float:
     return scores[f"dev_{tc.select_on}"] if tc.task == "classification" else dev_selection(tc.task, scores)
 
 
+def _smoothed(values: list[float], window: int) -> float:
+    """Mean of the last ``window`` values (fewer at the start): ``window=1`` is the last value,
+    bit for bit, so the paper's selection is unchanged."""
+    tail = values[-window:]
+    return tail[0] if len(tail) == 1 else float(np.mean(tail))
+
+
+def _epochs(budget: Budget) -> Any:
+    """Epoch numbers 1, 2, ... up to the budget's cap (unbounded when it is 0)."""
+    return range(1, budget.max_epochs + 1) if budget.max_epochs else itertools.count(1)
+
+
 def _train_epoch(
     session: _Session,
     optimizer: torch.optim.Optimizer,
@@ -285,8 +299,9 @@ def _fit(
     Returns the per-epoch history and the best epoch (1-based).
     """
     tc, model = session.config.train, session.model
+    budget = resolve_budget(tc, len(session.train))
     optimizer = make_optimizer(model.parameters(), tc)
-    schedule = EpochSchedule(optimizer, tc)
+    schedule = EpochSchedule(optimizer, tc, budget)
     mode = tc.class_weights if tc.task == "classification" else "none"
     weights = (
         None
@@ -298,8 +313,9 @@ def _fit(
     # a generator of its own, so that the batch order stays the same with and without drops
     drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
     history: list[dict[str, Any]] = []
+    selection: list[float] = []
     best, best_epoch, best_state, stale = -math.inf, 0, None, 0
-    bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(_epochs(budget), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_t0 = time.perf_counter()
         train_loss = _train_epoch(
@@ -312,8 +328,9 @@ def _fit(
                         "epoch_time_s": time.perf_counter() - epoch_t0})
         for callback in callbacks:
             callback.on_epoch(history[-1])
-        if _selection(tc, scores) > best:
-            best, best_epoch, stale = _selection(tc, scores), epoch, 0
+        selection.append(_selection(tc, scores))
+        if _smoothed(selection, tc.select_window) > best:
+            best, best_epoch, stale = _smoothed(selection, tc.select_window), epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
@@ -325,7 +342,7 @@ def _fit(
                 "best_epoch": best_epoch,
             }
         )
-        if stale >= tc.patience:
+        if budget.may_stop(epoch, stale):
             break
     bar.close()
     assert best_state is not None  # max_epochs >= 1 and the first epoch always improves
