@@ -46,7 +46,8 @@ def test_no_cap_stays_no_cap_and_partial_batches_count():
 
 def test_an_explicit_epoch_cap_replaces_the_update_based_one():
     cfg = set_epoch_cap(apply_preset(RunConfig(), "strong"), 3)
-    assert resolve_budget(cfg.train, 300).max_epochs == 3
+    b = resolve_budget(cfg.train, 300)
+    assert (b.max_epochs, b.warmup_epochs, b.min_epochs) == (3, STRONG["train"]["warmup_epochs"], 0)
 
 
 @pytest.mark.parametrize("field", ["max_updates", "warmup_updates", "patience_updates", "min_updates"])

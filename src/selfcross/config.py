@@ -442,10 +442,15 @@ def apply_preset(config: RunConfig, preset: str) -> RunConfig:
 
 
 def set_epoch_cap(config: RunConfig, max_epochs: int) -> RunConfig:
-    """Cap training at exactly ``max_epochs`` (0 = none): an explicit cap replaces a preset's
-    update-based one (``max_updates``), which would otherwise raise it on a small corpus."""
+    """Cap training at exactly ``max_epochs`` (0 = none), with the budget counted in epochs.
+
+    An explicit cap drops a preset's update counts (``max_updates``, ``warmup_updates``,
+    ``patience_updates``, ``min_updates``): on a small corpus they would raise the cap, or
+    make a short run one long warm-up.
+    """
     config.train.max_epochs = max_epochs
-    config.train.max_updates = 0
+    for name in ("max_updates", "warmup_updates", "patience_updates", "min_updates"):
+        setattr(config.train, name, 0)
     config.train.__post_init__()  # e.g. a cosine schedule needs a cap
     return config
 

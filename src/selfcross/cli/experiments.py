@@ -66,9 +66,10 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
                    "are retried only with --retry-failed")
     g.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     g.add_argument("--max-epochs", type=int, default=None,
-                   help="cap on epochs per run, exactly (default: the preset's budget, 100 epochs for "
-                   "paper; 0 = no cap: early stopping alone ends a run, as in the authors' loop; refused "
-                   "with strong's cosine schedule, which decays to 0 at the cap)")
+                   help="cap on epochs per run, exactly, the budget then counted in epochs (default: "
+                   "the preset's budget, 100 epochs for paper; 0 = no cap: early stopping alone ends a "
+                   "run, as in the authors' loop; refused with strong's cosine schedule, which decays to "
+                   "0 at the cap)")
     g.add_argument("--task", default="classification", choices=("classification", "regression"),
                    help="regression: sentiment scores of an import-features data root (L1 loss, best "
                    "dev MAE); use one results database per task")

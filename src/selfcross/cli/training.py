@@ -159,7 +159,8 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"cap on epochs, exactly (a preset's update-based cap is dropped); early stopping usually "
+        help=f"cap on epochs, exactly (the budget is then counted in epochs: a preset's update counts "
+        f"are dropped); early stopping usually "
         f"ends sooner; 0 = no cap, as in the authors' loop: refused with the strong preset's cosine "
         f"schedule, which decays to 0 at the cap "
         f"(default: {TrainConfig.max_epochs}, the strong preset's own budget with --preset strong)",
