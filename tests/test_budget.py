@@ -114,3 +114,17 @@ def test_train_config_file_applies_preset_and_switches(tiny_fold, tmp_path):  # 
     path.write_text(json.dumps({"preset": "strong", "train": {"learning_rate": 0.01}}))
     with pytest.raises(ConfigError, match="learning_rate"):
         build_run_config(args)
+
+
+def test_pool_steps_sets_a_window_per_modality_from_its_length():
+    from selfcross.config import ModalityShape, ModelConfig
+    from selfcross.models import FusionModel
+
+    cfg = apply_preset(RunConfig(), "strong").model
+    assert (cfg.stride_for(500), cfg.stride_for(20), cfg.stride_for(32)) == (20, 1, 2)
+    shapes = {"audio": ModalityShape(500, 4, 25), "video": ModalityShape(20, 3, 16)}
+    mc = ModelConfig(modalities=("audio", "video"), shapes=shapes, time_mixing="pool", pool_steps=25)
+    model = FusionModel(mc)
+    assert (model.encoders["audio"].pool_stride, model.encoders["video"].pool_stride) == (20, 1)
+    with pytest.raises(ConfigError, match="pool_steps"):
+        ModelConfig(pool_steps=-1)

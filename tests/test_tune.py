@@ -44,7 +44,7 @@ def test_search_space_keeps_what_the_modalities_use_and_takes_overrides():
     audio = search_space("strong", ("audio",))
     text = search_space("strong", ("text",))
     assert "model.spec_time_masks" in audio and "model.word_dropout" not in audio
-    assert "model.word_dropout" in text and "model.pool_stride" not in text
+    assert "model.word_dropout" in text and "model.pool_steps" not in text
     over = search_space("strong", ("audio",), {"train.lr": {"type": "float", "low": 1e-5, "high": 1e-4},
                                                "model.hidden": None})
     assert over["train.lr"]["high"] == 1e-4 and "model.hidden" not in over

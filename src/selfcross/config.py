@@ -119,6 +119,9 @@ class ModelConfig:
             (order-preserving average over windows of ``pool_stride`` valid frames) or
             ``none``. The text branch never mixes time.
         pool_stride: frames per window for ``time_mixing="pool"``.
+        pool_steps: when > 0, each modality's window is ``ceil(seq_len / pool_steps)`` frames
+            instead of ``pool_stride``: about ``pool_steps`` steps whatever the frame rate
+            (500 frames at 100/s -> windows of 20; 20 word-aligned steps -> no pooling).
         spec_time_masks: SpecAugment-style: spans of audio time steps zeroed per clip (training).
         spec_time_width: the longest such span, in input frames.
         spec_feat_masks: spans of audio feature channels zeroed per clip (training).
@@ -149,6 +152,7 @@ class ModelConfig:
     masked_mean: bool = False
     time_mixing: str = "conv"
     pool_stride: int = 1
+    pool_steps: int = 0
     spec_time_masks: int = 0
     spec_time_width: int = 0
     spec_feat_masks: int = 0
@@ -182,6 +186,8 @@ class ModelConfig:
             raise ConfigError(f"time_mixing {self.time_mixing!r} is not one of {', '.join(TIME_MIXINGS)}")
         if self.pool_stride < 1:
             raise ConfigError(f"pool_stride must be >= 1, got {self.pool_stride}")
+        if self.pool_steps < 0:
+            raise ConfigError(f"pool_steps must be >= 0 (0 = use pool_stride), got {self.pool_steps}")
         if not 0.0 <= self.word_dropout < 1.0:
             raise ConfigError(f"word_dropout must lie in [0, 1), got {self.word_dropout}")
         if self.vocab_size is not None and self.vocab_size < 1:
@@ -194,6 +200,10 @@ class ModelConfig:
         """Whether the model looks word ids up in a table of its own (``tune_word_vectors``
         with text among the modalities)."""
         return self.tune_word_vectors and "text" in self.modalities
+
+    def stride_for(self, seq_len: int) -> int:
+        """The pooling window of a modality of ``seq_len`` steps (see ``pool_steps``)."""
+        return max(1, -(-seq_len // self.pool_steps)) if self.pool_steps else self.pool_stride
 
     @property
     def embed_dim(self) -> int:
@@ -388,6 +398,8 @@ STRONG: dict[str, dict[str, Any]] = {
     "model": {
         "time_mixing": "pool",
         "pool_stride": 20,
+        # a window in steps, not frames: ~25 steps at any frame rate (20 frames at 100/s)
+        "pool_steps": 25,
         "spec_time_masks": 2,
         "spec_time_width": 40,
         "spec_feat_masks": 2,
@@ -468,7 +480,7 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 #: (off), so runs recorded before the switch existed keep their hash and are not rerun.
 HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
     ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
-    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1),
+    ("model", "time_mixing", "conv"), ("model", "pool_stride", 1), ("model", "pool_steps", 0),
     ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
     ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
     ("model", "tune_word_vectors", False),

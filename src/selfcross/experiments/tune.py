@@ -61,7 +61,7 @@ SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         **_COMMON,
         "train.weight_decay": {"type": "float", "low": 1e-4, "high": 0.1, "log": True},
         "model.time_mixing": {"type": "categorical", "choices": ["pool", "conv"], "needs": "audio|video"},
-        "model.pool_stride": {"type": "int", "low": 2, "high": 40, "log": True, "needs": "audio|video"},
+        "model.pool_steps": {"type": "int", "low": 5, "high": 100, "log": True, "needs": "audio|video"},
         "model.spec_time_masks": {"type": "int", "low": 0, "high": 3, "needs": "audio"},
         "model.spec_time_width": {"type": "int", "low": 5, "high": 80, "log": True, "needs": "audio"},
         "model.spec_feat_masks": {"type": "int", "low": 0, "high": 3, "needs": "audio"},
