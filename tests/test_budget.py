@@ -116,15 +116,18 @@ def test_train_config_file_applies_preset_and_switches(tiny_fold, tmp_path):  # 
         build_run_config(args)
 
 
-def test_pool_steps_sets_a_window_per_modality_from_its_length():
+def test_pool_steps_and_spec_time_share_scale_with_each_modality_length():
     from selfcross.config import ModalityShape, ModelConfig
     from selfcross.models import FusionModel
 
     cfg = apply_preset(RunConfig(), "strong").model
     assert (cfg.stride_for(500), cfg.stride_for(20), cfg.stride_for(32)) == (20, 1, 2)
     shapes = {"audio": ModalityShape(500, 4, 25), "video": ModalityShape(20, 3, 16)}
-    mc = ModelConfig(modalities=("audio", "video"), shapes=shapes, time_mixing="pool", pool_steps=25)
+    mc = ModelConfig(modalities=("audio", "video"), shapes=shapes, time_mixing="pool", pool_steps=25,
+                     spec_time_masks=2, spec_time_share=0.08)
     model = FusionModel(mc)
     assert (model.encoders["audio"].pool_stride, model.encoders["video"].pool_stride) == (20, 1)
+    assert (cfg.spec_width_for(500), cfg.spec_width_for(20)) == (40, 2)
+    assert model.encoders["audio"].spec_mask.time_width == 40
     with pytest.raises(ConfigError, match="pool_steps"):
         ModelConfig(pool_steps=-1)

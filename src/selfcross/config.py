@@ -124,6 +124,9 @@ class ModelConfig:
             (500 frames at 100/s -> windows of 20; 20 word-aligned steps -> no pooling).
         spec_time_masks: SpecAugment-style: spans of audio time steps zeroed per clip (training).
         spec_time_width: the longest such span, in input frames.
+        spec_time_share: when > 0, the longest span is this share of the audio's frames
+            instead (``round(share * seq_len)``, at least 1): the same share of a clip at any
+            frame rate (0.08 = 40 of 500 frames at 100/s, 2 of 20 word-aligned steps).
         spec_feat_masks: spans of audio feature channels zeroed per clip (training).
         spec_feat_width: the widest such span, in channels.
         word_dropout: probability of zeroing a whole word vector (training only).
@@ -155,6 +158,7 @@ class ModelConfig:
     pool_steps: int = 0
     spec_time_masks: int = 0
     spec_time_width: int = 0
+    spec_time_share: float = 0.0
     spec_feat_masks: int = 0
     spec_feat_width: int = 0
     word_dropout: float = 0.0
@@ -186,6 +190,8 @@ class ModelConfig:
             raise ConfigError(f"time_mixing {self.time_mixing!r} is not one of {', '.join(TIME_MIXINGS)}")
         if self.pool_stride < 1:
             raise ConfigError(f"pool_stride must be >= 1, got {self.pool_stride}")
+        if not 0.0 <= self.spec_time_share <= 1.0:
+            raise ConfigError(f"spec_time_share must lie in [0, 1], got {self.spec_time_share}")
         if self.pool_steps < 0:
             raise ConfigError(f"pool_steps must be >= 0 (0 = use pool_stride), got {self.pool_steps}")
         if not 0.0 <= self.word_dropout < 1.0:
@@ -204,6 +210,10 @@ class ModelConfig:
     def stride_for(self, seq_len: int) -> int:
         """The pooling window of a modality of ``seq_len`` steps (see ``pool_steps``)."""
         return max(1, -(-seq_len // self.pool_steps)) if self.pool_steps else self.pool_stride
+
+    def spec_width_for(self, seq_len: int) -> int:
+        """The longest SpecAugment time span of audio of ``seq_len`` frames (see ``spec_time_share``)."""
+        return max(1, round(self.spec_time_share * seq_len)) if self.spec_time_share else self.spec_time_width
 
     @property
     def embed_dim(self) -> int:
@@ -402,6 +412,7 @@ STRONG: dict[str, dict[str, Any]] = {
         "pool_steps": 25,
         "spec_time_masks": 2,
         "spec_time_width": 40,
+        "spec_time_share": 0.08,  # 40 of 500 frames, at any frame rate
         "spec_feat_masks": 2,
         "spec_feat_width": 12,
         "word_dropout": 0.1,
@@ -481,7 +492,7 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
     ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
     ("model", "time_mixing", "conv"), ("model", "pool_stride", 1), ("model", "pool_steps", 0),
-    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0),
+    ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0), ("model", "spec_time_share", 0.0),
     ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),
     ("model", "tune_word_vectors", False),
     ("train", "class_weights", "none"), ("train", "select_on", "accuracy"), ("train", "optimizer", "adam"),

@@ -63,7 +63,7 @@ SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "model.time_mixing": {"type": "categorical", "choices": ["pool", "conv"], "needs": "audio|video"},
         "model.pool_steps": {"type": "int", "low": 5, "high": 100, "log": True, "needs": "audio|video"},
         "model.spec_time_masks": {"type": "int", "low": 0, "high": 3, "needs": "audio"},
-        "model.spec_time_width": {"type": "int", "low": 5, "high": 80, "log": True, "needs": "audio"},
+        "model.spec_time_share": {"type": "float", "low": 0.01, "high": 0.2, "log": True, "needs": "audio"},
         "model.spec_feat_masks": {"type": "int", "low": 0, "high": 3, "needs": "audio"},
         "model.spec_feat_width": {"type": "int", "low": 2, "high": 24, "log": True, "needs": "audio"},
         "model.word_dropout": {"type": "float", "low": 0.0, "high": 0.3, "needs": "text"},

@@ -80,7 +80,7 @@ class FusionModel(nn.Module):
                 pool_stride=config.stride_for(shape.seq_len),
                 spec_mask=SpecMask(
                     config.spec_time_masks,
-                    config.spec_time_width,
+                    config.spec_width_for(shape.seq_len),
                     config.spec_feat_masks,
                     config.spec_feat_width,
                 )
