@@ -161,6 +161,7 @@ def test_kill_9_keeps_the_finished_trials_and_a_rerun_continues_the_study(tmp_pa
 def test_grid_cli_refuses_a_preset_that_differs_from_the_config_file(tmp_path, capsys):
     path = tmp_path / "best.json"
     path.write_text(json.dumps({"preset": "strong", "train": {"lr": 0.01}}))
-    code = main(["grid", "--data", str(tmp_path), "--config", str(path), "--preset", "paper", "--no-progress"])
+    code = main(["grid", "--data", str(tmp_path), "--config", str(path), "--preset", "paper",
+                 "--no-progress"])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "differs" in err
