@@ -167,14 +167,18 @@ def dev_only_view(fold_dir: Path, view_dir: Path) -> Path:
     view_dir.mkdir(parents=True, exist_ok=True)
     for base, target in ((fold_dir.parent, view_dir.parent), (fold_dir, view_dir)):
         for src in sorted(p for p in base.iterdir() if p.is_file() and not p.name.startswith("test_")):
-            link = target / src.name
-            if not link.is_symlink():
-                link.symlink_to(src)
+            _link(target / src.name, src)
             if base == fold_dir and src.name.startswith("dev_"):
-                test_link = target / ("test_" + src.name[len("dev_"):])
-                if not test_link.is_symlink():
-                    test_link.symlink_to(src)
+                _link(target / ("test_" + src.name[len("dev_"):]), src)
     return view_dir
+
+
+def _link(link: Path, src: Path) -> None:
+    """``link`` -> ``src``, replacing a link of an earlier view that points elsewhere."""
+    if link.is_symlink() and link.resolve() == src:
+        return
+    link.unlink(missing_ok=True)
+    link.symlink_to(src)
 
 
 # ----------------------------------------------------------------------------- the study
