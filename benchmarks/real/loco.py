@@ -137,6 +137,8 @@ def run_cell(corpus: str, features: str, preset: str, root: Path, args: argparse
                    "row": {"corpus": corpus, "features": features, "preset": preset, "fold": fold.name,
                            "seed": seed}}
             row = _train_one(job)
+            dev = json.loads((job["out"] / "metrics.json").read_text())["dev"]  # the dev evidence beside test
+            row.update(dev_acc=dev["accuracy"], dev_f1w=dev["f1_weighted"])
             print(" ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                   flush=True)
             with (args.work / "runs.jsonl").open("a") as f:
