@@ -19,8 +19,8 @@ evaluation of each run. Protocol per corpus (the per-corpus scripts' preparation
 ``--cells`` picks the (corpus, features, preset) cells to run, ``--folds`` / ``--seeds`` how
 many; a rerun reuses every finished run folder and the tuning study. Each finished run is
 appended to ``WORK/runs.jsonl`` as it ends, so a partial run still reports. Prints one table
-per corpus and rewrites the ``loco`` section of RESULTS.md with the command, the wall time and
-every run.
+per corpus and rewrites that corpus's ``loco_<corpus>`` section of RESULTS.md with the command,
+the wall time and every run (one invocation per corpus keeps each section's command exact).
 """
 
 from __future__ import annotations
@@ -204,20 +204,21 @@ def main(argv: list[str] | None = None) -> int:
             floors[corpus, features] = floor(corpus, features, roots[corpus, features], args)
         rows += run_cell(corpus, features, preset, roots[corpus, features], args)
     total = time.perf_counter() - t0
-    lines = tables(rows, floors)
-    print("\n".join(lines))
-    text = "\n".join([
-        "## Leave-one-corpus-out: every recipe on each corpus, defaults never chosen on its test split", "",
-        f"Command: `{command_line()}`  ",
-        f"Time: {total / 60:.1f} min on {hardware()} shared with other jobs (one run at a time, 1 torch "
-        f"thread).  ",
-        f"Setup: first {args.folds} fold(s) of each data root, seeds {args.seeds}; tune = `selfcross tune` "
-        f"({args.trials} trials, fold 1, seeds {args.tune_seeds}, dev splits only) then its best.json. "
-        "Mean (std) over the runs (linear floor: over folds).", "",
-        *lines, *runs_details(rows)])
-    if not args.no_results:
-        write_section(SECTION, text)
-        print(f"wrote {RESULTS}")
+    print("\n".join(tables(rows, floors)))
+    for corpus in dict.fromkeys(r["corpus"] for r in rows):  # one section per held-out corpus
+        mine = [r for r in rows if r["corpus"] == corpus]
+        text = "\n".join([
+            f"## Leave-one-corpus-out, held out: {corpus}", "",
+            f"Command: `{command_line()}`  ",
+            f"Time: {total / 60:.1f} min for this command on {hardware()} shared with other jobs (one run "
+            "at a time, 1 torch thread; finished runs of earlier invocations are reused).  ",
+            f"Setup: first {args.folds} fold(s) of the data root, seeds {args.seeds}; tune = `selfcross tune` "
+            f"({args.trials} trials, fold 1, seeds {args.tune_seeds}, dev splits only) then its best.json. "
+            "Mean (std) over the runs (linear floor: over folds).", "",
+            *tables(mine, floors), *runs_details(mine)])
+        if not args.no_results:
+            write_section(f"{SECTION}_{corpus}", text)
+            print(f"wrote {RESULTS} ({SECTION}_{corpus})")
     return 0
 
 
