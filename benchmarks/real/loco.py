@@ -213,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
             f"Time: {total / 60:.1f} min for this command on {hardware()} shared with other jobs (one run "
             "at a time, 1 torch thread; finished runs of earlier invocations are reused).  ",
             f"Setup: first {args.folds} fold(s) of the data root, seeds {args.seeds}; tune = "
-            f"`selfcross tune` ({args.trials} trials, fold 1, seeds {args.tune_seeds}, dev splits only) then its best.json. "
+            f"`selfcross tune` ({args.trials} trials, fold 1, seeds {args.tune_seeds}, dev splits only) "
+            "then its best.json. "
             "Mean (std) over the runs (linear floor: over folds).", "",
             *tables(mine, floors), *runs_details(mine)])
         if not args.no_results:
