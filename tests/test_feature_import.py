@@ -95,7 +95,7 @@ def test_mfn_layout_front_padding_text_embeddings_and_centered_ratings(tmp_path)
 
 def test_mfn_modality_missing_from_a_split_is_left_out_and_reported(tmp_path):
     write_mfn(tmp_path / "mfn", text_splits=("valid", "test"))
-    result = import_features("mfn", tmp_path / "mfn", tmp_path / "root")
+    result = import_features("mfn", tmp_path / "mfn", tmp_path / "root", center=3)
     assert result.modalities == ("audio", "video")
     assert "text: files only for split(s) valid, test; not imported." in result.report.read_text()
     with pytest.raises(DataError, match="has no text features"):

@@ -252,7 +252,7 @@ def test_extractor_is_warmed_up_before_the_progress_bar(tmp_path, capsys):
 @pytest.mark.slow
 def test_prepare_train_predict_from_clips_and_truncated_wav(tmp_path, capsys):
     """The README's path from a fresh clone: own clips -> manifest -> prepare -> train -> predict."""
-    labels = ["happy", "sad"] * 12
+    labels = (["happy"] * 4 + ["sad"] * 4) * 3  # every speaker (i % 4) has both classes
     man = _manifest(tmp_path, labels)
     root = tmp_path / "root"
     assert main(["prepare-manifest", str(man), str(root), "--folds", "2", "--max-audio-frames", "60",

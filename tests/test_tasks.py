@@ -116,7 +116,7 @@ def test_scores_with_the_wrong_row_count_name_the_file(tmp_path):
     from selfcross.folds import read_fold
 
     write_mfn(tmp_path / "mfn")
-    fold = import_features("mfn", tmp_path / "mfn", tmp_path / "root").fold
+    fold = import_features("mfn", tmp_path / "mfn", tmp_path / "root", center=3).fold
     np.save(fold / "dev_score.npy", np.zeros(3, dtype=np.float32))
     with pytest.raises(DataError, match=r"dev_score\.npy: has 3 rows but the labels have 6"):
         read_fold(fold)

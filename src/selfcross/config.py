@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 
 from selfcross.errors import ConfigError
 from selfcross.labels import MODALITIES, parse_modalities
+from selfcross.tasks import DEFAULT_TASK, TASKS
 
 MODEL_KINDS: tuple[str, ...] = ("self", "cross", "self+cross")
 POOLINGS: tuple[str, ...] = ("stat", "concat", "mean")
@@ -293,7 +294,7 @@ class TrainConfig:
     schedule: str = "plateau"
     warmup_epochs: int = 0
     modality_dropout: float = 0.0
-    task: str = "classification"
+    task: str = DEFAULT_TASK
     max_updates: int = 0
     warmup_updates: int = 0
     patience_updates: int = 0
@@ -301,8 +302,8 @@ class TrainConfig:
     select_window: int = 1
 
     def __post_init__(self) -> None:
-        if self.task not in ("classification", "regression"):
-            raise ConfigError(f"task {self.task!r} must be 'classification' or 'regression'")
+        if self.task not in TASKS:
+            raise ConfigError(f"task {self.task!r} must be one of {', '.join(TASKS)}")
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype {self.dtype!r} must be 'float32' or 'float64'")
         if self.kernels not in KERNELS:
@@ -490,7 +491,7 @@ HASH_EXCLUDED: tuple[tuple[str | None, str], ...] = (
 #: Switches added after stores were first written: left out of the hash at their default
 #: (off), so runs recorded before the switch existed keep their hash and are not rerun.
 HASH_OMITTED_AT_DEFAULT: tuple[tuple[str, str, Any], ...] = (
-    ("train", "modality_dropout", 0.0), ("train", "task", "classification"),
+    ("train", "modality_dropout", 0.0), ("train", "task", DEFAULT_TASK),
     ("model", "time_mixing", "conv"), ("model", "pool_stride", 1), ("model", "pool_steps", 0),
     ("model", "spec_time_masks", 0), ("model", "spec_time_width", 0), ("model", "spec_time_share", 0.0),
     ("model", "spec_feat_masks", 0), ("model", "spec_feat_width", 0), ("model", "word_dropout", 0.0),

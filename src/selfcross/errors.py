@@ -37,5 +37,9 @@ class CheckpointError(SelfcrossError):
     """A checkpoint or run folder cannot be loaded (missing tensors, untrusted pickle...)."""
 
 
+class TrainingError(SelfcrossError):
+    """A run cannot produce a model (e.g. its dev selection metric is NaN at every epoch)."""
+
+
 class StoreError(SelfcrossError):
     """The results database cannot be used (not SQLite, newer schema, ...)."""

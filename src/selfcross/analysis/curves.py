@@ -12,11 +12,10 @@ from typing import Any
 
 from selfcross.analysis import plots
 from selfcross.experiments.store import ResultsStore
+from selfcross.tasks import get_task
 
 #: Model variants drawn side by side, in this order (those present).
 CURVE_VARIANTS: tuple[str, ...] = ("self", "cross", "self+cross")
-#: The dev score drawn under the losses: the first of these the histories have.
-CURVE_SCORES: tuple[str, ...] = ("dev_accuracy", "dev_mae")
 
 
 def curve_figures(store: ResultsStore, cells: dict[tuple[str, str, str], Any], fig_dir: Path
@@ -43,13 +42,15 @@ def curve_figures(store: ResultsStore, cells: dict[tuple[str, str, str], Any], f
                     continue
                 panels.setdefault(variant, []).append((f"f{run.fold:02d}-s{run.seed:02d}", history,
                                                        run.best_epoch))
-        keys = {k for runs in panels.values() for _, history, _ in runs for k in history[0]}
-        score = next((s for s in CURVE_SCORES if s in keys), None)
-        if score is None:
+        if not panels:
             continue
+        # the dev score drawn under the losses: the main metric of the runs' task
+        task = get_task(next(r.task for v in CURVE_VARIANTS if (preset, v, code) in cells
+                             for r in cells[(preset, v, code)].runs))
         suffix = "" if preset == "paper" else f"_{preset}"
         files.append(plots.curves_chart(
-            panels, fig_dir / f"curves_{code}{suffix}.png", score=score,
+            panels, fig_dir / f"curves_{code}{suffix}.png", score=f"dev_{task.main_metric}",
+            percent=task.main_is_fraction,
             title=f"Learning curves, {plots.modality_label(code)} (preset {preset}), "
                   "one line per (fold, seed) run",
         ))

@@ -49,6 +49,7 @@ def bar_chart(
     path: Path,
     title: str = "",
     chance: float | None = None,
+    majority: dict[str, float] | None = None,
 ) -> Path:
     """Grouped bars like the paper's figure: modality sets on x (uni | bi | tri), one bar per model.
 
@@ -61,7 +62,10 @@ def bar_chart(
         metric_labels: metric -> axis label.
         path: PNG to write.
         chance: score of a uniform random guess (1 / classes), drawn as a dashed line.
+        majority: metric -> score of always predicting the test set's most frequent class,
+            drawn as a dotted line on that metric's panel (far above chance on skewed data).
     """
+    majority = majority or {}
     codes = [c for c in PAPER_MODALITY_SETS if any(k[1] == c for k in cells)]
     codes += sorted({k[1] for k in cells} - set(codes))
     models = []
@@ -77,19 +81,21 @@ def bar_chart(
         _draw_bars(ax, cells, models, codes, metric, x, width)
         if chance is not None:
             ax.axhline(100 * chance, color="black", linestyle="--", linewidth=1,
-                       label=f"chance ({100 * chance:.1f}%)")
+                       label=f"chance 1/K ({100 * chance:.1f}%)")
+        if metric in majority:
+            ax.axhline(100 * majority[metric], color="#D55E00", linestyle=":", linewidth=1.5,
+                       label=f"majority class ({100 * majority[metric]:.1f}%)")
         _mark_groups(ax, codes)
         ax.set_xticks(x, [modality_label(c) for c in codes])
         ax.set_ylabel(f"{metric_labels.get(metric, metric)} (%)")
         ax.grid(axis="y", alpha=0.3)
         ax.set_axisbelow(True)
-        if row == 0:
-            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8,
-                      ncols=len(models) + (chance is not None), frameon=False)
-
+        if row == 0 or metric in majority:  # each panel with a line of its own names it
+            ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False,
+                      ncols=len(models) + (chance is not None) + (metric in majority))
         top = np.nanmax([100 * v[0] + 100 * (v[1] if np.isfinite(v[1]) else 0)
                          for c in cells.values() for m, v in c.items() if m == metric]
-                        + [1.0, 100 * (chance or 0.0)])
+                        + [1.0, 100 * (chance or 0.0), 100 * majority.get(metric, 0.0)])
         ax.set_ylim(0, min(100.0, top * 1.15 + 2))
     if title:  # above the legend, not beside it
         fig.suptitle(title, x=0.01, ha="left", fontsize=10)
@@ -151,18 +157,25 @@ def confusion_plot(cm: np.ndarray, class_names: Sequence[str], title: str, path:
     rows = cm.sum(axis=1, keepdims=True)
     norm = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     n = len(class_names)
-    fig = Figure(figsize=(1.0 + 0.75 * n, 0.8 + 0.7 * n))
+    # Cells of at least ~0.55 inch keep "0.53" apart from "0.47"; the width also fits the
+    # title's longest line (about 0.075 inch per character at 10 pt) and the row labels.
+    label = max((len(f"{c} (n={int(k)})") for c, k in zip(class_names, rows[:, 0])), default=0)
+    title_w = 0.075 * max((len(line) for line in title.splitlines()), default=0) + 0.4
+    width = max(title_w, 0.07 * label + 0.6 * n + 1.6)
+    longest = max((len(c) for c in class_names), default=0)
+    height = 0.06 * longest + 0.6 * n + 1.2 + 0.2 * len(title.splitlines())
+    fig = Figure(figsize=(width, height))
     ax = fig.add_subplot(1, 1, 1)
     im = ax.imshow(norm, vmin=0, vmax=1, cmap="Blues")
     for i in range(n):
         for j in range(n):
-            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=7,
+            ax.text(j, i, f"{norm[i, j]:.2f}", ha="center", va="center", fontsize=8,
                     color="white" if norm[i, j] > 0.55 else "black")
     ax.set_xticks(range(n), class_names, rotation=45, ha="right")
     ax.set_yticks(range(n), [f"{c} (n={int(k)})" for c, k in zip(class_names, rows[:, 0])])
     ax.set_xlabel("predicted")
     ax.set_ylabel("true (test items)")
-    ax.set_title(title, fontsize=10)
+    fig.suptitle(title, fontsize=10)  # centred on the figure, not on the (narrow) matrix
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return _save(fig, path)
@@ -185,12 +198,14 @@ def recall_plot(
     fig = Figure(figsize=(max(6.0, 0.9 * n + 2), 3.6))
     ax = fig.add_subplot(1, 1, 1)
     for j, model in enumerate(models):
-        mean, std = recalls[model]
-        ax.bar(x + (j - (len(models) - 1) / 2) * width, 100 * np.nan_to_num(mean), width,
-               yerr=100 * np.nan_to_num(std), capsize=3, label=model,
+        mean, std = (np.nan_to_num(np.asarray(v, dtype=np.float64)) for v in recalls[model])
+        # a recall lies in [0, 1]: the whisker stops at the bound instead of running past it
+        err = np.vstack([np.minimum(std, mean), np.minimum(std, 1.0 - mean)])
+        ax.bar(x + (j - (len(models) - 1) / 2) * width, 100 * mean, width,
+               yerr=100 * err, capsize=3, label=model,
                color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
     if chance and n:
-        ax.axhline(100 / n, color="black", linestyle="--", linewidth=1, label=f"chance ({100 / n:.1f}%)")
+        ax.axhline(100 / n, color="black", linestyle="--", linewidth=1, label=f"chance 1/K ({100 / n:.1f}%)")
     ax.set_xticks(x, class_names, rotation=30, ha="right")
     ax.set_ylabel("recall (%)")
     ax.set_ylim(0, 105)
@@ -203,12 +218,17 @@ def recall_plot(
     return _save(fig, path)
 
 
-def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: str = "") -> Path:
-    """Bars of the mean test-accuracy change per perturbation, one bar per model.
+def robustness_chart(
+    changes: dict[str, dict[str, tuple[float, float | None, float | None]]], path: Path, title: str = "",
+    ylabel: str = "accuracy change vs clean (points)", scale: float = 100,
+) -> Path:
+    """Bars of the mean test-accuracy change per perturbation, one bar per model, with the
+    interval of the mean as error bars (none where a model has one run).
 
     Args:
-        changes: model label -> {perturbation spec: mean accuracy change (fraction)}.
+        changes: model label -> {perturbation spec: (mean change, low, high)} in the metric's units.
         path: PNG to write.
+        ylabel, scale: the axis label, and the factor to its units (100: fractions in points).
     """
     specs = sorted({s for c in changes.values() for s in c})
     models = sorted(changes, key=lambda m: (list(COLOURS).index(m) if m in COLOURS else 99, m))
@@ -217,18 +237,21 @@ def robustness_chart(changes: dict[str, dict[str, float]], path: Path, title: st
     width = 0.8 / max(1, len(models))
     x = np.arange(len(specs))
     for j, model in enumerate(models):
-        values = [100 * changes[model].get(s, np.nan) for s in specs]
-        ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, label=model,
+        got = [changes[model].get(s, (np.nan, None, None)) for s in specs]
+        values = np.array([scale * v for v, _, _ in got])
+        err = np.array([[0.0, 0.0] if lo is None or hi is None else [scale * (v - lo), scale * (hi - v)]
+                        for v, lo, hi in got]).T
+        ax.bar(x + (j - (len(models) - 1) / 2) * width, values, width, yerr=err, capsize=3, label=model,
                color=COLOURS.get(model, _FALLBACK[j % len(_FALLBACK)]), edgecolor="black", linewidth=0.5)
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, specs, rotation=30, ha="right")
-    ax.set_xlabel("test-time perturbation")
-    ax.set_ylabel("accuracy change vs clean (points)")
+    ax.set_xlabel("test-time perturbation (bars: 95% interval of the mean over runs)")
+    ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
     ax.set_axisbelow(True)
-    ax.legend(fontsize=8, frameon=False)
-    if title:
-        ax.set_title(title, loc="left", fontsize=10)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncols=len(models), frameon=False)
+    if title:  # above the legend, not beside it
+        fig.suptitle(title, x=0.01, ha="left", fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -256,6 +279,7 @@ def curves_chart(
     path: Path,
     title: str = "",
     score: str = "dev_accuracy",
+    percent: bool = True,
 ) -> Path:
     """Learning curves: one column per model, rows = loss (train solid, dev dashed) and a dev score.
 
@@ -263,15 +287,18 @@ def curves_chart(
         panels: model label -> [(run label e.g. ``f01-s02``, history rows, best epoch), ...];
             a run label keeps its colour in every column, the best epoch is marked on the score.
         path: PNG to write.
-        score: the history key of the second row (``dev_accuracy``, drawn in %, or ``dev_mae``).
+        score: the history key of the second row (the task's main dev metric, e.g. ``dev_accuracy``
+            or ``dev_mae``).
+        percent: the score is a fraction, drawn in %.
     """
-    in_percent = score == "dev_accuracy"
-    scale, score_label = (100.0, "dev accuracy (%)") if in_percent else (1.0, f"dev {score[4:].upper()}")
+    name = score.removeprefix("dev_")
+    scale, score_label = (100.0, f"dev {name} (%)") if percent else (1.0, f"dev {name.upper()}")
     models = list(panels)
     labels = sorted({label for runs in panels.values() for label, _, _ in runs})
     cmap = _run_colours(len(labels))
     colour = dict(zip(labels, cmap))
-    fig = Figure(figsize=(4.2 * len(models) + 1.0, 6.0))
+    legend_w = 1.3 if len(labels) <= 12 else 0.0  # a column of its own, right of the panels
+    fig = Figure(figsize=(4.2 * len(models) + 1.0 + legend_w, 6.0))
     axes = fig.subplots(2, len(models), sharex=True, sharey="row", squeeze=False)
     for j, model in enumerate(models):
         loss_ax, acc_ax = axes[0, j], axes[1, j]
@@ -295,11 +322,11 @@ def curves_chart(
     axes[1, 0].set_ylabel(f"{score_label}\n(dot: best epoch, restored)")
     if len(labels) <= 12:
         handles, names = axes[1, 0].get_legend_handles_labels()
-        fig.legend(handles, names, loc="center right", fontsize=7, frameon=False, title="fold-seed",
-                   title_fontsize=7)
+        fig.legend(handles, names, loc="center right", bbox_to_anchor=(1.0, 0.5), fontsize=7,
+                   frameon=False, title="fold-seed", title_fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10, x=0.02, ha="left")
-    fig.tight_layout(rect=(0, 0, 0.9 if len(labels) <= 12 else 1, 1))
+    fig.tight_layout(rect=(0, 0, 1 - legend_w / fig.get_figwidth(), 1))
     return _save(fig, path)
 
 

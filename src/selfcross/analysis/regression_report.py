@@ -19,10 +19,27 @@ import numpy as np
 
 from selfcross.analysis import plots
 from selfcross.analysis.curves import curve_figures, curves_section
+from selfcross.analysis.robustness import (
+    compare_robustness,
+    robustness_by_model,
+    robustness_figures,
+    robustness_model_section,
+    robustness_section,
+)
 from selfcross.analysis.stats import bootstrap_mean_diff, holm, paired_t, wilcoxon_paired
+from selfcross.analysis.study import (
+    ALPHA,
+    Cell,
+    Study,
+    clean_json,
+    format_p,
+    metric_value,
+    modality_order,
+    nan_if_none,
+)
 from selfcross.experiments.store import ResultsStore
+from selfcross.tasks import undefined_reason
 
-ALPHA = 0.05
 #: Columns of the main table: metric key, header, whether it is a fraction shown in percent.
 COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("mae", "MAE", False),
@@ -45,14 +62,12 @@ def _fmt(summary: tuple[float, float, int], percent: bool) -> str:
     return f"{scale * mean:.{digits}f} ({sd})"
 
 
-def compare_mae(study: Any) -> list[dict[str, Any]]:
+def compare_mae(study: Study) -> list[dict[str, Any]]:
     """Self vs cross per preset and modality set, paired over (fold, seed), on test MAE."""
-    from selfcross.analysis.report import _order
-
     out = []
     for preset in sorted({k[0] for k in study.cells}):
         group = []
-        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=_order):
+        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=modality_order):
             s, c = study.cells.get((preset, "self", code)), study.cells.get((preset, "cross", code))
             if s is None or c is None:
                 continue
@@ -60,13 +75,18 @@ def compare_mae(study: Any) -> list[dict[str, Any]]:
             pairs = sorted(set(sp) & set(cp))
             if not pairs:
                 continue
-            x = np.array([float(sp[p].test_metrics["mae"]) for p in pairs])
-            y = np.array([float(cp[p].test_metrics["mae"]) for p in pairs])
+            # a pair whose MAE is undefined (a diverged run) cannot be compared
+            pairs = [p for p in pairs if all(math.isfinite(metric_value(r[p].test_metrics, "mae"))
+                                             for r in (sp, cp))]
+            if not pairs:
+                continue
+            x = np.array([metric_value(sp[p].test_metrics, "mae") for p in pairs])
+            y = np.array([metric_value(cp[p].test_metrics, "mae") for p in pairs])
             group.append({"preset": preset, "modalities": code, "n_pairs": len(pairs),
                           "self_mean": float(x.mean()), "cross_mean": float(y.mean()),
                           "wilcoxon": wilcoxon_paired(x, y).to_dict(), "paired_t": paired_t(x, y).to_dict(),
                           "bootstrap": bootstrap_mean_diff(x, y, seed=0).to_dict()})
-        adjusted = holm([e["wilcoxon"]["p_value"] or math.nan for e in group])
+        adjusted = holm([nan_if_none(e["wilcoxon"]["p_value"]) for e in group])
         for e, a in zip(group, adjusted):
             e["wilcoxon_holm"] = None if not math.isfinite(a) else float(a)
             e["verdict"] = _verdict(e)
@@ -97,19 +117,51 @@ def _scatter(store: ResultsStore, study: Any, fig_dir: Path) -> list[Path]:
     return paths
 
 
-def _tables(study: Any, comparisons: list[dict[str, Any]], figures: list[Path], out: Path) -> str:
-    from selfcross.analysis.report import _order
+def _cell_text(c: Cell, metric: str, percent: bool) -> str:
+    """Mean (std) over the runs where ``metric`` is defined; says how many runs it is undefined in."""
+    bad = c.undefined(metric)
+    if bad == len(c.runs):
+        return "undefined"
+    text = _fmt(c.summary(metric), percent)
+    return text if not bad else f"{text}, undefined in {bad}"
 
+
+def _undefined_notes(cells: list[tuple[tuple[str, str, str], Cell]]) -> list[str]:
+    """One line per cell and metric undefined in some run: in how many, and why."""
+    notes = []
+    for (preset, variant, code), c in cells:
+        for key, header, _ in COLUMNS:
+            reasons = [undefined_reason(r.test_metrics, key) for r in c.runs]
+            reasons = [x for x in reasons if x is not None]
+            if reasons:
+                why = "; ".join(sorted(set(reasons)))
+                notes.append(f"- {preset} {variant} {plots.modality_label(code)}: {header} is undefined in "
+                             f"{len(reasons)} of {len(c.runs)} run(s) ({why}); the mean is over the others.")
+    return ["", "Undefined metrics:", "", *notes] if notes else []
+
+
+def _undefined_json(c: Cell) -> dict[str, Any]:
+    out = {}
+    for key, _, _ in COLUMNS:
+        reasons = [x for x in (undefined_reason(r.test_metrics, key) for r in c.runs) if x is not None]
+        if reasons:
+            out[key] = {"n_runs": len(reasons), "reasons": sorted(set(reasons))}
+    return out
+
+
+def _tables(study: Study, comparisons: list[dict[str, Any]], figures: list[Path], out: Path,
+            robust: list[dict[str, Any]], by_model: list[dict[str, Any]]) -> str:
     lines = ["# selfcross results (sentiment regression)", "",
              f"{sum(len(c.runs) for c in study.cells.values())} finished runs. Test-set scores, mean "
              "(sample std) over (fold, seed) runs; MAE and Pearson r as numbers, accuracies and F1 in "
              "percent. Acc-2 has-0: negative vs non-negative; non-0: score-0 utterances left out.", "",
              "| preset | model | modalities | " + " | ".join(h for _, h, _ in COLUMNS) + " | n |",
              "|---|---|---|" + "---|" * (len(COLUMNS) + 1)]
-    for (preset, variant, code), c in sorted(study.cells.items(), key=lambda kv: (kv[0][0], _order(kv[0][2]),
-                                                                                     kv[0][1])):
-        cells = " | ".join(_fmt(c.summary(k), pct) for k, _, pct in COLUMNS)
+    order = sorted(study.cells.items(), key=lambda kv: (kv[0][0], modality_order(kv[0][2]), kv[0][1]))
+    for (preset, variant, code), c in order:
+        cells = " | ".join(_cell_text(c, k, pct) for k, _, pct in COLUMNS)
         lines.append(f"| {preset} | {variant} | {plots.modality_label(code)} | {cells} | {len(c.runs)} |")
+    lines += _undefined_notes(order)
     lines += ["", "## Self vs cross (test MAE, lower is better)", "",
               "Paired over (fold, seed): Wilcoxon signed-rank (Holm across modality sets), paired t-test, "
               "mean difference with a 95% bootstrap interval (10,000 resamples, seed 0).", "",
@@ -119,26 +171,29 @@ def _tables(study: Any, comparisons: list[dict[str, Any]], figures: list[Path], 
         ci = e["bootstrap"]
         lines.append(f"| {e['preset']} | {plots.modality_label(e['modalities'])} | {e['n_pairs']} | "
                      f"{ci['mean_diff']:+.3f} [{ci['low']:+.3f}, {ci['high']:+.3f}] | "
-                     f"{_p(e['wilcoxon']['p_value'])} | {_p(e['wilcoxon_holm'])} | "
-                     f"{_p(e['paired_t']['p_value'])} |")
+                     f"{format_p(e['wilcoxon']['p_value'])} | {format_p(e['wilcoxon_holm'])} | "
+                     f"{format_p(e['paired_t']['p_value'])} |")
     lines += ["", "**Verdict** (alpha 0.05):", ""]
     lines += [f"- {plots.modality_label(e['modalities'])} ({e['preset']}): {e['verdict']}"
               for e in comparisons]
+    for preset in sorted({k[0] for k in study.cells}):
+        lines += robustness_section(robust, preset)
+        lines += robustness_model_section(by_model, preset)
     lines += ["", "## Figures", ""] + [f"![{f.stem}]({f.relative_to(out)})" for f in figures]
     return "\n".join(lines) + "\n"
 
 
-def _p(p: float | None) -> str:
-    return "-" if p is None or not math.isfinite(p) else (f"{p:.3g}" if p >= 1e-4 else "<1e-4")
-
-
-def make_regression_report(store: ResultsStore, study: Any, out: Path) -> Path:
-    """Write ``report.md``, ``results.csv``, ``results.json``, ``summary.txt`` and scatter plots."""
+def make_regression_report(store: ResultsStore, study: Study, out: Path, paper_labels: bool = False) -> Path:
+    """Write ``report.md``, ``results.csv``, ``results.json``, ``summary.txt`` and scatter plots
+    (``paper_labels`` does not apply: the paper's labels name classification metrics)."""
     comparisons = compare_mae(study)
+    robust = compare_robustness(store, study)
     out.mkdir(parents=True, exist_ok=True)
     figures = _scatter(store, study, out / "figures")
+    by_model = robustness_by_model(store, study)
+    figures += robustness_figures(by_model, out / "figures")
     curve_files, no_history = curve_figures(store, study.cells, out / "figures")
-    md = _tables(study, comparisons, figures, out).rstrip("\n")
+    md = _tables(study, comparisons, figures, out, robust, by_model).rstrip("\n")
     (out / "report.md").write_text("\n".join([md, *curves_section(curve_files, no_history, out)]) + "\n")
     figures += curve_files
     (out / "summary.txt").write_text("\n".join(
@@ -151,19 +206,11 @@ def make_regression_report(store: ResultsStore, study: Any, out: Path) -> Path:
             w.writerow([preset, variant, code, len(c.runs)] + [v for k, _, _ in COLUMNS
                                                               for v in c.summary(k)[:2]])
     cells = [{"preset": p, "model": v, "modalities": code, "n": len(c.runs),
-              **{k: dict(zip(("mean", "std"), c.summary(k)[:2])) for k, _, _ in COLUMNS}}
+              **{k: dict(zip(("mean", "std"), c.summary(k)[:2])) for k, _, _ in COLUMNS},
+              "undefined": _undefined_json(c)}
              for (p, v, code), c in sorted(study.cells.items())]
-    results = {"task": "regression", "cells": cells, "comparisons": comparisons,
+    results = {"task": study.task, "cells": cells, "comparisons": comparisons, "robustness": robust,
+               "superseded_runs": study.superseded, "other_data_root_runs": study.other_roots,
                "figures": [str(f.relative_to(out)) for f in figures]}
-    (out / "results.json").write_text(json.dumps(_finite(results), indent=2, allow_nan=False) + "\n")
+    (out / "results.json").write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x

@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +31,13 @@ from sklearn.metrics import recall_score
 
 from selfcross.analysis import plots
 from selfcross.analysis.curves import curve_figures, curves_section
-from selfcross.analysis.robustness import compare_robustness, robustness_figures, robustness_section
+from selfcross.analysis.robustness import (
+    compare_robustness,
+    robustness_by_model,
+    robustness_figures,
+    robustness_model_section,
+    robustness_section,
+)
 from selfcross.analysis.stats import (
     bootstrap_mean_diff,
     holm,
@@ -40,139 +45,38 @@ from selfcross.analysis.stats import (
     paired_t,
     wilcoxon_paired,
 )
-from selfcross.config import paper_shapes
-from selfcross.errors import StoreError
-from selfcross.experiments.baseline import LINEAR_KIND, LINEAR_PRESET
-from selfcross.experiments.store import Predictions, ResultsStore, RunRow, mixed_versions_notice
-from selfcross.labels import IEMOCAP7, PAPER_MODALITY_SETS
+from selfcross.analysis.study import (
+    ALPHA,
+    LINEAR,
+    Cell,
+    Study,
+    clean_json,
+    collect,
+    format_p,
+    modality_order,
+    nan_if_none,
+    paired_runs,
+    sorted_cells,
+    tasks_in,
+    unique_runs,
+)
+from selfcross.experiments.store import Predictions, ResultsStore, RunRow
 from selfcross.paper import PAPER_ABLATION, PAPER_METRIC_LABELS, PAPER_RESULTS
+from selfcross.tasks import get_task
 
 #: Metrics of the paper's table, in its column order.
 METRICS: tuple[str, ...] = ("accuracy", "balanced_accuracy")
 #: Plain labels (``paper_labels=False``).
 PLAIN_LABELS: dict[str, str] = {"accuracy": "accuracy", "balanced_accuracy": "balanced accuracy"}
-ALPHA = 0.05
-#: The linear floor's model kind in the store (its preset is ``LINEAR_PRESET``).
-LINEAR = LINEAR_KIND
 #: How verdicts name each side of a comparison.
 SIDE_NAMES: dict[str, str] = {"self": "self-attention", "cross": "cross-attention",
                               LINEAR: "the linear floor"}
-
-
-def variant_label(kind: str, pooling: str) -> str:
-    """``self`` / ``cross`` / ``self+cross``, with ``-noSP`` (or ``-<pooling>``) when SP is off."""
-    if pooling == "stat":
-        return kind
-    return f"{kind}-noSP" if pooling == "concat" else f"{kind}-{pooling}"
-
-
-@dataclass
-class Cell:
-    """All finished runs of one (preset, variant, modality set)."""
-
-    preset: str
-    variant: str
-    modalities: str
-    runs: list[RunRow] = field(default_factory=list)
-
-    def values(self, metric: str) -> np.ndarray:
-        """Test metric per run [n]."""
-        return np.array([float(r.test_metrics.get(metric, np.nan)) for r in self.runs])
-
-    def summary(self, metric: str) -> tuple[float, float, int]:
-        """(mean, sample std, n) of a test metric."""
-        v = self.values(metric)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            return (math.nan, math.nan, 0)
-        return (float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan, int(v.size))
-
-    def by_pair(self) -> dict[tuple[int, int], RunRow]:
-        """(fold, seed) -> run."""
-        return {(r.fold, r.seed): r for r in self.runs}
-
-
-@dataclass
-class Study:
-    """What the store holds, grouped for reporting."""
-
-    cells: dict[tuple[str, str, str], Cell]
-    superseded: int
-    failed: list[RunRow]
-    running: int
-    class_names: list[str]
-    iemocap_shaped: bool
-    mixed_versions: str | None = None
-
-
-def collect(store: ResultsStore) -> Study:
-    """Group the store's finished runs into cells (latest run per run key)."""
-    done = store.runs("done")
-    if not done:
-        raise StoreError(f"{store.path}: no finished runs to report on (run `selfcross grid` first)")
-    latest: dict[str, RunRow] = {}
-    for r in sorted(done, key=lambda r: (r.finished_at or "", r.id)):
-        latest[r.run_key] = r
-    cells: dict[tuple[str, str, str], Cell] = {}
-    for r in latest.values():
-        key = (r.preset, variant_label(r.model_kind, r.pooling), r.modalities)
-        cells.setdefault(key, Cell(*key)).runs.append(r)
-    for c in cells.values():
-        c.runs.sort(key=lambda r: (r.fold, r.seed))
-    _share_linear(cells)
-    names = [r.class_names for r in latest.values() if r.class_names]
-    class_names = max(names, key=len) if names else []
-    failed = store.runs("failed")
-    running = len(store.runs("running"))
-    return Study(
-        cells, len(done) - len(latest), failed, running, class_names, _iemocap_shaped(latest.values()),
-        mixed_versions_notice(latest.values()),
-    )
-
-
-def _share_linear(cells: dict[tuple[str, str, str], Cell]) -> None:
-    """Show the preset-free linear cells under every deep preset (kept as is when there is none)."""
-    presets = {k[0] for k in cells} - {LINEAR_PRESET}
-    for key in [k for k in cells if k[0] == LINEAR_PRESET and k[1] == LINEAR]:
-        cell = cells[key]
-        for preset in presets:
-            cells[(preset, LINEAR, key[2])] = Cell(preset, LINEAR, key[2], cell.runs)
-        if presets:
-            del cells[key]
-
-
-def _unique_runs(study: Study) -> list[RunRow]:
-    """Every reported run once (a linear run is shown under each preset)."""
-    return list({r.id: r for c in study.cells.values() for r in c.runs}.values())
-
-
-def _iemocap_shaped(runs: Any) -> bool:
-    """True when every run used IEMOCAP's 7 classes and the paper's input shapes."""
-    want = {k: [v.seq_len, v.feat_dim, v.mixed_len] for k, v in paper_shapes().items()}
-    for r in runs:
-        if tuple(r.class_names) != IEMOCAP7.names:
-            return False
-        shapes = r.config.get("model", {}).get("shapes", {})
-        for m, s in shapes.items():
-            if m in want and [s.get("seq_len"), s.get("feat_dim"), s.get("mixed_len")] != want[m]:
-                return False
-    return True
-
-
-def _order(code: str) -> tuple[int, str]:
-    return (PAPER_MODALITY_SETS.index(code) if code in PAPER_MODALITY_SETS else 99, code)
 
 
 def _fmt(mean: float, std: float) -> str:
     if not math.isfinite(mean):
         return "-"
     return f"{100 * mean:.1f} ({100 * std:.1f})" if math.isfinite(std) else f"{100 * mean:.1f} (-)"
-
-
-def _p(p: float | None) -> str:
-    if p is None or not math.isfinite(p):
-        return "-"
-    return f"{p:.3g}" if p >= 1e-4 else "<1e-4"
 
 
 def _pooled(store: ResultsStore, a: list[RunRow], b: list[RunRow]) -> tuple[np.ndarray, ...] | None:
@@ -190,33 +94,17 @@ def _pooled(store: ResultsStore, a: list[RunRow], b: list[RunRow]) -> tuple[np.n
     return np.concatenate(ys), np.concatenate(pa), np.concatenate(pb)
 
 
-def _nan_if_none(p: float | None) -> float:
-    """A p-value from ``TestResult.to_dict`` (undefined = None) as a float; 0.0 stays 0.0."""
-    return math.nan if p is None else float(p)
-
-
-def _paired_runs(a: Cell, b: Cell) -> tuple[list[RunRow], list[RunRow]]:
-    """Runs of ``a`` and ``b`` on the same (fold, seed); a linear ``b`` pairs with every seed of its fold."""
-    if b.variant != LINEAR:
-        pa, pb = a.by_pair(), b.by_pair()
-        pairs = sorted(set(pa) & set(pb))
-        return [pa[p] for p in pairs], [pb[p] for p in pairs]
-    floor = {(r.fold, r.data_fingerprint): r for r in b.runs}
-    ra = [r for r in a.runs if (r.fold, r.data_fingerprint) in floor]
-    return ra, [floor[(r.fold, r.data_fingerprint)] for r in ra]
-
-
 def compare(store: ResultsStore, study: Study, a: str = "self", b: str = "cross") -> list[dict[str, Any]]:
     """``a`` vs ``b`` (SP) per preset and modality set, both metrics; Holm across modality sets."""
     out: list[dict[str, Any]] = []
     presets = sorted({k[0] for k in study.cells})
     for preset in presets:
         group = []
-        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=_order):
+        for code in sorted({k[2] for k in study.cells if k[0] == preset}, key=modality_order):
             s, c = study.cells.get((preset, a, code)), study.cells.get((preset, b, code))
             if s is None or c is None:
                 continue
-            ra, rb = _paired_runs(s, c)
+            ra, rb = paired_runs(s, c)
             if not ra:
                 continue
             entry: dict[str, Any] = {
@@ -241,7 +129,7 @@ def compare(store: ResultsStore, study: Study, a: str = "self", b: str = "cross"
             entry["mcnemar"] = None if pooled is None else mcnemar(*pooled).to_dict()
             group.append(entry)
         for metric in METRICS:
-            adj = holm([_nan_if_none(e["metrics"][metric]["wilcoxon"]["p_value"]) for e in group])
+            adj = holm([nan_if_none(e["metrics"][metric]["wilcoxon"]["p_value"]) for e in group])
             for e, p_holm in zip(group, adj):
                 m = e["metrics"][metric]
                 m["wilcoxon_holm"] = None if not math.isfinite(p_holm) else float(p_holm)
@@ -268,8 +156,8 @@ def _verdict(m: dict[str, Any], metric: str, a: str = "self", b: str = "cross",
             f"{100 * ci['high']:+.1f}]")
     if ph is not None and ph < ALPHA:
         better = SIDE_NAMES.get(a, a) if ci["mean_diff"] > 0 else SIDE_NAMES.get(b, b)
-        return f"{better} is significantly better on {metric} (signed-rank, Holm p = {_p(ph)}); {diff}"
-    head = f"no significant difference on {metric} (signed-rank, Holm p = {_p(ph)}); {diff}"
+        return f"{better} is significantly better on {metric} (signed-rank, Holm p = {format_p(ph)}); {diff}"
+    head = f"no significant difference on {metric} (signed-rank, Holm p = {format_p(ph)}); {diff}"
     others = _disagreeing(m, mcnemar if metric == "accuracy" else None)
     if not others:
         return head
@@ -284,10 +172,10 @@ def _disagreeing(m: dict[str, Any], mcnemar: dict[str, Any] | None) -> list[str]
     if ci.get("n", 2) > 1 and (ci["low"] > 0 or ci["high"] < 0):  # one pair: no interval at all
         out.append("the bootstrap CI")
     if pt is not None and pt < ALPHA:
-        out.append(f"paired t (p = {_p(pt)})")
+        out.append(f"paired t (p = {format_p(pt)})")
     if mcnemar is not None and mcnemar["p_value"] is not None and mcnemar["p_value"] < ALPHA:
         d = mcnemar["details"]
-        out.append(f"McNemar (p = {_p(mcnemar['p_value'])}; {d['b']} vs {d['c']} utterances)")
+        out.append(f"McNemar (p = {format_p(mcnemar['p_value'])}; {d['b']} vs {d['c']} utterances)")
     return out
 
 
@@ -316,6 +204,24 @@ def _confusion(store: ResultsStore, runs: list[RunRow], n_classes: int) -> np.nd
     return cm
 
 
+def majority_baseline(store: ResultsStore, study: Study, preset: str) -> dict[str, float]:
+    """Accuracy of always predicting each fold's most frequent test class, pooled over the
+    folds of ``preset``'s runs (one run's test labels per fold): the score a model must beat
+    on skewed data, where chance 1/K is far below it."""
+    first: dict[int, RunRow] = {}
+    for (p, _, _), cell in sorted(study.cells.items()):
+        for r in cell.runs:
+            if p == preset:
+                first.setdefault(r.fold, r)
+    hits = total = 0
+    for r in first.values():
+        y = np.asarray(store.predictions(r.id).y_true, dtype=np.int64)
+        if y.size:
+            hits += int(np.bincount(y).max())
+            total += int(y.size)
+    return {"accuracy": hits / total} if total else {}
+
+
 def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     # recall of a class with no true example is undefined (NaN), not 0
     r = np.array([recall_score(p.y_true, p.y_pred, labels=np.arange(n_classes), average=None,
@@ -324,49 +230,77 @@ def _recall(preds: list[Predictions], n_classes: int) -> tuple[np.ndarray, np.nd
     return np.nanmean(r, axis=0), std
 
 
-def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False) -> Path:
-    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures
-    (scores, confusion, recall, robustness, and learning curves ``figures/curves_<set>.png``).
+def make_report(
+    db: str | Path, out_dir: str | Path, paper_labels: bool = False, task: str | None = None
+) -> Path:
+    """Write each task's report of a results store (its :attr:`~selfcross.tasks.Task.report`).
+
+    A store of one task (or with ``task``) gets one report in ``out_dir``; a store of several
+    tasks gets one per task in ``out_dir/<task>/``, with ``report.md`` and ``summary.txt`` in
+    ``out_dir`` linking them.
 
     Args:
-        db: the results database (opened read-only in spirit: nothing is written to it).
+        db: the results database (opened read-only in spirit: nothing is written to it, except
+            that an older schema is migrated).
         out_dir: output folder (created).
         paper_labels: label the metrics as the paper does (WA = balanced accuracy, UA = accuracy).
+        task: report only this task's runs.
 
     Returns:
         Path of ``report.md``.
 
     Raises:
-        StoreError: unusable database or no finished runs.
+        StoreError: unusable database or no finished runs (of ``task``). ConfigError: no such task.
     """
     out = Path(out_dir)
-    labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
     with ResultsStore.open(db, create=False) as store:
-        study = collect(store)
-        if _task(store, study) == "regression":
-            from selfcross.analysis.regression_report import make_regression_report
+        names = [get_task(task).name] if task is not None else (tasks_in(store) or [None])
+        if len(names) == 1:
+            return _task_report(store, names[0], out, paper_labels)
+        paths = [_task_report(store, name, out / str(name), paper_labels) for name in names]
+    lines = ["# selfcross results", "", f"This store holds runs of {len(names)} tasks; one report each "
+             "(`selfcross report --task NAME` writes one alone):", ""]
+    lines += [f"- [{name}]({p.relative_to(out).as_posix()})" for name, p in zip(names, paths)]
+    (out / "report.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.txt").write_text("\n".join(
+        f"== {name}\n{(p.parent / 'summary.txt').read_text()}" for name, p in zip(names, paths)))
+    return out / "report.md"
 
-            return make_regression_report(store, study, out)
-        comparisons = compare(store, study)
-        versus_linear = compare_linear(store, study)
-        robust = compare_robustness(store, study)
-        out.mkdir(parents=True, exist_ok=True)
-        figures = _figures(store, study, labels, out / "figures")
-        figures += robustness_figures(robust, out / "figures")
-        curve_files, no_history = curve_figures(store, study.cells, out / "figures")
+
+def _task_report(store: ResultsStore, task: str | None, out: Path, paper_labels: bool) -> Path:
+    study = collect(store, task)
+    return get_task(study.task).report_function()(store, study, out, paper_labels=paper_labels)
+
+
+def classification_report(store: ResultsStore, study: Study, out: Path, paper_labels: bool = False) -> Path:
+    """Write ``report.md``, ``results.csv``, ``runs.csv``, ``results.json``, ``summary.txt`` and figures
+    (scores, confusion, recall, robustness, and learning curves ``figures/curves_<set>.png``) of a
+    classification study."""
+    labels = dict(PAPER_METRIC_LABELS) if paper_labels else dict(PLAIN_LABELS)
+    comparisons = compare(store, study)
+    versus_linear = compare_linear(store, study)
+    robust = compare_robustness(store, study)
+    by_model = robustness_by_model(store, study)
+    out.mkdir(parents=True, exist_ok=True)
+    figures = _figures(store, study, labels, out / "figures")
+    figures += robustness_figures(by_model, out / "figures")
+    curve_files, no_history = curve_figures(store, study.cells, out / "figures")
     md = _markdown(study, comparisons, labels, figures, out, versus_linear, robust,
-                   curves_section(curve_files, no_history, out))
+                   curves_section(curve_files, no_history, out), by_model)
     (out / "report.md").write_text(md)
     summary = _summary_text(study, comparisons, labels, versus_linear)
     (out / "summary.txt").write_text(summary)
     _write_csv(study, labels, out)
     results = {
+        "task": study.task,
         "metric_labels": labels,
-        "cells": [_cell_json(c) for c in _sorted_cells(study)],
+        "cells": [_cell_json(c) for c in sorted_cells(study)],
         "comparisons": comparisons,
         "linear_comparisons": versus_linear,
         "robustness": robust,
+        "robustness_by_model": by_model,
         "superseded_runs": study.superseded,
+        "other_data_root_runs": study.other_roots,
         "failed_runs": [{"run_key": r.run_key, "error": r.error} for r in study.failed],
         "running_runs": study.running,
         "iemocap_shaped": study.iemocap_shaped,
@@ -374,44 +308,8 @@ def make_report(db: str | Path, out_dir: str | Path, paper_labels: bool = False)
         "class_names": study.class_names,
         "figures": [str(f.relative_to(out)) for f in figures + curve_files],
     }
-    (out / "results.json").write_text(json.dumps(_clean(results), indent=2, allow_nan=False) + "\n")
+    (out / "results.json").write_text(json.dumps(clean_json(results), indent=2, allow_nan=False) + "\n")
     return out / "report.md"
-
-
-def _task(store: ResultsStore, study: Study) -> str:
-    """The one task of the store's runs (a report compares the runs of one task)."""
-    runs = [r for c in study.cells.values() for r in c.runs]
-    tasks = {r.config.get("train", {}).get("task", "classification") for r in runs}
-    if len(tasks) > 1:
-        raise StoreError(f"{store.path}: holds both classification and regression runs; keep one task "
-                         "per results database (grid --db)")
-    return tasks.pop()
-
-
-def _clean(x: Any) -> Any:
-    """NaN/inf -> None, NumPy scalars -> Python, recursively (strict JSON)."""
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
-
-
-def _sorted_cells(study: Study) -> list[Cell]:
-    vorder = ["self", "cross", "self+cross", LINEAR]
-    return sorted(
-        study.cells.values(),
-        key=lambda c: (
-            c.preset,
-            _order(c.modalities),
-            vorder.index(c.variant) if c.variant in vorder else 9,
-            c.variant,
-        ),
-    )
 
 
 def _cell_json(c: Cell) -> dict[str, Any]:
@@ -455,7 +353,7 @@ def _write_cells_csv(study: Study, path: Path) -> None:
                 "f1_macro_std",
             ]
         )
-        for c in _sorted_cells(study):
+        for c in sorted_cells(study):
             row: list[Any] = [c.preset, c.variant, c.modalities, len(c.runs)]
             for metric in (*METRICS, "f1_macro"):
                 mean, std, _ = c.summary(metric)
@@ -491,7 +389,7 @@ def _write_runs_csv(study: Study, path: Path) -> None:
             ]
         )
         written: set[int] = set()
-        for c in _sorted_cells(study):
+        for c in sorted_cells(study):
             for r in c.runs:
                 if r.id in written:  # a linear run is shown under every preset, listed once
                     continue
@@ -522,7 +420,7 @@ def _write_runs_csv(study: Study, path: Path) -> None:
 def _main_table(study: Study, labels: dict[str, str], preset: str) -> list[str]:
     present = {k[1] for k in study.cells if k[0] == preset}
     variants = [v for v in ("self", "cross", LINEAR) if v in present]
-    codes = sorted({k[2] for k in study.cells if k[0] == preset and k[1] in variants}, key=_order)
+    codes = sorted({k[2] for k in study.cells if k[0] == preset and k[1] in variants}, key=modality_order)
     head = ["modalities"]
     for metric in METRICS:
         head += [f"{labels[metric]} {v}" for v in variants]
@@ -556,13 +454,13 @@ def _comparison_table(comparisons: list[dict[str, Any]], labels: dict[str, str],
             m = e["metrics"][metric]
             # McNemar compares correct/incorrect calls: it tests plain accuracy only
             mcs = "-" if mc is None or metric != "accuracy" else \
-                f"{_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
+                f"{format_p(mc['p_value'])} ({mc['details']['b']}/{mc['details']['c']})"
             ci = m["bootstrap"]
             lines.append(
                 f"| {plots.modality_label(e['modalities'])} | {labels[metric]} | {e['n_pairs']} | "
                 f"{100 * ci['mean_diff']:+.1f} [{100 * ci['low']:+.1f}, {100 * ci['high']:+.1f}] | "
-                f"{_p(m['wilcoxon']['p_value'])} | {_p(m['wilcoxon_holm'])} | "
-                f"{_p(m['paired_t']['p_value'])} | "
+                f"{format_p(m['wilcoxon']['p_value'])} | {format_p(m['wilcoxon_holm'])} | "
+                f"{format_p(m['paired_t']['p_value'])} | "
                 f"{mcs} |"
             )
     return lines
@@ -586,7 +484,7 @@ def _verdict_lines(comparisons: list[dict[str, Any]], labels: dict[str, str], pr
 
 def _ablation(study: Study, labels: dict[str, str], preset: str) -> list[str]:
     lines: list[str] = []
-    codes = sorted({k[2] for k in study.cells if k[0] == preset}, key=_order)
+    codes = sorted({k[2] for k in study.cells if k[0] == preset}, key=modality_order)
     for code in codes:
         variants = {k[1]: c for k, c in study.cells.items() if k[0] == preset and k[2] == code}
         if set(variants) <= {"self", "cross"}:
@@ -629,7 +527,8 @@ def _paper_table(study: Study, labels: dict[str, str], preset: str) -> list[str]
         + [f"{labels[m]} paper" for m in METRICS]
     )
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (kind, code), paper in sorted(PAPER_RESULTS.items(), key=lambda kv: (_order(kv[0][1]), kv[0][0])):
+    rows = sorted(PAPER_RESULTS.items(), key=lambda kv: (modality_order(kv[0][1]), kv[0][0]))
+    for (kind, code), paper in rows:
         c = study.cells.get((preset, kind, code))
         ours = [_fmt(*c.summary(m)[:2]) if c else "-" for m in METRICS]
         lines.append(
@@ -707,13 +606,15 @@ def _figures(store: ResultsStore, study: Study, labels: dict[str, str], fig_dir:
                     fig_dir / f"scores{suffix}.png",
                     title=f"{data}, preset {preset}\ntest scores, mean and std over runs",
                     chance=chance,
+                    majority=majority_baseline(store, study, preset),
                 )
             )
         codes = [k[2] for k in study.cells if k[0] == preset]
         if not codes or not n_classes:
             continue
-        top = max(set(codes), key=lambda c: (len(c), sum(len(x.runs) for k, x in study.cells.items()
-                                                          if k[0] == preset and k[2] == c), -_order(c)[0]))
+        top = max(set(codes), key=lambda c: (
+            len(c), sum(len(x.runs) for k, x in study.cells.items() if k[0] == preset and k[2] == c),
+            -modality_order(c)[0]))
         recalls = {}
         for v in ("self", "cross", "self+cross", LINEAR):
             c = study.cells.get((preset, v, top))
@@ -765,12 +666,14 @@ def _markdown(
     versus_linear: list[dict[str, Any]] = (),
     robust: list[dict[str, Any]] = (),
     curves: list[str] = (),
+    by_model: list[dict[str, Any]] = (),
 ) -> str:
     lines = _overview(study, labels)
     for preset in sorted({k[0] for k in study.cells}):
         lines += ["", f"## Preset `{preset}`", "", "### Main table", "", *_main_table(study, labels, preset)]
         lines += _self_vs_cross_section(comparisons, labels, preset)
         lines += _linear_section(list(versus_linear), labels, preset)
+        lines += robustness_model_section(list(by_model), preset)
         lines += robustness_section(list(robust), preset)
         abl = _ablation(study, labels, preset)
         if abl:
@@ -793,7 +696,7 @@ def _markdown(
 
 def _overview(study: Study, labels: dict[str, str]) -> list[str]:
     """The report's opening lines: what the scores are, and what was left out or mixed."""
-    n_runs = len(_unique_runs(study))
+    n_runs = len(unique_runs(study))
     lines = [
         "# selfcross results",
         "",
@@ -810,6 +713,9 @@ def _overview(study: Study, labels: dict[str, str]) -> list[str]:
             f"{study.superseded} older run(s) of the same run key under another configuration were "
             "superseded by the latest one."
         )
+    if study.other_roots:
+        lines.append(f"{study.other_roots} run(s) on another data root (an earlier preparation) are not "
+                     "included: the study is the data root of the latest finished run.")
     if study.mixed_versions:
         lines.append(f"**Warning:** {study.mixed_versions}.")
     if study.failed:

@@ -1,8 +1,8 @@
 """The ``selfcross`` command line: a thin layer over the Python API.
 
 Each sub-module registers its sub-commands with :func:`register` (one module per stage:
-data, training, compat, experiments, prepare, predict, explain, tune). Every command mirrors a Python
-function; the CLI only parses arguments, calls it, and turns a
+data, training, compat, experiments, store, prepare, predict, explain, tune). Every command
+mirrors a Python function; the CLI only parses arguments, calls it, and turns a
 :class:`~selfcross.errors.SelfcrossError` into one line on stderr and exit status 2.
 """
 
@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "training",
     "compat",
     "experiments",
+    "store",
     "prepare",
     "predict",
     "explain",
@@ -64,10 +65,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SelfcrossError as e:
         print(f"selfcross {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except (NotADirectoryError, FileExistsError) as e:  # a folder to write is an existing file
+        print(f"selfcross {args.command}: error: {_blocking_file(e.filename)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"selfcross {args.command}: interrupted", file=sys.stderr)
         return 130
     return int(result or 0)
+
+
+def _blocking_file(filename: object) -> str:
+    """``PATH: problem`` for the nearest existing ancestor of ``filename``: the file standing
+    where a folder must go (or a path that exists already)."""
+    from pathlib import Path
+
+    path = Path(str(filename))
+    for p in (path, *path.parents):
+        if p.is_file():
+            return f"{p}: is a file; this command writes a folder there"
+        if p.exists():
+            return f"{p}: already exists"
+    return f"{path}: cannot be created"
 
 
 if __name__ == "__main__":  # pragma: no cover

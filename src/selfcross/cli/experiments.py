@@ -8,6 +8,7 @@ from selfcross.cli.options import add_config_argument, add_no_progress, config_f
 from selfcross.cli.trackers import add_logger_arguments, logger_options
 from selfcross.config import PRESETS
 from selfcross.errors import ConfigError
+from selfcross.tasks import DEFAULT_TASK, TASKS, task_help
 
 
 def _csv(value: str) -> list[str]:
@@ -70,9 +71,9 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
                    "the preset's budget, 100 epochs for paper; 0 = no cap: early stopping alone ends a "
                    "run, as in the authors' loop; refused with strong's cosine schedule, which decays to "
                    "0 at the cap)")
-    g.add_argument("--task", default="classification", choices=("classification", "regression"),
-                   help="regression: sentiment scores of an import-features data root (L1 loss, best "
-                   "dev MAE); use one results database per task")
+    g.add_argument("--task", default=DEFAULT_TASK, choices=TASKS,
+                   help=task_help() + "; the task is part of each run's key, so one results database "
+                   "can hold several tasks")
     add_no_progress(g)
     g.add_argument("--robustness", default=None, metavar="SPECS",
                    help="after training, re-score every run's test split with one modality perturbed, "
@@ -110,10 +111,17 @@ def _register_report(subparsers: argparse._SubParsersAction) -> None:
         "with a one-line verdict per modality set and metric, the ablations when present, "
         "results.csv/json and figures. See docs/results-store.md.",
     )
-    r.add_argument("--db", default="results.sqlite", help="results database (default: %(default)s)")
+    r.add_argument("--db", default=None,
+                   help="results database (default: results.sqlite; with --runs: OUT/results.sqlite)")
+    r.add_argument("--runs", nargs="+", default=None, metavar="RUN_DIR",
+                   help="run folders made by `selfcross train` to add to the database first (as "
+                   "`selfcross store add`), so hand-trained runs reach the report")
     r.add_argument("--out", required=True, help="output folder (report.md, results.csv/json, figures/)")
     r.add_argument("--paper-labels", action="store_true",
                    help="label metrics as the paper does: WA = balanced accuracy, UA = accuracy")
+    r.add_argument("--task", default=None, choices=TASKS,
+                   help="report the runs of this task only (default: every task of the store, each in "
+                   "OUT/<task>/ when there are several)")
     r.set_defaults(func=_report)
 
 
@@ -183,9 +191,19 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     from selfcross.analysis.report import make_report
 
-    path = make_report(args.db, args.out, paper_labels=args.paper_labels)
+    db = args.db or (str(Path(args.out) / "results.sqlite") if args.runs else "results.sqlite")
+    if args.runs:
+        from selfcross.experiments.runfolders import add_run_folders
+
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        done = add_run_folders(db, args.runs)
+        print(f"{db}: {len(done.added)} run(s) added"
+              + (f", {len(done.already)} already there" if done.already else ""))
+    path = make_report(db, args.out, paper_labels=args.paper_labels, task=args.task)
     print(path.parent.joinpath("summary.txt").read_text())
     print(f"report: {path}")
     return 0

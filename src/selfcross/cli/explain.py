@@ -26,7 +26,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--run", required=True, type=Path, metavar="RUN_DIR", help="trained run folder")
     p.add_argument("--out", required=True, type=Path, metavar="DIR", help="folder for the figures and .npz")
     p.add_argument("--data", type=Path, metavar="FOLD", help="fold folder holding the utterances")
-    p.add_argument("--ids", metavar="ID[,ID...]", help="utterance ids in --data (any split)")
+    p.add_argument("--ids", metavar="ID[,ID...]",
+                   help="utterance ids in --data (any split), or rows as SPLIT:ROW (test:0; for folds "
+                   "without ids)")
     p.add_argument("--audio", type=Path, metavar="FILE", help="audio file of one new clip")
     p.add_argument("--video", type=Path, metavar="FILE", help="video file of one new clip")
     add_transcript(p, "the words spoken in the clip")
@@ -44,5 +46,7 @@ def run(args: argparse.Namespace) -> int:
                       transcript=transcript, device=args.device)
     for r in results:
         top = max(r.probabilities, key=r.probabilities.get)
-        print(f"{r.id}: {top} ({r.probabilities[top]:.2f}) -> {r.figure_path}, {r.npz_path.name}")
+        flat = (f"; attention uniform in {len(r.uniform_blocks)} of {r.n_blocks} blocks "
+                f"({', '.join(r.uniform_blocks)})" if r.uniform_blocks else "")
+        print(f"{r.id}: {top} ({r.probabilities[top]:.2f}) -> {r.figure_path}, {r.npz_path.name}{flat}")
     return 0

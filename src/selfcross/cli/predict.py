@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"selfcross predict: {r['id']}: {r['error']}", file=sys.stderr)
         if failed:
             print(f"selfcross predict: {len(failed)} row(s) failed: their rows in {args.out} have an empty "
-                  "top_class and the error (--strict stops at the first bad row)", file=sys.stderr)
+                  "prediction and the error (--strict stops at the first bad row)", file=sys.stderr)
         return 1 if failed else 0
 
     out = predictor.predict(
@@ -92,13 +92,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
-    if "score" in out:
-        print(f"sentiment score: {out['score']:+.4f}")
-        return 0
-    width = max(len(c) for c in out["probabilities"])
-    for c, prob in sorted(out["probabilities"].items(), key=lambda kv: -kv[1]):
-        print(f"{c:<{width}}  {prob:6.3f}  {'#' * round(40 * prob)}")
-    print(f"top class: {out['top_class']}")
+    print("\n".join(predictor.task.describe_prediction(out)))
     if out["ignored"]:
         print(f"(not used by this model: {', '.join(out['ignored'])})")
     return 0

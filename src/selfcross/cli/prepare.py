@@ -211,6 +211,9 @@ def _register_manifest(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--skip-missing", action="store_true",
                    help="leave out rows whose media file does not exist (listed in the report) "
                         "instead of stopping")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out rows whose media file cannot be decoded (truncated, empty, not "
+                        "audio; listed in the report) instead of stopping")
     p.add_argument("--allow-shared-speakers", action="store_true",
                    help="with --split-column: accept a speaker in two splits (noted in the report)")
     _common_options(p)
@@ -244,6 +247,9 @@ def _register_corpus(subparsers: argparse._SubParsersAction) -> None:
                    help="meld: folder holding MELD.Raw's train_splits/ etc. (default: searched under SRC)")
     p.add_argument("--manifest-only", action="store_true",
                    help="write OUT_ROOT/manifest.csv and stop (no features)")
+    p.add_argument("--skip-unreadable", action="store_true",
+                   help="leave out clips that cannot be decoded (listed in the report) instead of "
+                        "stopping (crema-d and meld, which hold a few damaged files, always skip them)")
     _common_options(p)
     p.set_defaults(func=_prepare_corpus)
 
@@ -289,6 +295,7 @@ def _prepare_manifest(args: argparse.Namespace) -> int:
         modalities=args.modalities, video_encoder=args.video_encoder, workers=args.workers,
         progress=not args.no_progress, dev_fraction=args.dev_fraction, fold_seed=args.fold_seed,
         on_missing="skip" if args.skip_missing else "error",
+        on_unreadable="skip" if args.skip_unreadable else "error",
         allow_shared_speakers=args.allow_shared_speakers, speaker_norm=args.speaker_norm,
         **_feature_configs(args),
     )
@@ -314,6 +321,6 @@ def _prepare_corpus(args: argparse.Namespace) -> int:
         modalities=args.modalities, n_folds=args.folds, video_encoder=args.video_encoder,
         manifest_only=args.manifest_only, workers=args.workers, progress=not args.no_progress,
         dev_fraction=args.dev_fraction, fold_seed=args.fold_seed, speaker_norm=args.speaker_norm,
-        **_feature_configs(args),
+        **({"on_unreadable": "skip"} if args.skip_unreadable else {}), **_feature_configs(args),
     )
     return _report(result)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
-from selfcross.training.callbacks import LoggerOptions
+if TYPE_CHECKING:
+    from selfcross.training.callbacks import LoggerOptions
 
 
 def add_logger_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,4 +33,7 @@ def add_logger_arguments(p: argparse.ArgumentParser) -> None:
 
 def logger_options(args: argparse.Namespace) -> LoggerOptions:
     """The :class:`LoggerOptions` named on the command line."""
+    # Imported here: the training package pulls in torch, which --help must not wait for.
+    from selfcross.training.callbacks import LoggerOptions
+
     return LoggerOptions(tensorboard=args.tensorboard, mlflow=args.mlflow)

@@ -26,6 +26,7 @@ from selfcross.config import (
     set_epoch_cap,
 )
 from selfcross.labels import modality_code, parse_modalities
+from selfcross.tasks import DEFAULT_TASK, TASKS, get_task, task_help
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -92,15 +93,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "(default: %(default)s)",
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder to create")
-    p.add_argument(
-        "--task",
-        choices=("classification", "regression"),
-        default="classification",
-        help="classification: the paper's (classes, cross-entropy, best dev accuracy); regression: "
-        "sentiment scores of a data root written by import-features (one output, L1 loss, best "
-        "dev MAE; reports MAE, Pearson r, Acc-2 has-0/non-0 with F1, Acc-5, Acc-7) "
-        "(default: %(default)s)",
-    )
+    p.add_argument("--task", choices=TASKS, default=DEFAULT_TASK, help=task_help())
 
 
 def _add_model_switches(p: argparse.ArgumentParser) -> None:
@@ -258,7 +251,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for callback in callbacks:
             callback.close()
     print(
-        format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels)
+        format_metrics_table({"dev": metrics["dev"], "test": metrics["test"]}, paper_labels=args.paper_labels,
+                             metrics=get_task(config.train.task).metrics)
     )
     print(
         f"best epoch {metrics['best_epoch']} of {metrics['epochs_run']}, "
@@ -314,16 +308,17 @@ def _register_evaluate(subparsers: argparse._SubParsersAction) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from selfcross.training import format_metrics_table
     from selfcross.training.loop import evaluate_run_full
-    from selfcross.training.rundir import METRICS_FILE
+    from selfcross.training.rundir import METRICS_FILE, clean_json
 
     result = evaluate_run_full(args.run, args.data, split=args.split, device=args.device,
                                perturb=args.perturb, perturb_seed=args.perturb_seed)
     metrics = result["metrics"]
     if args.json:
-        print(json.dumps(metrics, indent=2, sort_keys=True))
+        print(json.dumps(clean_json(metrics), indent=2, sort_keys=True, allow_nan=False))
         return 0
     title = args.split if args.perturb is None else f"{args.split} {args.perturb}"
-    print(format_metrics_table({title: metrics}, paper_labels=args.paper_labels))
+    print(format_metrics_table({title: metrics}, paper_labels=args.paper_labels,
+                               metrics=get_task(result["task"]).metrics))
     stored = _stored_metrics(Path(args.run) / METRICS_FILE)
     if args.perturb is None and args.split in stored:
         same = stored[args.split] == metrics

@@ -257,7 +257,9 @@ def run_baseline(
     out = Path(out_dir)
     db_path = Path(db) if db is not None else out / "results.sqlite"
     folds = resolve_folds(data)
-    from selfcross.folds import fingerprint
+    from selfcross.folds import fingerprint, root_fingerprint
+
+    root = root_fingerprint(data)
 
     plan: list[tuple[int, Path, str, str]] = []  # (fold, folder, set code, fingerprint)
     for k, path in folds.items():
@@ -267,7 +269,7 @@ def run_baseline(
     summary = BaselineSummary(db=str(db_path))
     with ResultsStore.open(db_path, create=True, lock=True) as store:
         for k, path, code, fp in plan:
-            summary.results.append(_one_run(store, k, path, code, fp, out, say))
+            summary.results.append(_one_run(store, k, path, code, fp, out, say, root))
     out.mkdir(parents=True, exist_ok=True)
     summary.table_md = out / "results.md"
     command = f"selfcross baseline --data {data} --out {out_dir}"
@@ -283,7 +285,7 @@ def run_baseline(
 
 
 def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: Path,
-             say: Callable[[str], None]) -> FoldResult:
+             say: Callable[[str], None], root: str | None = None) -> FoldResult:
     """Fit (or find already done in the store) the linear run of one fold and modality set."""
     mods = parse_modalities(code)
     cfg = baseline_config(mods)
@@ -297,7 +299,7 @@ def _one_run(store: ResultsStore, k: int, path: Path, code: str, fp: str, out: P
         return FoldResult(k, code, {"dev": row.dev_metrics, "test": row.test_metrics,
                                     "C": row.config.get("C")}, resumed=True)
     run_dir = out / f"{path.name}-{code}"
-    run_id = store.record_started(key, cfg, h, fp, str(run_dir.resolve()))
+    run_id = store.record_started(key, cfg, h, fp, str(run_dir.resolve()), root)
     t0 = time.perf_counter()
     try:
         fold = read_fold(path, mods)

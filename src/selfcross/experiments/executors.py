@@ -52,6 +52,7 @@ from selfcross.config import config_hash
 from selfcross.errors import ConfigError
 from selfcross.experiments.store import Predictions, RunKey
 from selfcross.processes import exit_with_driver
+from selfcross.tasks import task_of_config
 
 #: Files that make a run folder complete (written atomically by the trainer).
 RUN_FILES: tuple[str, ...] = ("config.json", "metrics.json", "predictions.npz")
@@ -69,6 +70,7 @@ class RunSpec:
         run_dir: the run folder to create (``runs_dir/<key>-<hash8>``).
         data_fingerprint: fingerprint of ``fold_dir`` computed by the driver.
         threads: torch intra-op threads in the worker.
+        data_root: fingerprint of the whole data root (which runs form one study).
     """
 
     key: RunKey
@@ -78,6 +80,7 @@ class RunSpec:
     run_dir: str
     data_fingerprint: str
     threads: int = 1
+    data_root: str | None = None
 
 
 @dataclass
@@ -137,8 +140,8 @@ def _read_run_folder(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], Pre
     p = load_predictions(run_dir)
     ids = p.get("ids")
     id_list = [str(i) for i in ids.tolist()] if ids is not None and len(ids) == len(p["y_true"]) else None
-    # a regression run stores float scores and no class probabilities
-    kind = "float64" if config.get("train", {}).get("task") == "regression" else "int64"
+    # the task says what a prediction is (a class index, or a float score without probabilities)
+    kind = task_of_config(config).prediction_dtype
     n = len(p["y_true"])
     probs = p["probs"].astype("float64") if "probs" in p else np.zeros((n, 0))
     return config, metrics, Predictions(p["y_true"].astype(kind), p["y_pred"].astype(kind), probs, id_list)

@@ -40,7 +40,9 @@ from selfcross.config import (
 from selfcross.errors import ConfigError, DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.store import ResultsStore, RunKey, mixed_versions_notice
+from selfcross.folds import root_fingerprint
 from selfcross.labels import MODALITIES, PAPER_MODALITY_SETS, modality_code, parse_modalities
+from selfcross.tasks import DEFAULT_TASK, get_task
 from selfcross.training.callbacks import LoggerOptions, replay, run_params
 
 
@@ -96,7 +98,7 @@ def plan_runs(
     preset: str = "paper",
     device: str = "auto",
     max_epochs: int | None = None,
-    task: str = "classification",
+    task: str = DEFAULT_TASK,
     tune_word_vectors: bool = False,
     config_file: dict[str, Any] | None = None,
 ) -> tuple[list[PlannedRun], list[str]]:
@@ -144,7 +146,7 @@ def plan_runs(
                     if max_epochs < 0:
                         raise ConfigError(f"max_epochs must be >= 0 (0 = no cap), got {max_epochs}")
                     set_epoch_cap(cfg, max_epochs)
-                runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, label, fold, seed), cfg))
+                runs.append(PlannedRun(RunKey(kind, set_code(mods), pooling, label, fold, seed, task), cfg))
     # fold-major order: the runs a paired comparison needs finish close together, so a
     # partly finished grid already supports self-vs-cross tests
     runs.sort(key=lambda r: (r.key.fold, r.key.seed))  # stable: cell order kept within
@@ -245,7 +247,7 @@ def run_grid(
     log: Callable[[str], None] | None = None,
     threads_per_worker: int | None = None,
     robustness: Sequence[str] | str = (),
-    task: str = "classification",
+    task: str = DEFAULT_TASK,
     loggers: LoggerOptions | None = None,
     tune_word_vectors: bool = False,
     config_file: dict[str, Any] | None = None,
@@ -278,8 +280,9 @@ def run_grid(
             the runs are done, every planned run that uses the perturbed modality is re-scored
             on its test split under each, into the store (resumable; see
             :mod:`selfcross.analysis.robustness`).
-        task: ``classification`` or ``regression`` (sentiment scores); keep one task per
-            results database (the report compares the runs of one task).
+        task: a :mod:`selfcross.tasks` name (``classification``, ``regression``); the task is
+            part of each run's key, so one database can hold several tasks (``report`` reports
+            each, or the one given with ``--task``).
         loggers: TensorBoard / MLflow destinations: each run's per-epoch history is logged
             under its run key by the driver when the run finishes (workers write nothing).
         tune_word_vectors: train the word vectors of every text model (``model.tune_word_vectors``).
@@ -295,6 +298,7 @@ def run_grid(
         ConfigError: bad options.
     """
     t0 = time.perf_counter()
+    task = get_task(task).name  # an unknown task is an option error before anything is read
     say = log or (lambda msg: print(msg, file=sys.stderr))
     loggers = loggers or LoggerOptions()
     loggers.check()  # a missing extra is an option error: before planning prints notices
@@ -314,9 +318,10 @@ def run_grid(
         data_root, fold_list, plan_for, modalities, robustness, say)
     summary = GridSummary(planned=len(plan), notices=notices, db=str(db), runs_dir=str(runs_path))
     threads = threads_per_worker or max(1, _cores() // workers)
+    root = root_fingerprint(data_root)
 
     with ResultsStore.open(db, create=True, lock=True) as store:
-        todo = _runs_to_do(store, plan, folds_info, runs_path, threads, retry_failed, summary)
+        todo = _runs_to_do(store, plan, folds_info, runs_path, threads, retry_failed, summary, root)
         if summary.already_done:
             say(f"resuming: {summary.already_done} of {summary.planned} runs already done")
         if todo:
@@ -366,6 +371,7 @@ def _runs_to_do(
     threads: int,
     retry_failed: bool,
     summary: GridSummary,
+    data_root: str | None = None,
 ) -> list[RunSpec]:
     """The planned runs the store has no result for (counting the done and skipped ones)."""
     todo: list[RunSpec] = []
@@ -381,7 +387,7 @@ def _runs_to_do(
             summary.skipped_failed += 1
             continue
         todo.append(RunSpec(run.key, cfg, h, str(fold_dir.resolve()),
-                            str((runs_path / f"{run.key}-{h[:8]}").resolve()), fp, threads))
+                            str((runs_path / f"{run.key}-{h[:8]}").resolve()), fp, threads, data_root))
     return todo
 
 
@@ -408,7 +414,7 @@ def _drive(
         if spec is None:
             return False
         ids[str(spec.key)] = store.record_started(
-            spec.key, spec.config, spec.config_hash, spec.data_fingerprint, spec.run_dir
+            spec.key, spec.config, spec.config_hash, spec.data_fingerprint, spec.run_dir, spec.data_root
         )
         ex.submit(spec)
         return True
@@ -423,9 +429,10 @@ def _drive(
             _record(store, ids[str(out.spec.key)], out, summary, loggers)
             bar.update(1)
             if out.status == "done" and out.metrics:
-                t = out.metrics.get("test", {})
-                bar.set_postfix_str(f"last {out.spec.key}: acc {t.get('accuracy', float('nan')):.3f} "
-                                    f"bal {t.get('balanced_accuracy', float('nan')):.3f}")
+                name = get_task(out.spec.key.task).main_metric
+                value = out.metrics.get("test", {}).get(name)
+                bar.set_postfix_str(f"last {out.spec.key}: {name} "
+                                    f"{'undefined' if value is None else format(value, '.3f')}")
             else:
                 bar.set_postfix_str(f"last {out.spec.key}: FAILED")
             submit_next()

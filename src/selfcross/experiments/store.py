@@ -22,8 +22,8 @@ The schema is documented in ``docs/results-store.md`` and in :data:`SCHEMA_SQL`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import math
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from selfcross.errors import StoreError
+from selfcross.tasks import DEFAULT_TASK, Task, clean_json, get_task, task_of_config
 
 try:  # POSIX only; on other systems the one-writer rule is by convention only
     import fcntl
@@ -43,7 +44,9 @@ except ImportError:  # pragma: no cover
     fcntl = None  # type: ignore[assignment]
 
 #: Version of the schema below; bump on any incompatible change (and migrate older files).
-SCHEMA_VERSION = 1
+#: 2: ``runs.task`` and ``runs.data_root`` (a run's task is part of its identity; version-1
+#: files are migrated when opened, see :func:`_migrate_v1`).
+SCHEMA_VERSION = 2
 
 #: Run status values.
 STATUSES: tuple[str, ...] = ("running", "done", "failed")
@@ -55,7 +58,9 @@ CREATE TABLE IF NOT EXISTS meta (
 );
 CREATE TABLE IF NOT EXISTS runs (
     id                      INTEGER PRIMARY KEY,
-    run_key                 TEXT NOT NULL,     -- e.g. self-atv-stat-paper-f01-s01
+    run_key                 TEXT NOT NULL,     -- e.g. self-atv-stat-paper-f01-s01 (+ the task's suffix)
+    task                    TEXT NOT NULL DEFAULT 'classification',  -- selfcross.tasks name
+    data_root               TEXT,              -- fingerprint of the whole data root (NULL: not recorded)
     model_kind              TEXT NOT NULL,     -- self | cross | self+cross
     modalities              TEXT NOT NULL,     -- modality code in canonical order: a, vt, atv
     pooling                 TEXT NOT NULL,     -- stat | concat | mean
@@ -73,8 +78,8 @@ CREATE TABLE IF NOT EXISTS runs (
     wall_time_s             REAL,
     run_dir                 TEXT,              -- the run folder (config.json, model.safetensors, ...)
     class_names             TEXT,              -- JSON list, label order
-    dev_metrics             TEXT,              -- JSON: classification_metrics() on dev
-    test_metrics            TEXT,              -- JSON: classification_metrics() on test
+    dev_metrics             TEXT,              -- JSON: the task's metrics on dev (strict: NaN is null)
+    test_metrics            TEXT,              -- JSON: the task's metrics on test
     dev_accuracy            REAL,
     dev_balanced_accuracy   REAL,
     test_accuracy           REAL,
@@ -89,17 +94,17 @@ CREATE TABLE IF NOT EXISTS predictions (
     run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     idx           INTEGER NOT NULL,   -- position in the fold's test split
     utterance_id  TEXT,               -- S_ids.txt entry when the fold has one
-    y_true        INTEGER NOT NULL,
+    y_true        INTEGER NOT NULL,   -- class index, or a score (a REAL) for regression
     y_pred        INTEGER NOT NULL,
-    probs         TEXT NOT NULL,      -- JSON list of class probabilities (label order)
+    probs         TEXT NOT NULL,      -- JSON list of class probabilities (label order), [] for regression
     PRIMARY KEY (run_id, idx)
 );
 CREATE TABLE IF NOT EXISTS robustness (
     run_id        INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
     perturbation  TEXT NOT NULL,      -- canonical spec: drop:t, noise:a=10, shuffle:v, swap:a
     seed          INTEGER NOT NULL,   -- seed of the perturbation's randomness
-    test_metrics  TEXT NOT NULL,      -- JSON: classification_metrics() on the perturbed test split
-    y_pred        TEXT NOT NULL,      -- JSON list: predicted class per test utterance, split order
+    test_metrics  TEXT NOT NULL,      -- JSON: the task's metrics on the perturbed test split
+    y_pred        TEXT NOT NULL,      -- JSON list: class or score per test utterance, split order
     PRIMARY KEY (run_id, perturbation, seed)
 );
 CREATE TABLE IF NOT EXISTS history (
@@ -113,7 +118,8 @@ CREATE TABLE IF NOT EXISTS history (
 
 @dataclass(frozen=True)
 class RunKey:
-    """The identity of one grid cell x fold x seed (what a run *is*, not how it was configured)."""
+    """The identity of one grid cell x fold x seed x task (what a run *is*, not how it was
+    configured). The task's ``key_suffix`` keeps the keys of two tasks apart."""
 
     model_kind: str
     modalities: str
@@ -121,10 +127,12 @@ class RunKey:
     preset: str
     fold: int
     seed: int
+    task: str = DEFAULT_TASK
 
     def __str__(self) -> str:
         kind = self.model_kind.replace("+", "_")
-        return f"{kind}-{self.modalities}-{self.pooling}-{self.preset}-f{self.fold:02d}-s{self.seed:02d}"
+        return (f"{kind}-{self.modalities}-{self.pooling}-{self.preset}-f{self.fold:02d}-s{self.seed:02d}"
+                f"{get_task(self.task).key_suffix}")
 
 
 @dataclass
@@ -133,6 +141,8 @@ class RunRow:
 
     id: int
     run_key: str
+    task: str
+    data_root: str | None
     model_kind: str
     modalities: str
     pooling: str
@@ -239,7 +249,8 @@ class ResultsStore:
             conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
             conn.row_factory = sqlite3.Row
             try:
-                _check_version(path, conn)
+                if _check_version(path, conn) == 1:
+                    _migrate_v1(conn)
                 conn.execute("PRAGMA foreign_keys = ON")
                 if create:
                     conn.execute("PRAGMA journal_mode = WAL")
@@ -281,12 +292,16 @@ class ResultsStore:
 
     # ------------------------------------------------------------------ writing
     def record_started(
-        self, key: RunKey, config: dict[str, Any], config_hash: str, data_fingerprint: str, run_dir: str
+        self, key: RunKey, config: dict[str, Any], config_hash: str, data_fingerprint: str, run_dir: str,
+        data_root: str | None = None,
     ) -> int:
         """Mark a run ``running`` (new row, or reuse of a stale running/failed row); return its id.
 
-        Any predictions of a reused row are deleted in the same transaction.
+        ``data_root``: the data root's fingerprint (which runs form one study). The run's task
+        is its config's (``train.task``), whatever ``key`` says: the config is what trains. Any
+        predictions of a reused row are deleted in the same transaction.
         """
+        key = dataclasses.replace(key, task=task_of_config(config).name)
         with self._tx() as c:
             row = c.execute(
                 "SELECT id, status FROM runs WHERE run_key=? AND config_hash=? AND data_fingerprint=?",
@@ -296,13 +311,13 @@ class ResultsStore:
                 raise StoreError(f"{self.path}: run {key} is already done; refusing to restart it")
             values = (
                 key.model_kind, key.modalities, key.pooling, key.preset, key.fold, key.seed,
-                json.dumps(config, sort_keys=True), now_iso(), run_dir,
+                json.dumps(config, sort_keys=True), now_iso(), run_dir, get_task(key.task).name, data_root,
             )
             if row is None:
                 cur = c.execute(
                     "INSERT INTO runs (run_key, config_hash, data_fingerprint, model_kind, modalities, "
-                    "pooling, preset, fold, seed, config_json, started_at, run_dir, status, attempts) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1)",
+                    "pooling, preset, fold, seed, config_json, started_at, run_dir, task, data_root, status, "
+                    "attempts) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', 1)",
                     (str(key), config_hash, data_fingerprint, *values),
                 )
                 return int(cur.lastrowid)
@@ -311,7 +326,7 @@ class ResultsStore:
             c.execute("DELETE FROM history WHERE run_id=?", (run_id,))
             c.execute(
                 "UPDATE runs SET model_kind=?, modalities=?, pooling=?, preset=?, fold=?, seed=?, "
-                "config_json=?, started_at=?, run_dir=?, status='running', error=NULL, "
+                "config_json=?, started_at=?, run_dir=?, task=?, data_root=?, status='running', error=NULL, "
                 "finished_at=NULL, wall_time_s=NULL, dev_metrics=NULL, test_metrics=NULL, "
                 "dev_accuracy=NULL, dev_balanced_accuracy=NULL, test_accuracy=NULL, "
                 "test_balanced_accuracy=NULL, test_f1_macro=NULL, best_epoch=NULL, epochs_run=NULL, "
@@ -344,14 +359,14 @@ class ResultsStore:
         if len(predictions.y_pred) != n or len(predictions.probs) != n:
             raise StoreError(f"run {run_id}: y_true, y_pred and probs have different lengths")
         ids = predictions.ids if predictions.ids is not None else [None] * n
-        value = float if "mae" in test else int  # regression runs predict scores, not classes
+        task = self._task_of(run_id)
+        truth, pred = task.stored(predictions.y_true), task.stored(predictions.y_pred)
         rows = [
-            (run_id, i, None if ids[i] is None else str(ids[i]), value(predictions.y_true[i]),
-             value(predictions.y_pred[i]), json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
+            (run_id, i, None if ids[i] is None else str(ids[i]), truth[i], pred[i],
+             json.dumps([round(float(p), 6) for p in predictions.probs[i]]))
             for i in range(n)
         ]
-        epochs = [(run_id, int(h["epoch"]), json.dumps(_finite(h), sort_keys=True))
-                  for h in metrics.get("history", [])]
+        epochs = [(run_id, int(h["epoch"]), _json(h)) for h in metrics.get("history", [])]
         with self._tx() as c:
             c.execute("DELETE FROM predictions WHERE run_id=?", (run_id,))
             c.executemany(
@@ -370,8 +385,7 @@ class ResultsStore:
                 "dev_metrics=?, test_metrics=?, dev_accuracy=?, dev_balanced_accuracy=?, test_accuracy=?, "
                 "test_balanced_accuracy=?, test_f1_macro=?, best_epoch=?, epochs_run=? WHERE id=?",
                 (
-                    now_iso(), float(wall_time_s), json.dumps(list(class_names)),
-                    json.dumps(dev, sort_keys=True), json.dumps(test, sort_keys=True),
+                    now_iso(), float(wall_time_s), json.dumps(list(class_names)), _json(dev), _json(test),
                     _num(dev.get("accuracy")), _num(dev.get("balanced_accuracy")),
                     _num(test.get("accuracy")), _num(test.get("balanced_accuracy")),
                     _num(test.get("f1_macro")), metrics.get("best_epoch"), metrics.get("epochs_run"),
@@ -398,13 +412,12 @@ class ResultsStore:
         ).fetchone()
         return None if row is None else str(row["status"])
 
-    def runs(self, status: str | None = "done") -> list[RunRow]:
-        """All runs (``status=None``) or those with one status, oldest first."""
-        sql = "SELECT * FROM runs"
-        args: tuple[Any, ...] = ()
-        if status is not None:
-            sql += " WHERE status=?"
-            args = (status,)
+    def runs(self, status: str | None = "done", task: str | None = None) -> list[RunRow]:
+        """All runs (``status=None``) or those with one status (and of one ``task``), oldest first."""
+        where = {"status": status, "task": task}
+        clauses = [f"{k}=?" for k, v in where.items() if v is not None]
+        sql = "SELECT * FROM runs" + (" WHERE " + " AND ".join(clauses) if clauses else "")
+        args = tuple(v for v in where.values() if v is not None)
         return [_row(r) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
     def predictions(self, run_id: int) -> Predictions:
@@ -414,26 +427,25 @@ class ResultsStore:
             (run_id,),
         ).fetchall()
         ids = [r["utterance_id"] for r in rows]
-        config = self._conn.execute("SELECT config_json FROM runs WHERE id=?", (run_id,)).fetchone()
-        task = json.loads(config["config_json"]).get("train", {}).get("task") if config else None
-        kind = np.float64 if task == "regression" else np.int64
+        kind = self._task_of(run_id).prediction_dtype
         return Predictions(
             y_true=np.array([r["y_true"] for r in rows], dtype=kind),
             y_pred=np.array([r["y_pred"] for r in rows], dtype=kind),
-            probs=_probs([json.loads(r["probs"]) for r in rows], kind),
+            probs=_probs([json.loads(r["probs"]) for r in rows]),
             ids=None if not ids or any(i is None for i in ids) else [str(i) for i in ids],
         )
 
     def record_robustness(
         self, run_id: int, perturbation: str, seed: int, metrics: dict[str, Any], y_pred: np.ndarray
     ) -> None:
-        """Store (or replace) one run's test scores under one perturbation, in one transaction."""
+        """Store (or replace) one run's test scores under one perturbation, in one transaction
+        (predictions as the run's task stores them: classes, or float scores)."""
+        stored = self._task_of(run_id).stored(y_pred)
         with self._tx() as c:
             c.execute(
                 "INSERT OR REPLACE INTO robustness (run_id, perturbation, seed, test_metrics, y_pred) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (run_id, perturbation, int(seed), json.dumps(metrics, sort_keys=True),
-                 json.dumps([int(v) for v in y_pred])),
+                (run_id, perturbation, int(seed), _json(metrics), json.dumps(stored, allow_nan=False)),
             )
 
     def robustness(self) -> list[Robustness]:
@@ -442,14 +454,21 @@ class ResultsStore:
         if "robustness" not in tables:
             return []
         rows = self._conn.execute(
-            "SELECT run_id, perturbation, seed, test_metrics, y_pred FROM robustness "
-            "ORDER BY run_id, perturbation, seed"
+            "SELECT b.run_id, b.perturbation, b.seed, b.test_metrics, b.y_pred, r.task FROM robustness b "
+            "JOIN runs r ON r.id = b.run_id ORDER BY b.run_id, b.perturbation, b.seed"
         )
         return [
             Robustness(int(r["run_id"]), str(r["perturbation"]), int(r["seed"]),
-                       json.loads(r["test_metrics"]), np.array(json.loads(r["y_pred"]), dtype=np.int64))
+                       json.loads(r["test_metrics"]),
+                       np.array(json.loads(r["y_pred"]), dtype=get_task(r["task"]).prediction_dtype))
             for r in rows
         ]
+
+    def _task_of(self, run_id: int) -> Task:
+        row = self._conn.execute("SELECT task FROM runs WHERE id=?", (run_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"{self.path}: no run with id {run_id}")
+        return get_task(row["task"])
 
     def history(self, run_id: int) -> list[dict[str, Any]]:
         """One run's per-epoch history rows (as in its ``metrics.json``), by epoch; empty when
@@ -498,9 +517,9 @@ def open_store(path: str | Path, create: bool = True, lock: bool = False) -> Res
     return ResultsStore.open(path, create=create, lock=lock)
 
 
-def _probs(rows: list[list[float]], kind: type) -> np.ndarray:
-    """[N, C] class probabilities; [N, 0] for a regression run (it predicts scores)."""
-    if kind is np.float64:
+def _probs(rows: list[list[float]]) -> np.ndarray:
+    """[N, C] class probabilities; [N, 0] for a task without classes (empty lists stored)."""
+    if not rows or not rows[0]:
         return np.zeros((len(rows), 0))
     return np.array(rows, dtype=np.float64)
 
@@ -509,14 +528,15 @@ def _num(x: Any) -> float | None:
     return None if x is None else float(x)
 
 
-def _finite(row: dict[str, Any]) -> dict[str, Any]:
-    """A history row with NaN/inf as ``None``: strict JSON, readable by SQLite's json_extract."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in row.items()}
+def _json(x: Any) -> str:
+    """Strict JSON (NaN/inf as null), readable by SQLite's json_extract and by any JSON parser."""
+    return json.dumps(clean_json(x), sort_keys=True, allow_nan=False)
 
 
 def _row(r: sqlite3.Row) -> RunRow:
     return RunRow(
-        id=int(r["id"]), run_key=r["run_key"], model_kind=r["model_kind"], modalities=r["modalities"],
+        id=int(r["id"]), run_key=r["run_key"], task=r["task"], data_root=r["data_root"],
+        model_kind=r["model_kind"], modalities=r["modalities"],
         pooling=r["pooling"], preset=r["preset"], fold=int(r["fold"]), seed=int(r["seed"]),
         config=json.loads(r["config_json"]), config_hash=r["config_hash"],
         data_fingerprint=r["data_fingerprint"], status=r["status"], error=r["error"],
@@ -530,11 +550,12 @@ def _row(r: sqlite3.Row) -> RunRow:
     )
 
 
-def _check_version(path: Path, conn: sqlite3.Connection) -> None:
-    """Raise StoreError if the file holds tables but not ours, or a newer schema version."""
+def _check_version(path: Path, conn: sqlite3.Connection) -> int | None:
+    """The file's schema version (``None``: an empty file); StoreError if the file holds tables
+    but not ours, or a newer schema version."""
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     if not tables:
-        return
+        return None
     if "meta" not in tables:
         raise StoreError(f"{path}: an SQLite file, but not a selfcross results database (no meta table)")
     row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
@@ -549,8 +570,28 @@ def _check_version(path: Path, conn: sqlite3.Connection) -> None:
             f"{path}: schema version {version} is newer than this selfcross understands "
             f"({SCHEMA_VERSION}); upgrade selfcross (the file was not modified)"
         )
-    if version < SCHEMA_VERSION:  # pragma: no cover - no older version exists yet
+    if version < 1:
         raise StoreError(f"{path}: schema version {version} is older and has no migration")
+    return version
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    """Version 1 -> 2, in one transaction: every run gets its task (from its stored config; none
+    named = the default) and, for a task with a key suffix, that suffix on its run key, so
+    that runs of two tasks no longer share a key. ``data_root`` stays NULL (not recorded)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(f"ALTER TABLE runs ADD COLUMN task TEXT NOT NULL DEFAULT '{DEFAULT_TASK}'")
+        conn.execute("ALTER TABLE runs ADD COLUMN data_root TEXT")
+        for row in conn.execute("SELECT id, run_key, config_json FROM runs").fetchall():
+            task = task_of_config(json.loads(row["config_json"]))
+            conn.execute("UPDATE runs SET task=?, run_key=? WHERE id=?",
+                         (task.name, row["run_key"] + task.key_suffix, row["id"]))
+        conn.execute("UPDATE meta SET value=? WHERE key='schema_version'", (str(SCHEMA_VERSION),))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 def _init_schema(path: Path, conn: sqlite3.Connection) -> None:

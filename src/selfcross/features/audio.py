@@ -219,6 +219,8 @@ def load_audio(
         DataError: missing, unreadable or empty file, or a span outside the audio.
     """
     path = Path(path)
+    if path.is_dir():
+        raise DataError(path, "is a folder, not an audio file")
     if not path.is_file():
         raise DataError(path, "no such audio file")
     if path.suffix.lower() == ".wav":
@@ -239,6 +241,21 @@ def load_audio(
     if y.size == 0:
         raise DataError(path, "audio is empty" + ("" if start is None and end is None else " in that span"))
     return y
+
+
+class ClipTooShort(DataError):
+    """A readable clip too short to give a single feature frame (not a damaged file)."""
+
+
+def clip_notes(y: np.ndarray, config: AudioConfig) -> list[str]:
+    """What is odd about a readable clip that still gives features: silence, or a clip
+    shorter than one analysis window (its one frame is mostly padding)."""
+    notes = []
+    if y.size and not np.any(y):
+        notes.append("every sample is zero (a silent clip)")
+    if 0 < y.size < config.win_length:
+        notes.append(f"shorter than one {config.win_ms:g} ms analysis window (mostly padding)")
+    return notes
 
 
 def _refuse_truncated_wav(path: Path) -> None:
@@ -297,6 +314,8 @@ class AudioFeatures:
     def __init__(self, config: AudioConfig | None = None) -> None:
         config = config or AudioConfig()
         self._smile = None
+        #: :func:`clip_notes` of the last clip :meth:`extract` read (the preparation warns with them).
+        self.last_notes: list[str] = []
         if config.features in OPENSMILE_FEATURES:
             import dataclasses
 
@@ -349,7 +368,7 @@ class AudioFeatures:
             full = self._librosa_frames(y[: (c.max_frames + 1) * c.hop_length + c.n_fft])
         n = full.shape[0]
         if n == 0:
-            raise DataError(None, f"audio too short for one {c.win_ms} ms frame")
+            raise ClipTooShort(None, f"audio too short for one {c.win_ms} ms frame")
         valid = min(n, c.max_frames)
         out = np.zeros((c.max_frames, c.feat_dim), dtype=np.float32)
         out[:valid] = full[:valid]
@@ -425,9 +444,10 @@ class AudioFeatures:
             DataError: naming the file, when it is missing, undecodable, empty or too short.
         """
         y = self.waveform(source, start, end)
+        self.last_notes = clip_notes(y, self.config)
         try:
             return self.from_waveform(y)
         except DataError as e:
             if isinstance(source, tuple):
                 raise
-            raise DataError(source, e.problem) from None
+            raise type(e)(source, e.problem) from None

@@ -232,6 +232,8 @@ class VideoFeatures:
 
         c = self.config
         path = Path(path)
+        if path.is_dir():
+            raise DataError(path, "is a folder, not a video file")
         if not path.is_file():
             raise DataError(path, "no such video file")
         s = 0.0 if start is None else float(start)

@@ -5,7 +5,7 @@ Public API: :func:`read_fold`, :func:`list_folds`, :func:`is_fold`, :func:`finge
 :func:`write_embedding`.
 """
 
-from selfcross.folds.reader import Fold, Split, fingerprint, is_fold, list_folds, read_fold
+from selfcross.folds.reader import Fold, Split, fingerprint, is_fold, list_folds, read_fold, root_fingerprint
 from selfcross.folds.writer import write_classes, write_embedding, write_split
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "is_fold",
     "list_folds",
     "read_fold",
+    "root_fingerprint",
     "write_classes",
     "write_embedding",
     "write_split",

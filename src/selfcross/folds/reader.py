@@ -708,3 +708,24 @@ def fingerprint(fold_dir: str | Path, sample_bytes: int = 4096, samples: int = 8
                 f.seek(off)
                 h.update(f.read(sample_bytes))
     return h.hexdigest()
+
+
+def root_fingerprint(root: str | Path) -> str:
+    """A sha256 identifying a whole data root: its folds' names and :func:`fingerprint` s. A fold
+    folder stands for the data root it is a fold of (else for itself alone), so that runs given
+    one fold and runs given its root form one study."""
+    root = Path(root)
+    folds = [root]
+    if is_fold(root):
+        try:
+            siblings = list_folds(root.parent)
+        except DataError:
+            siblings = []
+        if root in siblings:
+            folds = siblings
+    else:
+        folds = list_folds(root)
+    h = hashlib.sha256()
+    for fold in folds:
+        h.update(f"{fold.name}\0{fingerprint(fold)}\0".encode())
+    return h.hexdigest()

@@ -144,8 +144,10 @@ _EXTRACTION_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, Runt
 
 
 def _run_job(job: _Job) -> tuple[str, int | None, str]:
-    """Extract one utterance into its cache file; returns ``(utt, valid_len | None, error)``."""
+    """Extract one utterance into its cache file; returns ``(utt, valid_len | None, message)``:
+    the error when ``valid_len`` is ``None``, else notes on an odd clip (silent, too short)."""
     from selfcross.errors import SelfcrossError
+    from selfcross.features.audio import ClipTooShort
 
     ex = _WORKER["extractor"]
     start, end = job.span if job.span is not None else (None, None)
@@ -156,9 +158,11 @@ def _run_job(job: _Job) -> tuple[str, int | None, str]:
             feats, n = ex.extract(job.source)
         else:
             feats, n = ex.extract(job.source, start, end)
+    except ClipTooShort as e:  # readable, yet no frame: left out with a warning, never "unreadable"
+        return job.utt, 0, e.problem
     except (SelfcrossError, *_EXTRACTION_ERRORS) as e:
         return job.utt, None, str(e)
-    return _store(job, feats, n)
+    return _store(job, feats, n, "; ".join(getattr(ex, "last_notes", ())))
 
 
 def _run_batch(jobs: list[_Job]) -> list[tuple[str, int | None, str]]:
@@ -182,7 +186,7 @@ def _run_batch(jobs: list[_Job]) -> list[tuple[str, int | None, str]]:
             for j, r in zip(jobs, results)]
 
 
-def _store(job: _Job, feats: np.ndarray, n: int) -> tuple[str, int | None, str]:
+def _store(job: _Job, feats: np.ndarray, n: int, note: str = "") -> tuple[str, int | None, str]:
     """Write the valid rows of one utterance's features to its cache file."""
     n = int(n)
     if n > 0:
@@ -195,7 +199,7 @@ def _store(job: _Job, feats: np.ndarray, n: int) -> tuple[str, int | None, str]:
             os.replace(tmp, out)
         finally:
             tmp.unlink(missing_ok=True)
-    return job.utt, n, ""
+    return job.utt, n, note
 
 
 def _extract_modality(
@@ -205,14 +209,15 @@ def _extract_modality(
     encoder: Any,
     workers: int,
     progress: bool,
-) -> tuple[dict[str, int], dict[str, str]]:
-    """Run the jobs not cached yet; returns (valid lengths by utt, errors by utt)."""
+) -> tuple[dict[str, int], dict[str, str], dict[str, str]]:
+    """Run the jobs not cached yet; returns (valid lengths, errors, notes on odd clips), by utt."""
     from tqdm.auto import tqdm
 
     lengths: dict[str, int] = {}
     errors: dict[str, str] = {}
+    notes: dict[str, str] = {}
     if not jobs:
-        return lengths, errors
+        return lengths, errors, notes
     if workers <= 1:  # set up (and warm up) before the bar, so its first clip is timed fairly
         if progress:
             print(f"{modality} features: loading the extractor (one-time start-up) ...", file=sys.stderr)
@@ -223,7 +228,12 @@ def _extract_modality(
         results = (_serial_results(jobs, config) if workers <= 1
                    else _pool_results(modality, jobs, config, encoder, workers))
         for done, (utt, n, err) in enumerate(results, start=1):
-            (lengths.__setitem__(utt, n) if n is not None else errors.__setitem__(utt, err))
+            if n is None:
+                errors[utt] = err
+            else:
+                lengths[utt] = n
+                if err:
+                    notes[utt] = err
             if done == 1 and workers > 1:  # workers are up: time the rate from here
                 bar.set_description(f"{modality} features")
                 bar.reset(total=len(jobs))
@@ -231,7 +241,7 @@ def _extract_modality(
     finally:
         bar.close()
         _WORKER.clear()
-    return lengths, errors
+    return lengths, errors, notes
 
 
 def _serial_results(jobs: list[_Job], config: dict[str, Any]) -> Iterator[tuple[str, int | None, str]]:

@@ -93,8 +93,12 @@ class RawDataset:
 
 def load_feature_pickle(path: Path, trust_pickle: bool) -> Any:
     """Unpickle a feature file with the restricted unpickler, only when trusted."""
+    if path.is_dir():
+        raise DataError(path, "is a folder; this format reads one .pkl file "
+                              "(mfn reads a folder of .h5 files)")
     if not path.is_file():
         raise DataError(path, "file is missing")
+    _refuse_non_pickle(path)
     if not trust_pickle:
         raise DataError(path, "is a pickle; unpickling runs code named by the file, so it is read only "
                               "with --trust-pickle (Python: trust_pickle=True), and then only its NumPy "
@@ -107,6 +111,24 @@ def load_feature_pickle(path: Path, trust_pickle: bool) -> Any:
                               "dict, list, string or number; nothing from it was run or loaded") from None
     except Exception as e:  # any other failure is a damaged file, not a bug of ours
         raise DataError(path, f"not a readable pickle ({type(e).__name__}: {e})") from None
+
+
+def _refuse_non_pickle(path: Path) -> None:
+    """A file that cannot be a pickle (text such as a CSV, an HDF5 file) is named for what it is.
+
+    Why: every protocol-2+ pickle starts with the PROTO opcode (0x80); protocols 0-1 start
+    with an opcode such as ``(`` or ``}``. A CSV or HDF5 file would otherwise be called
+    "a pickle" in the trust message, sending the user the wrong way."""
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head.startswith(b"\x89HDF"):
+        raise DataError(path, "is an HDF5 file, not a pickle; this format reads a pickle (the MFN "
+                              "release, a folder of .h5 files, is read by `import-features mfn FOLDER`)")
+    if head[:1] not in (b"\x80", b"(", b"}", b"]", b"c"):
+        kind = "a text file (CSV?)" if head and all(32 <= b < 127 or b in (9, 10, 13) for b in head) \
+            else "not a pickle"
+        raise DataError(path, f"is {kind}, not a pickle: this format reads the pickle file "
+                              "its project publishes (see `selfcross import-features --help`)")
 
 
 def _split_dict(top: Any, path: Path, source_split: str) -> dict[str, Any]:

@@ -62,6 +62,14 @@ class ImportResult:
     counts: dict[str, dict[str, int]]
     has_scores: bool
     notes: list[str] = field(default_factory=list)
+    #: rows in the file per split (``counts`` holds the rows kept)
+    source_rows: dict[str, int] = field(default_factory=dict)
+    #: why rows were left out, per split: reason -> rows
+    dropped: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: the options that change what is learned, in words (binning, centre)
+    learned_from: list[str] = field(default_factory=list)
+    #: where ``S_ids.txt`` came from: ``file`` or ``split_index`` (``train_0``, ...)
+    ids_source: str = "file"
 
 
 # ------------------------------------------------------------------------------- checks
@@ -253,8 +261,72 @@ def _split_arrays(
         arrays[m] = to_back_padding(x, ln[keep]) if padding[m].side == "front" else x
         if m in layout.LENGTH_KEYS:
             arrays[layout.LENGTH_KEYS[m]] = ln[keep]
-    ids = None if c.ids is None else [i for i, k in zip(c.ids, keep) if k]
-    return arrays, ids
+    return arrays, [i for i, k in zip(c.ids, keep) if k] if c.ids is not None else None
+
+
+def split_index_ids(split: str, n: int) -> list[str]:
+    """Ids for a file without them: the split and the row's position in the file's split
+    (``train_0``, ``test_17``), stable across binnings that leave rows out."""
+    return [f"{split}_{i}" for i in range(n)]
+
+
+def _one_class_check(root: Path, names: tuple[str, ...], classes: dict[str, np.ndarray],
+                     keep: dict[str, np.ndarray], scores: dict[str, np.ndarray | None],
+                     labels: str | None, center: float) -> None:
+    """:class:`DataError` when a split's kept labels hold a single class.
+
+    Why: a binning that puts every score in one class (``sentiment2`` on ratings 1..5 without
+    ``--center``) yields data on which every model scores accuracy 1.0 and learns nothing.
+    """
+    for s, y in classes.items():
+        present = np.unique(y[keep[s]])
+        if len(names) < 2 or present.size != 1:
+            continue
+        sc = scores.get(s)
+        if sc is None:  # the file's own classes: no option made them
+            raise DataError(root, f"every {s} row has class {names[int(present[0])]!r}; a classifier "
+                                  "cannot learn from one class")
+        option = f"--labels {labels or DEFAULT_BINNING}"
+        seen = (f"; its scores{f' minus --center {center:g}' if center else ''} "
+                f"run {float((sc - center).min()):g}..{float((sc - center).max()):g}")
+        raise DataError(root, f"{option} puts every {s} row in class {names[int(present[0])]!r}{seen}; "
+                              "bin the scores around the scale's midpoint with --center (e.g. --center 3 "
+                              "for ratings 1..5)")
+
+
+def _fill_ids(checked: dict[str, _Checked], classes: dict[str, np.ndarray]) -> str:
+    """Give every split without ids :func:`split_index_ids`; returns where the ids came from."""
+    source = "file" if all(c.ids is not None for c in checked.values()) else "split_index"
+    for s, c in checked.items():
+        if c.ids is None:
+            c.ids = split_index_ids(s, classes[s].size)
+    return source
+
+
+def _import_notes(labels: str | None, dropped: dict[str, dict[str, int]], ids_source: str) -> list[str]:
+    """Report notes on rows left out and on ids made up for a file without them."""
+    notes = []
+    if dropped:
+        notes.append(f"{labels} has no class for score 0: those rows were left out "
+                     f"({', '.join(f'{s} {sum(d.values())}' for s, d in dropped.items())}).")
+    if ids_source == "split_index":
+        notes.append("The file holds no utterance ids: S_ids.txt names each row by its split and its "
+                     "position in the file's split (train_0, dev_3, test_17).")
+    return notes
+
+
+def _learned_from(labels: str | None, center: float, kind: str) -> list[str]:
+    """The import options that change what a model learns, in words (printed and reported)."""
+    if kind != "scores":
+        return ["labels: the file's emotion classes"]
+    key = labels or DEFAULT_BINNING
+    rule = {"sentiment2": "negative (< 0) vs non-negative (>= 0)",
+            "sentiment2-non0": "negative (< 0) vs positive (> 0); score 0 left out",
+            }.get(key, "round(clip(score)) per class")
+    default = "" if labels else " (default)"
+    return [f"--labels {key}{default}: {rule}",
+            f"--center {center:g}: " + (f"{center:g} subtracted from every score before binning"
+                                        if center else "scores binned as stored (nothing subtracted)")]
 
 
 def import_features(
@@ -299,6 +371,9 @@ def import_features(
     for m in mods:
         lengths[m], padding[m] = _lengths(checked, m)
     names, classes, keep = _class_labels(raw, checked, labels, center)
+    _one_class_check(raw.source, names, classes, keep, {s: c.scores for s, c in checked.items()},
+                     labels, center)
+    ids_source = _fill_ids(checked, classes)
 
     fold = root / layout.fold_name(1)
     counts = {}
@@ -308,12 +383,12 @@ def import_features(
         per_class = np.bincount(arrays["label"], minlength=len(names))
         counts[s] = {names[i]: int(v) for i, v in enumerate(per_class)}
     write_classes(root, names)
-    notes = list(raw.notes)
-    dropped = {s: int((~k).sum()) for s, k in keep.items() if (~k).any()}
-    if dropped:
-        notes.append(f"{labels}: utterances with score 0 left out: {dropped}.")
+    dropped = {s: {"score 0": int((~k).sum())} for s, k in keep.items() if (~k).any()}
+    notes = [*raw.notes, *_import_notes(labels, dropped, ids_source)]
     result = ImportResult(root, fold, root / REPORT_NAME, mods, names, padding, counts,
-                          raw.label_kind == "scores", notes)
+                          raw.label_kind == "scores", notes,
+                          source_rows={s: int(k.size) for s, k in keep.items()}, dropped=dropped,
+                          learned_from=_learned_from(labels, center, raw.label_kind), ids_source=ids_source)
     _write_report(result, raw, labels or (DEFAULT_BINNING if raw.label_kind == "scores" else None), center,
                   {s: c.scores for s, c in checked.items()})
     return result
@@ -333,14 +408,16 @@ def _write_report(result: ImportResult, raw: RawDataset, labels: str | None, cen
         side = {"front": "front (moved to the back)", "back": "back", "none": "none found"}[p.side]
         lines.append(f"| {m} | {p.seq_len} | {p.feat_dim} | {p.source} | {side} | "
                      f"{p.front_steps} / {p.back_steps} | {p.zero_length} |")
+    lines += ["", "## Options that change what is learned", ""] + [f"- {w}" for w in result.learned_from]
     lines += ["", "## Classes per split", ""]
     if labels:
         lines += [f"Classes: binning `{labels}` of the scores"
                   + (f" minus {center:g}" if center else "") + " (see selfcross.sentiment).", ""]
-    lines += ["| split | " + " | ".join(result.class_names) + " | total |",
-              "|---|" + "---|" * (len(result.class_names) + 1)]
+    lines += ["| split | " + " | ".join(result.class_names) + " | kept | in the file |",
+              "|---|" + "---|" * (len(result.class_names) + 2)]
     for s, per in result.counts.items():
-        lines.append(f"| {s} | " + " | ".join(str(v) for v in per.values()) + f" | {sum(per.values())} |")
+        lines.append(f"| {s} | " + " | ".join(str(v) for v in per.values())
+                     + f" | {sum(per.values())} | {result.source_rows.get(s, sum(per.values()))} |")
     if result.has_scores:
         lines += ["", "## Scores (as stored)", "", "| split | min | mean | max | zero |",
                   "|---|---|---|---|---|"]
@@ -356,13 +433,23 @@ def _write_report(result: ImportResult, raw: RawDataset, labels: str | None, cen
 
 
 def summarize(result: ImportResult) -> str:
-    """A few lines for the command line: where, what, and how lengths were found."""
+    """Lines for the command line: where, the options that change what is learned, the rows
+    kept per split (and why others were left out), the classes, modalities and ids."""
     mods = ", ".join(f"{m} {p.seq_len}x{p.feat_dim} (padding {p.side}, lengths from {p.source})"
                      for m, p in result.padding.items())
-    sizes = ", ".join(f"{s} {sum(c.values())}" for s, c in result.counts.items())
-    return (f"wrote {result.fold} ({sizes}); {mods}; classes {', '.join(result.class_names)}; "
-            f"report {result.report}")
+    kept = []
+    for s, per in result.counts.items():
+        why = "; ".join(f"{n} left out: {reason}" for reason, n in result.dropped.get(s, {}).items())
+        kept.append(f"{s} {sum(per.values())} of {result.source_rows.get(s, sum(per.values()))}"
+                    + (f" ({why})" if why else ""))
+    classes = "; ".join(f"{s} " + ", ".join(f"{n} {c}" for c, n in per.items())
+                        for s, per in result.counts.items())
+    lines = [f"wrote {result.fold}", *(f"  {w}" for w in result.learned_from),
+             f"  rows kept: {', '.join(kept)}", f"  classes: {classes}", f"  modalities: {mods}"]
+    lines += [f"  note: {n}" for n in result.notes]
+    lines.append(f"  report: {result.report}")
+    return "\n".join(lines)
 
 
-__all__ = ["ImportResult", "Padding", "detect_side", "import_features", "padding_runs", "summarize",
-           "to_back_padding"]
+__all__ = ["ImportResult", "Padding", "detect_side", "import_features", "padding_runs", "split_index_ids",
+           "summarize", "to_back_padding"]

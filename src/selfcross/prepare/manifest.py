@@ -239,7 +239,9 @@ def _row_media(
             continue
         has_value[m] = True
         p = _resolve(v, base)
-        if not p.is_file():
+        if p.is_dir():
+            missing_here.append(f"{m} file {p} is a folder, not a file")
+        elif not p.is_file():
             missing_here.append(f"{m} file {p} does not exist")
         media[m] = p
     transcript = cols.cell(row, "transcript") if "text" in present else None
@@ -572,6 +574,7 @@ def prepare_manifest(
     title: str = "Manifest preparation",
     notes: Sequence[str] = (),
     speaker_norm: bool = False,
+    on_unreadable: str = "error",
 ) -> PrepareResult:
     """Manifest CSV -> data root (``fold01..foldK``, ``S_ids.txt``, ``classes.txt``, report).
 
@@ -600,6 +603,10 @@ def prepare_manifest(
         speaker_norm: standardise each speaker's audio frames with that speaker's own
             statistics (all their clips, every split; transductive, never labels); needs the
             speaker column.
+        on_unreadable: ``"error"`` (default) stops at a media file that cannot be decoded
+            (truncated, empty, not audio), naming it; ``"skip"`` leaves such rows out (listed
+            in the report). Silent clips and clips shorter than one analysis window are kept
+            (or, without a single frame, left out) with a warning on the console.
 
     Raises:
         DataError: malformed manifest (naming file and line), too few speakers for the folds.
@@ -638,6 +645,7 @@ def prepare_manifest(
         video_encoder=encoder, workers=workers, progress=progress, folds=folds,
         dev_fraction=dev_fraction, skipped=man.skipped, problems=[], title=title,
         notes=all_notes, source=str(man.path.resolve()), speaker_norm=speaker_norm,
+        on_unreadable=on_unreadable,
     )
 
 

@@ -23,6 +23,7 @@ module does the rest the same way for all of them:
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import time
 from collections import Counter
@@ -49,6 +50,8 @@ from selfcross.prepare.cache import (  # noqa: F401 - cache_key, encoder_identit
 )
 from selfcross.prepare.report import count_extractions, write_report  # noqa: F401 - re-exported
 
+log = logging.getLogger("selfcross.prepare")
+
 #: Name of the preparation report inside a data root.
 REPORT_FILE = "prepare_report.md"
 #: ``video_encoder`` names accepted besides an injected module.
@@ -61,11 +64,14 @@ SKIP_MISSING_VIDEO = "missing video file"
 SKIP_UNREADABLE_VIDEO = "unreadable video file"
 SKIP_VIDEO_SPAN = "video span outside the file"
 SKIP_NO_VIDEO_FRAMES = "no video frames in the span"
+SKIP_SHORT_AUDIO = "audio too short for one frame"
 SKIP_EMPTY_TRANSCRIPT = "empty transcript"
 SKIP_TEXT_ENCODER = "text encoder failed"
 # per modality: why an utterance is skipped when extraction fails / yields no frames
+#: Reasons that stop a preparation unless it was asked to skip unreadable media.
+UNREADABLE = (SKIP_UNREADABLE_AUDIO, SKIP_UNREADABLE_VIDEO)
 _FAILED = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_UNREADABLE_VIDEO, "text": SKIP_TEXT_ENCODER}
-_EMPTY = {"audio": SKIP_UNREADABLE_AUDIO, "video": SKIP_NO_VIDEO_FRAMES, "text": SKIP_EMPTY_TRANSCRIPT}
+_EMPTY = {"audio": SKIP_SHORT_AUDIO, "video": SKIP_NO_VIDEO_FRAMES, "text": SKIP_EMPTY_TRANSCRIPT}
 
 
 @dataclass(frozen=True)
@@ -283,6 +289,7 @@ def prepare_records(
     notes: Sequence[str] = (),
     source: str = "",
     speaker_norm: bool = False,
+    on_unreadable: str = "skip",
 ) -> PrepareResult:
     """Extract, cache and write a data root from utterance records.
 
@@ -305,12 +312,15 @@ def prepare_records(
             that speaker's valid frames (every split; transductive for test speakers, never
             labels); statistics written to ``speaker_stats.npz`` (root: every speaker; each
             fold: its training speakers).
+        on_unreadable: ``"skip"`` leaves out utterances whose media file cannot be decoded
+            (listed in the report); ``"error"`` stops at the first, naming file and problem.
 
     Returns:
         A :class:`PrepareResult`.
 
     Raises:
-        DataError: duplicate ids, unknown labels, nothing left to write, or no GloVe file.
+        DataError: duplicate ids, unknown labels, nothing left to write, no GloVe file, or
+            (``on_unreadable="error"``) an unreadable media file.
     """
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
@@ -325,8 +335,10 @@ def prepare_records(
     hf_text = _encoded_text(configs)
     enc_id = encoder_identity(video_encoder)
 
+    if on_unreadable not in ("error", "skip"):
+        raise ConfigError(f"on_unreadable must be 'error' or 'skip', got {on_unreadable!r}")
     dropped, tokens, feats = _check_and_extract(records, mods, configs, out_root, enc_id, video_encoder,
-                                                workers, progress, timings)
+                                                workers, progress, timings, on_unreadable == "error")
     kept_records = [r for r in records if r.id not in dropped]
     skips = list(skipped) + [dropped[r.id] for r in records if r.id in dropped]
     if not kept_records:
@@ -387,11 +399,17 @@ def _check_and_extract(
     workers: int,
     progress: bool,
     timings: dict[str, float],
+    stop_unreadable: bool = False,
 ) -> tuple[dict[str, Skip], dict[str, list[str]], _FeatureSet]:
-    """Media checks, then each modality's cached frame features: (skips by id, tokens by id, features)."""
+    """Media checks, then each modality's cached frame features: (skips by id, tokens by id, features).
+
+    With ``stop_unreadable``, an unreadable file stops the preparation as soon as it is found
+    (after the checks, or after the modality whose extraction failed on it)."""
     t0 = time.perf_counter()
     dropped, tokens = _media_checks(records, mods, configs)
     timings["checks"] = time.perf_counter() - t0
+    if stop_unreadable:
+        refuse_unreadable(records, dropped)
     feats = _FeatureSet(lengths={}, files={}, cache={})
     hf_text = _encoded_text(configs)
     for m in ("audio", "video", "text"):
@@ -400,7 +418,25 @@ def _check_and_extract(
             _cached_features(m, records, dropped, out_root, configs[m], enc_id if m == "video" else "",
                              video_encoder, workers, progress, feats)
             timings[f"{m} features"] = time.perf_counter() - t0
+            if stop_unreadable:
+                refuse_unreadable(records, dropped)
     return dropped, tokens, feats
+
+
+def refuse_unreadable(records: Sequence[UtteranceRecord], dropped: dict[str, Skip]) -> None:
+    """Raise :class:`DataError` for the first record (in input order) whose media file cannot
+    be read, naming the file and the problem and counting any others."""
+    bad = [r for r in records if r.id in dropped and dropped[r.id].reason in UNREADABLE]
+    if not bad:
+        return
+    r, skip = bad[0], dropped[bad[0].id]
+    path = r.video if skip.reason == SKIP_UNREADABLE_VIDEO else r.audio
+    problem = skip.detail.removeprefix(f"{path}: ")
+    if problem == str(path):
+        problem = skip.reason
+    more = f"; {len(bad) - 1} more unreadable" if len(bad) > 1 else ""
+    raise DataError(path, f"{problem} (utterance {r.id!r}{more}; --skip-unreadable leaves such clips "
+                          "out and lists them in the report)")
 
 
 def _kept_fold_plans(plans: Sequence[FoldPlan], by_id: dict[str, UtteranceRecord]) -> list[FoldPlan]:
@@ -524,15 +560,33 @@ def _cached_features(
                 f.unlink(missing_ok=True)  # a damaged cache entry is recomputed
         todo.append(_Job(r.id, str(src), span, side, str(f)))
     hits = len(lengths)
-    got, errors = _extract_modality(m, todo, config, video_encoder, workers, progress)
+    got, errors, notes = _extract_modality(m, todo, config, video_encoder, workers, progress)
     lengths.update(got)
     for utt, err in errors.items():
         dropped.setdefault(utt, Skip(utt, _FAILED[m], err))
     for utt, n in got.items():
         if n <= 0:
-            dropped.setdefault(utt, Skip(utt, _EMPTY[m], "no frames extracted"))
+            dropped.setdefault(utt, Skip(utt, _EMPTY[m], notes.pop(utt, "") or "no frames extracted"))
+    _warn_odd_clips(m, records, notes, dropped)
     feats.lengths[m], feats.files[m] = lengths, files
     feats.cache[m] = {"hits": hits, "computed": len(todo)}
+
+
+def _warn_odd_clips(m: str, records: Sequence[UtteranceRecord], notes: dict[str, str],
+                    dropped: dict[str, Skip]) -> None:
+    """One console warning per kind of odd clip (silent, shorter than a window, left out for
+    giving no frame), naming up to three files: these clips train on padding or silence."""
+    by_kind: dict[str, list[str]] = {}
+    src = {r.id: (r.audio if m == "audio" else r.video) for r in records}
+    for utt, note in notes.items():
+        for part in note.split("; "):
+            by_kind.setdefault(part, []).append(str(src[utt]))
+    for utt, skip in dropped.items():
+        if skip.reason == SKIP_SHORT_AUDIO and m == "audio":
+            by_kind.setdefault(f"{skip.reason}, left out", []).append(str(src[utt]))
+    for kind, files in by_kind.items():
+        more = f" and {len(files) - 3} more" if len(files) > 3 else ""
+        log.warning("warning: %d %s clip(s) %s: %s%s", len(files), m, kind, ", ".join(files[:3]), more)
 
 
 def _text_vocabulary(

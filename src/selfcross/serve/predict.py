@@ -24,6 +24,7 @@ import numpy as np
 
 from selfcross.errors import CheckpointError, ConfigError, DataError, SelfcrossError
 from selfcross.labels import IEMOCAP7
+from selfcross.tasks import Task, get_task
 
 FEATURES_DIR = "features"
 #: Columns of a prediction manifest (``id`` plus any of the modality columns; optional extras).
@@ -47,7 +48,7 @@ class Predictor:
     Attributes:
         modalities: modalities the model needs, canonical order.
         class_names: names of the output classes, in logit order.
-        task: ``classification`` (class probabilities) or ``regression`` (a sentiment score).
+        task: the run's :class:`~selfcross.tasks.Task` (class probabilities, or a sentiment score).
         feature_configs: modality -> extractor config used for new clips.
         speaker_note: one line saying which speaker statistics normalise the audio (``None``
             when the run is not speaker-normalised).
@@ -76,7 +77,7 @@ class Predictor:
         n_classes = self.config.model.n_classes
         names = tuple(self.config.class_names) or (IEMOCAP7.names if n_classes == len(IEMOCAP7) else ())
         self.class_names: tuple[str, ...] = names or tuple(f"class{i}" for i in range(n_classes))
-        self.task: str = self.config.train.task
+        self.task: Task = get_task(self.config.train.task)
         self._pass_lengths = needs_lengths(self.config.model)
         self._dtype = next(self.model.parameters()).dtype
 
@@ -349,14 +350,7 @@ class Predictor:
             "lengths": {m: int(v[0]) for m, v in lengths.items()},
             "ignored": [m for m, v in given.items() if v is not None and m not in self.modalities],
         }
-        if self.task == "regression":
-            return {"score": float(logits[0]), **common}
-        probs = _softmax(logits)
-        return {
-            "top_class": self.class_names[int(np.argmax(probs))],
-            "probabilities": {c: float(p) for c, p in zip(self.class_names, probs)},
-            **common,
-        }
+        return {**self.task.predict_one(np.asarray(logits), self.class_names), **common}
 
     def predict_manifest(
         self, manifest: str | Path, out_csv: str | Path | None = None, strict: bool = False
@@ -396,23 +390,16 @@ class Predictor:
                     video_start=_float(row.get("video_start"), path, lineno),
                     video_end=_float(row.get("video_end"), path, lineno),
                 )
-                keep = ("score",) if self.task == "regression" else ("top_class", "probabilities")
+                keep = tuple(self.task.failed_prediction())  # the task's prediction fields
                 results.append({"id": row["id"], **{k: out[k] for k in keep}, "error": ""})
             except SelfcrossError as e:
                 if strict:
                     raise
-                empty: dict[str, Any] = (
-                    {"score": None} if self.task == "regression" else {"top_class": "", "probabilities": None}
-                )
-                results.append({"id": row["id"], **empty, "error": f"line {lineno}: {e}"})
+                failed = self.task.failed_prediction()
+                results.append({"id": row["id"], **failed, "error": f"line {lineno}: {e}"})
         if out_csv is not None:
-            write_predictions(out_csv, results, () if self.task == "regression" else self.class_names)
+            write_predictions(out_csv, results, self.class_names, self.task)
         return results
-
-
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max())
-    return e / e.sum()
 
 
 def _resolve(value: str | None, base: Path) -> Path | None:
@@ -492,24 +479,19 @@ def read_manifest(path: str | Path) -> list[dict[str, str]]:
 
 
 def write_predictions(
-    out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...]
+    out_csv: str | Path, results: list[dict[str, Any]], class_names: tuple[str, ...],
+    task: str | Task | None = None,
 ) -> Path:
-    """Write ``id, top_class, p_<class>..., error`` rows, or ``id, score, error`` for a
-    regression run's results (atomically)."""
+    """Write ``id, <the task's prediction columns>, error`` rows (atomically): ``top_class,
+    p_<class>...`` for classification, ``score`` for regression."""
+    task = get_task(task)
     out = Path(out_csv)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        if results and "score" in results[0]:
-            w.writerow(["id", "score", "error"])
-            for r in results:
-                w.writerow([r["id"], "" if r["score"] is None else f"{r['score']:.6f}", r["error"]])
-        else:
-            w.writerow(["id", "top_class", *[f"p_{c}" for c in class_names], "error"])
-            for r in results:
-                probs = r["probabilities"]
-                cells = [("" if probs is None else f"{probs[c]:.6f}") for c in class_names]
-                w.writerow([r["id"], r["top_class"], *cells, r["error"]])
+        w.writerow(["id", *task.csv_header(class_names), "error"])
+        for r in results:
+            w.writerow([r["id"], *task.csv_cells(r, class_names), r["error"]])
     tmp.replace(out)
     return out

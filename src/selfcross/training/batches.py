@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from selfcross.errors import DataError
+from selfcross.tasks import Task, get_task
 from selfcross.training.standardize import Standardizer
 
 #: Fraction of the currently available RAM a split may take to be loaded whole.
@@ -126,14 +126,14 @@ class SplitData:
             :func:`default_ram_limit`).
         gpu_limit: on CUDA, keep the whole split on the GPU when at most this many bytes
             (default: :func:`default_gpu_limit`); otherwise batches are copied per step.
-        task: ``classification`` (batches carry class indices) or ``regression`` (batches
-            carry the split's sentiment scores, in ``dtype``).
+        task: a :class:`~selfcross.tasks.Task` or its name; its ``targets`` are what batches
+            carry (class indices, or sentiment scores in ``dtype``).
         text_ids: text as int64 word ids ``[N, T]`` (for a model that tunes its word
             vectors) instead of word vectors.
 
     Attributes:
-        labels: the batch targets on ``device``: ``LongTensor [N]`` class indices, or the
-            scores for regression.
+        labels: the batch targets on ``device`` (the task's ``targets``).
+        task: the resolved :class:`~selfcross.tasks.Task`.
         labels_np: class indices as a NumPy ``int64`` array (for metrics).
         scores_np: float64 [N] scores, or ``None`` when the split has none.
         ids: utterance ids or ``None``.
@@ -149,12 +149,12 @@ class SplitData:
         standardizer: Standardizer | None = None,
         ram_limit: int | None = None,
         gpu_limit: int | None = None,
-        task: str = "classification",
+        task: str | Task | None = None,
         text_ids: bool = False,
     ) -> None:
         self.split = split
         self.text_ids = text_ids
-        self.task = task
+        self.task = get_task(task)
         self.modalities = tuple(modalities)
         self.dtype = dtype
         self.device = device
@@ -162,14 +162,7 @@ class SplitData:
         self.labels_np = np.asarray(split.labels, dtype=np.int64)
         scores = getattr(split, "scores", None)
         self.scores_np = None if scores is None else np.asarray(scores, dtype=np.float64)
-        if task == "regression":
-            if self.scores_np is None:
-                raise DataError(getattr(split, "fold_dir", None),
-                                f"split {split.name!r} has no sentiment scores (S_score.npy); "
-                                "regression needs a data root written by import-features")
-            self.labels = torch.from_numpy(self.scores_np.copy()).to(device=device, dtype=dtype)
-        else:
-            self.labels = torch.from_numpy(self.labels_np.copy()).to(device)
+        self.labels = self.task.targets(split, dtype, device)
         self.ids = getattr(split, "ids", None)
         nbytes = split_nbytes(split, self.modalities, dtype, text_ids)
         self.in_memory = nbytes <= (default_ram_limit() if ram_limit is None else ram_limit)

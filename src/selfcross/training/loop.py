@@ -21,8 +21,12 @@ valid frames only, stored with the run, applied to every split) and ``amp`` (bf1
 on CUDA; a documented no-op on CPU and in float64, where autocast would only lose
 precision or is unsupported).
 
-``TrainConfig.task = "regression"`` swaps cross-entropy for L1 on one output and dev accuracy
-for dev MAE (lowest wins); the task logic lives in :mod:`selfcross.tasks`.
+The task (``TrainConfig.task``, a :class:`~selfcross.tasks.Task`) owns the output width, the
+loss, the dev numbers and the selection, and the metrics: this module never branches on it.
+
+A dev selection metric that is NaN (a diverged model) never selects an epoch; a run none of
+whose epochs has a finite one fails with one line naming the first such epoch (see
+docs/architecture.md, "Tasks").
 
 Reproducibility: same seed + same device + same thread count => identical metrics. Seeds
 are set for torch, NumPy and ``random``; torch's deterministic algorithms are on during the
@@ -43,14 +47,12 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from sklearn.metrics import f1_score
 from tqdm.auto import tqdm
 
 from selfcross.config import ModalityShape, ModelConfig, RunConfig, paper_shapes
-from selfcross.errors import DataError
+from selfcross.errors import DataError, TrainingError
 from selfcross.models.kernels import set_kernels
-from selfcross.tasks import dev_selection, dev_summary, n_outputs, regression_metrics, task_loss
+from selfcross.tasks import Task, get_task
 from selfcross.training.batches import SplitData
 from selfcross.training.budget import Budget, resolve_budget
 from selfcross.training.callbacks import EpochCallback
@@ -62,7 +64,6 @@ from selfcross.training.environment import (
     seed_everything,
     tune_malloc,
 )
-from selfcross.training.metrics import classification_metrics
 from selfcross.training.modality_dropout import drop_modalities
 from selfcross.training.optimizer import EpochSchedule, class_weights, make_optimizer
 from selfcross.training.perturb import PerturbedSplit, check_applies, parse_perturbation
@@ -156,7 +157,7 @@ def _forward_all(
     with torch.inference_mode(), _autocast(params.device, params.dtype, amp):
         for inputs, lengths, labels in data.batches(None, batch_size):
             logits = model(**inputs, lengths=lengths if pass_lengths else None).to(params.dtype)
-            total += task_loss(data.task, logits, labels, reduction="sum").double()
+            total += data.task.loss(logits, labels, reduction="sum").double()
             logits_parts.append(logits)
     return torch.cat(logits_parts), total
 
@@ -168,7 +169,7 @@ def evaluate_model(
     standardizer: Standardizer | None = None,
     batch_size: int = 128,
     amp: bool = False,
-    task: str | None = None,
+    task: str | Task | None = None,
 ) -> dict[str, Any]:
     """Evaluate a model on one split.
 
@@ -179,40 +180,22 @@ def evaluate_model(
         standardizer: train-split statistics, applied when ``data`` is a raw ``Split``.
         batch_size: evaluation batch size (no effect on the numbers for a given device).
         amp: bf16 autocast (CUDA, float32 only), as in training.
-        task: ``classification`` or ``regression``; default: ``data.task`` (a
-            :class:`SplitData`), else classification.
+        task: a task or its name; default: ``data.task`` (a :class:`SplitData`), else the
+            default task.
 
     Returns:
-        ``{"metrics": classification_metrics(...), "loss": mean cross-entropy,
-        "y_true": int64 [N], "y_pred": int64 [N], "probs": float [N, K], "ids": list | None}``;
-        for regression ``metrics`` is :func:`~selfcross.tasks.regression_metrics`,
-        ``y_true`` / ``y_pred`` are float scores and there are no ``probs``.
+        The task's :meth:`~selfcross.tasks.Task.evaluate` dict (``metrics``, ``y_true``,
+        ``y_pred``; classification adds ``probs`` [N, K]) with ``loss`` (the mean loss) and
+        ``ids`` (list or ``None``): class indices for classification, float scores for regression.
     """
-    task = task or getattr(data, "task", "classification")
+    task = get_task(task or getattr(data, "task", None))
     if not isinstance(data, SplitData):
         p = next(model.parameters())
         data = SplitData(data, model.config.modalities, p.dtype, p.device, standardizer, task=task,
                          text_ids=model.config.owns_word_vectors)
     logits, total = _forward_all(model, data, batch_size, amp)
-    if task == "regression":
-        scores = logits[:, 0].double().cpu().numpy()
-        return {
-            "metrics": regression_metrics(data.scores_np, scores),
-            "loss": float(total) / max(1, len(data)),
-            "y_true": data.scores_np,
-            "y_pred": scores,
-            "ids": data.ids,
-        }
-    probs = torch.softmax(logits, dim=1).cpu().numpy()
-    y_pred = probs.argmax(axis=1).astype(np.int64)
-    return {
-        "metrics": classification_metrics(data.labels_np, y_pred, class_names),
-        "loss": float(total) / max(1, len(data)),
-        "y_true": data.labels_np,
-        "y_pred": y_pred,
-        "probs": probs,
-        "ids": data.ids,
-    }
+    return {**task.evaluate(logits, data, class_names), "loss": float(total) / max(1, len(data)),
+            "ids": data.ids}
 
 
 # -------------------------------------------------------------------------------- training
@@ -236,18 +219,8 @@ def _dev_scores(session: _Session) -> dict[str, float]:
     tc = session.config.train
     logits, total = _forward_all(session.model, session.dev, tc.eval_batch_size, tc.amp)
     scores = {"dev_loss": float(total) / len(session.dev)}
-    scores.update(dev_summary(tc.task, logits, session.dev, len(session.config.class_names)))
-    if tc.task == "classification":
-        y_true, y_pred = session.dev.labels_np, logits.argmax(dim=1).cpu().numpy()
-        for average in ("macro", "weighted"):
-            scores[f"dev_f1_{average}"] = float(f1_score(y_true, y_pred, average=average, zero_division=0))
+    scores.update(session.dev.task.dev_summary(logits, session.dev))
     return scores
-
-
-def _selection(tc: Any, scores: dict[str, float]) -> float:
-    """The number the best epoch maximises: dev ``select_on`` (classification) or minus the
-    dev MAE (regression)."""
-    return scores[f"dev_{tc.select_on}"] if tc.task == "classification" else dev_selection(tc.task, scores)
 
 
 def _smoothed(values: list[float], window: int) -> float:
@@ -280,11 +253,7 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         with _autocast(session.device, session.dtype, tc.amp):
             logits = model(**inputs, lengths=lengths if pass_lengths else None)
-        loss = (
-            task_loss(tc.task, logits.to(session.dtype), labels)
-            if weight is None
-            else F.cross_entropy(logits.to(session.dtype), labels, weight=weight)
-        )
+        loss = session.train.task.loss(logits.to(session.dtype), labels, weight=weight)
         loss.backward()
         optimizer.step()
         total += loss.detach().double() * labels.shape[0]
@@ -298,11 +267,11 @@ def _fit(
 
     Returns the per-epoch history and the best epoch (1-based).
     """
-    tc, model = session.config.train, session.model
+    tc, model, task = session.config.train, session.model, session.train.task
     budget = resolve_budget(tc, len(session.train))
     optimizer = make_optimizer(model.parameters(), tc)
     schedule = EpochSchedule(optimizer, tc, budget)
-    mode = tc.class_weights if tc.task == "classification" else "none"
+    mode = task.class_weight_mode(tc)
     weights = (
         None
         if mode == "none"
@@ -314,7 +283,7 @@ def _fit(
     drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
     history: list[dict[str, Any]] = []
     selection: list[float] = []
-    best, best_epoch, best_state, stale = -math.inf, 0, None, 0
+    best, best_epoch, best_state, stale, first_nan = -math.inf, 0, None, 0, None
     bar = tqdm(_epochs(budget), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_t0 = time.perf_counter()
@@ -328,7 +297,10 @@ def _fit(
                         "epoch_time_s": time.perf_counter() - epoch_t0})
         for callback in callbacks:
             callback.on_epoch(history[-1])
-        selection.append(_selection(tc, scores))
+        value = task.selection(tc, scores)
+        if math.isnan(value):  # never selected: NaN compares False, state it explicitly
+            first_nan = first_nan or epoch
+        selection.append(value)
         if _smoothed(selection, tc.select_window) > best:
             best, best_epoch, stale = _smoothed(selection, tc.select_window), epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -345,7 +317,9 @@ def _fit(
         if budget.may_stop(epoch, stale):
             break
     bar.close()
-    assert best_state is not None  # max_epochs >= 1 and the first epoch always improves
+    if best_state is None:  # every epoch's selection metric was NaN (or -inf)
+        raise TrainingError(f"{task.selection_name(tc)} is not a number at every epoch (first at epoch "
+                            f"{first_nan or 1}): the model diverged; lower the learning rate")
     model.load_state_dict(best_state)
     return history, best_epoch
 
@@ -354,13 +328,26 @@ def _open_session(config: RunConfig, fold_dir: Path) -> _Session:
     """Read the fold, fit the model config to it and resolve device and dtype."""
     config = copy.deepcopy(config)
     fold = _read_fold(fold_dir, tuple(config.model.modalities))
+    if config.train.task == "classification":
+        _refuse_one_class(fold, fold_dir)
     config.class_names = tuple(fold.class_names)
     config.model = fit_model_config(
-        config.model, fold.shapes, n_outputs(config.train.task, len(config.class_names))
+        config.model, fold.shapes, get_task(config.train.task).n_outputs(len(config.class_names))
     )
     if config.model.owns_word_vectors:
         config.model.vocab_size = int(_word_vector_matrix(fold, fold_dir).shape[0])
     return _Session(config, fold, fold_dir, resolve_device(config.train.device), DTYPES[config.train.dtype])
+
+
+def _refuse_one_class(fold: Any, fold_dir: Path) -> None:
+    """:class:`DataError` when the training labels hold one class: every model would predict
+    it and score the share of that class, which reads as success (accuracy 1.0) and is none."""
+    present = np.unique(np.asarray(fold.train.labels))
+    if present.size == 1 and len(fold.class_names) > 1:
+        name = fold.class_names[int(present[0])]
+        raise DataError(fold_dir, f"the training split holds one class ({name!r}, all {len(fold.train)} "
+                                  "rows); a classifier cannot learn from it. Check how the labels were "
+                                  "made (import-features: --labels and --center)")
 
 
 def _record_provenance(session: _Session) -> None:
@@ -529,7 +516,8 @@ def evaluate_run_full(
     perturb_seed: int = 0,
 ) -> dict[str, Any]:
     """:func:`evaluate_run` with predictions: the :func:`evaluate_model` dict plus
-    ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None)."""
+    ``fingerprint_matches`` (the fold is the one the run was trained on: True/False/None) and
+    ``task`` (the run's task name)."""
     fold_dir = Path(fold_dir)
     perturbation = None if perturb is None else parse_perturbation(perturb)
     model, config, standardizer = load_run(run_dir)
@@ -554,7 +542,7 @@ def evaluate_run_full(
                 fold_dir,
                 f"classes {list(names)} differ from the run's classes {list(config.class_names)}",
             )
-        if n_outputs(tc.task, len(names)) != config.model.n_classes:
+        if get_task(tc.task).n_outputs(len(names)) != config.model.n_classes:
             raise DataError(
                 fold_dir, f"{len(names)} classes but the model has {config.model.n_classes} outputs"
             )
@@ -570,6 +558,7 @@ def evaluate_run_full(
         result = evaluate_model(model, data, names, batch_size=tc.eval_batch_size, amp=tc.amp)
     recorded = config.data.get("fingerprint")
     result["fingerprint_matches"] = None if not recorded else recorded == _fingerprint(fold_dir)
+    result["task"] = tc.task
     return result
 
 

@@ -144,6 +144,7 @@ def format_metrics_table(
     results: Mapping[str, Mapping[str, Any]],
     paper_labels: bool = False,
     per_class: bool = True,
+    metrics: Sequence[str] = SCALAR_METRICS,
 ) -> str:
     """A compact text table of metrics, one column per split.
 
@@ -153,19 +154,17 @@ def format_metrics_table(
         paper_labels: label accuracy/balanced accuracy as the paper does (UA/WA) and add the
             one-line mapping note (FACTS.md §4).
         per_class: also print per-class recall rows (``-`` where the class is absent).
+        metrics: the metric rows, in order (a task's ``metrics``; default: classification's).
 
     Returns:
         The table as a string (no trailing newline).
     """
-    from selfcross.tasks import REGRESSION_METRICS
-
     splits = list(results)
     rows: list[tuple[str, list[str]]] = []
-    order = SCALAR_METRICS
-    if all("mae" in results[s] for s in splits):  # a regression run's metrics
-        order, per_class, paper_labels = REGRESSION_METRICS, False, False
-    elif paper_labels:  # the paper's table lists WA first, then UA
-        order = ("balanced_accuracy", "accuracy", *SCALAR_METRICS[2:])
+    order = tuple(metrics)
+    paper_labels = paper_labels and all(m in order for m in PAPER_METRIC_LABELS)
+    if paper_labels:  # the paper's table lists WA first, then UA
+        order = ("balanced_accuracy", "accuracy", *(m for m in order if m not in PAPER_METRIC_LABELS))
     for name in order:
         rows.append((metric_label(name, paper_labels), [_fmt(results[s].get(name)) for s in splits]))
     if per_class:
@@ -186,6 +185,9 @@ def format_metrics_table(
         lines.append("  ".join([label.ljust(width), *(v.rjust(w) for v, w in zip(vals, colw))]))
     if paper_labels:
         lines.append(PAPER_LABEL_NOTE)
+    for s in splits:
+        for name, reason in (results[s].get("undefined") or {}).items():
+            lines.append(f"{name} ({s}) is undefined: {reason}")
     return "\n".join(lines)
 
 

@@ -75,12 +75,27 @@ def parse_perturbation(spec: str) -> Perturbation:
     return Perturbation(kind, mods[0], snr)
 
 
+def removes_every_input(perturbation: Perturbation, modalities: Sequence[str]) -> bool:
+    """Whether ``perturbation`` leaves a model of ``modalities`` with no input at all."""
+    return perturbation.kind == "drop" and tuple(modalities) == (perturbation.modality,)
+
+
 def check_applies(perturbation: Perturbation, modalities: Sequence[str]) -> None:
-    """:class:`ConfigError` unless the run uses the perturbed modality."""
+    """:class:`ConfigError` unless the run uses the perturbed modality and keeps another.
+
+    Why the second condition: a model whose only modality is dropped scores a constant
+    input, so its "robustness" number measures nothing but the class prior.
+    """
     if perturbation.modality not in modalities:
         raise ConfigError(
             f"perturbation {perturbation.spec!r}: the run does not use {perturbation.modality} "
             f"(it uses {', '.join(modalities)})"
+        )
+    if removes_every_input(perturbation, modalities):
+        raise ConfigError(
+            f"perturbation {perturbation.spec!r} removes {perturbation.modality}, the only modality "
+            "the run uses: the model would be scored with no input (drop applies to multimodal runs; "
+            f"try noise:{perturbation.modality[0]}=SNR_DB or shuffle:{perturbation.modality[0]})"
         )
 
 

@@ -33,6 +33,7 @@ from safetensors.torch import load_file, save_file
 
 from selfcross.config import RunConfig
 from selfcross.errors import CheckpointError, ConfigError, SelfcrossError
+from selfcross.tasks import clean_json
 from selfcross.training.callbacks import history_columns
 from selfcross.training.environment import DTYPES
 from selfcross.training.standardize import PREFIX, Standardizer
@@ -101,7 +102,9 @@ def save_run(
         # and identical runs should give byte-identical files (the version is in config.json)
         save_file(tensors, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
         if metrics is not None:
-            (tmp / METRICS_FILE).write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+            # strict JSON: an undefined number is null (its reason is under the metrics' "undefined")
+            (tmp / METRICS_FILE).write_text(
+                json.dumps(clean_json(metrics), indent=2, sort_keys=True, allow_nan=False) + "\n")
             if metrics.get("history"):
                 write_history_csv(metrics["history"], tmp / HISTORY_FILE)
         if predictions is not None:

@@ -138,6 +138,8 @@ def _prepare_written(scan: CorpusScan, path: Path, out_root: Path, mods: tuple[s
     from selfcross.prepare.manifest import prepare_manifest
 
     notes = list(scan.notes)
+    # corpora known to miss a few files also hold a few undecodable ones (CREMA-D, MELD)
+    kwargs = {"on_unreadable": scan.on_missing, **kwargs}
     if "text" in mods and not scan.text_informative:
         notes.append("Text: the corpus's fixed sentences carry no emotion; text is prepared only "
                      "because word vectors were given.")

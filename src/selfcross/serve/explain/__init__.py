@@ -50,6 +50,9 @@ class Explanation:
     npz_path: Path
     probabilities: dict[str, float]
     figure: Any = field(repr=False, default=None)  # matplotlib Figure
+    #: blocks whose attention is uniform (every weight ~ 1/T): their maps say nothing of the clip
+    uniform_blocks: list[str] = field(default_factory=list)
+    n_blocks: int = 0
 
 
 def explain(
@@ -76,7 +79,7 @@ def explain(
         ConfigError: neither or both input forms given. DataError: an id not in the fold.
         CheckpointError: unreadable run folder.
     """
-    from selfcross.serve.explain.figure import draw_explanation
+    from selfcross.serve.explain.figure import draw_explanation, is_uniform
     from selfcross.serve.explain.inputs import clip_utterance, fold_utterances, load_explained_run
 
     raw = any(v is not None for v in (audio, video, transcript))
@@ -101,7 +104,8 @@ def explain(
         fig_path = out / f"{stem}.png"
         fig.savefig(fig_path, dpi=110)
         named = dict(zip(run.class_names, map(float, probs)))
-        results.append(Explanation(utt.id, fig_path, npz_path, named, fig))
+        results.append(Explanation(utt.id, fig_path, npz_path, named, fig,
+                                   [b.name for b in maps if is_uniform(b)], len(maps)))
     return results
 
 

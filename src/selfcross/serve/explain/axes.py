@@ -40,7 +40,7 @@ class ModalityAxis:
 
     @property
     def is_words(self) -> bool:
-        return self.modality == "text" and bool(self.ticks) and isinstance(self.ticks[0], str)
+        return self.modality == "text" and len(self.ticks) > 0 and isinstance(self.ticks[0], str)
 
 
 def _frame_step_seconds(modality: str, config: Any) -> float | None:

@@ -16,11 +16,27 @@ from typing import Any
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from selfcross.serve.explain.axes import ModalityAxis
 
 #: Most words written as tick labels on one axis (longer transcripts show positions).
 MAX_WORD_TICKS = 40
+#: A block is drawn as uniform when every weight is within this share of 1/T (T = keys used):
+#: its maps are then the same for every clip and carry no information about this one.
+UNIFORM_RTOL = 0.02
+
+
+def is_uniform(block: Any, rtol: float = UNIFORM_RTOL) -> bool:
+    """Whether every head's weight from every valid query to every key the softmax uses is
+    within ``rtol`` of ``1 / T`` (T = number of those keys)."""
+    w = block.weights[0].double().cpu().numpy()  # [H, Tq, Tk]
+    rows = np.flatnonzero(block.query_valid[0].cpu().numpy())
+    cols = np.flatnonzero(block.key_valid[0].cpu().numpy())
+    if rows.size == 0 or cols.size == 0:
+        return False
+    used = w[:, rows][:, :, cols]
+    return bool(np.all(np.abs(used * cols.size - 1.0) <= rtol))
 
 
 def draw_explanation(
@@ -30,14 +46,19 @@ def draw_explanation(
     fig = Figure(figsize=(12, 2.6 * (len(maps) + 1)), layout="constrained")
     FigureCanvasAgg(fig)
     grid = fig.add_gridspec(len(maps) + 1, 2, width_ratios=(3, 1))
-    _draw_header(fig.add_subplot(grid[0, 0]), run, utt, axes)
+    uniform = [b.name for b in maps if is_uniform(b)]
+    _draw_header(fig.add_subplot(grid[0, 0]), run, utt, axes, uniform, len(maps))
     _draw_probabilities(fig.add_subplot(grid[0, 1]), run.class_names, probs)
     for row, block in enumerate(maps, start=1):
+        ax = fig.add_subplot(grid[row, 0])
         if block.target == block.source:
-            _draw_self(fig, grid, row, run, block, axes[block.source])
+            _draw_self(ax, fig.add_subplot(grid[row, 1]), run, block, axes[block.source])
         else:
-            _draw_cross(fig.add_subplot(grid[row, 0]), block, axes[block.target], axes[block.source])
+            _draw_cross(ax, block, axes[block.target], axes[block.source])
             fig.add_subplot(grid[row, 1]).set_axis_off()
+        if block.name in uniform:
+            ax.set_title(f"{block.name}: UNIFORM, every weight = 1/{int(block.key_valid[0].sum())} "
+                         f"(within {100 * UNIFORM_RTOL:g}%): nothing singled out", color="#D55E00")
     truth = f", label {utt.label}" if utt.label else ""
     top = run.class_names[int(np.argmax(probs))]
     fig.suptitle(f"{utt.id}: predicted {top}{truth} ({run.config.model.kind}-attention, "
@@ -45,10 +66,11 @@ def draw_explanation(
     return fig
 
 
-def _draw_header(ax: Any, run: Any, utt: Any, axes: dict[str, ModalityAxis]) -> None:
+def _draw_header(ax: Any, run: Any, utt: Any, axes: dict[str, ModalityAxis], uniform: list[str],
+                 n_blocks: int) -> None:
     if utt.waveform is None or "audio" not in axes:
         ax.set_axis_off()
-        ax.text(0, 0.5, _caveat(run), va="center", fontsize=9, wrap=True)
+        ax.text(0, 0.5, _caveat(run, uniform, n_blocks), va="center", fontsize=9)
         return
     import librosa
 
@@ -63,15 +85,24 @@ def _draw_header(ax: Any, run: Any, utt: Any, axes: dict[str, ModalityAxis]) -> 
     ax.set_title("log-mel spectrogram of the clip")
     ax.set_xlim(0, _axis_end(axes["audio"]))
     _shade_padding(ax, axes["audio"])
+    if uniform:
+        ax.set_title(f"log-mel spectrogram; {_uniform_note(uniform, n_blocks)}", color="#D55E00")
 
 
-def _caveat(run: Any) -> str:
+def _uniform_note(uniform: list[str], n_blocks: int) -> str:
+    which = "every block" if len(uniform) == n_blocks else f"{len(uniform)} of {n_blocks} blocks"
+    return (f"attention is uniform in {which} (each weight within {100 * UNIFORM_RTOL:g}% of 1/T): "
+            "no step is singled out")
+
+
+def _caveat(run: Any, uniform: list[str], n_blocks: int) -> str:
+    """The header's text: at most two short lines (what the keys are; uniform attention)."""
     mixed = [m for m in run.modalities if run.model.encoders[m].conv is not None]
-    if not mixed:
-        return "No branch mixes time: every key is one input step."
-    return (f"{', '.join(mixed)}: the first layer mixes time steps (1x1 conv over time), so their keys\n"
-            "are mixed positions; self rows also show the weights projected onto input frames\n"
-            "through the conv weights (signed; the GRU in between is not inverted).")
+    lines = [f"{', '.join(mixed)} keys are conv-mixed positions (self rows also show input frames)"
+             if mixed else "Every key is one input step."]
+    if uniform:
+        lines.append(_uniform_note(uniform, n_blocks).capitalize() + ".")
+    return "\n".join(lines)
 
 
 def _draw_probabilities(ax: Any, names: tuple[str, ...], probs: np.ndarray) -> None:
@@ -84,11 +115,10 @@ def _draw_probabilities(ax: Any, names: tuple[str, ...], probs: np.ndarray) -> N
     ax.set_title("prediction")
 
 
-def _draw_self(fig: Figure, grid: Any, row: int, run: Any, block: Any, axis: ModalityAxis) -> None:
+def _draw_self(left: Any, right: Any, run: Any, block: Any, axis: ModalityAxis) -> None:
     from selfcross.models.maps import project_to_frames
 
     received = block.received[0].double().mean(dim=0).cpu()
-    left, right = fig.add_subplot(grid[row, 0]), fig.add_subplot(grid[row, 1])
     conv = run.model.encoders[block.source].conv
     if conv is None:
         _bars_on_axis(left, received.numpy(), block.key_valid[0].cpu().numpy(), axis)
@@ -149,24 +179,33 @@ def _label_cross_axis(set_ticks: Any, which: str, axis: ModalityAxis, steps: np.
     """Ticks at the image's positions ``0..len(steps)-1``, labelled by the steps they show."""
     n = len(steps)
     if axis.mixed_len is not None:
-        pos = np.linspace(0, n - 1, min(n, 6)).round().astype(int)
-        set_ticks(pos, [str(steps[p] + 1) for p in pos])
+        _regular_ticks(set_ticks, np.arange(n, dtype=float), steps + 1.0, integer=True)
     elif axis.is_words and n <= MAX_WORD_TICKS:
         words = [axis.ticks[i] for i in steps]
         set_ticks(np.arange(n), words, rotation=45 if which == "x" else 0, fontsize=8)
     elif not axis.is_words:
-        pos = np.linspace(0, n - 1, min(n, 6)).round().astype(int)
-        values = _numeric_ticks(axis)
-        set_ticks(pos, [f"{values[steps[p]]:g}" for p in pos])
+        _regular_ticks(set_ticks, np.arange(n, dtype=float), _numeric_ticks(axis)[steps])
 
 
 def _label_numeric(set_ticks: Any, axis: ModalityAxis, steps: np.ndarray) -> None:
-    """Tick labels in the axis's units (seconds or indices) at a few of ``steps``."""
+    """Tick labels in the axis's units (seconds or indices) over the bars at ``steps``."""
     if len(steps) == 0:
         return
-    chosen = steps[np.linspace(0, len(steps) - 1, min(len(steps), 6)).round().astype(int)]
-    values = _numeric_ticks(axis)
-    set_ticks(chosen, [f"{values[t]:g}" for t in chosen])
+    _regular_ticks(set_ticks, steps.astype(float), _numeric_ticks(axis)[steps])
+
+
+def _regular_ticks(set_ticks: Any, positions: np.ndarray, values: np.ndarray, integer: bool = False) -> None:
+    """At most 7 ticks at round, evenly spaced values (0, 0.5, 1.0 s; 1, 5, 10...), placed at
+    the positions those values fall on (``values`` increase along ``positions``)."""
+    if len(values) == 0:
+        return
+    lo, hi = float(values[0]), float(values[-1])
+    nice = MaxNLocator(nbins=6, integer=integer, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    nice = nice[(nice >= lo - 1e-9) & (nice <= hi + 1e-9)]
+    if len(values) < 2 or len(nice) == 0:
+        set_ticks(positions[:1], [f"{lo:g}"])
+        return
+    set_ticks(np.interp(nice, values, positions), [f"{v:g}" for v in nice])
 
 
 def _numeric_ticks(axis: ModalityAxis) -> np.ndarray:

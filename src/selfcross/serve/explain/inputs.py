@@ -66,19 +66,34 @@ def fold_utterances(run: ExplainedRun, fold_dir: Path, ids: list[str]) -> list[U
     words = run.vocab_words or _fold_vocab(fold_dir)
     found: list[Utterance] = []
     for utt_id in ids:
-        for split in (fold.test, fold.dev, fold.train):
-            if split.ids is not None and utt_id in split.ids:
-                pos = split.ids.index(utt_id)
-                inputs, lengths = split.get_batch([pos], run.modalities,
-                                                  text_as_ids=run.config.model.owns_word_vectors)
-                found.append(
-                    Utterance(utt_id, inputs, lengths, _words_of(split, pos, words),
-                              label=fold.class_names[int(split.labels[pos])])
-                )
-                break
-        else:
-            raise DataError(fold_dir, f"no utterance with id {utt_id!r} in its train, dev or test ids")
+        split, pos = _locate(fold, fold_dir, utt_id)
+        inputs, lengths = split.get_batch([pos], run.modalities,
+                                          text_as_ids=run.config.model.owns_word_vectors)
+        name = utt_id.replace(":", "_")  # a file name on every system
+        found.append(Utterance(name, inputs, lengths, _words_of(split, pos, words),
+                               label=fold.class_names[int(split.labels[pos])]))
     return found
+
+
+def _locate(fold: Any, fold_dir: Path, utt_id: str) -> tuple[Any, int]:
+    """(split, row) of ``utt_id``: an id of ``S_ids.txt`` (test, dev, train searched in that
+    order) or ``SPLIT:ROW`` (``test:0``), which addresses rows of a fold with or without ids."""
+    splits = {"test": fold.test, "dev": fold.dev, "train": fold.train}
+    for split in splits.values():
+        if split.ids is not None and utt_id in split.ids:
+            return split, split.ids.index(utt_id)
+    name, sep, row = utt_id.partition(":")
+    if sep and name in splits:
+        if not row.isdigit() or int(row) >= len(splits[name]):
+            raise DataError(fold_dir, f"{utt_id!r}: {name} has rows 0..{len(splits[name]) - 1}")
+        return splits[name], int(row)
+    sizes = ", ".join(f"{n} 0..{len(s) - 1}" for n, s in splits.items())
+    if all(s.ids is None for s in splits.values()):
+        raise DataError(fold_dir, f"no utterance ids in this fold (no S_ids.txt), so {utt_id!r} names "
+                                  f"nothing; address rows as SPLIT:ROW, e.g. --ids test:0 ({sizes})")
+    example = next(s.ids[0] for s in splits.values() if s.ids)
+    raise DataError(fold_dir, f"no utterance with id {utt_id!r} in its train, dev or test ids (they look "
+                              f"like {example!r}); or address rows as SPLIT:ROW, e.g. --ids test:0")
 
 
 def _fold_vocab(fold_dir: Path) -> list[str] | None:
