@@ -29,7 +29,7 @@ from selfcross.errors import ConfigError
 GOLDEN = {
     "paper": "eead76384ce07b2ba083462683e687b772b264a0eed7c4434608624ac5408ddc",
     "improved": "3e91d0bd03f25e036bd0b86bb8d1042f46f66709c63d5d393182d713c9ddea8a",
-    "strong": "5182b8035883f82eec3d5fc68e5baa2e14da8cf66c8978450fca3b20527567d5",
+    "strong": "1759d65f48e2fcf0aa30f7b36b1f84113ddee8ec706bcc91c398d3551f62a5d1",
 }
 
 

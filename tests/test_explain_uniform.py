@@ -15,7 +15,7 @@ from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig
 from selfcross.serve.explain import explain
 from selfcross.training import train_run
-from test_training_loop import write_tiny_fold
+from tiny_runs import write_tiny_fold
 
 
 def _scaled_query_key(run: Path, to: Path, factor: float) -> Path:

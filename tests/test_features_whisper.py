@@ -21,13 +21,13 @@ pytest.importorskip("transformers")
 pytest.importorskip("ctranslate2")
 
 import hf_tiny  # noqa: E402
+from media import speech  # noqa: E402
 from selfcross.cli import main  # noqa: E402
 from selfcross.errors import ConfigError  # noqa: E402
 from selfcross.features import extractors as fx  # noqa: E402
 from selfcross.features import pretrained as hf  # noqa: E402
 from selfcross.features import whisper  # noqa: E402
 from selfcross.features.configio import load_feature_configs  # noqa: E402
-from test_adapters import speech  # noqa: E402
 from test_features_pretrained import LINES, _manifest, _one_line_error  # noqa: E402
 
 SR = 16_000

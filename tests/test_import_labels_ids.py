@@ -10,7 +10,7 @@ import pytest
 
 from feature_files import write_mfn
 from selfcross.cli import main
-from test_training_loop import write_tiny_fold
+from tiny_runs import write_tiny_fold
 
 
 def test_binning_every_score_into_one_class_is_an_error(tmp_path: Path,

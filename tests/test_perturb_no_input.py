@@ -9,7 +9,7 @@ import pytest
 from selfcross.cli import main
 from selfcross.config import ModelConfig, RunConfig, TrainConfig
 from selfcross.training import train_run
-from test_training_loop import write_tiny_fold
+from tiny_runs import write_tiny_fold
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from selfcross.analysis.report import collect, majority_baseline
 from selfcross.cli import main
 from selfcross.experiments.store import Predictions, ResultsStore, RunKey
-from test_training_loop import write_tiny_fold
+from tiny_runs import write_tiny_fold
 
 CLASSES = ["negative", "positive"]
 

@@ -15,6 +15,7 @@ from selfcross.config import (
     ModelConfig,
     TrainConfig,
     apply_preset,
+    set_epoch_cap,
 )
 from selfcross.errors import ConfigError
 from selfcross.models import FusionModel
@@ -186,8 +187,7 @@ def test_select_on_keeps_the_epoch_with_the_best_dev_metric(tiny_fold, tmp_path,
 
 @pytest.mark.slow
 def test_strong_preset_trains_on_a_tiny_fold_with_its_schedule(tiny_fold, tmp_path):
-    cfg = apply_preset(tiny_run_config(), "strong")
-    cfg.train.max_epochs = 4
+    cfg = set_epoch_cap(apply_preset(tiny_run_config(), "strong"), 4)
     cfg.train.patience = 4
     metrics = train_run(cfg, tiny_fold, tmp_path / "r", progress=False)
     assert len(metrics["history"]) == 4

@@ -11,7 +11,7 @@ import torch
 from safetensors.torch import load_file
 
 from selfcross.cli import main
-from selfcross.config import ModalityShape, ModelConfig, RunConfig, apply_preset
+from selfcross.config import ModalityShape, ModelConfig, RunConfig, apply_preset, set_epoch_cap
 from selfcross.errors import ConfigError, DataError
 from selfcross.folds import read_fold, write_split
 from selfcross.models import FusionModel
@@ -168,8 +168,7 @@ def tuned_run(tmp_path_factory) -> tuple[Path, Path, dict]:
     words = ["<pad>", "<unk>", *(f"w{i}" for i in range(2, VOCAB))]
     (root / "vocab.txt").write_text("\n".join(words) + "\n")
     (root / "features.json").write_text(json.dumps({"text": {"max_tokens": STEPS}}))
-    cfg = apply_preset(tiny_run_config(max_epochs=3), "strong")
-    cfg.train.max_epochs = 3
+    cfg = set_epoch_cap(apply_preset(tiny_run_config(max_epochs=3), "strong"), 3)
     cfg.model.modalities, cfg.model.tune_word_vectors = ("text",), True
     metrics = train_run(cfg, fold, root / "run", progress=False)
     return root / "run", fold, metrics

@@ -63,6 +63,12 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ep20": {"train.max_epochs": 20},
     "ep40": {"train.max_epochs": 40},
     "bs16": {"train.batch_size": 16},
+    "lr1e-3": {"train.lr": 1e-3},
+    # the preset before its budget was counted in updates (and its windows in frames)
+    "epoch_budget": {"train.max_updates": 0, "train.warmup_updates": 0, "train.patience_updates": 0,
+                     "train.min_updates": 0, "train.select_window": 1, "model.pool_steps": 0,
+                     "model.spec_time_share": 0.0},
+    "window1": {"train.select_window": 1},
 }
 
 
@@ -72,6 +78,9 @@ def make_config(corpus: str, variant: dict[str, Any], seed: int, threads: int) -
 
     if corpus == "ravdess":
         model = ModelConfig(kind="self", modalities=("audio",), shapes={"audio": ModalityShape(500, 120, 25)})
+        train = TrainConfig(seed=seed, num_threads=threads, device="cpu")
+    elif corpus == "synthetic":
+        model = ModelConfig(kind="self", modalities=("audio", "video", "text"))
         train = TrainConfig(seed=seed, num_threads=threads, device="cpu")
     else:
         model = ModelConfig(kind="self", modalities=("text",))
@@ -88,7 +97,7 @@ def make_config(corpus: str, variant: dict[str, Any], seed: int, threads: int) -
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("corpus", choices=("ravdess", "meld"))
+    ap.add_argument("corpus", choices=("ravdess", "meld", "synthetic"))
     ap.add_argument("--root", type=Path, default=None, help="prepared data root (default: the benchmark's)")
     ap.add_argument("--variants", default="base", help=f"comma list of: {', '.join(VARIANTS)}")
     ap.add_argument(
@@ -98,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECTION.KEY=JSON",
         help="extra switch for every variant, e.g. train.max_epochs=20",
     )
-    ap.add_argument("--folds", type=int, default=2, help="first N folds (RAVDESS)")
+    ap.add_argument("--folds", type=int, default=2, help="first N folds (RAVDESS, synthetic)")
     ap.add_argument("--seeds", default="1")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--log", type=Path, default=None, help="append one JSON line per run")
@@ -109,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     default_root = Path(tempfile.gettempdir()) / "selfcross-real" / args.corpus / "data"
     root = args.root or default_root
-    folds = list_folds(root)[: args.folds] if args.corpus == "ravdess" else [root / "fold01"]
+    folds = list_folds(root)[: args.folds] if args.corpus != "meld" else [root / "fold01"]
     extra = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
     rows = []
     for name in args.variants.split(","):

@@ -176,8 +176,14 @@ class ModelConfig:
             (order-preserving average over windows of ``pool_stride`` valid frames) or
             ``none``. The text branch never mixes time.
         pool_stride: frames per window for ``time_mixing="pool"``.
+        pool_steps: when > 0, each modality's window is ``ceil(seq_len / pool_steps)`` frames
+            instead of ``pool_stride``: about ``pool_steps`` steps whatever the frame rate
+            (500 frames at 100/s -> windows of 20; 20 word-aligned steps -> no pooling).
         spec_time_masks: SpecAugment-style: spans of audio time steps zeroed per clip (training).
         spec_time_width: the longest such span, in input frames.
+        spec_time_share: when > 0, the longest span is this share of the audio's frames
+            instead (``round(share * seq_len)``, at least 1): the same share of a clip at any
+            frame rate (0.08 = 40 of 500 frames at 100/s, 2 of 20 word-aligned steps).
         spec_feat_masks: spans of audio feature channels zeroed per clip (training).
         spec_feat_width: the widest such span, in channels.
         word_dropout: probability of zeroing a whole word vector (training only).
@@ -206,8 +212,10 @@ class ModelConfig:
     masked_mean: bool = False
     time_mixing: str = "conv"
     pool_stride: int = 1
+    pool_steps: int = 0
     spec_time_masks: int = 0
     spec_time_width: int = 0
+    spec_time_share: float = 0.0
     spec_feat_masks: int = 0
     spec_feat_width: int = 0
     word_dropout: float = 0.0
@@ -222,6 +230,8 @@ class ModelConfig:
         "hidden": Interval(1),
         "heads": Interval(1),
         "pool_stride": Interval(1),
+        "pool_steps": Interval(0),  # 0 = use pool_stride
+        "spec_time_share": Interval(0.0, 1.0),
         "spec_time_masks": Interval(0),
         "spec_time_width": Interval(0),
         "spec_feat_masks": Interval(0),
@@ -272,6 +282,14 @@ class ModelConfig:
         with text among the modalities)."""
         return self.tune_word_vectors and "text" in self.modalities
 
+    def stride_for(self, seq_len: int) -> int:
+        """The pooling window of a modality of ``seq_len`` steps (see ``pool_steps``)."""
+        return max(1, -(-seq_len // self.pool_steps)) if self.pool_steps else self.pool_stride
+
+    def spec_width_for(self, seq_len: int) -> int:
+        """The longest SpecAugment time span of audio of ``seq_len`` frames (see ``spec_time_share``)."""
+        return max(1, round(self.spec_time_share * seq_len)) if self.spec_time_share else self.spec_time_width
+
     @property
     def embed_dim(self) -> int:
         """Width of every attention vector (bidirectional GRU output)."""
@@ -317,6 +335,16 @@ class TrainConfig:
         task: ``classification`` (the paper's: cross-entropy, best dev accuracy) or
             ``regression`` (sentiment scores: one output, L1 loss, best dev MAE; see
             :mod:`selfcross.tasks`).
+        max_updates: the epoch cap is at least this many optimizer updates (rounded up to
+            whole epochs); 0 = ``max_epochs`` alone. Unused without a cap (``max_epochs=0``).
+        warmup_updates: the warm-up lasts at least this many updates; 0 = ``warmup_epochs``.
+        patience_updates: early stopping waits at least this many updates; 0 = ``patience``.
+        min_updates: early stopping may not end a run before this many updates (0 = any
+            epoch). The update counts make a budget scale with the training split's size
+            (:mod:`selfcross.training.budget`).
+        select_window: the best epoch maximises the mean of the dev selection value over
+            this many epochs ending at it (1 = the epoch's own value, the paper's): one
+            utterance of a 58-utterance dev split moves its accuracy by 1.7 points.
     """
 
     seed: int = 1
@@ -341,6 +369,11 @@ class TrainConfig:
     warmup_epochs: int = 0
     modality_dropout: float = 0.0
     task: str = DEFAULT_TASK
+    max_updates: int = 0
+    warmup_updates: int = 0
+    patience_updates: int = 0
+    min_updates: int = 0
+    select_window: int = 1
 
     #: The allowed values of each constrained field: one table for validation and the CLI.
     constraints: ClassVar[dict[str, Constraint]] = {
@@ -359,14 +392,24 @@ class TrainConfig:
         "modality_dropout": Interval(0.0, 1.0),
         "eval_batch_size": Interval(1),
         "num_threads": Interval(1, optional=True),
+        "max_updates": Interval(0),
+        "warmup_updates": Interval(0),
+        "patience_updates": Interval(0),
+        "min_updates": Interval(0),
+        "select_window": Interval(1),
     }
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise :class:`ConfigError` naming the first field outside its constraint."""
+        """Raise :class:`ConfigError` naming the first field outside its constraint (or a
+        combination that cannot run)."""
         check_constraints(self)
+        if self.schedule == "cosine" and self.max_epochs == 0:
+            # the cosine decays to 0 at the cap: without one the rate would be 0 after warm-up
+            raise ConfigError("schedule 'cosine' decays to 0 at the epoch cap and max_epochs 0 means no cap: "
+                              "give max_epochs > 0 or use schedule 'plateau' or 'none'")
 
     def epochs(self) -> Iterator[int]:
         """Epoch numbers 1, 2, ... up to ``max_epochs`` (unbounded when it is 0)."""
@@ -456,8 +499,11 @@ STRONG: dict[str, dict[str, Any]] = {
     "model": {
         "time_mixing": "pool",
         "pool_stride": 20,
+        # a window in steps, not frames: ~25 steps at any frame rate (20 frames at 100/s)
+        "pool_steps": 25,
         "spec_time_masks": 2,
         "spec_time_width": 40,
+        "spec_time_share": 0.08,  # 40 of 500 frames, at any frame rate
         "spec_feat_masks": 2,
         "spec_feat_width": 12,
         "word_dropout": 0.1,
@@ -466,12 +512,19 @@ STRONG: dict[str, dict[str, Any]] = {
         "class_weights": "none",
         "select_on": "f1_weighted",
         "optimizer": "adamw",
-        "lr": 3e-3,
+        "lr": 1e-3,  # with a budget of >= 2,000 updates (3e-3 won at 30 epochs; docs/improved.md)
         "weight_decay": 0.01,
         "schedule": "cosine",
         "warmup_epochs": 2,
         "max_epochs": 30,
         "patience": 10,
+        # the budget in optimizer updates (each the larger of the epoch and the update count):
+        # a 300-clip corpus trains ~2,000 updates like a 10,000-utterance one, not ~300
+        "max_updates": 2000,
+        "warmup_updates": 200,
+        "patience_updates": 500,
+        "min_updates": 800,
+        "select_window": 3,
     },
 }
 
@@ -526,6 +579,20 @@ def apply_preset(config: RunConfig, preset: str) -> RunConfig:
     config.preset = preset
     config.model.validate()
     config.train.validate()
+    return config
+
+
+def set_epoch_cap(config: RunConfig, max_epochs: int) -> RunConfig:
+    """Cap training at exactly ``max_epochs`` (0 = none), with the budget counted in epochs.
+
+    An explicit cap drops a preset's update counts (``max_updates``, ``warmup_updates``,
+    ``patience_updates``, ``min_updates``): on a small corpus they would raise the cap, or
+    make a short run one long warm-up.
+    """
+    config.train.max_epochs = max_epochs
+    for name in ("max_updates", "warmup_updates", "patience_updates", "min_updates"):
+        setattr(config.train, name, 0)
+    config.train.__post_init__()  # e.g. a cosine schedule needs a cap
     return config
 
 
@@ -600,3 +667,53 @@ def hashed_config(config: dict[str, Any]) -> dict[str, Any]:
     if DEFAULTS_VERSION != 1:
         d["defaults_version"] = DEFAULTS_VERSION
     return d
+
+
+#: Top-level keys of a config file (``best.json`` of ``selfcross tune``): the preset to start
+#: from, the label its runs get in a results store, the switches set on top, and what
+#: produced it (``tuning``: informational, never applied).
+CONFIG_FILE_KEYS: tuple[str, ...] = ("preset", "name", "model", "train", "tuning")
+
+
+def load_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a config file (JSON, or YAML for ``.yaml``/``.yml``): ``{"preset", "name",
+    "model": {...}, "train": {...}}``; a malformed file raises :class:`ConfigError` naming it."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+    try:
+        if path.suffix in (".yaml", ".yml"):
+            import yaml  # optional: only YAML files need it
+
+            d = yaml.safe_load(text)
+        else:
+            d = json.loads(text)
+    except ImportError:
+        raise ConfigError(f"{path}: YAML config files need PyYAML (pip install 'selfcross[tune]')") from None
+    except Exception as e:  # json.JSONDecodeError or yaml.YAMLError (yaml is an optional import)
+        raise ConfigError(f"{path}: not valid {'YAML' if path.suffix in ('.yaml', '.yml') else 'JSON'} "
+                          f"({str(e).splitlines()[0]})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: expected an object with keys {', '.join(CONFIG_FILE_KEYS)}")
+    unknown = sorted(set(d) - set(CONFIG_FILE_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown config file keys: {', '.join(unknown)}")
+    if d.get("preset", "paper") not in PRESETS:
+        raise ConfigError(f"{path}: preset {d.get('preset')!r} is not one of {', '.join(PRESETS)}")
+    return d
+
+
+def apply_config_file(config: RunConfig, d: dict[str, Any]) -> RunConfig:
+    """Apply a config file's preset, then its ``model`` / ``train`` switches, to ``config``
+    (in place; the combination is validated) and return it."""
+    apply_preset(config, d.get("preset", "paper"))
+    for section, cls in (("model", ModelConfig), ("train", TrainConfig)):
+        values = d.get(section) or {}
+        _check_keys(cls, values)
+        for key, value in values.items():
+            setattr(getattr(config, section), key, tuple(value) if isinstance(value, list) else value)
+    config.model.validate()
+    config.train.__post_init__()
+    return config

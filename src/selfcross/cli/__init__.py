@@ -1,8 +1,8 @@
 """The ``selfcross`` command line: a thin layer over the Python API.
 
 Each sub-module registers its sub-commands with :func:`register` (one module per stage:
-data, training, compat, experiments, store, prepare, predict, explain). Every command mirrors a Python
-function; the CLI only parses arguments, calls it, and turns a
+data, training, compat, experiments, store, prepare, predict, explain, tune). Every command
+mirrors a Python function; the CLI only parses arguments, calls it, and turns a
 :class:`~selfcross.errors.SelfcrossError` into one line on stderr and exit status 2.
 """
 
@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "prepare",
     "predict",
     "explain",
+    "tune",
 )
 
 

@@ -16,6 +16,7 @@ import argparse
 from typing import TYPE_CHECKING, Any
 
 from selfcross.cli.encoders import encoder_configs
+from selfcross.cli.options import config_file_or_preset
 from selfcross.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -92,11 +93,13 @@ def grid_plan(args: argparse.Namespace) -> GridPlan:
     """:class:`GridPlan` from ``grid``'s flags: which runs, and so which cells of the store."""
     from selfcross.experiments.options import GridPlan  # start-up cost (see the module doc)
 
+    recipe = config_file_or_preset(args)  # --config FILE, or the bare --preset
     return GridPlan(
         models=csv_list(args.models), modalities=csv_list(args.modalities), folds=args.folds,
-        seeds=args.seeds, include_no_sp=args.no_stat_pool_too, preset=args.preset, device=args.device,
-        max_epochs=args.max_epochs, task=args.task, tune_word_vectors=args.tune_word_vectors,
-        robustness=args.robustness or (),
+        seeds=args.seeds, include_no_sp=args.no_stat_pool_too, preset=recipe.get("preset", "paper"),
+        device=args.device, max_epochs=args.max_epochs, task=args.task,
+        tune_word_vectors=args.tune_word_vectors, robustness=args.robustness or (),
+        config_file=recipe if args.config else None,
     )
 
 

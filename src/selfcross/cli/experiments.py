@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from selfcross.cli.builders import csv_list, execution_options, grid_plan
-from selfcross.cli.options import add_no_progress
+from selfcross.cli.options import add_config_argument, add_no_progress
 from selfcross.cli.trackers import add_logger_arguments
 from selfcross.config import RunConfig, choices
 from selfcross.errors import ConfigError
@@ -42,10 +42,12 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--threads-per-worker", type=int, default=None,
                    help="torch threads per run (default: cores // workers)")
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N")
-    g.add_argument("--preset", default="paper", choices=choices(RunConfig, "preset"),
+    add_config_argument(g)
+    g.add_argument("--preset", default=None, choices=choices(RunConfig, "preset"),
                    help="paper: the authors' computation, quirks included; improved: padding masks, "
                    "length-aware GRUs, masked means, train-split standardization, bf16 on CUDA; "
-                   "strong: improved + choices for real data (docs/improved.md) (default: %(default)s)")
+                   "strong: improved + choices for real data (docs/improved.md) (default: paper, or the "
+                   "--config file's; a --config file's runs are keyed by its name, 'tuned' by default)")
     g.add_argument("--tune-word-vectors", action="store_true",
                    help="train the word vectors with each text model, starting from W_embedding "
                    "(frozen GloVe vectors know nothing of emotion); needs text stored as word ids")
@@ -62,8 +64,10 @@ def _register_grid(subparsers: argparse._SubParsersAction) -> None:
                    "are retried only with --retry-failed")
     g.add_argument("--retry-failed", action="store_true", help="rerun runs recorded as failed")
     g.add_argument("--max-epochs", type=int, default=None,
-                   help="cap on epochs per run (default 100; 0 = no cap: early stopping alone ends a "
-                   "run, as in the authors' loop)")
+                   help="cap on epochs per run, exactly, the budget then counted in epochs (default: "
+                   "the preset's budget, 100 epochs for paper; 0 = no cap: early stopping alone ends a "
+                   "run, as in the authors' loop; refused with strong's cosine schedule, which decays to "
+                   "0 at the cap)")
     g.add_argument("--task", default=DEFAULT_TASK, choices=TASKS,
                    help=task_help() + "; the task is part of each run's key, so one results database "
                    "can hold several tasks")

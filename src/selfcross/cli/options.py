@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
-from selfcross.errors import DataError
+from selfcross.config import load_config_file
+from selfcross.errors import ConfigError, DataError
 
 
 def add_no_progress(parser: argparse.ArgumentParser, what: str = "no progress bar") -> None:
@@ -37,3 +39,25 @@ def read_transcript(args: argparse.Namespace) -> str | None:
         return args.transcript_file.read_text(encoding="utf-8").strip()
     except (OSError, UnicodeDecodeError) as e:
         raise DataError(args.transcript_file, f"cannot read the transcript ({e})") from None
+
+
+def add_config_argument(p: argparse.ArgumentParser) -> None:
+    """``--config FILE``: a preset plus switches (the ``best.json`` of ``selfcross tune``)."""
+    p.add_argument(
+        "--config",
+        default=None,
+        metavar="FILE",
+        help="a config file (JSON, or YAML): {\"preset\": ..., \"model\": {...}, \"train\": {...}}, such as "
+        "the best.json written by selfcross tune; its preset, then its switches, are applied",
+    )
+
+
+def config_file_or_preset(args: argparse.Namespace) -> dict[str, Any]:
+    """The config file of ``--config`` (its preset checked against ``--preset``), or the bare preset."""
+    if args.config is None:
+        return {"preset": args.preset or "paper"}
+    d = load_config_file(args.config)
+    if args.preset is not None and args.preset != d.get("preset", "paper"):
+        raise ConfigError(f"--preset {args.preset} differs from the preset of {args.config} "
+                          f"({d.get('preset', 'paper')}); give one of them")
+    return d

@@ -13,9 +13,16 @@ import json
 from pathlib import Path
 from typing import Any
 
-from selfcross.cli.options import add_no_progress
+from selfcross.cli.options import add_config_argument, add_no_progress, config_file_or_preset
 from selfcross.cli.trackers import add_logger_arguments, logger_options
-from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset, choices
+from selfcross.config import (
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    apply_config_file,
+    choices,
+    set_epoch_cap,
+)
 from selfcross.labels import modality_code, parse_modalities
 from selfcross.tasks import DEFAULT_TASK, TASKS, get_task, task_help
 
@@ -95,16 +102,18 @@ def _add_model_switches(p: argparse.ArgumentParser) -> None:
         help="replace statistical pooling ([std, mean] across the attention vectors) by their "
         "concatenation: the paper's 'noSP' ablation. Uni-modal self models never pool",
     )
+    add_config_argument(p)
     p.add_argument(
         "--preset",
         choices=choices(RunConfig, "preset"),
-        default="paper",
+        default=None,
         help="paper: the authors' computation, quirks included (padding attended and averaged, "
         "raw MFCC values); improved: padding masks, length-aware GRUs, masked means, "
         "train-split standardization, bf16 autocast on CUDA; strong: improved plus choices for small real "
         "corpora (order-preserving temporal pooling instead of the time-mixing conv, SpecAugment-style "
-        "masks and word dropout, AdamW, warm-up + cosine schedule, model selection on dev weighted F1; "
-        "docs/improved.md) (default: %(default)s)",
+        "masks and word dropout, AdamW, warm-up + cosine schedule with a budget counted in optimizer "
+        "updates, model selection on dev weighted F1; docs/improved.md) (default: paper, or the --config "
+        "file's)",
     )
     p.add_argument(
         "--tune-word-vectors",
@@ -141,7 +150,10 @@ def _add_runtime_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help=f"cap on epochs; early stopping usually ends sooner; 0 = no cap, as in the authors' loop "
+        help=f"cap on epochs, exactly (the budget is then counted in epochs: a preset's update counts "
+        f"are dropped); early stopping usually "
+        f"ends sooner; 0 = no cap, as in the authors' loop: refused with the strong preset's cosine "
+        f"schedule, which decays to 0 at the cap "
         f"(default: {TrainConfig.max_epochs}, the strong preset's own budget with --preset strong)",
     )
     p.add_argument(
@@ -201,12 +213,11 @@ def build_run_config(args: argparse.Namespace) -> RunConfig:
         modality_dropout=args.modality_dropout,
         task=args.task,
     )
-    config = apply_preset(RunConfig(model=model, train=train), args.preset)
+    config = apply_config_file(RunConfig(model=model, train=train), config_file_or_preset(args))
     if args.tune_word_vectors:
         config.model.tune_word_vectors = True
     if args.max_epochs is not None:
-        config.train.max_epochs = args.max_epochs
-        config.train.validate()  # the same check as a config file's value
+        set_epoch_cap(config, args.max_epochs)
     return config
 
 

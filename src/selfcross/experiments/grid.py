@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from selfcross.analysis.robustness import Perturbation, evaluate_robustness, parse_specs
-from selfcross.config import ModelConfig, RunConfig, TrainConfig, apply_preset, config_hash
+from selfcross.config import (
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    apply_config_file,
+    config_hash,
+    set_epoch_cap,
+)
 from selfcross.errors import DataError
 from selfcross.experiments.executors import RunOutcome, RunSpec, make_executor
 from selfcross.experiments.options import ExecutionOptions, GridPlan, parse_range  # noqa: F401 - parse_range: public here too
@@ -56,7 +63,10 @@ def plan_runs(plan: GridPlan, folds: Sequence[int]) -> tuple[list[PlannedRun], l
     notices for skipped combinations.
 
     ``plan.tune_word_vectors`` switches ``model.tune_word_vectors`` on for every run (those
-    without text are unaffected); off leaves the preset's value.
+    without text are unaffected); off leaves the preset's value. ``plan.config_file`` (see
+    :func:`selfcross.config.load_config_file`, e.g. ``selfcross tune``'s ``best.json``) replaces
+    ``plan.preset``: its preset and switches are applied, and its runs are keyed by its ``name``
+    (default ``tuned``), so that they stand beside the plain preset's in one store.
 
     Cross (and self+cross) with one modality is skipped with a notice, as is noSP for a
     single attention vector (uni-modal self: SP is undefined there, pooling is the identity).
@@ -77,17 +87,19 @@ def plan_runs(plan: GridPlan, folds: Sequence[int]) -> tuple[list[PlannedRun], l
                 else:
                     cells.append((kind, mods, "concat"))
     runs = []
+    recipe = plan.config_file if plan.config_file is not None else {"preset": plan.preset}
+    label = str(recipe.get("name") or "tuned") if plan.config_file is not None else plan.preset
     for kind, mods, pooling in cells:
         for fold in folds:
             for seed in plan.seeds:
                 cfg = RunConfig(model=ModelConfig(kind=kind, modalities=mods, pooling=pooling),
                                 train=TrainConfig(seed=seed, device=plan.device, task=plan.task))
-                apply_preset(cfg, plan.preset)
+                apply_config_file(cfg, recipe)
                 if plan.tune_word_vectors:
                     cfg.model.tune_word_vectors = True
                 if plan.max_epochs is not None:
-                    cfg.train.max_epochs = plan.max_epochs
-                key = RunKey(kind, set_code(mods), pooling, plan.preset, fold, seed, plan.task)
+                    set_epoch_cap(cfg, plan.max_epochs)
+                key = RunKey(kind, set_code(mods), pooling, label, fold, seed, plan.task)
                 runs.append(PlannedRun(key, cfg))
     # fold-major order: the runs a paired comparison needs finish close together, so a
     # partly finished grid already supports self-vs-cross tests

@@ -77,6 +77,9 @@ class GridPlan:
         robustness: perturbation specs (``"drop:a,drop:t"``, see ``evaluate --perturb``): once
             the runs are done, every planned run that uses the perturbed modality is re-scored
             on its test split under each (see :mod:`selfcross.analysis.robustness`).
+        config_file: a loaded config file (``selfcross tune``'s ``best.json``, see
+            :func:`selfcross.config.load_config_file`) instead of ``preset``: its preset and
+            switches are applied and its runs are keyed by its ``name`` (default ``tuned``).
     """
 
     models: Sequence[str] = ("self", "cross")
@@ -90,6 +93,7 @@ class GridPlan:
     task: str = DEFAULT_TASK
     tune_word_vectors: bool = False
     robustness: Sequence[str] | str = ()
+    config_file: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.folds = parse_range(self.folds, "folds")

@@ -77,10 +77,10 @@ class FusionModel(nn.Module):
                 mask_padding=config.mask_padding,
                 packed_gru=config.packed_gru,
                 time_mixing=config.time_mixing,
-                pool_stride=config.pool_stride,
+                pool_stride=config.stride_for(shape.seq_len),
                 spec_mask=SpecMask(
                     config.spec_time_masks,
-                    config.spec_time_width,
+                    config.spec_width_for(shape.seq_len),
                     config.spec_feat_masks,
                     config.spec_feat_width,
                 )

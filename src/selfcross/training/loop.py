@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import itertools
 import math
 import time
 from collections.abc import Sequence
@@ -55,6 +56,7 @@ from selfcross.models import FusionModel
 from selfcross.models.kernels import set_kernels
 from selfcross.tasks import Task, get_task
 from selfcross.training.batches import SplitData
+from selfcross.training.budget import Budget, resolve_budget
 from selfcross.training.callbacks import EpochCallback
 from selfcross.training.environment import (
     DTYPES,
@@ -214,6 +216,18 @@ def _dev_scores(session: _Session) -> dict[str, float]:
     return scores
 
 
+def _smoothed(values: list[float], window: int) -> float:
+    """Mean of the last ``window`` values (fewer at the start): ``window=1`` is the last value,
+    bit for bit, so the paper's selection is unchanged."""
+    tail = values[-window:]
+    return tail[0] if len(tail) == 1 else float(np.mean(tail))
+
+
+def _epochs(budget: Budget) -> Any:
+    """Epoch numbers 1, 2, ... up to the budget's cap (unbounded when it is 0)."""
+    return range(1, budget.max_epochs + 1) if budget.max_epochs else itertools.count(1)
+
+
 def _train_epoch(
     session: _Session,
     optimizer: torch.optim.Optimizer,
@@ -247,8 +261,9 @@ def _fit(
     Returns the per-epoch history and the best epoch (1-based).
     """
     tc, model, task = session.config.train, session.model, session.train.task
+    budget = resolve_budget(tc, len(session.train))
     optimizer = make_optimizer(model.parameters(), tc)
-    schedule = EpochSchedule(optimizer, tc)
+    schedule = EpochSchedule(optimizer, tc, budget)
     mode = task.class_weight_mode(tc)
     weights = (
         None
@@ -260,8 +275,9 @@ def _fit(
     # a generator of its own, so that the batch order stays the same with and without drops
     drop_gen = torch.Generator().manual_seed(tc.seed + 1) if tc.modality_dropout > 0 else None
     history: list[dict[str, Any]] = []
+    selection: list[float] = []
     best, best_epoch, best_state, stale, first_nan = -math.inf, 0, None, 0, None
-    bar = tqdm(tc.epochs(), desc="train", unit="epoch", disable=not progress)
+    bar = tqdm(_epochs(budget), desc="train", unit="epoch", disable=not progress)
     for epoch in bar:
         epoch_t0 = time.perf_counter()
         train_loss = _train_epoch(
@@ -277,8 +293,9 @@ def _fit(
         value = task.selection(tc, scores)
         if math.isnan(value):  # never selected: NaN compares False, state it explicitly
             first_nan = first_nan or epoch
-        if value > best:
-            best, best_epoch, stale = value, epoch, 0
+        selection.append(value)
+        if _smoothed(selection, tc.select_window) > best:
+            best, best_epoch, stale = _smoothed(selection, tc.select_window), epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
@@ -290,7 +307,7 @@ def _fit(
                 "best_epoch": best_epoch,
             }
         )
-        if stale >= tc.patience:
+        if budget.may_stop(epoch, stale):
             break
     bar.close()
     if best_state is None:  # every epoch's selection metric was NaN (or -inf)

@@ -17,6 +17,7 @@ import torch
 
 from selfcross.config import TrainConfig
 from selfcross.models.kernels import check_kernels
+from selfcross.training.budget import Budget
 
 
 def make_adam(params: Iterable[torch.nn.Parameter], lr: float, kernels: str = "fast") -> torch.optim.Adam:
@@ -61,8 +62,13 @@ def cosine_factor(epoch_index: int, warmup: int, total: int) -> float:
 class EpochSchedule:
     """Steps the learning rate once per epoch with that epoch's dev loss (if it needs it)."""
 
-    def __init__(self, optimizer: torch.optim.Optimizer, tc: TrainConfig) -> None:
+    def __init__(
+        self, optimizer: torch.optim.Optimizer, tc: TrainConfig, budget: Budget | None = None
+    ) -> None:
+        """``budget``: the run's resolved epoch counts (default: ``tc``'s epoch counts)."""
         self.kind = tc.schedule
+        warmup, cap = (tc.warmup_epochs, tc.max_epochs) if budget is None else (budget.warmup_epochs,
+                                                                                budget.max_epochs)
         self.scheduler: Any = None
         if self.kind == "plateau":
             self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -70,7 +76,7 @@ class EpochSchedule:
             )
         elif self.kind == "cosine":
             self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-                optimizer, lambda i: cosine_factor(i, tc.warmup_epochs, tc.max_epochs)
+                optimizer, lambda i: cosine_factor(i, warmup, cap)
             )
 
     def step(self, dev_loss: float) -> None:
